@@ -1,0 +1,23 @@
+#!/bin/sh
+# One-step set-up from a fresh clone: the Debian packages the tests need (a C compiler
+# and the kernel UAPI header <linux/acrn.h> from linux-libc-dev), then the npm packages,
+# which also builds hsmctl (npm's prepare script). Safe to run again.
+set -eu
+cd "$(dirname "$0")"
+
+need=""
+command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
+[ -f /usr/include/linux/acrn.h ] || need="$need linux-libc-dev"
+if [ -n "$need" ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "setup: installing Debian packages:$need" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $need >/dev/null
+  else
+    echo "setup: no apt-get; install$need yourself for the ABI conformance test (it is skipped without them)" >&2
+  fi
+fi
+
+npm ci --no-audit --no-fund

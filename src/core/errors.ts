@@ -1,0 +1,75 @@
+// One error family for all of hsmctl (ARCHITECTURE.md, "Errors"). Each class carries the
+// exit code it maps to; the command base class is the only place that turns them into
+// process exit codes and stderr text.
+
+import { errnoInfo } from './abi/errno.js'
+
+/** Exit codes, documented in `hsmctl help` and the man pages. */
+export const EXIT_CODES = [
+  { code: 0, name: 'ok', meaning: 'the command did what it was asked' },
+  { code: 1, name: 'hsm', meaning: 'the HSM (or hypervisor) refused: the ioctl, errno and a hint are printed' },
+  { code: 2, name: 'usage', meaning: 'bad flags, arguments or input files; nothing was changed' },
+  { code: 3, name: 'not-found', meaning: 'a named VM, device, struct or file does not exist' },
+  { code: 4, name: 'conflict', meaning: 'the request clashes with existing state (duplicate name, busy device)' },
+  { code: 5, name: 'daemon', meaning: 'the hsmd daemon or the backend could not be reached' },
+  { code: 130, name: 'interrupted', meaning: 'interrupted by Ctrl-C (SIGINT)' },
+] as const
+
+export type ExitCode = (typeof EXIT_CODES)[number]['code']
+
+export abstract class HsmctlError extends Error {
+  abstract readonly exitCode: ExitCode
+  /** What to do next, shown under the message. */
+  readonly hint: string | undefined
+
+  constructor(message: string, hint?: string) {
+    super(message)
+    this.name = new.target.name
+    this.hint = hint
+  }
+}
+
+/** A failed ioctl: the syscall returned -1 with this errno (what both backends reject with). */
+export class HsmError extends HsmctlError {
+  readonly exitCode = 1 as const
+  readonly errno: number
+  /** The errno symbol, e.g. 'EINVAL'. */
+  readonly code: string
+  /** The request name without ACRN_IOCTL_, or the syscall ('open', 'mmap', ...). */
+  readonly request: string
+
+  constructor(request: string, errno: number, hint?: string, detail?: string) {
+    const info = errnoInfo(errno)
+    super(`${request} failed: ${info.code} (${info.message})${detail ? `: ${detail}` : ''}`, hint)
+    this.errno = errno
+    this.code = info.code
+    this.request = request
+  }
+}
+
+/** Bad flags, arguments or input; names the flag when there is one. */
+export class UsageError extends HsmctlError {
+  readonly exitCode = 2 as const
+  readonly flag: string | undefined
+
+  constructor(message: string, options: { flag?: string; hint?: string } = {}) {
+    super(options.flag ? `${options.flag}: ${message}` : message, options.hint)
+    this.flag = options.flag
+  }
+}
+
+export class NotFoundError extends HsmctlError {
+  readonly exitCode = 3 as const
+}
+
+export class ConflictError extends HsmctlError {
+  readonly exitCode = 4 as const
+}
+
+export class DaemonUnreachableError extends HsmctlError {
+  readonly exitCode = 5 as const
+}
+
+export class InterruptedError extends HsmctlError {
+  readonly exitCode = 130 as const
+}

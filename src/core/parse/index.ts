@@ -1,0 +1,5 @@
+export * from './number.js'
+export * from './size.js'
+export * from './bdf.js'
+export * from './msi.js'
+export * from './access.js'
