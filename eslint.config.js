@@ -18,7 +18,16 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: ['@oclif/*', '@inquirer/*', 'chalk', 'cli-table3', '../../commands/*', '../../ui/*'] },
+        {
+          patterns: [
+            '@oclif/*',
+            '@inquirer/*',
+            'chalk',
+            'cli-table3',
+            '../../commands/*',
+            '../../ui/*',
+          ],
+        },
       ],
     },
   },

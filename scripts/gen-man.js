@@ -58,8 +58,15 @@ for (const cmd of commands) {
   const flags = Object.entries(cmd.flags ?? {}).filter(([, f]) => !f.hidden)
   const synopsis = [
     `.B ${bin} ${esc(id)}`,
-    ...flags.map(([name, f]) => `[\\fB\\-\\-${esc(name)}\\fR${f.type === 'option' ? ` \\fI${esc(f.helpValue ?? 'VALUE')}\\fR` : ''}]`),
-    ...args.map((a) => (a.required ? `\\fI${esc(a.name.toUpperCase())}\\fR` : `[\\fI${esc(a.name.toUpperCase())}\\fR]`)),
+    ...flags.map(
+      ([name, f]) =>
+        `[\\fB\\-\\-${esc(name)}\\fR${f.type === 'option' ? ` \\fI${esc(f.helpValue ?? 'VALUE')}\\fR` : ''}]`,
+    ),
+    ...args.map((a) =>
+      a.required
+        ? `\\fI${esc(a.name.toUpperCase())}\\fR`
+        : `[\\fI${esc(a.name.toUpperCase())}\\fR]`,
+    ),
   ]
   const lines = [
     `.TH ${pageName(cmd.id).toUpperCase()} 1 ${date} "${bin} ${pkg.version}" "User Commands"`,
@@ -72,7 +79,8 @@ for (const cmd of commands) {
   ]
   if (args.length > 0) {
     lines.push('.SH ARGUMENTS')
-    for (const a of args) lines.push('.TP', `.I ${esc(a.name.toUpperCase())}`, esc(a.description ?? ''))
+    for (const a of args)
+      lines.push('.TP', `.I ${esc(a.name.toUpperCase())}`, esc(a.description ?? ''))
   }
   if (flags.length > 0) {
     lines.push('.SH OPTIONS')
@@ -83,7 +91,15 @@ for (const cmd of commands) {
   }
   if ((cmd.examples ?? []).length > 0) {
     lines.push('.SH EXAMPLES')
-    for (const ex of cmd.examples) lines.push('.PP', '.nf', `.RS 4`, esc(example(typeof ex === 'string' ? ex : ex.command, cmd.id)), '.RE', '.fi')
+    for (const ex of cmd.examples)
+      lines.push(
+        '.PP',
+        '.nf',
+        `.RS 4`,
+        esc(example(typeof ex === 'string' ? ex : ex.command, cmd.id)),
+        '.RE',
+        '.fi',
+      )
   }
   lines.push(...exitStatus(), '.SH SEE ALSO', `.BR ${bin} (1)`)
   writeFileSync(join(outDir, `${pageName(cmd.id)}.1`), lines.join('\n') + '\n')
@@ -101,14 +117,20 @@ const top = [
     `${bin} drives the ACRN Hypervisor Service Module (/dev/acrn_hsm): VMs, memory segments, pass-through devices, ioeventfds, irqfds and interrupts, against a built-in simulation of the hypervisor or against real hardware. Every command takes --json.`,
   ),
   '.SH COMMANDS',
-  ...commands.flatMap((c) => ['.TP', `.B ${esc(c.id.replaceAll(':', ' '))}`, esc((c.summary ?? c.description ?? '').split('\n')[0])]),
+  ...commands.flatMap((c) => [
+    '.TP',
+    `.B ${esc(c.id.replaceAll(':', ' '))}`,
+    esc((c.summary ?? c.description ?? '').split('\n')[0]),
+  ]),
   '.SH ENVIRONMENT',
   '.TP',
   '.B NO_COLOR',
   'When set and not empty, output is not coloured.',
   ...exitStatus(),
   '.SH SEE ALSO',
-  commands.map((c, i) => `.BR ${esc(pageName(c.id))} (1)${i < commands.length - 1 ? ',' : ''}`).join('\n'),
+  commands
+    .map((c, i) => `.BR ${esc(pageName(c.id))} (1)${i < commands.length - 1 ? ',' : ''}`)
+    .join('\n'),
 ]
 writeFileSync(join(outDir, `${bin}.1`), top.join('\n') + '\n')
 console.log(`wrote ${commands.length + 1} man pages to man/`)

@@ -3,7 +3,8 @@ import { HsmCommand } from '../cli/base-command.js'
 import type { AbiDescription } from '../core/abi/describe.js'
 
 export default class Abi extends HsmCommand {
-  static override summary = 'Show the /dev/acrn_hsm ABI: every ioctl, and struct layouts like pahole.'
+  static override summary =
+    'Show the /dev/acrn_hsm ABI: every ioctl, and struct layouts like pahole.'
 
   static override description = `Without an argument, lists the 27 ioctls of the ACRN HSM with their request numbers,
 direction, encoded size and argument. With a struct name (acrn_vm_creation, vm_memmap, ...)
@@ -46,7 +47,8 @@ matching ioctls and the one struct.`
       this.log(renderIoctlTable(selection.description.ioctls))
     } else {
       const { renderPahole } = await import('../ui/pahole.js')
-      if (selection.description.ioctls.length > 0) this.log(renderIoctlTable(selection.description.ioctls) + '\n')
+      if (selection.description.ioctls.length > 0)
+        this.log(renderIoctlTable(selection.description.ioctls) + '\n')
       for (const layout of selection.layouts) this.log(renderPahole(layout))
     }
     return selection.description

@@ -7,10 +7,18 @@ import { errnoInfo } from './abi/errno.js'
 /** Exit codes, documented in `hsmctl help` and the man pages. */
 export const EXIT_CODES = [
   { code: 0, name: 'ok', meaning: 'the command did what it was asked' },
-  { code: 1, name: 'hsm', meaning: 'the HSM (or hypervisor) refused: the ioctl, errno and a hint are printed' },
+  {
+    code: 1,
+    name: 'hsm',
+    meaning: 'the HSM (or hypervisor) refused: the ioctl, errno and a hint are printed',
+  },
   { code: 2, name: 'usage', meaning: 'bad flags, arguments or input files; nothing was changed' },
   { code: 3, name: 'not-found', meaning: 'a named VM, device, struct or file does not exist' },
-  { code: 4, name: 'conflict', meaning: 'the request clashes with existing state (duplicate name, busy device)' },
+  {
+    code: 4,
+    name: 'conflict',
+    meaning: 'the request clashes with existing state (duplicate name, busy device)',
+  },
   { code: 5, name: 'daemon', meaning: 'the hsmd daemon or the backend could not be reached' },
   { code: 130, name: 'interrupted', meaning: 'interrupted by Ctrl-C (SIGINT)' },
 ] as const

@@ -19,7 +19,11 @@ export function renderIoctlTable(ioctls: IoctlDescription[]): string {
       `0x${i.nr.toString(16).padStart(2, '0')}`,
       DIR_TEXT[i.dir] ?? i.dir,
       i.size,
-      i.arg === null ? '(none)' : i.arg.endsWith('*') || i.arg.startsWith('acrn_') ? i.arg : `${i.arg} (value)`,
+      i.arg === null
+        ? '(none)'
+        : i.arg.endsWith('*') || i.arg.startsWith('acrn_')
+          ? i.arg
+          : `${i.arg} (value)`,
       i.request,
     ]),
   )
@@ -27,7 +31,12 @@ export function renderIoctlTable(ioctls: IoctlDescription[]): string {
 
 export function renderStructTable(layouts: readonly Layout[]): string {
   return renderTable(
-    [{ header: 'STRUCT' }, { header: 'SIZE', align: 'right' }, { header: 'ALIGN', align: 'right' }, { header: 'ORIGIN' }],
+    [
+      { header: 'STRUCT' },
+      { header: 'SIZE', align: 'right' },
+      { header: 'ALIGN', align: 'right' },
+      { header: 'ORIGIN' },
+    ],
     layouts.map((l) => [l.name, l.size, l.align, l.origin + (l.packed ? ', packed' : '')]),
   )
 }

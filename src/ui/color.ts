@@ -2,7 +2,10 @@
 
 import { Chalk, type ChalkInstance } from 'chalk'
 
-export function colorEnabled(stream: NodeJS.WriteStream, argv: readonly string[] = process.argv): boolean {
+export function colorEnabled(
+  stream: NodeJS.WriteStream,
+  argv: readonly string[] = process.argv,
+): boolean {
   if (argv.includes('--no-color')) return false
   if (process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '') return false
   if (process.env.FORCE_COLOR !== undefined && process.env.FORCE_COLOR !== '0') return true

@@ -6,7 +6,16 @@ import { err } from './color.js'
 export interface RenderedError {
   exitCode: number
   text: string
-  json: { error: { message: string; exitCode: number; code?: string; errno?: number; request?: string; hint?: string } }
+  json: {
+    error: {
+      message: string
+      exitCode: number
+      code?: string
+      errno?: number
+      request?: string
+      hint?: string
+    }
+  }
 }
 
 interface OclifParseError extends Error {

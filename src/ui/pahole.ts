@@ -10,9 +10,14 @@ export function renderPahole(layout: Layout): string {
   const holesAfter = new Map<string, number[]>()
   const layoutGaps = gaps(layout)
   for (const gap of layoutGaps) {
-    if (gap.kind === 'hole') holesAfter.set(gap.after, [...(holesAfter.get(gap.after) ?? []), gap.size])
+    if (gap.kind === 'hole')
+      holesAfter.set(gap.after, [...(holesAfter.get(gap.after) ?? []), gap.size])
   }
-  const list = members(layout)
+  // C puts an array's length after the name: `u32 bar[6];`
+  const list = members(layout).map((m) => {
+    const array = /^(.*)(\[\d+\])$/.exec(m.type)
+    return array ? { ...m, type: array[1]!, name: m.name + array[2]! } : m
+  })
   const typeWidth = Math.max(...list.map((m) => m.type.length + m.depth * 2), 8) + 2
   const nameWidth = Math.max(...list.map((m) => m.name.length + 1)) + 2
   let lastTop = ''

@@ -14,7 +14,13 @@ export function renderTable(columns: Column[], rows: (string | number)[][]): str
   const table = new Table({
     head: columns.map((c) => (tty ? out().bold(c.header) : c.header)),
     colAligns: columns.map((c) => c.align ?? 'left'),
-    style: { head: [], border: [], compact: true, 'padding-left': tty ? 1 : 0, 'padding-right': tty ? 1 : 2 },
+    style: {
+      head: [],
+      border: [],
+      compact: true,
+      'padding-left': tty ? 1 : 0,
+      'padding-right': tty ? 1 : 2,
+    },
     chars: tty
       ? {}
       : {

@@ -55,4 +55,3 @@ export function describeStruct(layout: Layout): StructDescription {
 export function describeAbi(structs: readonly Layout[] = ALL_STRUCTS): AbiDescription {
   return { ioctls: describeIoctls(), structs: structs.map(describeStruct) }
 }
-

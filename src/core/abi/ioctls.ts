@@ -20,11 +20,17 @@ const IOC_DIRSHIFT = IOC_SIZESHIFT + IOC_SIZEBITS
 /** `_IOC(dir, type, nr, size)` as an unsigned 32-bit number. */
 export function ioc(dir: number, type: number, nr: number, size: number): number {
   if (dir < 0 || dir > 3) throw new RangeError(`ioctl dir ${dir} is not 0..3`)
-  if (type < 0 || type >= 1 << IOC_TYPEBITS) throw new RangeError(`ioctl type ${type} is not 8 bits`)
+  if (type < 0 || type >= 1 << IOC_TYPEBITS)
+    throw new RangeError(`ioctl type ${type} is not 8 bits`)
   if (nr < 0 || nr >= 1 << IOC_NRBITS) throw new RangeError(`ioctl nr ${nr} is not 8 bits`)
-  if (size < 0 || size >= 1 << IOC_SIZEBITS) throw new RangeError(`ioctl size ${size} is not 14 bits`)
+  if (size < 0 || size >= 1 << IOC_SIZEBITS)
+    throw new RangeError(`ioctl size ${size} is not 14 bits`)
   return (
-    ((dir << IOC_DIRSHIFT) | (size << IOC_SIZESHIFT) | (type << IOC_TYPESHIFT) | (nr << IOC_NRSHIFT)) >>> 0
+    ((dir << IOC_DIRSHIFT) |
+      (size << IOC_SIZESHIFT) |
+      (type << IOC_TYPESHIFT) |
+      (nr << IOC_NRSHIFT)) >>>
+    0
   )
 }
 

@@ -55,7 +55,12 @@ export interface FieldSpec {
 }
 
 /** A member: `field('vmid', 0, 'u16')`, `field('bar', 12, 'u32', 6)`. */
-export function field(name: string, offset: number, type: Scalar | Layout, count?: number): FieldSpec {
+export function field(
+  name: string,
+  offset: number,
+  type: Scalar | Layout,
+  count?: number,
+): FieldSpec {
   return count === undefined ? { name, offset, type } : { name, offset, type, count }
 }
 
@@ -85,7 +90,12 @@ function alignUp(value: number, align: number): number {
   return Math.ceil(value / align) * align
 }
 
-function build(kind: Layout['kind'], name: string, specs: FieldSpec[], opts: LayoutOptions): Layout {
+function build(
+  kind: Layout['kind'],
+  name: string,
+  specs: FieldSpec[],
+  opts: LayoutOptions,
+): Layout {
   const packed = opts.packed ?? false
   let end = 0
   let align = 1
@@ -404,6 +414,7 @@ export function gaps(layout: Layout): Gap[] {
     // An anonymous union's members are listed as the parent's; the gap follows its last one.
     last = f.anonymous ? ((f.type as Layout).fields.at(-1)?.name ?? '') : f.name
   }
-  if (end < layout.size) out.push({ offset: end, size: layout.size - end, kind: 'padding', after: last })
+  if (end < layout.size)
+    out.push({ offset: end, size: layout.size - end, kind: 'padding', after: last })
   return out
 }

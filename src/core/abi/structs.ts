@@ -274,7 +274,11 @@ export const acrn_vdev = defineStruct(
             0,
             defineStruct(
               'acrn_vdev.id.fields',
-              [field('vendor', 0, 'le16'), field('device', 2, 'le16'), field('legacy_id', 4, 'le32')],
+              [
+                field('vendor', 0, 'le16'),
+                field('device', 2, 'le16'),
+                field('legacy_id', 4, 'le32'),
+              ],
               { size: 8, origin: 'inline' },
             ),
           ),
@@ -383,11 +387,10 @@ export const vm_memory_region_batch = defineStruct(
 )
 
 // HC_SET_IOREQ_BUFFER takes the address of this 8-byte struct, not the page (§2.2).
-export const acrn_ioreq_buffer = defineStruct(
-  'acrn_ioreq_buffer',
-  [field('ioreq_buf', 0, 'u64')],
-  { size: 8, origin: 'kernel' },
-)
+export const acrn_ioreq_buffer = defineStruct('acrn_ioreq_buffer', [field('ioreq_buf', 0, 'u64')], {
+  size: 8,
+  origin: 'kernel',
+})
 
 // --- Hypervisor (acrn-hypervisor acrn_common.h, §7.1, §7.3) ------------------------------
 

@@ -3,7 +3,11 @@
 import { MemAccess } from '../abi/constants.js'
 import { UsageError } from '../errors.js'
 
-const BITS: Readonly<Record<string, number>> = { r: MemAccess.READ, w: MemAccess.WRITE, x: MemAccess.EXEC }
+const BITS: Readonly<Record<string, number>> = {
+  r: MemAccess.READ,
+  w: MemAccess.WRITE,
+  x: MemAccess.EXEC,
+}
 
 export function parseAccess(text: string, name?: string): number {
   const letters = text.trim().toLowerCase()
@@ -19,7 +23,10 @@ export function parseAccess(text: string, name?: string): number {
     attr |= bit
   }
   if (letters === '') {
-    throw new UsageError('an empty access mode maps nothing', { flag: name, hint: 'use r, rw or rwx' })
+    throw new UsageError('an empty access mode maps nothing', {
+      flag: name,
+      hint: 'use r, rw or rwx',
+    })
   }
   return attr
 }
