@@ -1,0 +1,55 @@
+import { HsmCommand } from '../../cli/base-command.js'
+import { backendFlag } from '../../cli/flags.js'
+import type { Backend } from '../../core/daemon/paths.js'
+
+export default class DaemonRun extends HsmCommand {
+  static override summary = 'Run hsmd, the daemon that holds the VMs, in the foreground.'
+
+  static override description = `hsmd keeps the /dev/acrn_hsm file descriptors open so that VMs outlive a single
+command, and serves the other hsmctl commands on a unix socket in the runtime directory
+(HSMCTL_RUNTIME_DIR, else $XDG_RUNTIME_DIR/hsmctl). Commands start it on demand; run it in
+the foreground to watch its log. Ctrl-C or SIGTERM stops it cleanly.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --backend sim',
+  ]
+
+  static override flags = { backend: backendFlag }
+
+  static override enableJsonFlag = false
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(DaemonRun)
+    const backend = flags.backend as Backend
+    const { DaemonUnreachableError } = await import('../../core/errors.js')
+    if (backend === 'native') {
+      throw new DaemonUnreachableError(
+        'the native backend (hsm-helper) is not part of this build yet',
+        'use --backend sim (the default); real hardware support is planned',
+      )
+    }
+    const { startDaemon } = await import('../../core/daemon/hsmd.js')
+    let daemon
+    try {
+      daemon = await startDaemon({ backend })
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        const { ConflictError } = await import('../../core/errors.js')
+        throw new ConflictError((e as Error).message, 'stop it first with `hsmctl daemon stop`')
+      }
+      throw e
+    }
+    process.stderr.write(
+      `hsmd (${backend}) pid ${process.pid} listening on ${daemon.server.path}\n`,
+    )
+    const onSignal = (signal: string) => {
+      process.stderr.write(`hsmd: ${signal}, stopping\n`)
+      void daemon.stop()
+    }
+    process.once('SIGINT', () => onSignal('SIGINT'))
+    process.once('SIGTERM', () => onSignal('SIGTERM'))
+    await daemon.stopped
+    process.stderr.write('hsmd: stopped\n')
+  }
+}

@@ -1,0 +1,36 @@
+import { HsmCommand } from '../../cli/base-command.js'
+import { backendFlag } from '../../cli/flags.js'
+import type { DaemonStatus } from '../../core/daemon/hsmd.js'
+import type { Backend } from '../../core/daemon/paths.js'
+
+export default class DaemonStart extends HsmCommand {
+  static override summary = 'Start hsmd in the background (if it is not running already).'
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --json',
+  ]
+
+  static override flags = { backend: backendFlag }
+
+  async run(): Promise<DaemonStatus> {
+    const { flags } = await this.parse(DaemonStart)
+    const { ensureDaemon } = await import('../../core/daemon/autostart.js')
+    let started = false
+    const client = await ensureDaemon({
+      backend: flags.backend as Backend,
+      onStart: () => (started = true),
+    })
+    try {
+      const status = await client.call<DaemonStatus>('daemon.status')
+      process.stderr.write(
+        started
+          ? `started hsmd (${status.backend}) pid ${status.pid} on ${status.socket}\n`
+          : `hsmd (${status.backend}) is already running, pid ${status.pid}\n`,
+      )
+      return status
+    } finally {
+      client.close()
+    }
+  }
+}

@@ -1,0 +1,91 @@
+// Any command starts the daemon on demand (and says so once on stderr), so users never
+// have to know it exists until they want to.
+
+import { spawn } from 'node:child_process'
+import { mkdirSync, openSync, closeSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { DaemonUnreachableError } from '../errors.js'
+import { connect, type DaemonClient } from './client.js'
+import { logPath, socketPath, stateDir, type Backend } from './paths.js'
+
+const RUN_JS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'run.js')
+
+export interface EnsureOptions {
+  backend: Backend
+  env?: NodeJS.ProcessEnv
+  /** Told once when this call had to start the daemon. */
+  onStart?: (info: { pid: number; socket: string; log: string }) => void
+  /** How long to wait for a starting daemon (ms). */
+  timeout?: number
+}
+
+function isAbsent(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code
+  return code === 'ENOENT' || code === 'ECONNREFUSED'
+}
+
+/** Connect to the backend's daemon, starting it first if none is running. */
+export async function ensureDaemon(options: EnsureOptions): Promise<DaemonClient> {
+  const env = options.env ?? process.env
+  const path = socketPath(options.backend, env)
+  try {
+    return await connect(path)
+  } catch (e) {
+    if (!isAbsent(e)) throw unreachable(path, e)
+  }
+  const log = logPath(options.backend, env)
+  mkdirSync(stateDir(env), { recursive: true, mode: 0o700 })
+  const fd = openSync(log, 'a', 0o600)
+  const child = spawn(process.execPath, [RUN_JS, 'daemon', 'run', '--backend', options.backend], {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env,
+  })
+  closeSync(fd)
+  let exited: number | null = null
+  child.once('exit', (code) => (exited = code ?? -1))
+  child.unref()
+  const deadline = Date.now() + (options.timeout ?? 10_000)
+  for (;;) {
+    try {
+      const client = await connect(path)
+      if (child.pid !== undefined) options.onStart?.({ pid: child.pid, socket: path, log })
+      return client
+    } catch (e) {
+      if (!isAbsent(e)) throw unreachable(path, e)
+    }
+    if (exited !== null) {
+      // It may have lost a start race to another command's daemon: try that one.
+      try {
+        return await connect(path)
+      } catch {
+        throw new DaemonUnreachableError(
+          `hsmd exited with status ${exited} while starting`,
+          `see ${log}`,
+        )
+      }
+    }
+    if (Date.now() > deadline) {
+      throw new DaemonUnreachableError(`hsmd did not open ${path} in time`, `see ${log}`)
+    }
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+function unreachable(path: string, e: unknown): DaemonUnreachableError {
+  return new DaemonUnreachableError(
+    `cannot reach hsmd at ${path}: ${(e as Error).message}`,
+    'check the permissions of the runtime directory, or run `hsmctl daemon run` in the foreground',
+  )
+}
+
+/** Connect only if a daemon runs; undefined otherwise (for `daemon status` and `stop`). */
+export async function connectIfRunning(backend: Backend, env: NodeJS.ProcessEnv = process.env) {
+  try {
+    return await connect(socketPath(backend, env))
+  } catch (e) {
+    if (isAbsent(e)) return undefined
+    throw unreachable(socketPath(backend, env), e)
+  }
+}

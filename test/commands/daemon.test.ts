@@ -1,0 +1,72 @@
+// `hsmctl daemon start|status|stop|run` as a user runs them, in temp runtime/state dirs.
+
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { hsmctl } from '../support/cli.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'hsmctl-cli-daemon-'))
+const env = { HSMCTL_RUNTIME_DIR: join(dir, 'run'), HSMCTL_STATE_DIR: join(dir, 'state') }
+const run = (...args: string[]) => hsmctl(args, env)
+
+afterAll(() => {
+  run('daemon', 'stop')
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('hsmctl daemon', () => {
+  it('status says not running before anything started it', () => {
+    const r = run('daemon', 'status', '--json')
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toEqual({
+      running: false,
+      backend: 'sim',
+      socket: join(dir, 'run', 'hsmd-sim.sock'),
+    })
+  })
+
+  it('start starts it once and says so on stderr; a second start finds it running', () => {
+    const first = run('daemon', 'start', '--json')
+    expect(first.code).toBe(0)
+    expect(first.stderr).toMatch(/^started hsmd \(sim\) pid \d+ on /m)
+    const status = JSON.parse(first.stdout)
+    expect(status).toMatchObject({ backend: 'sim', socket: join(dir, 'run', 'hsmd-sim.sock') })
+    const second = run('daemon', 'start')
+    expect(second.stderr).toMatch(new RegExp(`already running, pid ${status.pid}`))
+    expect(statSync(status.socket).mode & 0o777).toBe(0o600)
+    expect(statSync(join(dir, 'run')).mode & 0o777).toBe(0o700)
+  })
+
+  it('status shows the running daemon', () => {
+    const r = run('daemon', 'status', '--json')
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      running: true,
+      backend: 'sim',
+      version: expect.any(String),
+    })
+    expect(run('daemon', 'status').stdout).toMatch(/^hsmd \(sim\): running$/m)
+  })
+
+  it('stop stops it, and stopping again is not an error', () => {
+    const r = run('daemon', 'stop', '--json')
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toMatchObject({ wasRunning: true, pid: expect.any(Number) })
+    expect(JSON.parse(run('daemon', 'status', '--json').stdout).running).toBe(false)
+    const again = run('daemon', 'stop')
+    expect(again.code).toBe(0)
+    expect(again.stderr).toMatch(/not running/)
+  })
+
+  it('the native backend says clearly that it is not available (exit 5)', () => {
+    const r = run('daemon', 'run', '--backend', 'native')
+    expect(r.code).toBe(5)
+    expect(r.stderr).toMatch(/native backend .* not part of this build/)
+  })
+
+  it('an unknown backend is a usage error (exit 2)', () => {
+    const r = run('daemon', 'status', '--backend', 'kvm')
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/--backend/)
+  })
+})
