@@ -3,3 +3,4 @@
 export * from './core/abi/index.js'
 export * from './core/parse/index.js'
 export * from './core/errors.js'
+export * from './core/sim/index.js'

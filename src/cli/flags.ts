@@ -1,5 +1,11 @@
-// Flags shared by several commands: one definition each, so help reads the same everywhere.
+// Flags shared by several commands, and the custom flag types: each a one-line wrapper
+// around a pure parser in core/parse (which has the property tests).
 import { Flags } from '@oclif/core'
+import { parseAccess } from '../core/parse/access.js'
+import { parsePackedBdf } from '../core/parse/bdf.js'
+import { parseMsi } from '../core/parse/msi.js'
+import { parseInteger } from '../core/parse/number.js'
+import { parseSize } from '../core/parse/size.js'
 
 export const backendFlag = Flags.string({
   description:
@@ -7,4 +13,47 @@ export const backendFlag = Flags.string({
   options: ['sim', 'native'],
   default: 'sim',
   env: 'HSMCTL_BACKEND',
+  helpGroup: 'GLOBAL',
 })
+
+export const yesFlag = Flags.boolean({
+  char: 'y',
+  description: 'Do not ask for confirmation (required when not on a terminal).',
+})
+
+/** An address or number: decimal or hex, `_` allowed, unsigned 64-bit. */
+export const hexFlag = (name: string, opts: { align?: bigint; max?: bigint } = {}) =>
+  Flags.custom<bigint>({
+    helpValue: 'ADDR',
+    parse: async (input) => parseInteger(input, { name: `--${name}`, ...opts }),
+  })
+
+export const intFlag = (name: string, min = 0n, max = 0xffff_ffffn) =>
+  Flags.custom<number>({
+    helpValue: 'N',
+    parse: async (input) => Number(parseInteger(input, { name: `--${name}`, min, max })),
+  })
+
+export const sizeFlag = (name: string, opts: { align?: bigint; min?: bigint } = {}) =>
+  Flags.custom<bigint>({
+    helpValue: 'SIZE',
+    parse: async (input) => parseSize(input, { name: `--${name}`, ...opts }),
+  })
+
+export const bdfFlag = (name: string) =>
+  Flags.custom<number>({
+    helpValue: 'BDF',
+    parse: async (input) => parsePackedBdf(input, `--${name}`),
+  })
+
+export const msiFlag = (name: string) =>
+  Flags.custom<{ addr: bigint; data: bigint }>({
+    helpValue: 'ADDR:DATA',
+    parse: async (input) => parseMsi(input, `--${name}`),
+  })
+
+export const accessFlag = (name: string) =>
+  Flags.custom<number>({
+    helpValue: 'rwx',
+    parse: async (input) => parseAccess(input, `--${name}`),
+  })

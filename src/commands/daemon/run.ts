@@ -22,17 +22,10 @@ the foreground to watch its log. Ctrl-C or SIGTERM stops it cleanly.`
   async run(): Promise<void> {
     const { flags } = await this.parse(DaemonRun)
     const backend = flags.backend as Backend
-    const { DaemonUnreachableError } = await import('../../core/errors.js')
-    if (backend === 'native') {
-      throw new DaemonUnreachableError(
-        'the native backend (hsm-helper) is not part of this build yet',
-        'use --backend sim (the default); real hardware support is planned',
-      )
-    }
-    const { startDaemon } = await import('../../core/daemon/hsmd.js')
+    const { startVmmDaemon } = await import('../../core/daemon/vmm-daemon.js')
     let daemon
     try {
-      daemon = await startDaemon({ backend })
+      daemon = await startVmmDaemon({ backend })
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
         const { ConflictError } = await import('../../core/errors.js')

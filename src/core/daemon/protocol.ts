@@ -159,3 +159,14 @@ export class LineSplitter {
     }
   }
 }
+
+/** A value as it arrives over the socket: every bigint became a `0x…` string. */
+export type Wire<T> = T extends bigint
+  ? string
+  : T extends Uint8Array
+    ? T
+    : T extends (infer U)[]
+      ? Wire<U>[]
+      : T extends object
+        ? { [K in keyof T]: Wire<T[K]> }
+        : T

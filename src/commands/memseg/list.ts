@@ -1,0 +1,54 @@
+import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
+import type { IoeventfdInfo, MemsegInfo } from '../../core/vmm/manager.js'
+import type { Wire } from '../../core/daemon/protocol.js'
+
+interface MemsegMap {
+  memsegs: Wire<MemsegInfo>[]
+  ptdevBars: { phys: number; virt: number }[]
+  ioeventfds: Wire<IoeventfdInfo>[]
+}
+
+export default class MemsegList extends DaemonCommand {
+  static override summary =
+    'Show a VM’s guest address map, like QEMU’s `info mtree`: RAM, MMIO, ioeventfd ranges.'
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> demo',
+    '<%= config.bin %> <%= command.id %> demo --json',
+  ]
+
+  static override args = { name: vmNameArg }
+
+  async run(): Promise<MemsegMap> {
+    const { args } = await this.parse(MemsegList)
+    const map = await this.call<MemsegMap>('memseg.list', { name: args.name })
+    const { big, hex, size } = await import('../../ui/format.js')
+    const rows = [
+      ...map.memsegs.map((m) => ({
+        start: big(m.gpa),
+        end: big(m.gpa) + big(m.size) - 1n,
+        text: `${m.type === 'ram' ? 'ram ' : 'mmio'} (${size(m.size)}, ${['-', 'r', 'w', 'rw', 'x', 'rx', 'wx', 'rwx'][m.access]})${m.hpa !== undefined ? ` -> hpa ${hex(m.hpa)}` : ''}`,
+      })),
+      ...map.ioeventfds
+        .filter((e) => !e.pio)
+        .map((e) => ({
+          start: big(e.addr),
+          end: big(e.addr) + BigInt(e.len) - 1n,
+          text: `ioeventfd #${e.id}${e.datamatch !== undefined ? ` data ${hex(e.datamatch)}` : ''}`,
+        })),
+    ].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))
+    const io = map.ioeventfds.filter((e) => e.pio)
+    const lines = [`address-space: ${args.name} memory`]
+    for (const r of rows)
+      lines.push(`  ${hex(r.start).padStart(18, ' ')}-${hex(r.end).padEnd(18)} ${r.text}`)
+    if (rows.length === 0) lines.push('  (nothing mapped)')
+    lines.push(`address-space: ${args.name} I/O`)
+    lines.push(`  ${'0x3f8'.padStart(18)}-${'0x3ff'.padEnd(18)} uart 16550 (hsmd)`)
+    for (const e of io)
+      lines.push(
+        `  ${hex(e.addr).padStart(18)}-${hex(big(e.addr) + BigInt(e.len) - 1n).padEnd(18)} ioeventfd #${e.id}`,
+      )
+    this.log(lines.join('\n'))
+    return map
+  }
+}

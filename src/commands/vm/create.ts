@@ -1,0 +1,80 @@
+import { Args, Flags } from '@oclif/core'
+import { DaemonCommand, interactive } from '../../cli/daemon-command.js'
+import { hexFlag, intFlag, sizeFlag } from '../../cli/flags.js'
+import type { VmDetails } from '../../core/vmm/manager.js'
+import type { Wire } from '../../core/daemon/protocol.js'
+
+export default class VmCreate extends DaemonCommand {
+  static override summary = 'Create a VM (CREATE_VM), with its default ioreq client served by hsmd.'
+
+  static override description = `Opens /dev/acrn_hsm for the VM in the daemon, maps its ioreq page, creates the VM in the
+hypervisor and the default ioreq client, and optionally maps RAM at guest address 0. The VM
+is left created (not running): set registers and start it. On a terminal, without NAME, a
+short wizard asks for the settings.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> demo --vcpus 1 --memory 64M',
+    '<%= config.bin %> <%= command.id %> rt --cpu-affinity 0x6 --flag rt --flag lapic-passthrough',
+  ]
+
+  static override args = {
+    name: Args.string({ description: 'Unique VM name (letters, digits, _ . -).', required: false }),
+  }
+
+  static override flags = {
+    vcpus: intFlag(
+      'vcpus',
+      1n,
+      16n,
+    )({ description: 'Number of vCPUs (one pCPU each).', exclusive: ['cpu-affinity'] }),
+    'cpu-affinity': hexFlag('cpu-affinity')({
+      description: 'Bitmap of pCPUs for the vCPUs (0x6 = pCPUs 1 and 2).',
+      helpValue: 'MASK',
+    }),
+    memory: sizeFlag('memory', { align: 4096n, min: 4096n })({
+      description: 'RAM to map at guest address 0 (64M, 1G).',
+    }),
+    flag: Flags.string({
+      description:
+        'VM flag, by name (rt, lapic-passthrough, io-completion-polling, ...) or number; repeatable.',
+      multiple: true,
+    }),
+  }
+
+  async run(): Promise<Wire<VmDetails>> {
+    const { args, flags } = await this.parse(VmCreate)
+    const { parseVmFlag } = await import('../../core/vmm/flags.js')
+    let name = args.name
+    let vcpus = flags.vcpus
+    let memory = flags.memory
+    if (name === undefined) {
+      if (!interactive()) {
+        const { UsageError } = await import('../../core/errors.js')
+        throw new UsageError('NAME is required when not running interactively', {
+          hint: 'hsmctl vm create NAME [--vcpus N] [--memory SIZE]',
+        })
+      }
+      const wizard = await import('../../ui/wizard.js')
+      ;({ name, vcpus, memory } = await wizard.createVmWizard({ vcpus, memory }))
+    }
+    const flagBits = (flags.flag ?? []).reduce((bits, f) => bits | parseVmFlag(f), 0n)
+    let vm = await this.call<Wire<VmDetails>>('vm.create', {
+      name,
+      ...(vcpus !== undefined ? { vcpus } : {}),
+      ...(flags['cpu-affinity'] !== undefined ? { cpuAffinity: flags['cpu-affinity'] } : {}),
+      flags: flagBits,
+    })
+    if (memory !== undefined) {
+      try {
+        await this.call('memseg.set', { name, gpa: 0n, size: memory, type: 'ram', access: 7 })
+      } catch (e) {
+        await this.call('vm.destroy', { name }).catch(() => {}) // a failed command changes nothing
+        throw e
+      }
+      vm = await this.call<Wire<VmDetails>>('vm.show', { name })
+    }
+    const { renderVm } = await import('../../ui/vm.js')
+    this.log(renderVm(vm))
+    return vm
+  }
+}

@@ -1,0 +1,32 @@
+import { Flags } from '@oclif/core'
+import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
+
+export default class VmDump extends DaemonCommand {
+  static override summary =
+    'Print a VM’s spec (YAML, or JSON with --json): what `vm apply -f` takes back.'
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> demo > demo.yaml',
+    '<%= config.bin %> <%= command.id %> demo --json',
+  ]
+
+  static override args = { name: vmNameArg }
+
+  static override flags = {
+    output: Flags.string({ char: 'o', description: 'Write the spec to this file instead.' }),
+  }
+
+  async run(): Promise<Record<string, unknown>> {
+    const { args, flags } = await this.parse(VmDump)
+    const spec = await this.call<Record<string, unknown>>('vm.dump', { name: args.name })
+    const { stringify } = await import('yaml')
+    if (flags.output) {
+      const { writeFileSync } = await import('node:fs')
+      writeFileSync(flags.output, stringify(spec))
+      process.stderr.write(`wrote ${flags.output}\n`)
+    } else if (!this.jsonEnabled()) {
+      process.stdout.write(stringify(spec))
+    }
+    return spec
+  }
+}

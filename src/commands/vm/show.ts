@@ -1,0 +1,20 @@
+import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
+import type { VmDetails } from '../../core/vmm/manager.js'
+import type { Wire } from '../../core/daemon/protocol.js'
+
+export default class VmShow extends DaemonCommand {
+  static override summary =
+    'Show a VM: state, vmid, vCPUs, segments, devices, eventfds, ioreq clients, interrupts.'
+
+  static override examples = ['<%= config.bin %> <%= command.id %> demo']
+
+  static override args = { name: vmNameArg }
+
+  async run(): Promise<Wire<VmDetails>> {
+    const { args } = await this.parse(VmShow)
+    const vm = await this.call<Wire<VmDetails>>('vm.show', { name: args.name })
+    const { renderVm } = await import('../../ui/vm.js')
+    this.log(renderVm(vm))
+    return vm
+  }
+}

@@ -1,0 +1,19 @@
+import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
+import type { VmDetails } from '../../core/vmm/manager.js'
+import type { Wire } from '../../core/daemon/protocol.js'
+
+export default class VmStart extends DaemonCommand {
+  static override summary = 'Start a created VM (START_VM).'
+
+  static override examples = ['<%= config.bin %> <%= command.id %> demo']
+
+  static override args = { name: vmNameArg }
+
+  async run(): Promise<Wire<VmDetails>> {
+    const { args } = await this.parse(VmStart)
+    const vm = await this.call<Wire<VmDetails>>('vm.start', { name: args.name })
+    const { renderVm } = await import('../../ui/vm.js')
+    this.log(renderVm(vm))
+    return vm
+  }
+}

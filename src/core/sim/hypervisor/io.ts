@@ -1,0 +1,284 @@
+// I/O requests on the hypervisor side (§4.1, §9.3, A.3, A.4): a vCPU's trapped access
+// becomes a request in its slot of the VM's ioreq page (FREE -> PENDING) and raises the
+// upcall; completion (NOTIFY_REQUEST_FINISH, or the vCPU polling the state in polling
+// mode) copies a read's value back to the guest, sets the slot FREE and resumes the vCPU.
+//
+// The page is the process's own memory (a SharedArrayBuffer); `processed` changes go
+// through Atomics. Filling a slot and completing it touch only the DataView and the
+// Int32Array of the page: no allocation besides the promise the caller awaits.
+
+import { IoreqDir, IoreqState, IoreqType, PAGE_SIZE } from '../../abi/constants.js'
+import type { Hypervisor } from './hypervisor.js'
+import { eptAllows } from './ept.js'
+import type { HvVcpu, HvVm, IoreqPage } from './vm.js'
+
+// Offsets inside a 256-byte slot (§4.1).
+export const SLOT_SIZE = 256
+export const SLOT_TYPE = 0
+export const SLOT_POLLING = 4
+export const SLOT_REQS = 64
+export const REQ_DIRECTION = SLOT_REQS + 0
+export const REQ_ADDRESS = SLOT_REQS + 8
+export const REQ_SIZE = SLOT_REQS + 16
+export const REQ_VALUE = SLOT_REQS + 24
+export const PCI_BUS = SLOT_REQS + 28
+export const PCI_DEV = SLOT_REQS + 32
+export const PCI_FUNC = SLOT_REQS + 36
+export const PCI_REG = SLOT_REQS + 40
+export const SLOT_KERNEL_HANDLED = 132
+export const SLOT_PROCESSED = 136
+/** Index of slot i's `processed` in an Int32Array over the page. */
+export const processedIndex = (slot: number) => (slot * SLOT_SIZE + SLOT_PROCESSED) >> 2
+
+const TWO_32 = 0x1_0000_0000
+const SIZE_MASK32 = [0, 0xff, 0xffff, 0, 0xffffffff] as const
+const ZERO = 0n
+
+export type GuestAccessType = 'pio' | 'mmio'
+export type GuestAccessDir = 'read' | 'write'
+
+/** One trapped access of a vCPU (`platform.guestAccess`). */
+export interface GuestAccess {
+  readonly vmid: number
+  readonly vcpu: number
+  readonly type: GuestAccessType
+  readonly dir: GuestAccessDir
+  /** Port (0..0xFFFF) or guest-physical address. */
+  readonly addr: bigint | number
+  /** 1, 2 or 4 bytes for PIO; 1, 2, 4 or 8 for MMIO. */
+  readonly size: number
+  /** The value written; ignored for reads. */
+  readonly value?: bigint | number
+}
+
+export type GuestAccessFailure = 'not-running' | 'no-vcpu' | 'busy' | 'invalid' | 'discarded'
+
+/** Why a guest access could not be made, or was dropped before it completed. */
+export class GuestAccessError extends Error {
+  constructor(
+    readonly reason: GuestAccessFailure,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'GuestAccessError'
+  }
+}
+
+function setU64(dv: DataView, offset: number, value: bigint | number): void {
+  if (typeof value === 'bigint') {
+    dv.setBigUint64(offset, BigInt.asUintN(64, value), true)
+  } else {
+    dv.setUint32(offset, value % TWO_32 >>> 0, true)
+    dv.setUint32(offset + 4, Math.floor(value / TWO_32) >>> 0, true)
+  }
+}
+
+function maskValue(value: bigint | number, size: number): bigint | number {
+  if (typeof value === 'bigint') return BigInt.asUintN(size * 8, value)
+  if (size === 8) return value
+  return (value % TWO_32 >>> 0) & SIZE_MASK32[size as 1 | 2 | 4]
+}
+
+export class IoreqEmulator {
+  /** vCPUs of polling-mode VMs whose request the hypervisor is polling (§4.4). */
+  private readonly polling = new Map<HvVcpu, HvVm>()
+  private pollScheduled = false
+
+  constructor(private readonly hv: Hypervisor) {}
+
+  /** HC_SET_IOREQ_BUFFER(vmid, address of {u64 page address}): VM CREATED; marks 16 slots FREE. */
+  setIoreqBuffer(vm: HvVm, p2: bigint): number {
+    if (vm.state !== 'created') return -1
+    const holder = this.hv.memory.bytes(Number(p2), 8)
+    if (!holder) return -1
+    const pagePa = Number(new DataView(holder.buffer, holder.byteOffset, 8).getBigUint64(0, true))
+    if (pagePa % PAGE_SIZE !== 0) return -1
+    const backing = this.hv.memory.resolve(pagePa, PAGE_SIZE)
+    if (!backing) return -1
+    const page: IoreqPage = {
+      pa: pagePa,
+      u8: new Uint8Array(backing.buffer, backing.byteOffset, PAGE_SIZE),
+      dv: new DataView(backing.buffer, backing.byteOffset, PAGE_SIZE),
+      i32: new Int32Array(backing.buffer, backing.byteOffset, PAGE_SIZE / 4),
+    }
+    for (let slot = 0; slot < 16; slot++) Atomics.store(page.i32, processedIndex(slot), IoreqState.FREE)
+    vm.ioreq = page
+    return 0
+  }
+
+  /**
+   * HC_NOTIFY_REQUEST_FINISH(vmid, vcpu): VM not powered off, buffer set, vcpu below the
+   * created count; wakes the vCPU unless the VM polls (A.3). The vCPU's post-processing
+   * runs at once, inside the hypercall: the slot is FREE when the call returns.
+   */
+  notifyRequestFinish(vm: HvVm, p2: bigint): number {
+    if (vm.state === 'powered-off' || !vm.ioreq) return -1
+    const vcpuId = Number(p2 & 0xffffn)
+    const vcpu = vm.vcpus[vcpuId]
+    if (!vcpu) return -1
+    if (!vm.polling) this.complete(vm, vcpu)
+    return 0
+  }
+
+  /** A vCPU traps: emulate what the hypervisor handles itself, else post a request. */
+  access(req: GuestAccess): Promise<bigint> {
+    const vm = this.hv.userVm(req.vmid)
+    if (!vm || vm.state !== 'running') {
+      return Promise.reject(new GuestAccessError('not-running', `VM ${req.vmid} is not running`))
+    }
+    const vcpu = vm.vcpus[req.vcpu]
+    if (!vcpu) {
+      return Promise.reject(new GuestAccessError('no-vcpu', `VM ${req.vmid} has no vCPU ${req.vcpu}`))
+    }
+    if (vcpu.busy) {
+      return Promise.reject(
+        new GuestAccessError('busy', `vCPU ${req.vcpu} of VM ${req.vmid} already has a request outstanding`),
+      )
+    }
+    const mmio = req.type === 'mmio'
+    const write = req.dir === 'write'
+    const size = req.size
+    const invalid = invalidAccess(req, mmio)
+    if (invalid) return Promise.reject(new GuestAccessError('invalid', invalid))
+    const value = write ? (req.value ?? 0) : 0
+    if (mmio) {
+      const direct = this.directMemoryAccess(vm, req.addr, size, write, value)
+      if (direct !== undefined) return Promise.resolve(direct)
+    }
+    const page = vm.ioreq!
+    const dv = page.dv
+    const base = vcpu.id * SLOT_SIZE
+    // The request is built whole, then published with a release store of PENDING (§4.1).
+    page.u8.fill(0, base + SLOT_REQS, base + SLOT_REQS + 64)
+    dv.setUint32(base + SLOT_TYPE, mmio ? IoreqType.MMIO : IoreqType.PORTIO, true)
+    dv.setUint32(base + SLOT_POLLING, vm.polling ? 1 : 0, true)
+    dv.setUint32(base + REQ_DIRECTION, write ? IoreqDir.WRITE : IoreqDir.READ, true)
+    setU64(dv, base + REQ_ADDRESS, req.addr)
+    dv.setUint32(base + REQ_SIZE, size, true)
+    if (write) {
+      const masked = maskValue(value, size)
+      if (mmio) setU64(dv, base + REQ_VALUE, masked)
+      else dv.setUint32(base + REQ_VALUE, Number(masked), true)
+    }
+    dv.setUint32(base + SLOT_KERNEL_HANDLED, 0, true)
+    vcpu.busy = true
+    vcpu.busyType = mmio ? IoreqType.MMIO : IoreqType.PORTIO
+    vcpu.busyWrite = write
+    vcpu.busySize = size
+    const done = new Promise<bigint>((resolve, reject) => {
+      vcpu.resolve = resolve
+      vcpu.reject = reject
+    })
+    Atomics.store(page.i32, processedIndex(vcpu.id), IoreqState.PENDING)
+    if (vm.polling) this.poll(vm, vcpu)
+    this.hv.raiseUpcall()
+    return done
+  }
+
+  /**
+   * emulate_io_post: if the slot is COMPLETE, hand a read's value to the guest, free the
+   * slot and resume the vCPU (a paused VM's vCPU is a zombie: the slot is freed, the access
+   * counts as done). A slot in any other state is left alone.
+   */
+  complete(vm: HvVm, vcpu: HvVcpu): void {
+    const page = vm.ioreq
+    if (!vcpu.busy || !page) return
+    const index = processedIndex(vcpu.id)
+    if (Atomics.load(page.i32, index) !== IoreqState.COMPLETE) return
+    let value = ZERO
+    if (!vcpu.busyWrite) {
+      const at = vcpu.id * SLOT_SIZE + REQ_VALUE
+      value =
+        vcpu.busyType === IoreqType.MMIO
+          ? BigInt.asUintN(vcpu.busySize * 8, page.dv.getBigUint64(at, true))
+          : BigInt((page.dv.getUint32(at, true) & SIZE_MASK32[vcpu.busySize as 1 | 2 | 4]) >>> 0)
+    }
+    Atomics.store(page.i32, index, IoreqState.FREE)
+    const resolve = vcpu.resolve!
+    vcpu.busy = false
+    vcpu.resolve = null
+    vcpu.reject = null
+    this.polling.delete(vcpu)
+    resolve(value)
+  }
+
+  /** Reset or destroy: outstanding requests are dropped and every slot goes FREE. */
+  discardRequests(vm: HvVm, why: string): void {
+    for (const vcpu of vm.vcpus) {
+      if (!vcpu.busy) continue
+      const reject = vcpu.reject!
+      vcpu.busy = false
+      vcpu.resolve = null
+      vcpu.reject = null
+      this.polling.delete(vcpu)
+      reject(new GuestAccessError('discarded', `vCPU ${vcpu.id} of VM ${vm.vmid}: ${why}`))
+    }
+    const page = vm.ioreq
+    if (page) {
+      for (let slot = 0; slot < 16; slot++) Atomics.store(page.i32, processedIndex(slot), IoreqState.FREE)
+    }
+  }
+
+  /** A guest access that hits EPT-mapped memory with the right permission never leaves the hypervisor. */
+  private directMemoryAccess(
+    vm: HvVm,
+    addr: bigint | number,
+    size: number,
+    write: boolean,
+    value: bigint | number,
+  ): bigint | undefined {
+    const gpa = Number(addr)
+    if (!Number.isSafeInteger(gpa)) return undefined
+    const entry = vm.ept.lookup(gpa)
+    if (!entry || gpa + size > entry.end || !eptAllows(entry.attr, write)) return undefined
+    const bytes = this.hv.memory.bytes(entry.hpa, size)
+    if (write) {
+      if (bytes) {
+        const v = BigInt.asUintN(64, BigInt(value))
+        for (let i = 0; i < size; i++) bytes[i] = Number((v >> BigInt(i * 8)) & 0xffn)
+      }
+      return ZERO
+    }
+    // Device memory with nothing behind it reads as all ones.
+    if (!bytes) return BigInt.asUintN(size * 8, -1n)
+    let v = 0n
+    for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]!)
+    return v
+  }
+
+  /** Polling mode: the vCPU spins on its slot's state; modelled as a check every macrotask. */
+  private poll(vm: HvVm, vcpu: HvVcpu): void {
+    this.polling.set(vcpu, vm)
+    if (this.pollScheduled) return
+    this.pollScheduled = true
+    setImmediate(this.pollTick).unref()
+  }
+
+  private readonly pollTick = (): void => {
+    this.pollScheduled = false
+    for (const [vcpu, vm] of this.polling) {
+      if (!vcpu.busy || vm.state === 'powered-off') this.polling.delete(vcpu)
+      else this.complete(vm, vcpu)
+    }
+    if (this.polling.size > 0 && !this.pollScheduled) {
+      this.pollScheduled = true
+      setImmediate(this.pollTick).unref()
+    }
+  }
+}
+
+function invalidAccess(req: GuestAccess, mmio: boolean): string | undefined {
+  if (req.type !== 'pio' && req.type !== 'mmio') return `type must be 'pio' or 'mmio', not ${String(req.type)}`
+  if (req.dir !== 'read' && req.dir !== 'write') return `dir must be 'read' or 'write', not ${String(req.dir)}`
+  const size = req.size
+  if (!(size === 1 || size === 2 || size === 4 || (mmio && size === 8))) {
+    return `a ${req.type} access is ${mmio ? '1, 2, 4 or 8' : '1, 2 or 4'} bytes, not ${size}`
+  }
+  const addr = req.addr
+  const bad =
+    typeof addr === 'bigint'
+      ? addr < 0n || addr > (mmio ? 0xffff_ffff_ffff_ffffn : 0xffffn)
+      : !Number.isSafeInteger(addr) || addr < 0 || (!mmio && addr > 0xffff)
+  if (bad) return `address ${String(addr)} is outside the ${mmio ? 'physical address space' : 'I/O port space'}`
+  return undefined
+}

@@ -1,0 +1,146 @@
+// The host's physical address space as the hypervisor sees it. The Service VM is
+// identity-mapped (its guest-physical address is the host-physical one), so "Service-VM
+// physical address" and "host physical address" are the same number here.
+//
+// Two kinds of memory can be resolved to bytes:
+// - RAM frames that back process mappings (a SharedArrayBuffer each), so the ioreq page
+//   the hypervisor writes is the very memory the process mmapped;
+// - kernel buffers: the kernel copies of user structs HSM passes to hypercalls by
+//   physical address (spec §0: "a simulator can model them as opaque handles").
+// Physical addresses stay below 2^52, so they are plain numbers internally.
+
+import { PAGE_SIZE } from '../../abi/constants.js'
+import type { HostInventory } from './inventory.js'
+
+export interface Frames {
+  /** Physical address of the first byte. */
+  readonly pa: number
+  readonly length: number
+  readonly buffer: SharedArrayBuffer
+  readonly byteOffset: number
+}
+
+/** A resolved physical range: the backing buffer and where the range starts in it. */
+export interface PhysicalBytes {
+  readonly buffer: ArrayBufferLike
+  readonly byteOffset: number
+}
+
+// Where the model places its own allocations inside system RAM.
+const KERNEL_HEAP_BASE = 0x0200_0000
+const KERNEL_HEAP_SIZE = 0x0200_0000
+const KERNEL_HEAP_ALIGN = 64
+
+export class HostMemory {
+  private readonly frames: Frames[] = []
+  private nextFrame: number
+  private readonly frameLimit: number
+  private readonly heap = new Map<number, Uint8Array>()
+  private heapCursor = 0
+  private readonly ram: ReadonlyArray<readonly [number, number]>
+  private readonly hvStart: number
+  private readonly hvEnd: number
+  readonly limit: number
+
+  constructor(inventory: HostInventory) {
+    this.ram = inventory.ram.map((r) => [Number(r.base), Number(r.base + r.size)] as const)
+    this.hvStart = Number(inventory.hypervisorRam.base)
+    this.hvEnd = Number(inventory.hypervisorRam.base + inventory.hypervisorRam.size)
+    this.limit = 2 ** inventory.physAddrBits
+    // Process pages come from the largest RAM range (high memory on the default board).
+    let best: readonly [number, number] = [0, 0]
+    for (const r of this.ram) if (r[1] - r[0] > best[1] - best[0]) best = r
+    this.nextFrame = best[0]
+    this.frameLimit = best[1]
+  }
+
+  /** Back `length` bytes (a page multiple) of process memory with host RAM frames. */
+  allocateFrames(buffer: SharedArrayBuffer, byteOffset: number, length: number): number | undefined {
+    if (this.nextFrame + length > this.frameLimit) return undefined
+    const pa = this.nextFrame
+    this.nextFrame += length
+    this.frames.push({ pa, length, buffer, byteOffset })
+    return pa
+  }
+
+  /** The frames holding `pa`, if it is RAM handed out to a process. */
+  frameAt(pa: number): Frames | undefined {
+    const frames = this.frames
+    let lo = 0
+    let hi = frames.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const f = frames[mid]!
+      if (pa < f.pa) hi = mid - 1
+      else if (pa >= f.pa + f.length) lo = mid + 1
+      else return f
+    }
+    return undefined
+  }
+
+  /** Ordinary, refcounted system RAM (what a PFN mapping must not contain, §3.4 A). */
+  isSystemRam(pa: number): boolean {
+    if (pa >= this.hvStart && pa < this.hvEnd) return false
+    for (const [start, end] of this.ram) if (pa >= start && pa < end) return true
+    return false
+  }
+
+  /** A range the Service VM may hand to a User VM: inside the address space, not the hypervisor's. */
+  isValidServiceRange(pa: number, size: number): boolean {
+    if (pa + size > this.limit) return false
+    return pa + size <= this.hvStart || pa >= this.hvEnd
+  }
+
+  /**
+   * Bytes at a physical address: a whole kernel buffer (by its exact address) or a
+   * range inside process RAM frames. Device memory and unbacked RAM resolve to nothing.
+   */
+  resolve(pa: number, length: number): PhysicalBytes | undefined {
+    const kbuf = this.heap.get(pa)
+    if (kbuf) {
+      return length <= kbuf.byteLength ? { buffer: kbuf.buffer, byteOffset: kbuf.byteOffset } : undefined
+    }
+    const f = this.frameAt(pa)
+    if (!f || pa + length > f.pa + f.length) return undefined
+    return { buffer: f.buffer, byteOffset: f.byteOffset + (pa - f.pa) }
+  }
+
+  /** A Uint8Array over a resolved range (allocates a view; not for per-request paths). */
+  bytes(pa: number, length: number): Uint8Array | undefined {
+    const r = this.resolve(pa, length)
+    return r ? new Uint8Array(r.buffer, r.byteOffset, length) : undefined
+  }
+
+  /** kzalloc: a zeroed kernel buffer and its physical address. */
+  kzalloc(size: number): { pa: number; bytes: Uint8Array } {
+    const bytes = new Uint8Array(Math.max(size, 1))
+    const slots = KERNEL_HEAP_SIZE / KERNEL_HEAP_ALIGN
+    for (let tries = 0; tries < slots; tries++) {
+      const pa = KERNEL_HEAP_BASE + this.heapCursor * KERNEL_HEAP_ALIGN
+      this.heapCursor = (this.heapCursor + Math.ceil(bytes.byteLength / KERNEL_HEAP_ALIGN)) % slots
+      if (!this.heap.has(pa)) {
+        this.heap.set(pa, bytes)
+        return { pa, bytes }
+      }
+    }
+    throw new Error('simulated kernel heap exhausted')
+  }
+
+  /** kmemdup: a kernel copy of `source`. */
+  kmemdup(source: Uint8Array): { pa: number; bytes: Uint8Array } {
+    const k = this.kzalloc(source.byteLength)
+    k.bytes.set(source)
+    return k
+  }
+
+  kfree(pa: number): void {
+    this.heap.delete(pa)
+  }
+
+  /** Live kernel buffers (a leak check for tests). */
+  get kernelBuffers(): number {
+    return this.heap.size
+  }
+}
+
+export const pageFloor = (address: number) => address - (address % PAGE_SIZE)

@@ -1,0 +1,92 @@
+// The daemon's journal: one JSON file per VM spec in the state dir, replaced atomically
+// (write a temp file, fsync, rename, fsync the directory), so a daemon killed at any
+// moment leaves either the old or the new spec, never a torn one.
+
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs'
+import { join } from 'node:path'
+import { specFromObject, specToObject, type VmSpec } from './spec.js'
+
+export interface JournalEntry {
+  name: string
+  spec?: VmSpec
+  /** Why the file could not be read back (it is left in place for the user). */
+  error?: string
+}
+
+export class Journal {
+  readonly dir: string
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, 'vms')
+  }
+
+  private file(name: string): string {
+    return join(this.dir, `${name}.json`)
+  }
+
+  save(spec: VmSpec): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 })
+    const target = this.file(spec.name)
+    const temp = `${target}.${process.pid}.tmp`
+    const fd = openSync(temp, 'w', 0o600)
+    try {
+      writeSync(fd, JSON.stringify(specToObject(spec), null, 2) + '\n')
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(temp, target)
+    this.syncDir()
+  }
+
+  remove(name: string): void {
+    rmSync(this.file(name), { force: true })
+    this.syncDir()
+  }
+
+  private syncDir() {
+    try {
+      const fd = openSync(this.dir, 'r')
+      try {
+        fsyncSync(fd)
+      } finally {
+        closeSync(fd)
+      }
+    } catch {
+      // not every filesystem lets a directory be fsynced; the rename is still atomic
+    }
+  }
+
+  list(): JournalEntry[] {
+    let files: string[]
+    try {
+      files = readdirSync(this.dir)
+    } catch {
+      return []
+    }
+    return files
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => {
+        const name = f.slice(0, -'.json'.length)
+        try {
+          return {
+            name,
+            spec: specFromObject(JSON.parse(readFileSync(join(this.dir, f), 'utf8')), f),
+          }
+        } catch (e) {
+          return { name, error: (e as Error).message }
+        }
+      })
+  }
+}

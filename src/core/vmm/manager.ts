@@ -1,0 +1,1043 @@
+// The VM manager inside hsmd: VMs by unique name, one /dev/acrn_hsm fd each, the daemon
+// as each VM's default ioreq client, and the journal of VM specs. Every operation is one
+// or a few ioctls through the HsmProcess interface, so it behaves the same on both
+// backends; a failed operation rolls back what it did, so nothing is left half-made.
+
+import { mkdirSync, readFileSync } from 'node:fs'
+import { createWriteStream, type WriteStream } from 'node:fs'
+import { join } from 'node:path'
+import {
+  GsiOp,
+  IntrMonitorCmd,
+  INTR_MONITOR_BUFFER_MAX,
+  IoeventfdFlag,
+  IrqfdFlag,
+  Memmap,
+  PAGE_SIZE,
+  PmCmd,
+} from '../abi/constants.js'
+import { Errno } from '../abi/errno.js'
+import { Ioctl } from '../abi/ioctls.js'
+import { decode, encode } from '../abi/layout.js'
+import * as S from '../abi/structs.js'
+import { ConflictError, HsmError, NotFoundError, UsageError } from '../errors.js'
+import type { HsmProcess } from '../hsm-process.js'
+import type { TraceBus } from '../trace/bus.js'
+import { DeviceModels } from './devices/models.js'
+import { vmFlagNames } from './flags.js'
+import { withHint } from './hints.js'
+import { DefaultIoreqClient } from './ioreq-client.js'
+import type { Journal } from './journal.js'
+import type { HostPciDevice, VmmPlatform } from './platform.js'
+import {
+  checkVmName,
+  type IoeventfdSpec,
+  type IrqfdSpec,
+  type MemsegSpec,
+  type PtdevSpec,
+  type RegsSpec,
+  type VmRunState,
+  type VmSpec,
+} from './spec.js'
+
+const HSM_DEVICE = '/dev/acrn_hsm'
+
+export interface MemsegInfo extends MemsegSpec {
+  /** RAM: the daemon's mapping backing the segment. */
+  vma?: bigint
+}
+
+export interface IoeventfdInfo extends IoeventfdSpec {
+  id: number
+  /** Writes that signalled the eventfd (drained and summed by the daemon). */
+  signals: bigint
+}
+
+export interface IrqfdInfo extends IrqfdSpec {
+  id: number
+  signals: number
+}
+
+export interface PtdevInfo extends PtdevSpec {
+  intr?: { type: 'intx' | 'msi' | 'msix'; virtPin: number; physPin: number; picPin: boolean }
+}
+
+export interface MmiodevInfo {
+  devName: string
+  res: { gpa: bigint; hpa: bigint; size: bigint; memType: bigint }[]
+}
+
+export interface VdevInfo {
+  vendor: number
+  device: number
+  legacyId: number
+  slot: bigint
+  ioAddr: number[]
+  ioSize: number[]
+}
+
+interface ManagedVm {
+  name: string
+  fd: number
+  vmid: number
+  vcpuNum: number
+  ioreqBuf: bigint
+  state: VmRunState
+  createdAt: number
+  flags: bigint
+  cpuAffinity: bigint
+  requestedVcpus: number | undefined
+  memsegs: MemsegInfo[]
+  regs: RegsSpec[]
+  ptdevs: PtdevInfo[]
+  mmiodevs: MmiodevInfo[]
+  vdevs: VdevInfo[]
+  ioeventfds: (IoeventfdInfo & { efd: number })[]
+  irqfds: (IrqfdInfo & { efd: number })[]
+  nextId: number
+  devices: DeviceModels
+  client: DefaultIoreqClient
+  console: ConsoleLog
+  monitorPage: bigint | undefined
+}
+
+export interface VmSummary {
+  name: string
+  vmid: number | null
+  state: VmRunState | 'journaled'
+  vcpus: number | null
+  memory: bigint
+  owner: 'hsmd' | 'journal'
+  uptimeSeconds: number | null
+}
+
+export interface VmDetails extends VmSummary {
+  flags: string[]
+  cpuAffinity: bigint
+  ioreqBuf: bigint
+  memsegs: MemsegInfo[]
+  regs: RegsSpec[]
+  ptdevs: PtdevInfo[]
+  mmiodevs: MmiodevInfo[]
+  vdevs: VdevInfo[]
+  ioeventfds: IoeventfdInfo[]
+  irqfds: IrqfdInfo[]
+  clients: IoreqClientInfo[]
+  console: string
+  hypervisor?: unknown
+}
+
+export interface IoreqClientInfo {
+  name: string
+  kind: 'default' | 'kernel'
+  owner: string
+  handled?: number
+  wakeups?: number
+  ranges?: number
+}
+
+export interface CreateOptions {
+  name: string
+  vcpus?: number
+  cpuAffinity?: bigint
+  flags?: bigint
+}
+
+export type GsiOpName = 'assert' | 'deassert' | 'pulse-high' | 'pulse-low'
+
+const GSI_OPS: Readonly<Record<GsiOpName, number>> = {
+  assert: GsiOp.SET_HIGH,
+  deassert: GsiOp.SET_LOW,
+  'pulse-high': GsiOp.RAISING_PULSE,
+  'pulse-low': GsiOp.FALLING_PULSE,
+}
+
+/** A VM's serial console: bytes the guest wrote to its UART, appended to a log file. */
+class ConsoleLog {
+  readonly path: string
+  private stream: WriteStream
+  bytes = 0
+
+  constructor(dir: string, name: string) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    this.path = join(dir, `${name}.log`)
+    this.stream = createWriteStream(this.path, { flags: 'w', mode: 0o600 })
+  }
+
+  write(byte: number) {
+    this.bytes++
+    this.stream.write(Buffer.of(byte))
+  }
+
+  /** Settle pending writes so that readers of the file see every byte. */
+  flush(): Promise<void> {
+    return new Promise((resolve) => this.stream.write('', () => resolve()))
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.stream.end(() => resolve()))
+  }
+}
+
+function realModeRegs(entry: bigint) {
+  // §9.2 step 6: CS base carries the high bits of the entry, IP the low 16.
+  return {
+    cr0: 0x30n,
+    cs_ar: 0x009f,
+    cs_sel: 0xf000,
+    cs_limit: 0xffff,
+    cs_base: entry & 0xffff_0000n,
+    rip: entry & 0xffffn,
+  }
+}
+
+function protectedModeRegs(entry: bigint) {
+  // Flat 32-bit segments, paging off, as acrn-dm sets up a BSP for a bzImage.
+  return {
+    cr0: 0x31n,
+    cs_ar: 0xc09b,
+    cs_sel: 0x10,
+    cs_limit: 0xffff_ffff,
+    cs_base: 0n,
+    rip: entry,
+    ds_sel: 0x18,
+    es_sel: 0x18,
+    ss_sel: 0x18,
+  }
+}
+
+export interface VmManagerOptions {
+  platform: VmmPlatform
+  journal: Journal
+  trace: TraceBus
+  stateDir: string
+}
+
+export class VmManager {
+  private readonly vms = new Map<string, ManagedVm>()
+  private readonly proc: HsmProcess
+  private readonly consoleDir: string
+
+  constructor(private readonly opts: VmManagerOptions) {
+    this.proc = opts.platform.process
+    this.consoleDir = join(opts.stateDir, 'consoles')
+  }
+
+  get platform(): VmmPlatform {
+    return this.opts.platform
+  }
+
+  private vm(name: string): ManagedVm {
+    const vm = this.vms.get(name)
+    if (vm) return vm
+    const journaled = this.opts.journal.list().some((e) => e.name === name)
+    throw new NotFoundError(
+      `no VM named '${name}'`,
+      journaled
+        ? `'${name}' is journaled from an earlier daemon; recreate it with \`hsmctl vm apply -f\` (see \`hsmctl vm dump ${name}\`)`
+        : 'see `hsmctl vm list`',
+    )
+  }
+
+  /** Run one ioctl on a VM's fd; a refusal carries the hint for its ioctl and errno. */
+  private async ioctl(
+    vm: ManagedVm | number,
+    request: number,
+    arg?: Uint8Array | bigint,
+    name?: string,
+  ) {
+    const fd = typeof vm === 'number' ? vm : vm.fd
+    try {
+      return await this.proc.ioctl(fd, request, arg)
+    } catch (e) {
+      throw withHint(e, name ?? (typeof vm === 'number' ? undefined : vm.name))
+    }
+  }
+
+  // --- lifecycle ------------------------------------------------------------------
+
+  async create(options: CreateOptions): Promise<VmDetails> {
+    const name = checkVmName(options.name, 'NAME')
+    if (this.vms.has(name)) {
+      throw new ConflictError(
+        `a VM named '${name}' already exists`,
+        'pick another name, or destroy it first',
+      )
+    }
+    if (options.vcpus !== undefined && options.cpuAffinity !== undefined) {
+      throw new UsageError('give --vcpus or --cpu-affinity, not both')
+    }
+    let cpuAffinity = options.cpuAffinity ?? 0n
+    if (options.vcpus !== undefined) {
+      // vCPUs come from the affinity (A.2): take the first N pCPUs a User VM may use
+      const { userVmAffinity } = await this.opts.platform.inventory()
+      const allowed = [...Array(64).keys()].filter((cpu) => (userVmAffinity >> BigInt(cpu)) & 1n)
+      const limit = Math.min(16, allowed.length)
+      if (!Number.isInteger(options.vcpus) || options.vcpus < 1 || options.vcpus > limit) {
+        throw new UsageError(`${options.vcpus} vCPUs is not possible here`, {
+          flag: '--vcpus',
+          hint: `a User VM may use ${allowed.length} pCPUs here (${allowed.join(', ')}), one vCPU each, at most 16`,
+        })
+      }
+      cpuAffinity = allowed
+        .slice(0, options.vcpus)
+        .reduce((mask, cpu) => mask | (1n << BigInt(cpu)), 0n)
+    }
+    const fd = await this.proc.open(HSM_DEVICE)
+    let created = false
+    try {
+      const ioreqBuf = await this.proc.mmap(PAGE_SIZE)
+      const uuid = new Uint8Array(16)
+      uuid.set(new TextEncoder().encode(name).subarray(0, 15)) // the hypervisor reads it as a name (A.1)
+      const creation = encode(S.acrn_vm_creation, {
+        uuid,
+        vm_flag: options.flags ?? 0n,
+        ioreq_buf: ioreqBuf,
+        cpu_affinity: cpuAffinity,
+      })
+      await this.ioctl(fd, Ioctl.CREATE_VM, creation, name)
+      created = true
+      const back = decode(S.acrn_vm_creation, creation)
+      const vmid = back.vmid as number
+      const vcpuNum = back.vcpu_num as number
+      await this.ioctl(fd, Ioctl.CREATE_IOREQ_CLIENT, undefined, name)
+      const console = new ConsoleLog(this.consoleDir, name)
+      const devices = new DeviceModels((byte) => console.write(byte))
+      const vm: ManagedVm = {
+        name,
+        fd,
+        vmid,
+        vcpuNum,
+        ioreqBuf,
+        state: 'created',
+        createdAt: Date.now(),
+        flags: options.flags ?? 0n,
+        cpuAffinity,
+        requestedVcpus: options.vcpus,
+        memsegs: [],
+        regs: [],
+        ptdevs: [],
+        mmiodevs: [],
+        vdevs: [],
+        ioeventfds: [],
+        irqfds: [],
+        nextId: 1,
+        devices,
+        console,
+        monitorPage: undefined,
+        client: new DefaultIoreqClient(
+          this.proc,
+          fd,
+          { name, vmid, vcpuNum, ioreqBuf },
+          devices,
+          this.opts.trace,
+        ),
+      }
+      this.vms.set(name, vm)
+      this.save(vm)
+      return this.show(name)
+    } catch (e) {
+      if (created) {
+        // CREATE_VM succeeded: the hypervisor destroys only a paused VM (A.3)
+        await this.proc.ioctl(fd, Ioctl.PAUSE_VM).catch(() => {})
+        await this.proc.ioctl(fd, Ioctl.DESTROY_VM).catch(() => {})
+      }
+      await this.proc.close(fd).catch(() => {})
+      throw e
+    }
+  }
+
+  async start(name: string): Promise<VmDetails> {
+    const vm = this.vm(name)
+    await this.ioctl(vm, Ioctl.START_VM)
+    vm.state = 'running'
+    this.save(vm)
+    return this.show(name)
+  }
+
+  async pause(name: string): Promise<VmDetails> {
+    const vm = this.vm(name)
+    await this.ioctl(vm, Ioctl.PAUSE_VM)
+    vm.state = 'paused'
+    this.save(vm)
+    return this.show(name)
+  }
+
+  /** acrn-dm's order: pause, clear the ioreqs, reset (§2.5); the VM is then created again. */
+  async reset(name: string): Promise<VmDetails> {
+    const vm = this.vm(name)
+    if (vm.state === 'running') {
+      await this.ioctl(vm, Ioctl.PAUSE_VM)
+      vm.state = 'paused'
+    }
+    await this.ioctl(vm, Ioctl.CLEAR_VM_IOREQ)
+    await this.ioctl(vm, Ioctl.RESET_VM)
+    vm.state = 'created'
+    this.save(vm)
+    return this.show(name)
+  }
+
+  /** Pause if running (the hypervisor destroys only paused VMs), destroy, close the fd. */
+  async destroy(
+    name: string,
+    options: { keepJournal?: boolean } = {},
+  ): Promise<{ name: string; vmid: number }> {
+    const vm = this.vm(name)
+    if (vm.state === 'running') {
+      await this.ioctl(vm, Ioctl.PAUSE_VM)
+      vm.state = 'paused'
+    }
+    await this.ioctl(vm, Ioctl.DESTROY_VM)
+    vm.client.stop()
+    await vm.client.done
+    for (const e of vm.ioeventfds) await this.proc.close(e.efd).catch(() => {})
+    for (const q of vm.irqfds) await this.proc.close(q.efd).catch(() => {})
+    await this.proc.close(vm.fd).catch(() => {})
+    await vm.console.close()
+    this.vms.delete(name)
+    if (!options.keepJournal) this.opts.journal.remove(name)
+    return { name, vmid: vm.vmid }
+  }
+
+  /** Daemon stop: every VM paused and destroyed; the journal keeps their specs. */
+  async shutdown(): Promise<void> {
+    for (const name of [...this.vms.keys()]) {
+      await this.destroy(name, { keepJournal: true }).catch(() => {})
+    }
+  }
+
+  async setRegs(name: string, regs: RegsSpec): Promise<VmDetails> {
+    const vm = this.vm(name)
+    if (regs.vcpu >= vm.vcpuNum) {
+      throw new UsageError(`vCPU ${regs.vcpu} does not exist`, {
+        flag: '--vcpu',
+        hint: `'${name}' has ${vm.vcpuNum} vCPU${vm.vcpuNum === 1 ? '' : 's'} (0..${vm.vcpuNum - 1})`,
+      })
+    }
+    const base =
+      regs.preset === 'protected-mode'
+        ? protectedModeRegs(regs.rip ?? 0n)
+        : realModeRegs(regs.rip ?? 0n)
+    const value = {
+      vcpu_id: regs.vcpu,
+      vcpu_regs: {
+        ...base,
+        ...(regs.cr0 !== undefined ? { cr0: regs.cr0 } : {}),
+        ...(regs.cr3 !== undefined ? { cr3: regs.cr3 } : {}),
+        ...(regs.cr4 !== undefined ? { cr4: regs.cr4 } : {}),
+        gprs: { rsp: regs.rsp ?? 0n },
+      },
+    }
+    await this.ioctl(vm, Ioctl.SET_VCPU_REGS, encode(S.acrn_vcpu_regs, value))
+    vm.regs = [...vm.regs.filter((r) => r.vcpu !== regs.vcpu), regs]
+    this.save(vm)
+    return this.show(name)
+  }
+
+  // --- memory ---------------------------------------------------------------------
+
+  async memsegSet(name: string, seg: MemsegSpec, payload?: Uint8Array): Promise<MemsegInfo> {
+    const vm = this.vm(name)
+    if (payload && seg.type !== 'ram')
+      throw new UsageError('only RAM segments load a payload', { flag: '--file' })
+    if (payload && BigInt(payload.byteLength) > seg.size) {
+      throw new UsageError(`the payload (${payload.byteLength} bytes) is larger than the segment`, {
+        flag: '--file',
+      })
+    }
+    let info: MemsegInfo
+    if (seg.type === 'ram') {
+      // RAM is Service-VM memory the kernel pins and maps into the guest (§3.4 B)
+      const vma = await this.proc.mmap(Number(seg.size))
+      if (payload) await this.proc.write(vma, payload)
+      const memmap = encode(S.acrn_vm_memmap, {
+        type: Memmap.RAM,
+        attr: seg.access,
+        user_vm_pa: seg.gpa,
+        vma_base: vma,
+        len: seg.size,
+      })
+      await this.ioctl(vm, Ioctl.SET_MEMSEG, memmap)
+      info = { ...seg, vma }
+    } else {
+      if (seg.hpa === undefined)
+        throw new UsageError('an MMIO segment needs --hpa', { flag: '--hpa' })
+      const memmap = encode(S.acrn_vm_memmap, {
+        type: Memmap.MMIO,
+        attr: seg.access,
+        user_vm_pa: seg.gpa,
+        service_vm_pa: seg.hpa,
+        len: seg.size,
+      })
+      await this.ioctl(vm, Ioctl.SET_MEMSEG, memmap)
+      info = { ...seg }
+    }
+    vm.memsegs.push(info)
+    this.save(vm)
+    return info
+  }
+
+  /** UNSET_MEMSEG as the kernel does it: MMIO only; RAM gets the kernel's EINVAL (§3.5). */
+  async memsegUnset(
+    name: string,
+    seg: { gpa: bigint; size: bigint; type: 'ram' | 'mmio' },
+  ): Promise<MemsegInfo> {
+    const vm = this.vm(name)
+    const memmap = encode(S.acrn_vm_memmap, {
+      type: seg.type === 'ram' ? Memmap.RAM : Memmap.MMIO,
+      user_vm_pa: seg.gpa,
+      len: seg.size,
+    })
+    await this.ioctl(vm, Ioctl.UNSET_MEMSEG, memmap)
+    const index = vm.memsegs.findIndex(
+      (m) => m.type === 'mmio' && m.gpa === seg.gpa && m.size === seg.size,
+    )
+    const [removed] = index >= 0 ? vm.memsegs.splice(index, 1) : [{ ...seg, access: 0 }]
+    this.save(vm)
+    return removed!
+  }
+
+  memsegList(name: string) {
+    const vm = this.vm(name)
+    return {
+      memsegs: vm.memsegs,
+      ptdevBars: vm.ptdevs.map((p) => ({ phys: p.phys, virt: p.virt })),
+      ioeventfds: vm.ioeventfds.map(({ efd: _efd, ...e }) => e),
+    }
+  }
+
+  // --- devices --------------------------------------------------------------------
+
+  private async hostDevice(bdf: number): Promise<HostPciDevice | undefined> {
+    return (await this.opts.platform.inventory()).pci.find((d) => d.bdf === bdf)
+  }
+
+  private pcidev(ptdev: PtdevSpec, host: HostPciDevice | undefined): Uint8Array {
+    const bar = new Array<number>(6).fill(0)
+    for (const b of host?.bars ?? []) {
+      bar[b.index] =
+        Number(b.base & 0xffff_ffffn) | (b.kind === 'io' ? 1 : b.kind === 'mem64' ? 4 : 0)
+      if (b.kind === 'mem64' && b.index < 5) bar[b.index + 1] = Number(b.base >> 32n)
+    }
+    return encode(S.acrn_pcidev, {
+      type: ptdev.quirk ? 1 : 0,
+      virt_bdf: ptdev.virt,
+      phys_bdf: ptdev.phys,
+      intr_line: host?.intxGsi ?? 0,
+      intr_pin: host?.intxPin ?? 0,
+      bar,
+    })
+  }
+
+  async ptdevAssign(name: string, ptdev: PtdevSpec): Promise<PtdevInfo> {
+    const vm = this.vm(name)
+    if (vm.ptdevs.some((p) => p.phys === ptdev.phys)) {
+      throw new ConflictError(`that device is already assigned to '${name}'`)
+    }
+    await this.ioctl(vm, Ioctl.ASSIGN_PCIDEV, this.pcidev(ptdev, await this.hostDevice(ptdev.phys)))
+    const info: PtdevInfo = { ...ptdev }
+    vm.ptdevs.push(info)
+    this.save(vm)
+    return info
+  }
+
+  async ptdevDeassign(name: string, phys: number): Promise<PtdevInfo> {
+    const vm = this.vm(name)
+    const known = vm.ptdevs.find((p) => p.phys === phys)
+    const ptdev = known ?? { phys, virt: phys, quirk: false }
+    await this.ioctl(vm, Ioctl.DEASSIGN_PCIDEV, this.pcidev(ptdev, await this.hostDevice(phys)))
+    vm.ptdevs = vm.ptdevs.filter((p) => p.phys !== phys)
+    this.save(vm)
+    return ptdev
+  }
+
+  async ptdevIntr(
+    name: string,
+    set: boolean,
+    intr: {
+      type: 'intx' | 'msi' | 'msix'
+      phys: number
+      virt?: number
+      virtPin?: number
+      physPin?: number
+      picPin?: boolean
+    },
+  ): Promise<PtdevInfo | { phys: number }> {
+    const vm = this.vm(name)
+    const ptdev = vm.ptdevs.find((p) => p.phys === intr.phys)
+    const virt = intr.virt ?? ptdev?.virt ?? intr.phys
+    const host = await this.hostDevice(intr.phys)
+    const physPin = intr.physPin ?? host?.intxGsi ?? 0
+    const irq = encode(S.acrn_ptdev_irq, {
+      type: { intx: 0, msi: 1, msix: 2 }[intr.type],
+      virt_bdf: virt,
+      phys_bdf: intr.phys,
+      intx: { virt_pin: intr.virtPin ?? 0, phys_pin: physPin, is_pic_pin: intr.picPin ? 1 : 0 },
+    })
+    await this.ioctl(vm, set ? Ioctl.SET_PTDEV_INTR : Ioctl.RESET_PTDEV_INTR, irq)
+    if (ptdev) {
+      if (set)
+        ptdev.intr = {
+          type: intr.type,
+          virtPin: intr.virtPin ?? 0,
+          physPin,
+          picPin: intr.picPin ?? false,
+        }
+      else delete ptdev.intr
+      this.save(vm)
+      return ptdev
+    }
+    return { phys: intr.phys }
+  }
+
+  ptdevList(name?: string) {
+    const vms = name === undefined ? [...this.vms.values()] : [this.vm(name)]
+    return vms.flatMap((vm) => vm.ptdevs.map((p) => ({ vm: vm.name, ...p })))
+  }
+
+  async mmiodev(name: string, assign: boolean, dev: MmiodevInfo): Promise<MmiodevInfo> {
+    const vm = this.vm(name)
+    const nameBytes = new TextEncoder().encode(dev.devName)
+    if (nameBytes.byteLength > 8) {
+      throw new UsageError(`'${dev.devName}' is longer than 8 bytes`, {
+        flag: '--dev-name',
+        hint: 'acrn_mmiodev.name holds 8 bytes',
+      })
+    }
+    if (dev.res.length < 1 || dev.res.length > 3) {
+      throw new UsageError('an MMIO device has 1 to 3 resources', { flag: '--res' })
+    }
+    const bytes = encode(S.acrn_mmiodev, {
+      name: nameBytes,
+      res: dev.res.map((r) => ({
+        user_vm_pa: r.gpa,
+        service_vm_pa: r.hpa,
+        size: r.size,
+        mem_type: r.memType,
+      })),
+    })
+    await this.ioctl(vm, assign ? Ioctl.ASSIGN_MMIODEV : Ioctl.DEASSIGN_MMIODEV, bytes)
+    if (assign) vm.mmiodevs.push(dev)
+    else vm.mmiodevs = vm.mmiodevs.filter((m) => m.devName !== dev.devName)
+    this.save(vm)
+    return dev
+  }
+
+  async vdev(
+    name: string,
+    create: boolean,
+    dev: VdevInfo & { args?: Uint8Array },
+  ): Promise<VdevInfo> {
+    const vm = this.vm(name)
+    const bytes = encode(S.acrn_vdev, {
+      id: { fields: { vendor: dev.vendor, device: dev.device, legacy_id: dev.legacyId } },
+      slot: dev.slot,
+      io_addr: dev.ioAddr,
+      io_size: dev.ioSize,
+      ...(dev.args ? { args: dev.args } : {}),
+    })
+    await this.ioctl(vm, create ? Ioctl.CREATE_VDEV : Ioctl.DESTROY_VDEV, bytes)
+    const { args: _args, ...info } = dev
+    if (create) vm.vdevs.push(info)
+    else
+      vm.vdevs = vm.vdevs.filter(
+        (v) => !(v.slot === dev.slot && v.vendor === dev.vendor && v.device === dev.device),
+      )
+    this.save(vm)
+    return info
+  }
+
+  // --- ioeventfd and irqfd -------------------------------------------------------------
+
+  async ioeventfdAdd(name: string, spec: IoeventfdSpec): Promise<IoeventfdInfo> {
+    const vm = this.vm(name)
+    const efd = await this.proc.eventfd(0)
+    const flags =
+      (spec.pio ? IoeventfdFlag.PIO : 0) |
+      (spec.datamatch !== undefined ? IoeventfdFlag.DATAMATCH : 0)
+    try {
+      await this.ioctl(
+        vm,
+        Ioctl.IOEVENTFD,
+        encode(S.acrn_ioeventfd, {
+          fd: efd,
+          flags,
+          addr: spec.addr,
+          len: spec.len,
+          data: spec.datamatch ?? 0n,
+        }),
+      )
+    } catch (e) {
+      await this.proc.close(efd).catch(() => {})
+      throw e
+    }
+    const info = { ...spec, id: vm.nextId++, signals: 0n, efd }
+    vm.ioeventfds.push(info)
+    this.save(vm)
+    const { efd: _efd, ...out } = info
+    return out
+  }
+
+  async ioeventfdRemove(name: string, id: number): Promise<IoeventfdInfo> {
+    const vm = this.vm(name)
+    const entry = vm.ioeventfds.find((e) => e.id === id)
+    if (!entry)
+      throw new NotFoundError(
+        `'${name}' has no ioeventfd ${id}`,
+        `see \`hsmctl ioeventfd list ${name}\``,
+      )
+    await this.ioctl(
+      vm,
+      Ioctl.IOEVENTFD,
+      encode(S.acrn_ioeventfd, {
+        fd: entry.efd,
+        flags: IoeventfdFlag.DEASSIGN | (entry.pio ? IoeventfdFlag.PIO : 0),
+        addr: entry.addr,
+        len: entry.len,
+      }),
+    )
+    await this.drain(entry)
+    await this.proc.close(entry.efd).catch(() => {})
+    vm.ioeventfds = vm.ioeventfds.filter((e) => e !== entry)
+    this.save(vm)
+    const { efd: _efd, ...out } = entry
+    return out
+  }
+
+  private async drain(entry: { efd: number; signals: bigint }) {
+    try {
+      entry.signals += await this.proc.eventfdRead(entry.efd)
+    } catch (e) {
+      if (!(e instanceof HsmError && e.errno === Errno.EAGAIN)) throw e
+    }
+  }
+
+  async ioeventfdList(name: string): Promise<IoeventfdInfo[]> {
+    const vm = this.vm(name)
+    for (const e of vm.ioeventfds) await this.drain(e)
+    return vm.ioeventfds.map(({ efd: _efd, ...e }) => e)
+  }
+
+  async irqfdAdd(name: string, spec: IrqfdSpec): Promise<IrqfdInfo> {
+    const vm = this.vm(name)
+    const efd = await this.proc.eventfd(0)
+    try {
+      await this.ioctl(
+        vm,
+        Ioctl.IRQFD,
+        encode(S.acrn_irqfd, { fd: efd, msi: { msi_addr: spec.msiAddr, msi_data: spec.msiData } }),
+      )
+    } catch (e) {
+      await this.proc.close(efd).catch(() => {})
+      throw e
+    }
+    const info = { ...spec, id: vm.nextId++, signals: 0, efd }
+    vm.irqfds.push(info)
+    this.save(vm)
+    const { efd: _efd, ...out } = info
+    return out
+  }
+
+  private irqfd(vm: ManagedVm, id: number) {
+    const entry = vm.irqfds.find((q) => q.id === id)
+    if (!entry)
+      throw new NotFoundError(
+        `'${vm.name}' has no irqfd ${id}`,
+        `see \`hsmctl irqfd list ${vm.name}\``,
+      )
+    return entry
+  }
+
+  async irqfdRemove(name: string, id: number): Promise<IrqfdInfo> {
+    const vm = this.vm(name)
+    const entry = this.irqfd(vm, id)
+    await this.ioctl(
+      vm,
+      Ioctl.IRQFD,
+      encode(S.acrn_irqfd, { fd: entry.efd, flags: IrqfdFlag.DEASSIGN }),
+    )
+    await this.proc.close(entry.efd).catch(() => {})
+    vm.irqfds = vm.irqfds.filter((q) => q !== entry)
+    this.save(vm)
+    const { efd: _efd, ...out } = entry
+    return out
+  }
+
+  /** Write 1 to the irqfd's eventfd: the kernel injects its MSI once per write (§6.3). */
+  async irqfdSignal(name: string, id: number, count = 1): Promise<IrqfdInfo> {
+    const vm = this.vm(name)
+    const entry = this.irqfd(vm, id)
+    for (let i = 0; i < count; i++) {
+      await this.proc.eventfdWrite(entry.efd, 1n)
+      entry.signals++
+    }
+    const { efd: _efd, ...out } = entry
+    return out
+  }
+
+  irqfdList(name: string): IrqfdInfo[] {
+    return this.vm(name).irqfds.map(({ efd: _efd, ...q }) => q)
+  }
+
+  // --- interrupts -------------------------------------------------------------------
+
+  async injectMsi(name: string, msi: { addr: bigint; data: bigint }) {
+    const vm = this.vm(name)
+    await this.ioctl(
+      vm,
+      Ioctl.INJECT_MSI,
+      encode(S.acrn_msi_entry, { msi_addr: msi.addr, msi_data: msi.data }),
+    )
+    return { name, msiAddr: msi.addr, msiData: msi.data }
+  }
+
+  async setIrqline(name: string, gsi: number, op: GsiOpName) {
+    const vm = this.vm(name)
+    const code = GSI_OPS[op]
+    if (code === undefined)
+      throw new UsageError(`'${op}' is not a GSI operation`, {
+        flag: '--op',
+        hint: Object.keys(GSI_OPS).join(', '),
+      })
+    // SET_IRQLINE takes the value itself: gsi in bits 31:0, op in 63:32 (§7.1)
+    await this.ioctl(vm, Ioctl.SET_IRQLINE, (BigInt(code) << 32n) | BigInt(gsi >>> 0))
+    return { name, gsi, op }
+  }
+
+  /** Interrupt counts of the VM's pass-through devices, or set the injection delay (§7.3). */
+  async intrMonitor(name: string, delayMs?: number) {
+    const vm = this.vm(name)
+    vm.monitorPage ??= await this.proc.mmap(PAGE_SIZE)
+    const request =
+      delayMs === undefined
+        ? { cmd: IntrMonitorCmd.GET_DATA, buf_cnt: INTR_MONITOR_BUFFER_MAX }
+        : { cmd: IntrMonitorCmd.DELAY_INT, buf_cnt: 1, buffer: [BigInt(delayMs)] }
+    await this.proc.write(vm.monitorPage, encode(S.acrn_intr_monitor, request))
+    await this.ioctl(vm, Ioctl.VM_INTR_MONITOR, vm.monitorPage)
+    if (delayMs !== undefined)
+      return { name, delayMs, interrupts: [] as { pirq: bigint; count: bigint }[] }
+    const page = decode(
+      S.acrn_intr_monitor,
+      await this.proc.read(vm.monitorPage, S.acrn_intr_monitor.size),
+    )
+    const buffer = page.buffer as bigint[]
+    const interrupts: { pirq: bigint; count: bigint }[] = []
+    for (let i = 0; i + 1 < (page.buf_cnt as number); i += 2)
+      interrupts.push({ pirq: buffer[i]!, count: buffer[i + 1]! })
+    return { name, interrupts }
+  }
+
+  // --- I/O requests and power management ------------------------------------------------
+
+  async ioreqClear(name: string) {
+    const vm = this.vm(name)
+    await this.ioctl(vm, Ioctl.CLEAR_VM_IOREQ)
+    return { name }
+  }
+
+  ioreqClients(name: string): IoreqClientInfo[] {
+    const vm = this.vm(name)
+    return [
+      {
+        name: 'acrndm',
+        kind: 'default',
+        owner: `hsmd pid ${process.pid}`,
+        handled: vm.client.stats.handled,
+        wakeups: vm.client.stats.wakeups,
+      },
+      // HSM creates it with every VM (§2.2); it serves the ioeventfd ranges (§5)
+      {
+        name: `ioeventfd-${vm.vmid}`,
+        kind: 'kernel',
+        owner: 'kernel',
+        ranges: vm.ioeventfds.length,
+      },
+    ]
+  }
+
+  /** Px or Cx data of a vCPU: the count, then every entry or the one asked for (§7.8). */
+  async pm(name: string, kind: 'px' | 'cx', vcpu: number, index?: number) {
+    const vm = this.vm(name)
+    const cmd = (type: number, i: number) =>
+      (BigInt(vm.vmid & 0xff) << 24n) |
+      (BigInt(vcpu & 0xff) << 16n) |
+      (BigInt(i & 0xff) << 8n) |
+      BigInt(type)
+    const call = async (type: number, i: number) => {
+      const buf = new Uint8Array(S.acrn_pstate_data.size) // the kernel writes up to 48 bytes back
+      new DataView(buf.buffer).setBigUint64(0, cmd(type, i), true)
+      await this.ioctl(vm, Ioctl.PM_GET_CPU_STATE, buf)
+      return buf
+    }
+    const countType = kind === 'px' ? PmCmd.GET_PX_CNT : PmCmd.GET_CX_CNT
+    const count = Number(new DataView((await call(countType, 0)).buffer).getBigUint64(0, true))
+    // Px states are numbered from 0, Cx entries from 1 (§7.8)
+    const first = kind === 'px' ? 0 : 1
+    const indices =
+      index !== undefined ? [index] : Array.from({ length: count }, (_, i) => i + first)
+    const states = []
+    for (const i of indices) {
+      const bytes = await call(kind === 'px' ? PmCmd.GET_PX_DATA : PmCmd.GET_CX_DATA, i)
+      states.push({
+        index: i,
+        ...decode(kind === 'px' ? S.acrn_pstate_data : S.acrn_cstate_data, bytes),
+      })
+    }
+    return { name, vcpu, kind, count, states }
+  }
+
+  // --- guest (simulation) ------------------------------------------------------------------
+
+  async guestAccess(
+    name: string,
+    access: {
+      vcpu: number
+      type: 'pio' | 'mmio'
+      dir: 'read' | 'write'
+      addr: bigint
+      size: number
+      value: bigint
+    },
+  ) {
+    const vm = this.vm(name)
+    const guestAccess = this.opts.platform.guestAccess
+    if (!guestAccess) {
+      throw new UsageError('guest access needs the simulation', {
+        hint: 'on real hardware the guest itself performs accesses; run the daemon with --backend sim',
+      })
+    }
+    const value = await guestAccess.call(this.opts.platform, { vmid: vm.vmid, ...access })
+    return { name, ...access, result: value }
+  }
+
+  // --- views ---------------------------------------------------------------------------
+
+  private memory(vm: ManagedVm): bigint {
+    return vm.memsegs.filter((m) => m.type === 'ram').reduce((n, m) => n + m.size, 0n)
+  }
+
+  list(): VmSummary[] {
+    const live: VmSummary[] = [...this.vms.values()].map((vm) => ({
+      name: vm.name,
+      vmid: vm.vmid,
+      state: vm.state,
+      vcpus: vm.vcpuNum,
+      memory: this.memory(vm),
+      owner: 'hsmd',
+      uptimeSeconds: Math.round((Date.now() - vm.createdAt) / 1000),
+    }))
+    const journaled: VmSummary[] = this.opts.journal
+      .list()
+      .filter((e) => !this.vms.has(e.name))
+      .map((e) => ({
+        name: e.name,
+        vmid: null,
+        state: 'journaled',
+        vcpus: e.spec?.vcpus ?? null,
+        memory: (e.spec?.memory ?? [])
+          .filter((m) => m.type === 'ram')
+          .reduce((n, m) => n + m.size, 0n),
+        owner: 'journal',
+        uptimeSeconds: null,
+      }))
+    return [...live, ...journaled].sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  async show(name: string): Promise<VmDetails> {
+    const vm = this.vm(name)
+    await vm.console.flush()
+    const summary = this.list().find((s) => s.name === name)!
+    return {
+      ...summary,
+      flags: vmFlagNames(vm.flags),
+      cpuAffinity: vm.cpuAffinity,
+      ioreqBuf: vm.ioreqBuf,
+      memsegs: vm.memsegs,
+      regs: vm.regs,
+      ptdevs: vm.ptdevs,
+      mmiodevs: vm.mmiodevs,
+      vdevs: vm.vdevs,
+      ioeventfds: await this.ioeventfdList(name),
+      irqfds: this.irqfdList(name),
+      clients: this.ioreqClients(name),
+      console: vm.console.path,
+      ...(this.opts.platform.inspectVm
+        ? { hypervisor: this.opts.platform.inspectVm(vm.vmid) }
+        : {}),
+    }
+  }
+
+  async console(
+    name: string,
+    offset = 0,
+  ): Promise<{ name: string; path: string; offset: number; data: string }> {
+    const vm = this.vm(name)
+    await vm.console.flush()
+    const all = readFileSync(vm.console.path)
+    const start = Math.min(Math.max(0, offset), all.byteLength)
+    return {
+      name,
+      path: vm.console.path,
+      offset: all.byteLength,
+      data: all.subarray(start).toString('latin1'),
+    }
+  }
+
+  // --- specs ------------------------------------------------------------------------------
+
+  spec(name: string): VmSpec {
+    const vm = this.vm(name)
+    return {
+      name: vm.name,
+      ...(vm.requestedVcpus !== undefined
+        ? { vcpus: vm.requestedVcpus }
+        : vm.cpuAffinity !== 0n
+          ? { cpuAffinity: vm.cpuAffinity }
+          : {}),
+      flags: vm.flags,
+      memory: vm.memsegs.map(({ vma: _vma, ...m }) => m),
+      regs: vm.regs,
+      ptdevs: vm.ptdevs.map(({ intr: _intr, ...p }) => p),
+      ioeventfds: vm.ioeventfds.map(({ addr, len, pio, datamatch }) => ({
+        addr,
+        len,
+        pio,
+        ...(datamatch !== undefined ? { datamatch } : {}),
+      })),
+      irqfds: vm.irqfds.map(({ msiAddr, msiData }) => ({ msiAddr, msiData })),
+      state: vm.state,
+    }
+  }
+
+  private save(vm: ManagedVm) {
+    this.opts.journal.save(this.spec(vm.name))
+  }
+
+  /** Create a whole VM from a spec; on any failure the VM is destroyed again. */
+  async apply(spec: VmSpec, readPayload: (file: string) => Uint8Array): Promise<VmDetails> {
+    // read payloads first: a missing file must not leave a half-built VM
+    const payloads = spec.memory.map((m) =>
+      m.file !== undefined ? readPayload(m.file) : undefined,
+    )
+    await this.create({
+      name: spec.name,
+      ...(spec.vcpus !== undefined ? { vcpus: spec.vcpus } : {}),
+      ...(spec.cpuAffinity !== undefined ? { cpuAffinity: spec.cpuAffinity } : {}),
+      flags: spec.flags,
+    })
+    try {
+      for (const [i, seg] of spec.memory.entries())
+        await this.memsegSet(spec.name, seg, payloads[i])
+      for (const regs of spec.regs) await this.setRegs(spec.name, regs)
+      for (const ptdev of spec.ptdevs) await this.ptdevAssign(spec.name, ptdev)
+      for (const e of spec.ioeventfds) await this.ioeventfdAdd(spec.name, e)
+      for (const q of spec.irqfds) await this.irqfdAdd(spec.name, q)
+      if (spec.state === 'running' || spec.state === 'paused') await this.start(spec.name)
+      if (spec.state === 'paused') await this.pause(spec.name)
+    } catch (e) {
+      await this.destroy(spec.name).catch(() => {})
+      throw e
+    }
+    return this.show(spec.name)
+  }
+}

@@ -1,0 +1,105 @@
+import type { Wire } from '../core/daemon/protocol.js'
+import type { VmDetails, VmSummary } from '../core/vmm/manager.js'
+import { out } from './color.js'
+import { bdf, big, duration, hex, size } from './format.js'
+import { renderTable } from './table.js'
+
+const STATE_COLOUR = {
+  running: 'green',
+  paused: 'yellow',
+  created: 'cyan',
+  journaled: 'gray',
+} as const
+
+export function renderVmList(vms: Wire<VmSummary>[]): string {
+  if (vms.length === 0) return 'No VMs. Create one with `hsmctl vm create NAME`.'
+  const c = out()
+  return renderTable(
+    [
+      { header: 'NAME' },
+      { header: 'VMID', align: 'right' },
+      { header: 'STATE' },
+      { header: 'VCPUS', align: 'right' },
+      { header: 'MEMORY', align: 'right' },
+      { header: 'OWNER' },
+      { header: 'UPTIME', align: 'right' },
+    ],
+    vms.map((vm) => [
+      vm.name,
+      vm.vmid ?? '-',
+      c[STATE_COLOUR[vm.state]](vm.state),
+      vm.vcpus ?? '-',
+      size(vm.memory),
+      vm.owner,
+      duration(vm.uptimeSeconds),
+    ]),
+  )
+}
+
+export function renderVm(vm: Wire<VmDetails>): string {
+  const c = out()
+  const lines = [
+    `${c.bold(vm.name)}  vmid ${vm.vmid}  ${c[STATE_COLOUR[vm.state]](vm.state)}  ${vm.vcpus} vCPU${vm.vcpus === 1 ? '' : 's'}  ${size(vm.memory)} RAM  up ${duration(vm.uptimeSeconds)}`,
+    `  cpu affinity ${hex(vm.cpuAffinity)}   flags ${vm.flags.length ? vm.flags.join(',') : '-'}   ioreq page ${hex(vm.ioreqBuf)}`,
+    `  console      ${vm.console}`,
+  ]
+  const section = (title: string, rows: string[]) => {
+    lines.push('', c.bold(title), ...(rows.length ? rows.map((r) => `  ${r}`) : ['  (none)']))
+  }
+  section(
+    'Memory segments',
+    vm.memsegs.map(
+      (m) =>
+        `${m.type.toUpperCase().padEnd(4)} gpa ${hex(m.gpa)}-${hex(big(m.gpa) + big(m.size) - 1n)} (${size(m.size)})${m.hpa !== undefined ? ` -> hpa ${hex(m.hpa)}` : ''}`,
+    ),
+  )
+  section(
+    'Pass-through devices',
+    vm.ptdevs.map(
+      (p) =>
+        `${bdf(p.phys)} as ${bdf(p.virt)}${p.intr ? `  ${p.intr.type} virt pin ${p.intr.virtPin} phys pin ${p.intr.physPin}` : ''}`,
+    ),
+  )
+  if (vm.mmiodevs.length)
+    section(
+      'MMIO devices',
+      vm.mmiodevs.map(
+        (m) => `${m.devName} ${m.res.map((r) => `${hex(r.gpa)}+${size(r.size)}`).join(' ')}`,
+      ),
+    )
+  if (vm.vdevs.length)
+    section(
+      'Virtual devices',
+      vm.vdevs.map((v) => `${hex(v.vendor)}:${hex(v.device)} slot ${hex(v.slot)}`),
+    )
+  section(
+    'ioeventfds',
+    vm.ioeventfds.map(
+      (e) =>
+        `#${e.id} ${e.pio ? 'PIO ' : 'MMIO'} ${hex(e.addr)} len ${e.len}${e.datamatch !== undefined ? ` data ${hex(e.datamatch)}` : ''}  signals ${big(e.signals)}`,
+    ),
+  )
+  section(
+    'irqfds',
+    vm.irqfds.map((q) => `#${q.id} MSI ${hex(q.msiAddr)}:${hex(q.msiData)}  signals ${q.signals}`),
+  )
+  section(
+    'ioreq clients',
+    vm.clients.map(
+      (k) =>
+        `${k.name.padEnd(14)} ${k.kind.padEnd(8)} ${k.owner}${k.handled !== undefined ? `  handled ${k.handled}` : ''}${k.ranges !== undefined ? `  ranges ${k.ranges}` : ''}`,
+    ),
+  )
+  const hv = vm.hypervisor as
+    | {
+        gsi?: { lines?: { gsi: number; level: number }[] }
+        msi?: { vcpu: number; vector: number; count: number }[]
+      }
+    | undefined
+  if (hv?.msi?.length)
+    section(
+      'MSIs delivered',
+      hv.msi.map((m) => `vCPU ${m.vcpu} vector ${hex(m.vector)}: ${m.count}`),
+    )
+  return lines.join('\n')
+}

@@ -1,0 +1,4 @@
+import { simBackend } from './backend.js'
+import { lifecycleSuite } from './suite/s02-lifecycle.js'
+
+lifecycleSuite(simBackend)

@@ -1,0 +1,4 @@
+import { simBackend } from './backend.js'
+import { dispatchSuite } from './suite/s04-dispatch.js'
+
+dispatchSuite(simBackend)

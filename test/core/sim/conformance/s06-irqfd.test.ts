@@ -1,0 +1,4 @@
+import { simBackend } from './backend.js'
+import { irqfdSuite } from './suite/s06-irqfd.js'
+
+irqfdSuite(simBackend)
