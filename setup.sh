@@ -1,13 +1,15 @@
 #!/bin/sh
-# One-step set-up from a fresh clone: the Debian packages the tests need (a C compiler
-# and the kernel UAPI header <linux/acrn.h> from linux-libc-dev), then the npm packages,
-# which also builds hsmctl (npm's prepare script). Safe to run again.
+# One-step set-up from a fresh clone: the Debian packages the tests need (a C compiler,
+# the kernel UAPI header <linux/acrn.h> from linux-libc-dev, mandoc to lint the man
+# pages), then the npm packages, which also builds hsmctl (npm's prepare script) and the
+# C helper. Safe to run again.
 set -eu
 cd "$(dirname "$0")"
 
 need=""
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 [ -f /usr/include/linux/acrn.h ] || need="$need linux-libc-dev"
+command -v mandoc >/dev/null 2>&1 || need="$need mandoc"
 if [ -n "$need" ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""

@@ -16,12 +16,51 @@ const date = new Date(Number(process.env.SOURCE_DATE_EPOCH ?? 0) * 1000 || Date.
 
 /** Escape text for roff: backslashes, and a leading dot or quote that would start a request. */
 function esc(text) {
-  return String(text)
-    .replaceAll('\\', '\\e')
-    .replaceAll('-', '\\-')
+  return (
+    String(text)
+      .replaceAll('\\', '\\e')
+      .replaceAll('-', '\\-')
+      // non-ASCII as roff escapes, so that line lengths are what mandoc measures
+      .replace(
+        /[^\t\n -~]/gu,
+        (c) => `\\[u${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}]`,
+      )
+      .split('\n')
+      .map((line) => (/^[.']/.test(line) ? `\\&${line}` : line))
+      .join('\n')
+  )
+}
+
+/** Break filled text into source lines of at most 72 bytes (mandoc's style check). */
+function wrap(text) {
+  return text
     .split('\n')
-    .map((line) => (/^[.']/.test(line) ? `\\&${line}` : line))
+    .map((line) => {
+      if (line.startsWith('.') || Buffer.byteLength(line) <= 72) return line
+      const out = []
+      let cur = ''
+      for (const word of line.split(' ')) {
+        if (cur && Buffer.byteLength(cur + ' ' + word) > 72) {
+          out.push(cur)
+          cur = word
+        } else cur = cur ? `${cur} ${word}` : word
+      }
+      if (cur) out.push(cur)
+      return out.map((l) => (/^[.']/.test(l) ? `\\&${l}` : l)).join('\n')
+    })
     .join('\n')
+}
+
+/** The page's source: filled text wrapped, unfilled (.nf) blocks kept as they are. */
+function finish(lines) {
+  let filled = true
+  const out = []
+  for (const line of lines.join('\n').split('\n')) {
+    if (line === '.nf') filled = false
+    if (line === '.fi') filled = true
+    out.push(filled ? wrap(line) : line)
+  }
+  return out.join('\n') + '\n'
 }
 
 function paragraphs(text) {
@@ -91,18 +130,14 @@ for (const cmd of commands) {
   }
   if ((cmd.examples ?? []).length > 0) {
     lines.push('.SH EXAMPLES')
+    // one indented, unfilled block: a paragraph macro right after .SH is redundant
+    lines.push('.nf', '.RS 4')
     for (const ex of cmd.examples)
-      lines.push(
-        '.PP',
-        '.nf',
-        `.RS 4`,
-        esc(example(typeof ex === 'string' ? ex : ex.command, cmd.id)),
-        '.RE',
-        '.fi',
-      )
+      lines.push(esc(example(typeof ex === 'string' ? ex : ex.command, cmd.id)))
+    lines.push('.RE', '.fi')
   }
   lines.push(...exitStatus(), '.SH SEE ALSO', `.BR ${bin} (1)`)
-  writeFileSync(join(outDir, `${pageName(cmd.id)}.1`), lines.join('\n') + '\n')
+  writeFileSync(join(outDir, `${pageName(cmd.id)}.1`), finish(lines))
 }
 
 const top = [
@@ -132,5 +167,5 @@ const top = [
     .map((c, i) => `.BR ${esc(pageName(c.id))} (1)${i < commands.length - 1 ? ',' : ''}`)
     .join('\n'),
 ]
-writeFileSync(join(outDir, `${bin}.1`), top.join('\n') + '\n')
+writeFileSync(join(outDir, `${bin}.1`), finish(top))
 console.log(`wrote ${commands.length + 1} man pages to man/`)

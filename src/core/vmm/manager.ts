@@ -515,8 +515,9 @@ export class VmManager {
   private pcidev(ptdev: PtdevSpec, host: HostPciDevice | undefined): Uint8Array {
     const bar = new Array<number>(6).fill(0)
     for (const b of host?.bars ?? []) {
+      // >>> 0: a BAR at or above 2 GiB must stay an unsigned u32, not a negative int32
       bar[b.index] =
-        Number(b.base & 0xffff_ffffn) | (b.kind === 'io' ? 1 : b.kind === 'mem64' ? 4 : 0)
+        (Number(b.base & 0xffff_ffffn) | (b.kind === 'io' ? 1 : b.kind === 'mem64' ? 4 : 0)) >>> 0
       if (b.kind === 'mem64' && b.index < 5) bar[b.index + 1] = Number(b.base >> 32n)
     }
     return encode(S.acrn_pcidev, {
@@ -985,7 +986,12 @@ export class VmManager {
 
   // --- specs ------------------------------------------------------------------------------
 
+  /** A live VM's spec, or the journaled spec of one an earlier daemon held. */
   spec(name: string): VmSpec {
+    if (!this.vms.has(name)) {
+      const journaled = this.opts.journal.list().find((e) => e.name === name)
+      if (journaled?.spec) return journaled.spec
+    }
     const vm = this.vm(name)
     return {
       name: vm.name,

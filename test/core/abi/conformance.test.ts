@@ -1,6 +1,6 @@
 // ABI conformance (spec §10): our tables against the compiler's view of the installed
 // <linux/acrn.h>. Skipped, loudly, where there is no compiler or header; CI sets
-// HSMCTL_REQUIRE_C=1 so that a skip there is a failure.
+// HSMCTL_CI=1 so that a skip there is a failure.
 
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -24,7 +24,7 @@ import {
 
 const unavailable = probeUnavailable()
 if (unavailable) {
-  if (process.env.HSMCTL_REQUIRE_C === '1') {
+  if (process.env.HSMCTL_CI === '1') {
     throw new Error(`ABI conformance test cannot run: ${unavailable}`)
   }
   console.warn(`\n*** SKIPPED the C ABI conformance test: ${unavailable} ***\n`)
