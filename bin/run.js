@@ -1,4 +1,8 @@
 #!/usr/bin/env node
-import { execute } from '@oclif/core'
+// Read-only queries against a running daemon skip oclif's start-up (src/cli/fast.ts).
+import { fastPath } from '../dist/cli/fast.js'
 
-await execute({ dir: import.meta.url })
+if (!(await fastPath(process.argv.slice(2)))) {
+  const { execute } = await import('@oclif/core')
+  await execute({ dir: import.meta.url })
+}

@@ -23,10 +23,25 @@ interface OclifParseError extends Error {
   parse?: unknown
 }
 
+/**
+ * oclif rewrites the message of an error thrown by a flag's parser in place, to
+ * "Parsing --flag \n\t<message>\nSee more help with --help"; take the message back out,
+ * naming the flag once. Undefined when the message is not wrapped.
+ */
+function unwrapFlagParseError(message: string): string | undefined {
+  const m = /^Parsing (--[\w-]+) \n\t([\s\S]*?)\nSee more help with --help$/.exec(message)
+  if (!m) return undefined
+  const flag = m[1]!
+  const inner = m[2]!
+  return inner.startsWith(`${flag}:`) ? inner : `${flag}: ${inner}`
+}
+
 export function renderError(error: unknown, bin = 'hsmctl', commandId?: string): RenderedError {
   const c = err()
   let exitCode = 1
   let message = error instanceof Error ? error.message : String(error)
+  const unwrapped = unwrapFlagParseError(message)
+  if (unwrapped !== undefined) message = unwrapped
   let hint: string | undefined
   const extra: { code?: string; errno?: number; request?: string } = {}
   if (error instanceof HsmctlError) {
@@ -45,7 +60,7 @@ export function renderError(error: unknown, bin = 'hsmctl', commandId?: string):
   } else if (error instanceof Error && typeof (error as OclifParseError).oclif?.exit === 'number') {
     exitCode = (error as OclifParseError).oclif!.exit!
   }
-  if (error instanceof UsageError && !hint && commandId) {
+  if ((error instanceof UsageError || unwrapped !== undefined) && !hint && commandId) {
     hint = `see ${bin} ${commandId.replaceAll(':', ' ')} --help`
   }
   const lines = [`${c.red.bold('Error:')} ${message}`]

@@ -25,6 +25,8 @@ export interface JournalEntry {
 
 export class Journal {
   readonly dir: string
+  /** What is on disk, read once; save and remove keep it in step with the files. */
+  private entries: Map<string, JournalEntry> | undefined
 
   constructor(stateDir: string) {
     this.dir = join(stateDir, 'vms')
@@ -47,11 +49,13 @@ export class Journal {
     }
     renameSync(temp, target)
     this.syncDir()
+    this.cache().set(spec.name, { name: spec.name, spec })
   }
 
   remove(name: string): void {
     rmSync(this.file(name), { force: true })
     this.syncDir()
+    this.cache().delete(name)
   }
 
   private syncDir() {
@@ -67,7 +71,17 @@ export class Journal {
     }
   }
 
+  /** Every journaled VM, by name. */
   list(): JournalEntry[] {
+    return [...this.cache().values()].sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  private cache(): Map<string, JournalEntry> {
+    this.entries ??= new Map(this.read().map((e) => [e.name, e]))
+    return this.entries
+  }
+
+  private read(): JournalEntry[] {
     let files: string[]
     try {
       files = readdirSync(this.dir)
