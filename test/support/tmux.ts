@@ -1,0 +1,60 @@
+// Drive a command in a real terminal: a detached tmux session, keys sent with send-keys,
+// the screen read with capture-pane.
+import { spawnSync } from 'node:child_process'
+
+export const haveTmux = spawnSync('tmux', ['-V'], { stdio: 'ignore' }).error === undefined
+
+export class TmuxSession {
+  private static next = 0
+  readonly name = `hsmctl-test-${process.pid}-${TmuxSession.next++}`
+
+  constructor(command: string, env: Record<string, string>, size = { width: 120, height: 40 }) {
+    const exports = Object.entries(env)
+      .map(([k, v]) => `export ${k}='${v}';`)
+      .join(' ')
+    // keep the pane after the command ends, so its last screen and exit code can be read
+    const script = `${exports} ${command}; echo "[exit $?]"; sleep 600`
+    const r = spawnSync('tmux', [
+      'new-session',
+      '-d',
+      '-s',
+      this.name,
+      '-x',
+      String(size.width),
+      '-y',
+      String(size.height),
+      'sh',
+      '-c',
+      script,
+    ])
+    if (r.status !== 0) throw new Error(`tmux new-session failed: ${r.stderr}`)
+  }
+
+  screen(): string {
+    return spawnSync('tmux', ['capture-pane', '-p', '-t', this.name], { encoding: 'utf8' }).stdout
+  }
+
+  keys(...keys: string[]): void {
+    spawnSync('tmux', ['send-keys', '-t', this.name, ...keys])
+  }
+
+  /** Type literal text (no key names). */
+  type(text: string): void {
+    spawnSync('tmux', ['send-keys', '-l', '-t', this.name, text])
+  }
+
+  async waitFor(pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const screen = this.screen()
+      if (pattern.test(screen)) return screen
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${pattern}; screen:\n${screen}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+
+  kill(): void {
+    spawnSync('tmux', ['kill-session', '-t', this.name])
+  }
+}
