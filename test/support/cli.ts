@@ -14,7 +14,9 @@ export interface CliResult {
 export function hsmctl(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
   const r = spawnSync(process.execPath, [RUN_JS, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1', ...env },
+    // NODE_ENV=test (vitest sets it) would make oclif register tsx and load the commands
+    // from src/ instead of the build, three times slower: a user's shell has no NODE_ENV
+    env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...env },
     timeout: 30_000,
   })
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }

@@ -13,7 +13,8 @@ export class TmuxSession {
       .map(([k, v]) => `export ${k}='${v}';`)
       .join(' ')
     // keep the pane after the command ends, so its last screen and exit code can be read
-    const script = `${exports} ${command}; echo "[exit $?]"; sleep 600`
+    // NODE_ENV=test (from vitest, via the tmux server) would put oclif in development mode
+    const script = `unset NODE_ENV; ${exports} ${command}; echo "[exit $?]"; sleep 600`
     const r = spawnSync('tmux', [
       'new-session',
       '-d',

@@ -20,7 +20,7 @@ export default class IoeventfdRemove extends DaemonCommand {
       name: args.name,
       id: flags.id,
     })
-    this.log(`removed ioeventfd #${info.id} (${info.signals} signals)`)
+    this.log(`removed ioeventfd #${info.id} (${BigInt(info.signals)} signals)`)
     return info
   }
 }

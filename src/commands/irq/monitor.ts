@@ -37,7 +37,8 @@ export default class IrqMonitor extends DaemonCommand {
     else
       this.log(
         result.interrupts
-          .map((i) => `pirq ${String(i.pirq).padStart(4)}  ${String(i.count)}`)
+          // 64-bit values arrive as hex strings; IRQ numbers and counts read best in decimal
+          .map((i) => `pirq ${String(BigInt(i.pirq)).padStart(4)}  ${BigInt(i.count)}`)
           .join('\n'),
       )
     return result

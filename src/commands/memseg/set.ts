@@ -22,10 +22,20 @@ RAM cannot be unmapped before the VM is destroyed (§3.5).`
   static override args = { name: vmNameArg }
 
   static override flags = {
-    gpa: hexFlag('gpa')({ description: 'Guest physical address.', required: true }),
-    size: sizeFlag('size')({ description: 'Size (4K, 64M, 0x100000).', required: true }),
+    // 4 KiB-aligned, as in spec files (`vm apply`): the kernel maps RAM in whole pages and
+    // silently drops a size's sub-page tail (§3.4), so only whole pages say what is mapped
+    gpa: hexFlag('gpa', { align: 4096n })({
+      description: 'Guest physical address (4 KiB-aligned).',
+      required: true,
+    }),
+    size: sizeFlag('size', { align: 4096n })({
+      description: 'Size, a multiple of 4 KiB (4K, 64M, 0x100000).',
+      required: true,
+    }),
     type: Flags.string({ description: 'Segment type.', options: ['ram', 'mmio'], default: 'ram' }),
-    hpa: hexFlag('hpa')({ description: 'MMIO: host physical address to map.' }),
+    hpa: hexFlag('hpa', { align: 4096n })({
+      description: 'MMIO: host physical address to map (4 KiB-aligned).',
+    }),
     access: accessFlag('access')({ description: 'EPT access rights.', default: 7 }),
     file: Flags.file({ description: 'RAM: payload loaded at the segment’s start.', exists: true }),
   }

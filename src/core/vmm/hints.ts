@@ -8,24 +8,35 @@ const HINTS: Readonly<Record<string, string>> = {
     'the hypervisor refused the VM (no free VM slot, a CPU affinity outside the configured one, or reserved fields set)',
   'DESTROY_VM:EPERM': 'the hypervisor destroys only paused VMs; run `hsmctl vm pause NAME` first',
   'START_VM:EPERM':
-    'the hypervisor starts only a VM that was just created (or reset); a paused VM is resumed by reset + start',
+    'the hypervisor starts only a VM that was just created (or reset); a paused VM does not resume: `hsmctl vm reset NAME --yes` restarts it from its reset state, then start it',
   'PAUSE_VM:EPERM': 'the VM is powered off in the hypervisor',
   'RESET_VM:EPERM': 'the hypervisor resets only paused VMs; run `hsmctl vm pause NAME` first',
   'SET_VCPU_REGS:EPERM':
     'registers can be set only while the VM is not running, for an existing vCPU, with valid CR0/CR4; pause the VM first',
   'SET_VCPU_REGS:EINVAL': 'reserved fields of acrn_vcpu_regs must be zero',
   'SET_MEMSEG:EINVAL':
-    'RAM segments need at least 4 KiB (§3.4) and sizes must be multiples of 4 KiB for the hypervisor (Appendix A)',
+    'RAM segments need at least 4 KiB (§3.4); the hypervisor needs 4 KiB multiples inside the guest address space and, for MMIO, a host range the Service VM may map (Appendix A)',
   'SET_MEMSEG:ENOMEM': 'a VM object has at most 256 RAM mappings over its whole life (§3.4)',
   'SET_MEMSEG:EFAULT': 'the Service-VM memory behind the segment is not mapped (§3.4)',
   'SET_MEMSEG:EPERM':
     'the hypervisor refused the mapping (the host range is not valid for this VM)',
   'UNSET_MEMSEG:EINVAL':
-    'only MMIO segments can be unset; RAM stays mapped until the VM is destroyed (§3.5)',
+    'only MMIO segments can be unset; RAM stays mapped until the VM is destroyed (§3.5). An MMIO range must be mapped, in 4 KiB multiples (Appendix A)',
   'UNSET_MEMSEG:EPERM': 'nothing is mapped at that guest address range',
-  'ASSIGN_PCIDEV:EPERM': 'the device does not exist, is not assignable, or belongs to another VM',
-  'DEASSIGN_PCIDEV:EPERM': 'the device is not assigned to this VM',
-  'ASSIGN_MMIODEV:EPERM': 'the MMIO device does not exist or belongs to another VM',
+  'ASSIGN_PCIDEV:ENODEV':
+    'no such host PCI function, a bridge, or another VM has it; see `hsmctl host devices` and `hsmctl ptdev list`',
+  'ASSIGN_PCIDEV:EINVAL':
+    'devices are assigned only to a created VM (before `vm start`), at a free virtual BDF',
+  'DEASSIGN_PCIDEV:ENODEV':
+    'the device is not assigned to this VM at that virtual BDF; see `hsmctl ptdev list NAME`',
+  'ASSIGN_MMIODEV:EINVAL':
+    'MMIO devices are assigned only to a created VM, with 4 KiB-aligned resources inside a host MMIO device no other VM has (see `hsmctl host devices`)',
+  'DEASSIGN_MMIODEV:EINVAL': 'that MMIO device is not assigned to this VM; see `hsmctl vm show NAME`',
+  'SET_PTDEV_INTR:EPERM':
+    'the hypervisor remaps INTx only, of a device assigned to this VM, with pins in range; a host pin goes to one VM at a time',
+  'RESET_PTDEV_INTR:EPERM': 'INTx only, of a device assigned to this VM',
+  'CREATE_VDEV:EINVAL': 'that slot already holds a virtual device',
+  'DESTROY_VDEV:EINVAL': 'no virtual device at that slot; see `hsmctl vm show NAME`',
   'SET_IRQLINE:EPERM': 'the GSI is beyond the VM’s interrupt lines (Appendix A)',
   'INJECT_MSI:EPERM': 'the VM is powered off in the hypervisor',
   'NOTIFY_REQUEST_FINISH:EINVAL':
@@ -37,7 +48,8 @@ const HINTS: Readonly<Record<string, string>> = {
     'the same eventfd is already registered at that address with overlapping data (§5.3)',
   'IOEVENTFD:EINVAL': 'len must be 1, 2, 4 or 8 and addr + len must not overflow (§5.3)',
   'IRQFD:EBUSY': 'that eventfd is already an irqfd of this VM (§6.2)',
-  'PM_GET_CPU_STATE:EPERM': 'no such Px/Cx state for that vCPU (the index is past the count)',
+  'PM_GET_CPU_STATE:EPERM':
+    'no such vCPU, or no such state: Px states are numbered from 0, Cx states from 1, up to the count',
   'VM_INTR_MONITOR:EFAULT': 'the monitor page is not mapped (§7.3)',
 }
 

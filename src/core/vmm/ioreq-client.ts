@@ -1,6 +1,6 @@
 // The daemon as a VM's default ioreq client (§4.7): wait in ATTACH_IOREQ_CLIENT, scan the
 // vCPU slots for PROCESSING requests that are not kernel-handled, let a device model
-// answer, write a read's value back into the slot, NOTIFY, and publish on the trace bus.
+// answer, write a read's value back into the slot, NOTIFY, and publish on the trace hub.
 // The scan works on the raw 4 KiB page with fixed offsets (UAPI layout, §4.1).
 
 import { performance } from 'node:perf_hooks'
@@ -11,7 +11,8 @@ import { offsetOf } from '../abi/layout.js'
 import { acrn_io_request } from '../abi/structs.js'
 import { HsmError } from '../errors.js'
 import type { HsmProcess } from '../hsm-process.js'
-import type { TraceBus, TraceType } from '../trace/bus.js'
+import type { TraceHub } from '../trace/hub.js'
+import { CLIENT_DEFAULT, pciAddr, TYPE_MMIO, TYPE_PCICFG, TYPE_PIO } from '../trace/record.js'
 import type { DeviceModels } from './devices/models.js'
 
 const SLOT = acrn_io_request.size
@@ -54,7 +55,7 @@ export class DefaultIoreqClient {
     private readonly fd: number,
     private readonly vm: ClientVm,
     private readonly devices: DeviceModels,
-    private readonly trace: TraceBus,
+    private readonly trace: TraceHub,
   ) {
     new DataView(this.notify.buffer).setUint16(0, vm.vmid, true)
     this.done = this.loop()
@@ -95,26 +96,27 @@ export class DefaultIoreqClient {
     const type = view.getUint32(base + TYPE, true)
     const write = view.getUint32(base + DIRECTION, true) === 1
     const size = Number(view.getBigUint64(base + SIZE, true))
-    let traceType: TraceType
+    let traceType: number
     let addr: bigint
     let value: bigint
     let result: bigint
     if (type === IoreqType.MMIO) {
-      traceType = 'mmio'
+      traceType = TYPE_MMIO
       addr = view.getBigUint64(base + ADDRESS, true)
       value = view.getBigUint64(base + VALUE, true)
       result = this.devices.mmio(write, addr, size, value).value
     } else if (type === IoreqType.PCICFG) {
-      traceType = 'pcicfg'
-      addr =
-        (BigInt(view.getUint32(base + PCI_BUS, true)) << 16n) |
-        (BigInt(view.getUint32(base + PCI_DEV, true)) << 11n) |
-        (BigInt(view.getUint32(base + PCI_FUNC, true)) << 8n) |
-        BigInt(view.getUint32(base + PCI_REG, true))
+      traceType = TYPE_PCICFG
+      addr = pciAddr(
+        view.getUint32(base + PCI_BUS, true),
+        view.getUint32(base + PCI_DEV, true),
+        view.getUint32(base + PCI_FUNC, true),
+        view.getUint32(base + PCI_REG, true),
+      )
       value = BigInt(view.getUint32(base + VALUE, true))
       result = this.devices.pcicfg(write, size, value).value
     } else {
-      traceType = 'pio'
+      traceType = TYPE_PIO
       addr = view.getBigUint64(base + ADDRESS, true)
       value = BigInt(view.getUint32(base + VALUE, true))
       result = this.devices.pio(write, Number(addr), size, value).value
@@ -133,16 +135,15 @@ export class DefaultIoreqClient {
     this.stats.handled++
     this.trace.publish({
       t: seen,
-      vm: this.vm.name,
       vmid: this.vm.vmid,
       vcpu,
       type: traceType,
-      dir: write ? 'write' : 'read',
-      addr,
+      write,
+      client: CLIENT_DEFAULT,
       size,
+      addr,
       value,
-      client: 'default',
-      latencyUs: Math.round((performance.now() - seen) * 1000),
+      latencyNs: (performance.now() - seen) * 1e6,
     })
   }
 }

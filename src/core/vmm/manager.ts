@@ -22,7 +22,7 @@ import { decode, encode } from '../abi/layout.js'
 import * as S from '../abi/structs.js'
 import { ConflictError, HsmError, NotFoundError, UsageError } from '../errors.js'
 import type { HsmProcess } from '../hsm-process.js'
-import type { TraceBus } from '../trace/bus.js'
+import type { TraceHub } from '../trace/hub.js'
 import { DeviceModels } from './devices/models.js'
 import { vmFlagNames } from './flags.js'
 import { withHint } from './hints.js'
@@ -209,7 +209,7 @@ function protectedModeRegs(entry: bigint) {
 export interface VmManagerOptions {
   platform: VmmPlatform
   journal: Journal
-  trace: TraceBus
+  trace: TraceHub
   stateDir: string
 }
 
@@ -377,13 +377,14 @@ export class VmManager {
     return this.show(name)
   }
 
-  /** Pause if running (the hypervisor destroys only paused VMs), destroy, close the fd. */
+  /** Pause unless paused (the hypervisor destroys only paused VMs), destroy, close the fd. */
   async destroy(
     name: string,
     options: { keepJournal?: boolean } = {},
   ): Promise<{ name: string; vmid: number }> {
     const vm = this.vm(name)
-    if (vm.state === 'running') {
+    // A.3: DESTROY needs PAUSED; PAUSE takes a created VM there too (as create's rollback does)
+    if (vm.state !== 'paused') {
       await this.ioctl(vm, Ioctl.PAUSE_VM)
       vm.state = 'paused'
     }
@@ -448,7 +449,8 @@ export class VmManager {
     let info: MemsegInfo
     if (seg.type === 'ram') {
       // RAM is Service-VM memory the kernel pins and maps into the guest (§3.4 B)
-      const vma = await this.proc.mmap(Number(seg.size))
+      // at least one byte: a zero-length segment is the kernel's EINVAL to report (§3.4), not mmap's
+      const vma = await this.proc.mmap(Math.max(Number(seg.size), 1))
       if (payload) await this.proc.write(vma, payload)
       const memmap = encode(S.acrn_vm_memmap, {
         type: Memmap.RAM,
@@ -905,6 +907,20 @@ export class VmManager {
     if (!guestAccess) {
       throw new UsageError('guest access needs the simulation', {
         hint: 'on real hardware the guest itself performs accesses; run the daemon with --backend sim',
+      })
+    }
+    if (vm.state !== 'running') {
+      throw new UsageError(`'${name}' is ${vm.state}, not running`, {
+        hint:
+          vm.state === 'created'
+            ? `start it first: hsmctl vm start ${name}`
+            : `a paused VM runs again only after a reset: hsmctl vm reset ${name} --yes, then hsmctl vm start ${name}`,
+      })
+    }
+    if (access.vcpu >= vm.vcpuNum) {
+      throw new UsageError(`vCPU ${access.vcpu} does not exist`, {
+        flag: '--vcpu',
+        hint: `'${name}' has ${vm.vcpuNum} vCPU${vm.vcpuNum === 1 ? '' : 's'} (0..${vm.vcpuNum - 1})`,
       })
     }
     const value = await guestAccess.call(this.opts.platform, { vmid: vm.vmid, ...access })

@@ -1,0 +1,60 @@
+// The shell's history, kept across runs in one file in the state directory (one line per
+// entry, oldest first) and bounded: trimmed to the newest entries when it is loaded. Each
+// entry is appended as it is typed, so several shells at once all keep theirs.
+
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+
+export const HISTORY_SIZE = 1000
+
+export class History {
+  /** Newest first, as readline wants it. */
+  private readonly lines: string[]
+  private warned = false
+
+  constructor(
+    private readonly file: string | undefined,
+    private readonly size = HISTORY_SIZE,
+  ) {
+    this.lines = file ? load(file, size) : []
+  }
+
+  entries(): string[] {
+    return [...this.lines]
+  }
+
+  /** Record a line; blank ones, repeats of the last one and lines starting with a blank are skipped (as bash's ignoreboth). */
+  add(line: string): void {
+    if (line.trim() === '' || /^\s/.test(line) || line.includes('\n')) return
+    if (this.lines[0] === line) return
+    this.lines.unshift(line)
+    this.lines.length = Math.min(this.lines.length, this.size)
+    if (!this.file) return
+    try {
+      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 })
+      appendFileSync(this.file, line + '\n', { mode: 0o600 })
+    } catch (e) {
+      if (!this.warned) process.stderr.write(`hsmctl: history not saved: ${(e as Error).message}\n`)
+      this.warned = true
+    }
+  }
+}
+
+function load(file: string, size: number): string[] {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch {
+    return [] // first run
+  }
+  const lines = text.split('\n').filter((l) => l !== '')
+  if (lines.length > size) {
+    lines.splice(0, lines.length - size)
+    try {
+      writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 })
+    } catch {
+      // trimming is housekeeping; the history still loads
+    }
+  }
+  return lines.reverse()
+}

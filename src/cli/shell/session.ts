@@ -1,0 +1,179 @@
+// The interactive shell: read a line, run its commands, show the prompt again.
+//
+// The line editor (node:readline) exists only while the prompt is shown: it is closed
+// before a command runs and a fresh one is opened afterwards. So a command owns the
+// terminal while it runs: an inquirer prompt gets every key once (two readline
+// interfaces on one stdin would both echo them), a full-screen view can use raw mode,
+// and with the terminal back in cooked mode Ctrl-C arrives as SIGINT, which the shell
+// turns into an abort of that command only.
+
+import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline'
+import { renderError } from '../../ui/error.js'
+import type { Completer } from './complete.js'
+import { HISTORY_SIZE, type History } from './history.js'
+import { setShellHost, type ShellHost } from './host.js'
+import type { Outcome, Runner } from './runner.js'
+import { splitCommands } from './tokenize.js'
+
+export interface InteractiveOptions {
+  runner: Runner
+  completer: Completer
+  history: History
+  /** The prompt text, asked for before each line (it shows live state). */
+  prompt: () => Promise<string>
+  input?: NodeJS.ReadStream
+  /** Where the prompt and the echo go (stderr: stdout carries results). */
+  output?: NodeJS.WriteStream
+}
+
+type Read = { line: string } | { eof: true } | { interrupted: true }
+
+interface Task {
+  label: string
+  controller: AbortController
+  done: Promise<void>
+}
+
+export class InteractiveShell implements ShellHost {
+  private rl: Interface | undefined
+  private readonly tasks = new Set<Task>()
+  private readonly input: NodeJS.ReadStream
+  private readonly output: NodeJS.WriteStream
+
+  constructor(private readonly o: InteractiveOptions) {
+    this.input = o.input ?? process.stdin
+    this.output = o.output ?? process.stderr
+  }
+
+  /** Runs until exit, quit or Ctrl-D; resolves with the shell's exit code. */
+  async run(): Promise<number> {
+    // While a command runs the terminal is in cooked mode and Ctrl-C is a signal: it
+    // stops that command; without this listener it would end the process.
+    const onSigint = () => void this.o.runner.interrupt()
+    process.on('SIGINT', onSigint)
+    setShellHost(this)
+    try {
+      for (;;) {
+        const read = await this.read(await this.o.prompt())
+        if ('eof' in read) {
+          this.output.write('\n')
+          return 0
+        }
+        if ('interrupted' in read) {
+          await this.stopTasks(true)
+          continue
+        }
+        this.o.history.add(read.line)
+        const outcome = await this.runLine(read.line)
+        if (outcome.leave) return outcome.leave.code ?? 0
+      }
+    } finally {
+      process.off('SIGINT', onSigint)
+      setShellHost(undefined)
+      await this.stopTasks(false)
+    }
+  }
+
+  private async runLine(line: string): Promise<Outcome> {
+    let commands
+    try {
+      commands = splitCommands(line)
+    } catch (e) {
+      process.stderr.write(renderError(e).text)
+      return { code: 2, interrupted: false }
+    }
+    let outcome: Outcome = { code: 0, interrupted: false }
+    for (const command of commands) {
+      outcome = await this.o.runner.run(command.argv)
+      if (outcome.interrupted) {
+        this.output.write('\n') // after the terminal's ^C
+        break
+      }
+      if (outcome.leave) break
+    }
+    return outcome
+  }
+
+  private read(prompt: string): Promise<Read> {
+    return new Promise((resolve) => {
+      const rl = createInterface({
+        input: this.input,
+        output: this.output,
+        terminal: true,
+        prompt,
+        history: this.o.history.entries(),
+        historySize: HISTORY_SIZE,
+        tabSize: 4,
+        completer: (line: string, callback: (e: null, r: [string[], string]) => void) => {
+          this.o.completer.complete(line).then(
+            (r) => callback(null, r),
+            () => callback(null, [[], line]),
+          )
+        },
+      })
+      this.rl = rl
+      let result: Read = { eof: true }
+      rl.on('line', (line) => {
+        result = { line }
+        rl.close()
+      })
+      // Ctrl-C at the prompt drops the line (and stops background tasks), as in bash
+      rl.on('SIGINT', () => {
+        result = { interrupted: true }
+        rl.write(null, { ctrl: true, name: 'e' })
+        this.output.write('^C')
+        rl.close()
+      })
+      rl.on('close', () => {
+        this.rl = undefined
+        if ('interrupted' in result) this.output.write('\n')
+        resolve(result)
+      })
+      rl.prompt()
+    })
+  }
+
+  print(text: string, stream: 'stdout' | 'stderr' = 'stdout'): void {
+    const target = stream === 'stderr' ? process.stderr : process.stdout
+    const out = text.endsWith('\n') ? text : text + '\n'
+    const rl = this.rl
+    if (!rl) {
+      target.write(out)
+      return
+    }
+    // wipe the prompt, print, draw the prompt again with what the user had typed
+    const { rows } = rl.getCursorPos()
+    moveCursor(this.output, 0, -rows)
+    cursorTo(this.output, 0)
+    clearScreenDown(this.output)
+    target.write(out)
+    // readline redraws from `rows` rows above the cursor: give it those rows
+    this.output.write('\n'.repeat(rows))
+    rl.prompt(true)
+  }
+
+  background(label: string, task: (signal: AbortSignal) => Promise<void>): void {
+    const controller = new AbortController()
+    const entry: Task = { label, controller, done: Promise.resolve() }
+    entry.done = task(controller.signal)
+      .catch((e: unknown) => {
+        if (!controller.signal.aborted) this.print(renderError(e).text, 'stderr')
+      })
+      .finally(() => this.tasks.delete(entry))
+    this.tasks.add(entry)
+  }
+
+  private async stopTasks(say: boolean): Promise<void> {
+    const tasks = [...this.tasks]
+    for (const t of tasks) {
+      t.controller.abort()
+      if (say) this.output.write(`stopped: ${t.label}\n`)
+    }
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.all(tasks.map((t) => t.done)),
+      new Promise((r) => (timer = setTimeout(r, 2000))),
+    ])
+    clearTimeout(timer)
+  }
+}

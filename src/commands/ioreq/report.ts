@@ -1,0 +1,68 @@
+import { Args, Flags } from '@oclif/core'
+import { HsmCommand } from '../../cli/base-command.js'
+import { filterFromFlags, traceFilterFlags } from '../../cli/trace-flags.js'
+import type { ViewRow } from '../../core/trace/view.js'
+
+export default class IoreqReport extends HsmCommand {
+  static override summary = 'Summarise a recording: the table of `ioreq watch`, offline.'
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> trace.hsmtrace',
+    '<%= config.bin %> <%= command.id %> trace.hsmtrace --format csv',
+  ]
+
+  static override args = {
+    file: Args.string({ description: 'A file written by `ioreq record`.', required: true }),
+  }
+
+  static override flags = {
+    ...traceFilterFlags,
+    format: Flags.string({
+      description: 'Output format.',
+      options: ['table', 'csv', 'jsonl'],
+      default: 'table',
+    }),
+    sort: Flags.string({
+      description: 'Sort rows by.',
+      options: ['count', 'latency', 'address'],
+      default: 'count',
+    }),
+    'by-vcpu': Flags.boolean({ description: 'One row per vCPU.' }),
+  }
+
+  async run(): Promise<{ file: string; records: number; rows: ViewRow[] }> {
+    const { args, flags } = await this.parse(IoreqReport)
+    const { readTraceFile } = await import('../../core/trace/file.js')
+    const { TraceStats } = await import('../../core/trace/stats.js')
+    const { TopModel } = await import('../../core/trace/view.js')
+    const { renderTop } = await import('../../ui/trace.js')
+    const file = readTraceFile(args.file)
+    if (file.partialTail)
+      process.stderr.write(
+        `${args.file}: ignoring a partial last record (${file.partialTail} bytes)\n`,
+      )
+    const stats = new TraceStats()
+    stats.ingest(file.records)
+    const model = new TopModel({
+      filter: filterFromFlags(flags, [], file.header.vms),
+      sort: flags.sort as 'count',
+    })
+    const names = new Map(file.header.vms.map((v) => [v.vmid, v.name]))
+    model.update(
+      stats.rows(() => true, flags['by-vcpu']),
+      0,
+      (id) => names.get(id) ?? String(id),
+    )
+    const rows = model.rows()
+    if (!this.jsonEnabled())
+      this.log(
+        renderTop(
+          rows,
+          { count: model.totals.count, rate: 0 },
+          flags.format as 'table',
+          file.header.createdAt,
+        ),
+      )
+    return { file: args.file, records: file.count, rows }
+  }
+}

@@ -1,0 +1,82 @@
+import { Args, Flags } from '@oclif/core'
+import { DaemonCommand, interactive } from '../../cli/daemon-command.js'
+import { traceFilterFlags } from '../../cli/trace-flags.js'
+
+export default class IoreqWatch extends DaemonCommand {
+  static override summary =
+    'Watch ioreq traffic live: a top-like table of requests, or a per-request log.'
+
+  static override description = `On a terminal, a full-screen view with two views of the stream (switch with o): a table
+of rows keyed by type, address and direction (PCI config as BDF+register) with count, %,
+current rate and latency min/avg/p99/max from PENDING to COMPLETE and the handling client,
+and a scrolling request log. Keys: q quit, h help, f filter, s sort, r reset, o view,
+space pause. Off a terminal, or with --once/--interval/--format, it prints samples:
+--once prints one (rates over --interval), --interval S prints one every S seconds
+(--count N of them), in table, csv or jsonl format.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> demo --type pio',
+    '<%= config.bin %> <%= command.id %> --once --format csv',
+    '<%= config.bin %> <%= command.id %> demo --interval 1 --count 5 --format jsonl --skip-zero',
+  ]
+
+  static override strict = false
+
+  static override args = {
+    names: Args.string({ description: 'VMs to watch (default: all).', required: false }),
+  }
+
+  static override flags = {
+    ...traceFilterFlags,
+    once: Flags.boolean({ description: 'Print one sample and exit.' }),
+    interval: Flags.string({ description: 'Seconds between samples.', default: '1' }),
+    count: Flags.integer({ description: 'Stop after this many samples.', min: 1 }),
+    format: Flags.string({
+      description: 'Output format off the full-screen view.',
+      options: ['table', 'csv', 'jsonl'],
+    }),
+    'skip-zero': Flags.boolean({
+      description: 'Leave out rows with no requests in the last interval.',
+    }),
+    sort: Flags.string({
+      description: 'Sort rows by.',
+      options: ['count', 'rate', 'latency', 'address'],
+      default: 'count',
+    }),
+    'by-vcpu': Flags.boolean({ description: 'One row per vCPU instead of per VM.' }),
+  }
+
+  async run(): Promise<unknown> {
+    const { argv, flags } = await this.parse(IoreqWatch)
+    const interval = Number(flags.interval)
+    if (!Number.isFinite(interval) || interval <= 0 || interval > 3600) {
+      const { UsageError } = await import('../../core/errors.js')
+      throw new UsageError(`'${flags.interval}' is not a number of seconds`, { flag: '--interval' })
+    }
+    const names = argv as string[]
+    const client = await this.daemon()
+    const live =
+      interactive() &&
+      process.stdout.isTTY &&
+      !flags.once &&
+      flags.format === undefined &&
+      flags.count === undefined
+    const { watchSamples } = await import('../../cli/watch-samples.js')
+    if (live) {
+      const { runWatchTui } = await import('../../ui/watch/tui.js')
+      await runWatchTui({ client, names, flags, intervalMs: interval * 1000 })
+      return { quit: true }
+    }
+    return watchSamples({
+      client,
+      names,
+      flags,
+      intervalMs: interval * 1000,
+      samples: flags.once ? 1 : flags.count,
+      format: (flags.format ?? 'table') as 'table' | 'csv' | 'jsonl',
+      json: this.jsonEnabled(),
+      write: (text) => process.stdout.write(text + '\n'),
+    })
+  }
+}

@@ -1,0 +1,91 @@
+// The top view as text: an aligned table (terminal), CSV or JSON Lines (scripts).
+import { latencyText } from '../core/trace/format.js'
+import type { ViewRow, ViewTotals } from '../core/trace/view.js'
+import { renderTable } from './table.js'
+
+export type TopFormat = 'table' | 'csv' | 'jsonl'
+
+export const CSV_COLUMNS = [
+  'time',
+  'vm',
+  'vmid',
+  'key',
+  'type',
+  'addr',
+  'dir',
+  'count',
+  'pct',
+  'rate',
+  'lat_min_ns',
+  'lat_avg_ns',
+  'lat_p99_ns',
+  'lat_max_ns',
+  'client',
+] as const
+
+function record(row: ViewRow, time: string) {
+  return {
+    time,
+    vm: row.vm,
+    vmid: row.vmid,
+    key: row.key,
+    type: row.type,
+    addr: `0x${row.addr.toString(16)}`,
+    dir: row.dir,
+    count: row.count,
+    pct: Number(row.pct.toFixed(2)),
+    rate: Number(row.rate.toFixed(1)),
+    lat_min_ns: row.latMin,
+    lat_avg_ns: Math.round(row.latAvg),
+    lat_p99_ns: row.latP99,
+    lat_max_ns: row.latMax,
+    client: row.client,
+  }
+}
+
+export function renderTop(
+  rows: ViewRow[],
+  totals: ViewTotals,
+  format: TopFormat,
+  time: string,
+  header = true,
+): string {
+  if (format === 'jsonl') return rows.map((r) => JSON.stringify(record(r, time))).join('\n')
+  if (format === 'csv') {
+    const lines = rows.map((r) => {
+      const rec = record(r, time)
+      return CSV_COLUMNS.map((c) => String(rec[c])).join(',')
+    })
+    return (header ? [CSV_COLUMNS.join(','), ...lines] : lines).join('\n')
+  }
+  const table = renderTable(
+    [
+      { header: 'VM' },
+      { header: 'REQUEST' },
+      { header: 'COUNT', align: 'right' },
+      { header: '%', align: 'right' },
+      { header: 'RATE/s', align: 'right' },
+      { header: 'MIN', align: 'right' },
+      { header: 'AVG', align: 'right' },
+      { header: 'P99', align: 'right' },
+      { header: 'MAX', align: 'right' },
+      { header: 'CLIENT' },
+    ],
+    [
+      ...rows.map((r) => [
+        r.vm,
+        r.key,
+        r.count,
+        r.pct.toFixed(1),
+        r.rate.toFixed(0),
+        latencyText(r.latMin),
+        latencyText(r.latAvg),
+        latencyText(r.latP99),
+        latencyText(r.latMax),
+        r.client,
+      ]),
+      ['', 'Total', totals.count, '100.0', totals.rate.toFixed(0), '', '', '', '', ''],
+    ],
+  )
+  return table
+}
