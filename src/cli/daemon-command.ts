@@ -37,7 +37,8 @@ export abstract class DaemonCommand extends HsmCommand {
     return this.client
   }
 
-  protected async call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+  /** One daemon call (public so that shared command bodies can use it). */
+  async call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
     return (await this.daemon()).call<T>(method, params)
   }
 

@@ -1,56 +1,20 @@
-import { Flags } from '@oclif/core'
-import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
-import { hexFlag, intFlag } from '../../cli/flags.js'
-import type { VdevInfo } from '../../core/vmm/manager.js'
+import { DaemonCommand } from '../../cli/daemon-command.js'
+import { vdev } from '../../cli/paired-commands.js'
 import type { Wire } from '../../core/daemon/protocol.js'
+import type { VdevInfo } from '../../core/vmm/manager.js'
 
 export default class VdevDestroy extends DaemonCommand {
-  static override summary = 'Destroy a hypervisor-emulated device (DESTROY_VDEV).'
+  static override summary = vdev.summary('destroy')
 
-  static override description = `A PCI device is identified by --vendor and --device at --slot; a legacy device (a vUART,
-say) by --legacy-id. --io ADDR:SIZE gives its I/O resources (up to 6).`
+  static override description = vdev.description
 
-  static override examples = ['<%= config.bin %> <%= command.id %> demo --legacy-id 1 --io 0x2f8:8']
+  static override examples = vdev.examples
 
-  static override args = { name: vmNameArg }
+  static override args = vdev.args
 
-  static override flags = {
-    vendor: intFlag('vendor', 0n, 0xffffn)({ description: 'PCI vendor ID.' }),
-    device: intFlag('device', 0n, 0xffffn)({ description: 'PCI device ID.' }),
-    'legacy-id': intFlag('legacy-id')({ description: 'ID of a non-PCI device.' }),
-    slot: hexFlag('slot')({ description: 'Virtual BDF / slot of the device.' }),
-    io: Flags.string({
-      description: 'I/O resource ADDR:SIZE (repeatable, up to 6).',
-      multiple: true,
-    }),
-  }
+  static override flags = vdev.flags
 
   async run(): Promise<Wire<VdevInfo>> {
-    const { args, flags } = await this.parse(VdevDestroy)
-    const { parseInteger } = await import('../../core/parse/number.js')
-    const { UsageError } = await import('../../core/errors.js')
-    const io = (flags.io ?? []).map((r) => {
-      const [addr, size, extra] = r.split(':')
-      if (addr === undefined || size === undefined || extra !== undefined) {
-        throw new UsageError(`'${r}' is not ADDR:SIZE`, { flag: '--io' })
-      }
-      const max = 0xffff_ffffn
-      return {
-        addr: Number(parseInteger(addr, { name: '--io', max })),
-        size: Number(parseInteger(size, { name: '--io', max })),
-      }
-    })
-    if (io.length > 6) throw new UsageError('at most 6 I/O resources', { flag: '--io' })
-    const info = await this.call<Wire<VdevInfo>>('vdev.destroy', {
-      name: args.name,
-      vendor: flags.vendor ?? 0,
-      device: flags.device ?? 0,
-      legacyId: flags['legacy-id'] ?? 0,
-      slot: flags.slot ?? 0n,
-      ioAddr: io.map((r) => r.addr),
-      ioSize: io.map((r) => r.size),
-    })
-    this.log(`destroyed virtual device in ${args.name}`)
-    return info
+    return vdev.run(this, 'destroy', await this.parse(VdevDestroy))
   }
 }
