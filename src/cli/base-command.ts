@@ -15,6 +15,29 @@ export abstract class HsmCommand extends Command {
     }),
   }
 
+  private restoreColor: (() => void) | undefined
+
+  override async init(): Promise<void> {
+    await super.init()
+    // ui/color reads --no-color from process.argv, once; inside `hsmctl shell` the flag is
+    // on this command's argv only, so apply it to this command and undo it afterwards
+    if (this.argv.includes('--no-color') && !process.argv.includes('--no-color')) {
+      const { err, out } = await import('../ui/color.js')
+      const levels = [out().level, err().level] as const
+      out().level = 0
+      err().level = 0
+      this.restoreColor = () => {
+        out().level = levels[0]
+        err().level = levels[1]
+      }
+    }
+  }
+
+  protected override async finally(error: Error | undefined): Promise<void> {
+    this.restoreColor?.()
+    await super.finally(error)
+  }
+
   override logJson(json: unknown): void {
     process.stdout.write(toJson(json) + '\n')
   }

@@ -23,8 +23,12 @@ export class History {
     return [...this.lines]
   }
 
-  /** Record a line; blank ones, repeats of the last one and lines starting with a blank are skipped (as bash's ignoreboth). */
+  /**
+   * Record a line (trailing blanks dropped). Blank lines, repeats of the last one and
+   * lines typed with a leading blank are not kept, as with bash's ignoreboth.
+   */
   add(line: string): void {
+    line = line.trimEnd()
     if (line.trim() === '' || /^\s/.test(line) || line.includes('\n')) return
     if (this.lines[0] === line) return
     this.lines.unshift(line)

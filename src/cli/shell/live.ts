@@ -71,8 +71,7 @@ export function daemonValues(options: LiveOptions): ValueSource {
   }
   return {
     vmNames: async () => (await vms()).map((v) => v.name),
-    vmids: async () =>
-      (await vms()).filter((v) => v.vmid !== null).map((v) => String(v.vmid)),
+    vmids: async () => (await vms()).filter((v) => v.vmid !== null).map((v) => String(v.vmid)),
     async hostBdfs() {
       const inventory = await queryDaemon<{ pci: { bdf: number; bridge?: boolean }[] }>(
         options,

@@ -44,6 +44,10 @@ export class Runner {
 
   constructor(private readonly host: RunnerHost) {}
 
+  get table(): CommandTable {
+    return this.host.table
+  }
+
   /**
    * Ctrl-C: the first one aborts the running command's signal (see host.ts); a second
    * one, for a command that does not listen, gives up waiting for it. False when no

@@ -34,7 +34,13 @@ export async function runScript(
   runner: Runner,
   options: ScriptOptions,
 ): Promise<number> {
-  const onSigint = () => void runner.interrupt()
+  // Ctrl-C stops the running command and then the script; between commands (waiting for
+  // input) it ends the process the default way, as it would a shell script
+  const onSigint = () => {
+    if (runner.interrupt()) return
+    process.off('SIGINT', onSigint)
+    process.kill(process.pid, 'SIGINT')
+  }
   process.on('SIGINT', onSigint)
   let failure = 0
   try {
@@ -51,7 +57,6 @@ export async function runScript(
       for (const command of commands) {
         const outcome = await runner.run(command.argv)
         if (outcome.leave) return outcome.leave.code ?? failure
-        // Ctrl-C stops the whole script, as it would a shell script
         if (outcome.interrupted) return outcome.code || 130
         if (outcome.code !== 0) {
           failure = outcome.code

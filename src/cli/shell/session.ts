@@ -7,7 +7,13 @@
 // and with the terminal back in cooked mode Ctrl-C arrives as SIGINT, which the shell
 // turns into an abort of that command only.
 
-import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline'
+import {
+  createInterface,
+  clearScreenDown,
+  cursorTo,
+  moveCursor,
+  type Interface,
+} from 'node:readline'
 import { renderError } from '../../ui/error.js'
 import type { Completer } from './complete.js'
 import { HISTORY_SIZE, type History } from './history.js'
@@ -26,7 +32,8 @@ export interface InteractiveOptions {
   output?: NodeJS.WriteStream
 }
 
-type Read = { line: string } | { eof: true } | { interrupted: true }
+/** What one prompt gave: lines (several when pasted at once), end of input, or Ctrl-C. */
+type Read = { lines: string[] } | { eof: true } | { interrupted: true }
 
 interface Task {
   label: string
@@ -37,6 +44,9 @@ interface Task {
 export class InteractiveShell implements ShellHost {
   private rl: Interface | undefined
   private readonly tasks = new Set<Task>()
+  private readonly pending: [NodeJS.WriteStream, string][] = []
+  /** Text after the last newline of a paste, for the next prompt. */
+  private typedAhead = ''
   private readonly input: NodeJS.ReadStream
   private readonly output: NodeJS.WriteStream
 
@@ -63,9 +73,12 @@ export class InteractiveShell implements ShellHost {
           await this.stopTasks(true)
           continue
         }
-        this.o.history.add(read.line)
-        const outcome = await this.runLine(read.line)
-        if (outcome.leave) return outcome.leave.code ?? 0
+        for (const line of read.lines) {
+          this.o.history.add(line)
+          const outcome = await this.runLine(line)
+          if (outcome.leave) return outcome.leave.code ?? 0
+          if (outcome.interrupted) break // the rest of a paste too
+        }
       }
     } finally {
       process.off('SIGINT', onSigint)
@@ -113,9 +126,17 @@ export class InteractiveShell implements ShellHost {
       })
       this.rl = rl
       let result: Read = { eof: true }
+      const lines: string[] = []
       rl.on('line', (line) => {
-        result = { line }
-        rl.close()
+        lines.push(line)
+        result = { lines }
+        // close once the keys that came with this line are read too: a pasted block
+        // arrives in one chunk, and what follows the last newline is typed-ahead text
+        if (lines.length === 1)
+          setImmediate(() => {
+            this.typedAhead = rl.line
+            rl.close()
+          })
       })
       // Ctrl-C at the prompt drops the line (and stops background tasks), as in bash
       rl.on('SIGINT', () => {
@@ -130,15 +151,23 @@ export class InteractiveShell implements ShellHost {
         resolve(result)
       })
       rl.prompt()
+      if (this.typedAhead) rl.write(this.typedAhead)
+      this.typedAhead = ''
     })
   }
 
   print(text: string, stream: 'stdout' | 'stderr' = 'stdout'): void {
     const target = stream === 'stderr' ? process.stderr : process.stdout
-    const out = text.endsWith('\n') ? text : text + '\n'
+    this.pending.push([target, text.endsWith('\n') ? text : text + '\n'])
+    // many lines in one go (a busy `ioreq tail`) cost one redraw of the prompt
+    if (this.pending.length === 1) setImmediate(() => this.flush())
+  }
+
+  private flush(): void {
+    const pending = this.pending.splice(0)
     const rl = this.rl
     if (!rl) {
-      target.write(out)
+      for (const [target, text] of pending) target.write(text)
       return
     }
     // wipe the prompt, print, draw the prompt again with what the user had typed
@@ -146,7 +175,7 @@ export class InteractiveShell implements ShellHost {
     moveCursor(this.output, 0, -rows)
     cursorTo(this.output, 0)
     clearScreenDown(this.output)
-    target.write(out)
+    for (const [target, text] of pending) target.write(text)
     // readline redraws from `rows` rows above the cursor: give it those rows
     this.output.write('\n'.repeat(rows))
     rl.prompt(true)

@@ -29,10 +29,13 @@ export default class VmConsole extends DaemonCommand {
     if (this.jsonEnabled()) return chunk
     process.stdout.write(Buffer.from(chunk.data, 'latin1'))
     if (flags.follow) {
-      let stop = false
-      process.once('SIGINT', () => (stop = true))
-      while (!stop) {
-        await new Promise((r) => setTimeout(r, 200))
+      // Ctrl-C ends the follow (and only this command, inside the shell)
+      const { currentAbortSignal } = await import('../../cli/shell/host.js')
+      const { setTimeout: sleep } = await import('node:timers/promises')
+      const signal = currentAbortSignal()
+      while (!signal.aborted) {
+        await sleep(200, undefined, { signal }).catch(() => {})
+        if (signal.aborted) break
         try {
           chunk = await this.call<ConsoleChunk>('vm.console', {
             name: args.name,

@@ -1,0 +1,48 @@
+// The shell's history file: kept across runs, newest first for readline, bounded.
+
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { History } from '../../../src/cli/shell/history.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'hsmctl-history-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('history', () => {
+  it('survives a restart, newest first', () => {
+    const file = join(dir, 'state', 'history') // the directory does not exist yet
+    const first = new History(file)
+    first.add('vm create demo')
+    first.add('vm start demo')
+    expect(new History(file).entries()).toEqual(['vm start demo', 'vm create demo'])
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+  })
+
+  it('skips blank lines, repeats of the last line and lines typed with a leading blank', () => {
+    const file = join(dir, 'skips')
+    const h = new History(file)
+    for (const line of ['vm list', 'vm list', '', '   ', ' secret', 'vm show a  ', 'vm list'])
+      h.add(line)
+    expect(h.entries()).toEqual(['vm list', 'vm show a', 'vm list'])
+    expect(readFileSync(file, 'utf8')).toBe('vm list\nvm show a\nvm list\n')
+  })
+
+  it('is bounded: loading trims the file to the newest entries', () => {
+    const file = join(dir, 'bounded')
+    writeFileSync(file, Array.from({ length: 30 }, (_, i) => `cmd ${i}`).join('\n') + '\n')
+    const h = new History(file, 10)
+    expect(h.entries()).toHaveLength(10)
+    expect(h.entries()[0]).toBe('cmd 29')
+    expect(readFileSync(file, 'utf8').split('\n')[0]).toBe('cmd 20')
+    for (let i = 0; i < 5; i++) h.add(`more ${i}`)
+    expect(h.entries()).toHaveLength(10)
+    expect(h.entries()[9]).toBe('cmd 25')
+  })
+
+  it('without a file, only in memory', () => {
+    const h = new History(undefined)
+    h.add('vm list')
+    expect(h.entries()).toEqual(['vm list'])
+  })
+})
