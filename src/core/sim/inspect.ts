@@ -2,6 +2,7 @@
 // Every answer is a frozen snapshot built on request; nothing here changes state, and
 // nothing on a request's hot path depends on it.
 
+import { Hypercall } from '../abi/constants.js'
 import { decode, type StructValue } from '../abi/layout.js'
 import { acrn_regs } from '../abi/structs.js'
 import type { EptRegion } from './hypervisor/ept.js'
@@ -91,6 +92,8 @@ export interface SimInspector {
   ioreqSlots(vmid: number): SlotInfo[]
   /** Kernel buffers currently allocated (every ioctl frees its copies: a leak check). */
   kernelBuffers(): number
+  /** How many times each hypercall was issued since the platform started, by §8 name. */
+  hypercalls(): Readonly<Record<string, number>>
 }
 
 // Indexed by the state value (§4.1): PENDING 0, COMPLETE 1, PROCESSING 2, FREE 3.
@@ -138,7 +141,9 @@ export function createInspector(hv: Hypervisor): SimInspector {
       if (!vm) return undefined
       return Object.freeze({
         delayMs: vm.intrDelayMs,
-        counts: Object.freeze(vm.intx.map((e) => Object.freeze({ pirq: e.physPin, count: e.count }))),
+        counts: Object.freeze(
+          vm.intx.map((e) => Object.freeze({ pirq: e.physPin, count: e.count })),
+        ),
       })
     },
     ioreqSlots: (vmid: number) => {
@@ -163,5 +168,11 @@ export function createInspector(hv: Hypervisor): SimInspector {
       })
     },
     kernelBuffers: () => hv.memory.kernelBuffers,
+    hypercalls: () => {
+      const counts: Record<string, number> = {}
+      for (const [name, id] of Object.entries(Hypercall))
+        counts[name] = hv.hypercallCounts[id - 0x8000_0000]!
+      return Object.freeze(counts)
+    },
   })
 }

@@ -3,7 +3,14 @@
 // pass-through, interrupt and PM ioctls, which are a copy and one hypercall each, are
 // here too, as in the kernel.
 
-import { ACRN_INVALID_VMID, Hypercall, PmCmd, PMCMD_TYPE_MASK, VmFlag } from '../../abi/constants.js'
+import {
+  ACRN_INVALID_VMID,
+  Hypercall,
+  IoreqType,
+  PmCmd,
+  PMCMD_TYPE_MASK,
+  VmFlag,
+} from '../../abi/constants.js'
 import { Errno } from '../../abi/errno.js'
 import { Ioctl } from '../../abi/ioctls.js'
 import { offsetOf, type Layout } from '../../abi/layout.js'
@@ -95,7 +102,11 @@ export interface HsmFileState {
   readonly ioreqBuffer: bigint | null
   readonly pciConfAddr: number
   readonly defaultClient: { readonly pending: number } | null
-  readonly kernelClients: ReadonlyArray<{ readonly name: string; readonly pending: number; readonly ranges: number }>
+  readonly kernelClients: ReadonlyArray<{
+    readonly name: string
+    readonly pending: number
+    readonly ranges: number
+  }>
   readonly ioeventfds: ReadonlyArray<{
     readonly addr: bigint
     readonly len: number
@@ -144,7 +155,9 @@ export class HsmFile extends OpenFile {
       case Ioctl.UNSET_MEMSEG:
         return unsetMemseg(vm, proc, arg)
       case Ioctl.INJECT_MSI:
-        return withKernelCopy(vm, proc, arg, acrn_msi_entry, (pa) => hcall.injectMsi(vm.vmidArg, BigInt(pa)))
+        return withKernelCopy(vm, proc, arg, acrn_msi_entry, (pa) =>
+          hcall.injectMsi(vm.vmidArg, BigInt(pa)),
+        )
       case Ioctl.VM_INTR_MONITOR:
         return vmIntrMonitor(vm, proc, arg)
       case Ioctl.SET_IRQLINE:
@@ -204,11 +217,15 @@ export class HsmFile extends OpenFile {
       ioreqBuffer: vm.ioreqPage ? BigInt(vm.ioreqPage.pa) : null,
       pciConfAddr: vm.pciConfAddr >>> 0,
       defaultClient: vm.defaultClient ? { pending: vm.defaultClient.pending } : null,
-      kernelClients: vm.clients.map((c) => ({ name: c.name, pending: c.pending, ranges: c.ranges.size })),
+      kernelClients: vm.clients.map((c) => ({
+        name: c.name,
+        pending: c.pending,
+        ranges: c.ranges.size,
+      })),
       ioeventfds: vm.ioeventfds.list().map((p) => ({
         addr: p.addr,
         len: p.length,
-        pio: p.type === 0,
+        pio: p.type === IoreqType.PORTIO,
         datamatch: !p.wildcard,
         data: p.data,
       })),
@@ -248,8 +265,16 @@ function withKernelCopy(
 }
 
 /** §7.4-§7.7: copy the struct and pass it to the hypercall with the vmid; no validation. */
-function passStruct(vm: AcrnVm, proc: SimProcess, arg: IoctlArg, layout: Layout, id: number): number {
-  return withKernelCopy(vm, proc, arg, layout, (pa) => vm.module.hcall.withStruct(id, vm.vmidArg, pa))
+function passStruct(
+  vm: AcrnVm,
+  proc: SimProcess,
+  arg: IoctlArg,
+  layout: Layout,
+  id: number,
+): number {
+  return withKernelCopy(vm, proc, arg, layout, (pa) =>
+    vm.module.hcall.withStruct(id, vm.vmidArg, pa),
+  )
 }
 
 // Reserved fields of acrn_vcpu_regs that must be zero (§7.9).
@@ -314,5 +339,3 @@ function pmGetCpuState(vm: AcrnVm, proc: SimProcess, arg: IoctlArg): number {
     memory.kfree(kbuf.pa)
   }
 }
-
-

@@ -12,12 +12,25 @@ import { Errno } from '../../abi/errno.js'
 import { offsetOf } from '../../abi/layout.js'
 import { acrn_ioeventfd } from '../../abi/structs.js'
 import type { IoctlArg } from '../../hsm-process.js'
-import { REQ_ADDRESS, REQ_DIRECTION, REQ_SIZE, REQ_VALUE, SLOT_SIZE, SLOT_TYPE } from '../hypervisor/io.js'
+import {
+  REQ_ADDRESS,
+  REQ_DIRECTION,
+  REQ_SIZE,
+  REQ_VALUE,
+  SLOT_SIZE,
+  SLOT_TYPE,
+} from '../hypervisor/io.js'
 import type { EventfdCtx } from '../kernel/eventfd.js'
 import { EventfdFile } from '../kernel/file.js'
 import type { SimProcess } from '../kernel/process.js'
 import { copyFromUser } from '../kernel/uaccess.js'
-import { addrKey, ioreqClientCreate, ioreqClientDestroy, type AddrKey, type IoreqClient } from './ioreq.js'
+import {
+  addrKey,
+  ioreqClientCreate,
+  ioreqClientDestroy,
+  type AddrKey,
+  type IoreqClient,
+} from './ioreq.js'
 import type { AcrnVm } from './vm.js'
 
 const ARG_FD = offsetOf(acrn_ioeventfd, 'fd')
@@ -52,7 +65,10 @@ export class Ioeventfd {
 
 /** A VM's ioeventfds, indexed for the write path (by address) and for deassign (by eventfd). */
 export class IoeventfdTable {
-  private readonly byAddr: [Map<AddrKey, Ioeventfd[]>, Map<AddrKey, Ioeventfd[]>] = [new Map(), new Map()]
+  private readonly byAddr: [Map<AddrKey, Ioeventfd[]>, Map<AddrKey, Ioeventfd[]>] = [
+    new Map(),
+    new Map(),
+  ]
   private readonly byCtx = new Map<EventfdCtx, Ioeventfd[]>()
   private seq = 0
   size = 0
@@ -65,12 +81,20 @@ export class IoeventfdTable {
   conflicts(p: Omit<Ioeventfd, 'seq' | 'dataLo' | 'dataHi'>): boolean {
     const bucket = this.bucket(p.type, addrKey(p.addr))
     return (
-      bucket?.some((q) => q.ctx === p.ctx && (q.wildcard || p.wildcard || q.data === p.data)) ?? false
+      bucket?.some((q) => q.ctx === p.ctx && (q.wildcard || p.wildcard || q.data === p.data)) ??
+      false
     )
   }
 
   /** Append to the tail of the list. */
-  add(ctx: EventfdCtx, type: number, addr: bigint, length: number, wildcard: boolean, data: bigint): Ioeventfd {
+  add(
+    ctx: EventfdCtx,
+    type: number,
+    addr: bigint,
+    length: number,
+    wildcard: boolean,
+    data: bigint,
+  ): Ioeventfd {
     const p = new Ioeventfd(ctx, type, addr, length, wildcard, data, this.seq++)
     const map = this.byAddr[type === IoreqType.PORTIO ? 0 : 1]
     const key = addrKey(addr)
@@ -117,7 +141,12 @@ export class IoeventfdTable {
 }
 
 /** The first ioeventfd of the bucket that a write of `size` bytes with this value signals. */
-function matchWrite(bucket: Ioeventfd[], size: number, valueLo: number, valueHi: number): Ioeventfd | undefined {
+function matchWrite(
+  bucket: Ioeventfd[],
+  size: number,
+  valueLo: number,
+  valueHi: number,
+): Ioeventfd | undefined {
   for (let i = 0; i < bucket.length; i++) {
     const p = bucket[i]!
     if (p.length >= size && (p.wildcard || (p.dataLo === valueLo && p.dataHi === valueHi))) return p
@@ -142,7 +171,8 @@ function ioeventfdHandler(client: IoreqClient, vcpu: number): number {
   }
   const lo = dv.getUint32(base + REQ_ADDRESS, true)
   const hi = dv.getUint32(base + REQ_ADDRESS + 4, true)
-  const key: AddrKey = hi < TWO_21 ? hi * TWO_32 + lo : addrKey(dv.getBigUint64(base + REQ_ADDRESS, true))
+  const key: AddrKey =
+    hi < TWO_21 ? hi * TWO_32 + lo : addrKey(dv.getBigUint64(base + REQ_ADDRESS, true))
   const bucket = vm.ioeventfds.bucket(type, key)
   if (bucket === undefined) return 0
   // PIO values are u32, zero-extended; the comparison is 64-bit.
@@ -172,7 +202,8 @@ function assign(vm: AcrnVm, proc: SimProcess, view: DataView): number {
   const type = flags & IoeventfdFlag.PIO ? IoreqType.PORTIO : IoreqType.MMIO
   const wildcard = (flags & IoeventfdFlag.DATAMATCH) === 0
   const data = wildcard ? 0n : view.getBigUint64(ARG_DATA, true)
-  if (vm.ioeventfds.conflicts({ ctx, type, addr, length: len, wildcard, data })) return -Errno.EEXIST
+  if (vm.ioeventfds.conflicts({ ctx, type, addr, length: len, wildcard, data }))
+    return -Errno.EEXIST
   const client = vm.ioeventfdClient
   if (client) {
     const ret = client.ranges.add(type, addr, addr + BigInt(len) - 1n)
@@ -202,7 +233,9 @@ export function ioeventfdIoctl(vm: AcrnVm, proc: SimProcess, arg: IoctlArg): num
   if (typeof bytes === 'number') return bytes
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (view.getUint32(ARG_RESERVED, true) !== 0) return -Errno.EINVAL
-  return view.getUint32(ARG_FLAGS, true) & IoeventfdFlag.DEASSIGN ? deassign(vm, proc, view) : assign(vm, proc, view)
+  return view.getUint32(ARG_FLAGS, true) & IoeventfdFlag.DEASSIGN
+    ? deassign(vm, proc, view)
+    : assign(vm, proc, view)
 }
 
 /** At VM creation: the ioeventfd client; a failure is ignored (§2.2 step 5). */

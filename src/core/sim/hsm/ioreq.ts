@@ -12,7 +12,14 @@
 // lookup probes at most 8 start addresses (ranges longer than 8 bytes, which HSM itself
 // never registers, are kept in a list). The first matching client still wins.
 
-import { ACRN_IO_REQUEST_MAX, IoreqDir, IoreqState, IoreqType, PAGE_SIZE, VmFlag } from '../../abi/constants.js'
+import {
+  ACRN_IO_REQUEST_MAX,
+  IoreqDir,
+  IoreqState,
+  IoreqType,
+  PAGE_SIZE,
+  VmFlag,
+} from '../../abi/constants.js'
 import { Errno } from '../../abi/errno.js'
 import type { IoctlArg } from '../../hsm-process.js'
 import {
@@ -47,7 +54,8 @@ const SHORT_RANGE = 8
 
 /** Map key of an address: a number when exact, else the bigint itself. */
 export type AddrKey = number | bigint
-export const addrKey = (address: bigint): AddrKey => (address <= MAX_SAFE ? Number(address) : address)
+export const addrKey = (address: bigint): AddrKey =>
+  address <= MAX_SAFE ? Number(address) : address
 
 const VCPU_ARG = Array.from({ length: ACRN_IO_REQUEST_MAX }, (_, i) => BigInt(i))
 
@@ -75,7 +83,10 @@ interface LongRange {
 
 /** A client's I/O ranges (inclusive ends), by type: PORTIO = 0, MMIO = 1. */
 export class RangeSet {
-  private readonly short: [Map<AddrKey, ShortRanges>, Map<AddrKey, ShortRanges>] = [new Map(), new Map()]
+  private readonly short: [Map<AddrKey, ShortRanges>, Map<AddrKey, ShortRanges>] = [
+    new Map(),
+    new Map(),
+  ]
   /** Newest first, like the kernel's list. */
   private long: LongRange[] = []
   size = 0
@@ -105,7 +116,11 @@ export class RangeSet {
   /** acrn_ioreq_range_del: drop one range with exactly this type, start and end, if any. */
   del(type: number, start: bigint, end: bigint): void {
     const len = end - start + 1n
-    if ((type === IoreqType.PORTIO || type === IoreqType.MMIO) && len >= 1n && len <= BigInt(SHORT_RANGE)) {
+    if (
+      (type === IoreqType.PORTIO || type === IoreqType.MMIO) &&
+      len >= 1n &&
+      len <= BigInt(SHORT_RANGE)
+    ) {
       const map = this.short[type]
       const key = addrKey(start)
       const r = map.get(key)
@@ -311,7 +326,11 @@ function handleCf8Cfc(vm: AcrnVm, dv: DataView, base: number, vcpu: number): boo
   dv.setUint32(base + PCI_DEV, (a >>> 11) & 0x1f, true)
   dv.setUint32(base + PCI_FUNC, (a >>> 8) & 0x7, true)
   // Bits 27:24 of the address select the extended register page (reg bits 11:8).
-  dv.setUint32(base + PCI_REG, (a & 0xfc) + ((a >>> 16) & 0xf00) + (port - PCI_CONF_DATA_PORT), true)
+  dv.setUint32(
+    base + PCI_REG,
+    (a & 0xfc) + ((a >>> 16) & 0xf00) + (port - PCI_CONF_DATA_PORT),
+    true,
+  )
   return false
 }
 
@@ -363,7 +382,7 @@ export function ioreqDispatch(module: HsmModule): void {
       if (handleCf8Cfc(vm, dv, base, vcpu)) continue
       const client = findClient(vm, dv, base)
       // No client at all: this slot and the later ones of this VM wait for the next run.
-      if (!client) continue
+      if (!client) break
       dv.setUint32(base + SLOT_KERNEL_HANDLED, client.isDefault ? 0 : 1, true)
       Atomics.store(i32, processedIndex(vcpu), IoreqState.PROCESSING)
       client.pending |= 1 << vcpu

@@ -65,7 +65,12 @@ function assign(vm: AcrnVm, proc: SimProcess, view: DataView): number {
   if (typeof ctx === 'number') return ctx
   // One irqfd per eventfd: a duplicate is EBUSY, not EEXIST.
   if (vm.irqfds.some((i) => i.ctx === ctx)) return -Errno.EBUSY
-  const irqfd = new Irqfd(vm, ctx, view.getBigUint64(ARG_MSI, true), view.getBigUint64(ARG_MSI + 8, true))
+  const irqfd = new Irqfd(
+    vm,
+    ctx,
+    view.getBigUint64(ARG_MSI, true),
+    view.getBigUint64(ARG_MSI + 8, true),
+  )
   vm.irqfds.push(irqfd)
   ctx.addWaiter(irqfd)
   // Already signalled when it is hooked up: inject once now.
@@ -86,7 +91,9 @@ export function irqfdIoctl(vm: AcrnVm, proc: SimProcess, arg: IoctlArg): number 
   const bytes = copyFromUser(proc.mm, arg, acrn_irqfd.size)
   if (typeof bytes === 'number') return bytes
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  return view.getUint32(ARG_FLAGS, true) & IrqfdFlag.DEASSIGN ? deassign(vm, proc, view) : assign(vm, proc, view)
+  return view.getUint32(ARG_FLAGS, true) & IrqfdFlag.DEASSIGN
+    ? deassign(vm, proc, view)
+    : assign(vm, proc, view)
 }
 
 /** At VM creation: the list and the workqueue; a failure would be ignored (§2.2 step 6). */

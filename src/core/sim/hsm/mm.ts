@@ -3,7 +3,15 @@
 // whatever memory type the user asked for; RAM of normal memory is pinned page by page
 // and recorded (at most 256 records over the VM object's life); RAM can never be unset.
 
-import { ACRN_MEM_MAPPING_MAX, MemAccess, MemRegionOp, Memmap, MemType, PAGE_SHIFT, PAGE_SIZE } from '../../abi/constants.js'
+import {
+  ACRN_MEM_MAPPING_MAX,
+  MemAccess,
+  MemRegionOp,
+  Memmap,
+  MemType,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+} from '../../abi/constants.js'
 import { Errno } from '../../abi/errno.js'
 import { offsetOf } from '../../abi/layout.js'
 import { acrn_vm_memmap, vm_memory_region_batch, vm_memory_region_op } from '../../abi/structs.js'
@@ -63,7 +71,13 @@ function setMemoryRegions(vm: AcrnVm, regions: readonly Region[]): number {
 }
 
 /** §3.4 A: a PFN-mapped area is mapped as one region, without pinning or a record. */
-function ramMapPfn(vm: AcrnVm, vma: PfnMapping, vmaBase: number, memmap: DataView, nrPages: number): number {
+function ramMapPfn(
+  vm: AcrnVm,
+  vma: PfnMapping,
+  vmaBase: number,
+  memmap: DataView,
+  nrPages: number,
+): number {
   const len = memmap.getBigUint64(MEMMAP_LEN, true)
   const attr = memmap.getUint32(MEMMAP_ATTR, true)
   if (BigInt(vmaBase) + len > BigInt(vma.start + vma.length)) return -Errno.EINVAL

@@ -133,7 +133,12 @@ function releaseResources(vm: AcrnVm): void {
  */
 export function acrnVmRelease(vm: AcrnVm): void {
   acrnVmDestroy(vm)
-  if (vm.module.vmList.includes(vm) || vm.defaultClient || vm.clients.length > 0 || vm.irqfds.length > 0) {
+  if (
+    vm.module.vmList.includes(vm) ||
+    vm.defaultClient ||
+    vm.clients.length > 0 ||
+    vm.irqfds.length > 0
+  ) {
     releaseResources(vm)
   }
   vm.setVmid(ACRN_INVALID_VMID)

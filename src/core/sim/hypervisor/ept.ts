@@ -49,7 +49,8 @@ export class Ept {
       const e = this.entries[j]!
       if (e.gpa < gpa) keep.push({ gpa: e.gpa, hpa: e.hpa, size: gpa - e.gpa, attr: e.attr })
       const eEnd = e.gpa + e.size
-      if (eEnd > end) keep.push({ gpa: end, hpa: e.hpa + (end - e.gpa), size: eEnd - end, attr: e.attr })
+      if (eEnd > end)
+        keep.push({ gpa: end, hpa: e.hpa + (end - e.gpa), size: eEnd - end, attr: e.attr })
       j++
     }
     this.entries.splice(i, j - i, ...keep)
@@ -62,7 +63,12 @@ export class Ept {
     if (size === 0) return
     const at = this.cut(gpa, size)
     const prev = this.entries[at - 1]
-    if (prev && prev.gpa + prev.size === gpa && prev.hpa + prev.size === hpa && prev.attr === attr) {
+    if (
+      prev &&
+      prev.gpa + prev.size === gpa &&
+      prev.hpa + prev.size === hpa &&
+      prev.attr === attr
+    ) {
       prev.size += size
       const next = this.entries[at]
       if (next && next.gpa === gpa + size && next.hpa === hpa + size && next.attr === attr) {

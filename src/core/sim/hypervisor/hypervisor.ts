@@ -35,6 +35,7 @@ const OP_HPA = offsetOf(vm_memory_region_op, 'service_vm_pa')
 const OP_SIZE = offsetOf(vm_memory_region_op, 'size')
 const MSI_ADDR = offsetOf(acrn_msi_entry, 'msi_addr')
 const MSI_DATA = offsetOf(acrn_msi_entry, 'msi_data')
+const HYPERCALL_BASE = 0x8000_0000
 
 export class Hypervisor {
   readonly inventory: HostInventory
@@ -46,18 +47,23 @@ export class Hypervisor {
   /** User VM slots, index = vmid (index 0 unused: the Service VM). */
   private readonly slots: HvVm[] = []
   private upcallHandler: (() => void) | null = null
-  /** Upcalls raised with no handler installed (HSM not loaded, or pausing dispatch). */
-  lostUpcalls = 0
+  /** Hypercalls issued, indexed by id - 0x80000000 (§8 ids all fall in 0x80000000..0x800000ff). */
+  readonly hypercallCounts = new Uint32Array(256)
 
   constructor(inventory: HostInventory = defineInventory()) {
     this.inventory = inventory
     this.memory = new HostMemory(inventory)
     this.io = new IoreqEmulator(this)
     this.passthrough = new Passthrough(this)
-    this.serviceVm = new HvVm(0, { name: 'ACRN Service VM', cpuAffinity: (1n << BigInt(inventory.pcpus)) - 1n }, 0)
+    this.serviceVm = new HvVm(
+      0,
+      { name: 'ACRN Service VM', cpuAffinity: (1n << BigInt(inventory.pcpus)) - 1n },
+      0,
+    )
     this.serviceVm.state = 'running'
     this.serviceVm.name = 'ACRN Service VM'
-    for (let pcpu = 0; pcpu < inventory.pcpus; pcpu++) this.serviceVm.vcpus.push(new HvVcpu(pcpu, pcpu))
+    for (let pcpu = 0; pcpu < inventory.pcpus; pcpu++)
+      this.serviceVm.vcpus.push(new HvVcpu(pcpu, pcpu))
     for (let vmid = 1; vmid < inventory.maxVms; vmid++) {
       const config = inventory.vmSlots.find((s) => s.vmid === vmid)
       const slot = new HvVm(vmid, config, inventory.gsiCount)
@@ -71,9 +77,9 @@ export class Hypervisor {
     this.upcallHandler = handler
   }
 
+  /** With no handler installed (dispatch paused, §4.7) the upcall is simply lost. */
   raiseUpcall(): void {
-    if (this.upcallHandler) this.upcallHandler()
-    else this.lostUpcalls++
+    this.upcallHandler?.()
   }
 
   /** A User VM slot by vmid (any state). */
@@ -101,6 +107,8 @@ export class Hypervisor {
 
   /** VMCALL: returns 0 or a negative value (-1 for most failed preconditions, A.1). */
   hypercall(id: number, p1: bigint, p2: bigint): number {
+    const index = id - HYPERCALL_BASE
+    if (index >= 0 && index < 256) this.hypercallCounts[index]! += 1
     switch (id) {
       case Hypercall.CREATE_VM:
         return hcallCreateVm(this, p1)
@@ -110,7 +118,8 @@ export class Hypervisor {
         return hcallGetCpuPmState(this, p1, p2)
     }
     // Every other hypercall targets the User VM whose vmid is in p1.
-    const vmid = Number(BigInt.asUintN(16, p1))
+    // The vmid is the low 16 bits of RDI (no bigint arithmetic for the usual small value).
+    const vmid = p1 <= 0xffffn ? Number(p1) : Number(p1 & 0xffffn)
     const vm = vmid === ACRN_INVALID_VMID ? undefined : this.userVm(vmid)
     if (!vm) return -Errno.ENOTTY
     switch (id) {
@@ -171,7 +180,11 @@ export class Hypervisor {
     if (!msi) return -1
     const view = new DataView(msi.buffer, msi.byteOffset, acrn_msi_entry.size)
     // Only the low 32 address bits carry base and destination.
-    return vm.irq.injectMsi(view.getUint32(MSI_ADDR, true), view.getUint32(MSI_DATA, true), vm.vcpuNum)
+    return vm.irq.injectMsi(
+      view.getUint32(MSI_ADDR, true),
+      view.getUint32(MSI_DATA, true),
+      vm.vcpuNum,
+    )
   }
 
   /** HC_VM_SET_MEMORY_REGIONS(address of vm_memory_region_batch): the vmid is in the batch. */
@@ -200,6 +213,11 @@ export class Hypervisor {
         size: view.getBigUint64(at + OP_SIZE, true),
       })
     }
-    return applyRegionOps(vm.ept, ops, (pa, size) => this.memory.isValidServiceRange(pa, size), this.memory.limit)
+    return applyRegionOps(
+      vm.ept,
+      ops,
+      (pa, size) => this.memory.isValidServiceRange(pa, size),
+      this.memory.limit,
+    )
   }
 }

@@ -117,45 +117,121 @@ export const DEFAULT_INVENTORY: HostInventory = Object.freeze<HostInventory>({
   hypervisorRam: { base: 0x7000_0000n, size: 64n * MiB },
   ioapicPins: 120,
   pci: [
-    { bdf: bdf(0, 0, 0), vendor: 0x8086, device: 0x3e34, classCode: 0x060000, name: 'Host bridge', bars: [], intxPin: 0, intxGsi: 0, bridge: true },
     {
-      bdf: bdf(0, 2, 0), vendor: 0x8086, device: 0x3ea0, classCode: 0x030000, name: 'UHD Graphics 620',
+      bdf: bdf(0, 0, 0),
+      vendor: 0x8086,
+      device: 0x3e34,
+      classCode: 0x060000,
+      name: 'Host bridge',
+      bars: [],
+      intxPin: 0,
+      intxGsi: 0,
+      bridge: true,
+    },
+    {
+      bdf: bdf(0, 2, 0),
+      vendor: 0x8086,
+      device: 0x3ea0,
+      classCode: 0x030000,
+      name: 'UHD Graphics 620',
       bars: [
         { index: 0, kind: 'mem64', base: 0xa000_0000n, size: 16n * MiB },
         { index: 2, kind: 'mem64', base: 0x9000_0000n, size: 256n * MiB, prefetchable: true },
         { index: 4, kind: 'io', base: 0x3000n, size: 0x40n },
       ],
-      intxPin: 1, intxGsi: 16,
+      intxPin: 1,
+      intxGsi: 16,
     },
-    { bdf: bdf(0, 0x14, 0), vendor: 0x8086, device: 0x9ded, classCode: 0x0c0330, name: 'USB 3.1 xHCI', bars: [{ index: 0, kind: 'mem64', base: 0xa110_0000n, size: 64n * KiB }], intxPin: 1, intxGsi: 16 },
-    { bdf: bdf(0, 0x16, 0), vendor: 0x8086, device: 0x9de0, classCode: 0x078000, name: 'Management Engine', bars: [{ index: 0, kind: 'mem64', base: 0xa113_0000n, size: 4n * KiB }], intxPin: 1, intxGsi: 16 },
     {
-      bdf: bdf(0, 0x17, 0), vendor: 0x8086, device: 0x9dd3, classCode: 0x010601, name: 'SATA AHCI',
+      bdf: bdf(0, 0x14, 0),
+      vendor: 0x8086,
+      device: 0x9ded,
+      classCode: 0x0c0330,
+      name: 'USB 3.1 xHCI',
+      bars: [{ index: 0, kind: 'mem64', base: 0xa110_0000n, size: 64n * KiB }],
+      intxPin: 1,
+      intxGsi: 16,
+    },
+    {
+      bdf: bdf(0, 0x16, 0),
+      vendor: 0x8086,
+      device: 0x9de0,
+      classCode: 0x078000,
+      name: 'Management Engine',
+      bars: [{ index: 0, kind: 'mem64', base: 0xa113_0000n, size: 4n * KiB }],
+      intxPin: 1,
+      intxGsi: 16,
+    },
+    {
+      bdf: bdf(0, 0x17, 0),
+      vendor: 0x8086,
+      device: 0x9dd3,
+      classCode: 0x010601,
+      name: 'SATA AHCI',
       bars: [
         { index: 0, kind: 'mem32', base: 0xa112_0000n, size: 8n * KiB },
         { index: 5, kind: 'mem32', base: 0xa113_3000n, size: 2n * KiB },
       ],
-      intxPin: 1, intxGsi: 16,
+      intxPin: 1,
+      intxGsi: 16,
     },
-    { bdf: bdf(0, 0x1c, 0), vendor: 0x8086, device: 0x9dbc, classCode: 0x060400, name: 'PCIe root port', bars: [], intxPin: 1, intxGsi: 16, bridge: true },
     {
-      bdf: bdf(0, 0x1f, 3), vendor: 0x8086, device: 0x9dc8, classCode: 0x040300, name: 'HD Audio',
+      bdf: bdf(0, 0x1c, 0),
+      vendor: 0x8086,
+      device: 0x9dbc,
+      classCode: 0x060400,
+      name: 'PCIe root port',
+      bars: [],
+      intxPin: 1,
+      intxGsi: 16,
+      bridge: true,
+    },
+    {
+      bdf: bdf(0, 0x1f, 3),
+      vendor: 0x8086,
+      device: 0x9dc8,
+      classCode: 0x040300,
+      name: 'HD Audio',
       bars: [
         { index: 0, kind: 'mem64', base: 0xa112_8000n, size: 16n * KiB },
         { index: 4, kind: 'mem64', base: 0xa100_0000n, size: 1n * MiB },
       ],
-      intxPin: 1, intxGsi: 17,
+      intxPin: 1,
+      intxGsi: 17,
     },
-    { bdf: bdf(0, 0x1f, 6), vendor: 0x8086, device: 0x15be, classCode: 0x020000, name: 'Ethernet I219-V', bars: [{ index: 0, kind: 'mem32', base: 0xa114_0000n, size: 128n * KiB }], intxPin: 1, intxGsi: 18 },
-    { bdf: bdf(1, 0, 0), vendor: 0x144d, device: 0xa808, classCode: 0x010802, name: 'NVMe SSD 970 EVO', bars: [{ index: 0, kind: 'mem64', base: 0xa120_0000n, size: 16n * KiB }], intxPin: 1, intxGsi: 16 },
     {
-      bdf: bdf(2, 0, 0), vendor: 0x8086, device: 0x1539, classCode: 0x020000, name: 'Ethernet I211',
+      bdf: bdf(0, 0x1f, 6),
+      vendor: 0x8086,
+      device: 0x15be,
+      classCode: 0x020000,
+      name: 'Ethernet I219-V',
+      bars: [{ index: 0, kind: 'mem32', base: 0xa114_0000n, size: 128n * KiB }],
+      intxPin: 1,
+      intxGsi: 18,
+    },
+    {
+      bdf: bdf(1, 0, 0),
+      vendor: 0x144d,
+      device: 0xa808,
+      classCode: 0x010802,
+      name: 'NVMe SSD 970 EVO',
+      bars: [{ index: 0, kind: 'mem64', base: 0xa120_0000n, size: 16n * KiB }],
+      intxPin: 1,
+      intxGsi: 16,
+    },
+    {
+      bdf: bdf(2, 0, 0),
+      vendor: 0x8086,
+      device: 0x1539,
+      classCode: 0x020000,
+      name: 'Ethernet I211',
       bars: [
         { index: 0, kind: 'mem32', base: 0xa130_0000n, size: 128n * KiB },
         { index: 2, kind: 'io', base: 0x2000n, size: 0x20n },
         { index: 3, kind: 'mem32', base: 0xa132_0000n, size: 16n * KiB },
       ],
-      intxPin: 1, intxGsi: 19,
+      intxPin: 1,
+      intxGsi: 19,
     },
   ],
   mmio: [
@@ -171,9 +247,36 @@ export const DEFAULT_INVENTORY: HostInventory = Object.freeze<HostInventory>({
     status: ratio(mhz === 1901 ? 4800 : mhz),
   })),
   cx: [
-    { spaceId: 0x7f, bitWidth: 1, bitOffset: 2, accessSize: 1, address: 0x00n, type: 1, latency: 1, power: 1000 },
-    { spaceId: 0x7f, bitWidth: 1, bitOffset: 2, accessSize: 1, address: 0x21n, type: 2, latency: 151, power: 500 },
-    { spaceId: 0x7f, bitWidth: 1, bitOffset: 2, accessSize: 1, address: 0x60n, type: 3, latency: 1034, power: 200 },
+    {
+      spaceId: 0x7f,
+      bitWidth: 1,
+      bitOffset: 2,
+      accessSize: 1,
+      address: 0x00n,
+      type: 1,
+      latency: 1,
+      power: 1000,
+    },
+    {
+      spaceId: 0x7f,
+      bitWidth: 1,
+      bitOffset: 2,
+      accessSize: 1,
+      address: 0x21n,
+      type: 2,
+      latency: 151,
+      power: 500,
+    },
+    {
+      spaceId: 0x7f,
+      bitWidth: 1,
+      bitOffset: 2,
+      accessSize: 1,
+      address: 0x60n,
+      type: 3,
+      latency: 1034,
+      power: 200,
+    },
   ],
   maxVms: 8,
   postLaunchedAffinity: 0b1110n,
@@ -188,7 +291,9 @@ export function defineInventory(overrides: Partial<HostInventory> = {}): HostInv
     throw new RangeError(`inventory: ${inventory.pcpus} pCPUs (1..64 supported)`)
   }
   if (inventory.maxVms < 2 || inventory.maxVms > 256) {
-    throw new RangeError(`inventory: maxVms ${inventory.maxVms} (2..256: the Service VM and one User VM at least)`)
+    throw new RangeError(
+      `inventory: maxVms ${inventory.maxVms} (2..256: the Service VM and one User VM at least)`,
+    )
   }
   if (inventory.physAddrBits < 32 || inventory.physAddrBits > 52) {
     throw new RangeError(`inventory: physAddrBits ${inventory.physAddrBits} (32..52)`)
@@ -199,7 +304,9 @@ export function defineInventory(overrides: Partial<HostInventory> = {}): HostInv
   }
   for (const slot of inventory.vmSlots) {
     if (slot.vmid < 1 || slot.vmid >= inventory.maxVms) {
-      throw new RangeError(`inventory: VM slot ${slot.name} has vmid ${slot.vmid} outside 1..${inventory.maxVms - 1}`)
+      throw new RangeError(
+        `inventory: VM slot ${slot.name} has vmid ${slot.vmid} outside 1..${inventory.maxVms - 1}`,
+      )
     }
     if ((slot.cpuAffinity & ~all) !== 0n || slot.cpuAffinity === 0n) {
       throw new RangeError(`inventory: VM slot ${slot.name} names pCPUs the host does not have`)

@@ -8,25 +8,29 @@
 // Int32Array of the page: no allocation besides the promise the caller awaits.
 
 import { IoreqDir, IoreqState, IoreqType, PAGE_SIZE } from '../../abi/constants.js'
+import { offsetOf } from '../../abi/layout.js'
+import { acrn_io_request } from '../../abi/structs.js'
 import type { Hypervisor } from './hypervisor.js'
 import { eptAllows } from './ept.js'
 import type { HvVcpu, HvVm, IoreqPage } from './vm.js'
 
-// Offsets inside a 256-byte slot (§4.1).
-export const SLOT_SIZE = 256
-export const SLOT_TYPE = 0
-export const SLOT_POLLING = 4
-export const SLOT_REQS = 64
-export const REQ_DIRECTION = SLOT_REQS + 0
-export const REQ_ADDRESS = SLOT_REQS + 8
-export const REQ_SIZE = SLOT_REQS + 16
-export const REQ_VALUE = SLOT_REQS + 24
-export const PCI_BUS = SLOT_REQS + 28
-export const PCI_DEV = SLOT_REQS + 32
-export const PCI_FUNC = SLOT_REQS + 36
-export const PCI_REG = SLOT_REQS + 40
-export const SLOT_KERNEL_HANDLED = 132
-export const SLOT_PROCESSED = 136
+// Offsets inside a 256-byte slot (§4.1), from the UAPI layout. PIO, MMIO and PCI requests
+// share direction, size and value offsets; the PIO/MMIO address is at the same place too.
+const io = (member: string) => offsetOf(acrn_io_request, member)
+export const SLOT_SIZE = acrn_io_request.size
+export const SLOT_TYPE = io('type')
+export const SLOT_POLLING = io('completion_polling')
+export const SLOT_REQS = io('reqs')
+export const REQ_DIRECTION = io('reqs.mmio_request.direction')
+export const REQ_ADDRESS = io('reqs.mmio_request.address')
+export const REQ_SIZE = io('reqs.mmio_request.size')
+export const REQ_VALUE = io('reqs.mmio_request.value')
+export const PCI_BUS = io('reqs.pci_request.bus')
+export const PCI_DEV = io('reqs.pci_request.dev')
+export const PCI_FUNC = io('reqs.pci_request.func')
+export const PCI_REG = io('reqs.pci_request.reg')
+export const SLOT_KERNEL_HANDLED = io('kernel_handled')
+export const SLOT_PROCESSED = io('processed')
 /** Index of slot i's `processed` in an Int32Array over the page. */
 export const processedIndex = (slot: number) => (slot * SLOT_SIZE + SLOT_PROCESSED) >> 2
 
@@ -68,7 +72,7 @@ function setU64(dv: DataView, offset: number, value: bigint | number): void {
   if (typeof value === 'bigint') {
     dv.setBigUint64(offset, BigInt.asUintN(64, value), true)
   } else {
-    dv.setUint32(offset, value % TWO_32 >>> 0, true)
+    dv.setUint32(offset, (value % TWO_32) >>> 0, true)
     dv.setUint32(offset + 4, Math.floor(value / TWO_32) >>> 0, true)
   }
 }
@@ -76,7 +80,7 @@ function setU64(dv: DataView, offset: number, value: bigint | number): void {
 function maskValue(value: bigint | number, size: number): bigint | number {
   if (typeof value === 'bigint') return BigInt.asUintN(size * 8, value)
   if (size === 8) return value
-  return (value % TWO_32 >>> 0) & SIZE_MASK32[size as 1 | 2 | 4]
+  return ((value % TWO_32) >>> 0) & SIZE_MASK32[size as 1 | 2 | 4]
 }
 
 export class IoreqEmulator {
@@ -101,7 +105,8 @@ export class IoreqEmulator {
       dv: new DataView(backing.buffer, backing.byteOffset, PAGE_SIZE),
       i32: new Int32Array(backing.buffer, backing.byteOffset, PAGE_SIZE / 4),
     }
-    for (let slot = 0; slot < 16; slot++) Atomics.store(page.i32, processedIndex(slot), IoreqState.FREE)
+    for (let slot = 0; slot < 16; slot++)
+      Atomics.store(page.i32, processedIndex(slot), IoreqState.FREE)
     vm.ioreq = page
     return 0
   }
@@ -113,7 +118,7 @@ export class IoreqEmulator {
    */
   notifyRequestFinish(vm: HvVm, p2: bigint): number {
     if (vm.state === 'powered-off' || !vm.ioreq) return -1
-    const vcpuId = Number(p2 & 0xffffn)
+    const vcpuId = p2 <= 0xffffn ? Number(p2) : Number(p2 & 0xffffn)
     const vcpu = vm.vcpus[vcpuId]
     if (!vcpu) return -1
     if (!vm.polling) this.complete(vm, vcpu)
@@ -128,11 +133,16 @@ export class IoreqEmulator {
     }
     const vcpu = vm.vcpus[req.vcpu]
     if (!vcpu) {
-      return Promise.reject(new GuestAccessError('no-vcpu', `VM ${req.vmid} has no vCPU ${req.vcpu}`))
+      return Promise.reject(
+        new GuestAccessError('no-vcpu', `VM ${req.vmid} has no vCPU ${req.vcpu}`),
+      )
     }
     if (vcpu.busy) {
       return Promise.reject(
-        new GuestAccessError('busy', `vCPU ${req.vcpu} of VM ${req.vmid} already has a request outstanding`),
+        new GuestAccessError(
+          'busy',
+          `vCPU ${req.vcpu} of VM ${req.vmid} already has a request outstanding`,
+        ),
       )
     }
     const mmio = req.type === 'mmio'
@@ -215,7 +225,8 @@ export class IoreqEmulator {
     }
     const page = vm.ioreq
     if (page) {
-      for (let slot = 0; slot < 16; slot++) Atomics.store(page.i32, processedIndex(slot), IoreqState.FREE)
+      for (let slot = 0; slot < 16; slot++)
+        Atomics.store(page.i32, processedIndex(slot), IoreqState.FREE)
     }
   }
 
@@ -268,8 +279,10 @@ export class IoreqEmulator {
 }
 
 function invalidAccess(req: GuestAccess, mmio: boolean): string | undefined {
-  if (req.type !== 'pio' && req.type !== 'mmio') return `type must be 'pio' or 'mmio', not ${String(req.type)}`
-  if (req.dir !== 'read' && req.dir !== 'write') return `dir must be 'read' or 'write', not ${String(req.dir)}`
+  if (req.type !== 'pio' && req.type !== 'mmio')
+    return `type must be 'pio' or 'mmio', not ${String(req.type)}`
+  if (req.dir !== 'read' && req.dir !== 'write')
+    return `dir must be 'read' or 'write', not ${String(req.dir)}`
   const size = req.size
   if (!(size === 1 || size === 2 || size === 4 || (mmio && size === 8))) {
     return `a ${req.type} access is ${mmio ? '1, 2, 4 or 8' : '1, 2 or 4'} bytes, not ${size}`
@@ -279,6 +292,7 @@ function invalidAccess(req: GuestAccess, mmio: boolean): string | undefined {
     typeof addr === 'bigint'
       ? addr < 0n || addr > (mmio ? 0xffff_ffff_ffff_ffffn : 0xffffn)
       : !Number.isSafeInteger(addr) || addr < 0 || (!mmio && addr > 0xffff)
-  if (bad) return `address ${String(addr)} is outside the ${mmio ? 'physical address space' : 'I/O port space'}`
+  if (bad)
+    return `address ${String(addr)} is outside the ${mmio ? 'physical address space' : 'I/O port space'}`
   return undefined
 }

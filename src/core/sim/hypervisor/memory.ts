@@ -55,7 +55,11 @@ export class HostMemory {
   }
 
   /** Back `length` bytes (a page multiple) of process memory with host RAM frames. */
-  allocateFrames(buffer: SharedArrayBuffer, byteOffset: number, length: number): number | undefined {
+  allocateFrames(
+    buffer: SharedArrayBuffer,
+    byteOffset: number,
+    length: number,
+  ): number | undefined {
     if (this.nextFrame + length > this.frameLimit) return undefined
     const pa = this.nextFrame
     this.nextFrame += length
@@ -98,7 +102,9 @@ export class HostMemory {
   resolve(pa: number, length: number): PhysicalBytes | undefined {
     const kbuf = this.heap.get(pa)
     if (kbuf) {
-      return length <= kbuf.byteLength ? { buffer: kbuf.buffer, byteOffset: kbuf.byteOffset } : undefined
+      return length <= kbuf.byteLength
+        ? { buffer: kbuf.buffer, byteOffset: kbuf.byteOffset }
+        : undefined
     }
     const f = this.frameAt(pa)
     if (!f || pa + length > f.pa + f.length) return undefined

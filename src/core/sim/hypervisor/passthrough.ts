@@ -4,10 +4,23 @@
 // and the vdevs created by HC_CREATE_VDEV.
 
 import { Errno } from '../../abi/errno.js'
-import { IntrMonitorCmd, INTR_MONITOR_BUFFER_MAX, MemAccess, MemType, PAGE_SIZE, PtdevIrq } from '../../abi/constants.js'
+import {
+  GsiOp,
+  IntrMonitorCmd,
+  INTR_MONITOR_BUFFER_MAX,
+  MemAccess,
+  MemType,
+  PAGE_SIZE,
+  PtdevIrq,
+} from '../../abi/constants.js'
 import { decode, offsetOf } from '../../abi/layout.js'
-import { acrn_intr_monitor, acrn_mmiodev, acrn_pcidev, acrn_ptdev_irq, acrn_vdev } from '../../abi/structs.js'
-import { GsiOp } from '../../abi/constants.js'
+import {
+  acrn_intr_monitor,
+  acrn_mmiodev,
+  acrn_pcidev,
+  acrn_ptdev_irq,
+  acrn_vdev,
+} from '../../abi/structs.js'
 import type { Hypervisor } from './hypervisor.js'
 import type { HostMmioDevice } from './inventory.js'
 import { VPIC_PINS } from './irqchip.js'
@@ -74,6 +87,10 @@ const EPT_MT_TO_ATTR: Readonly<Record<number, number>> = {
   5: MemType.WP,
   6: MemType.WB,
 }
+
+const MONITOR_CMD = offsetOf(acrn_intr_monitor, 'cmd')
+const MONITOR_BUF_CNT = offsetOf(acrn_intr_monitor, 'buf_cnt')
+const MONITOR_BUFFER = offsetOf(acrn_intr_monitor, 'buffer')
 
 const aligned = (v: bigint) => v % BigInt(PAGE_SIZE) === 0n
 
@@ -361,7 +378,3 @@ export class Passthrough {
     return Object.freeze({ pci, mmio, intx, vdevs })
   }
 }
-
-const MONITOR_CMD = offsetOf(acrn_intr_monitor, 'cmd')
-const MONITOR_BUF_CNT = offsetOf(acrn_intr_monitor, 'buf_cnt')
-const MONITOR_BUFFER = offsetOf(acrn_intr_monitor, 'buffer')

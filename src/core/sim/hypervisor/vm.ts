@@ -99,7 +99,8 @@ const CR0_NW = 1n << 29n
 const CR0_CD = 1n << 30n
 const CR0_PG = 1n << 31n
 // PE MP EM TS ET NE WP AM NW CD PG
-const CR0_DEFINED = 0x1n | 0x2n | 0x4n | 0x8n | 0x10n | 0x20n | (1n << 16n) | (1n << 18n) | CR0_NW | CR0_CD | CR0_PG
+const CR0_DEFINED =
+  0x1n | 0x2n | 0x4n | 0x8n | 0x10n | 0x20n | (1n << 16n) | (1n << 18n) | CR0_NW | CR0_CD | CR0_PG
 // Bits 0-14, 16-18, 20-24 exist; VMXE (13) and SMXE (14) are not offered to guests.
 const CR4_ALLOWED = ((1n << 25n) - 1n) & ~(1n << 15n) & ~(1n << 19n) & ~(1n << 13n) & ~(1n << 14n)
 
@@ -217,7 +218,8 @@ export function hcallSetVcpuRegs(hv: Hypervisor, vm: HvVm, p2: bigint): number {
   if (vcpuId >= MAX_VCPUS_PER_VM) return -1
   const vcpu = vm.vcpus[vcpuId]
   if (!vcpu) return -1
-  if (!isValidCr0Cr4(view.getBigUint64(REGS_CR0, true), view.getBigUint64(REGS_CR4, true))) return -1
+  if (!isValidCr0Cr4(view.getBigUint64(REGS_CR0, true), view.getBigUint64(REGS_CR4, true)))
+    return -1
   vcpu.regs.set(bytes.subarray(REGS_BODY, REGS_BODY + acrn_regs.size))
   return 0
 }

@@ -38,7 +38,8 @@ export class SimKernel {
   openNode(proc: SimProcess, path: string): OpenFile | number {
     const node = this.nodes.get(path)
     if (!node) return -Errno.ENOENT
-    const bits = proc.uid === 0 ? 0o6 : proc.uid === node.uid ? (node.mode >> 6) & 0o6 : node.mode & 0o6
+    const bits =
+      proc.uid === 0 ? 0o6 : proc.uid === node.uid ? (node.mode >> 6) & 0o6 : node.mode & 0o6
     if (bits !== 0o6) return -Errno.EACCES
     return node.open(proc)
   }

@@ -116,7 +116,10 @@ export class SimProcess implements HsmProcess {
    * mapping, which SET_MEMSEG handles without pinning (§3.4 A). Sim only.
    */
   mmapPfn(physPages: readonly bigint[], options: { writable?: boolean } = {}): Promise<bigint> {
-    if (physPages.length === 0 || physPages.some((pa) => pa < 0n || pa % BigInt(PAGE_SIZE) !== 0n)) {
+    if (
+      physPages.length === 0 ||
+      physPages.some((pa) => pa < 0n || pa % BigInt(PAGE_SIZE) !== 0n)
+    ) {
       return fail('mmap', Errno.EINVAL)
     }
     const start = this.mm.mmapPfn(physPages.map(Number), options.writable ?? true)
@@ -156,7 +159,8 @@ export class SimProcess implements HsmProcess {
   }
 
   eventfd(initval = 0): Promise<number> {
-    if (!Number.isInteger(initval) || initval < 0 || initval > 0xffff_ffff) return fail('eventfd', Errno.EINVAL)
+    if (!Number.isInteger(initval) || initval < 0 || initval > 0xffff_ffff)
+      return fail('eventfd', Errno.EINVAL)
     return Promise.resolve(this.install(new EventfdFile(new EventfdCtx(initval))))
   }
 

@@ -8,7 +8,8 @@ import type { UserMemory } from './user-memory.js'
 
 /** A kernel copy of `length` bytes at the pointer (memdup_user), or -EFAULT. */
 export function copyFromUser(mm: UserMemory, arg: IoctlArg, length: number): Uint8Array | number {
-  if (arg instanceof Uint8Array) return arg.byteLength >= length ? arg.slice(0, length) : -Errno.EFAULT
+  if (arg instanceof Uint8Array)
+    return arg.byteLength >= length ? arg.slice(0, length) : -Errno.EFAULT
   if (typeof arg === 'bigint') {
     const address = Number(arg)
     if (!Number.isSafeInteger(address)) return -Errno.EFAULT

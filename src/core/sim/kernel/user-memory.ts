@@ -54,7 +54,14 @@ export class UserMemory {
     const buffer = new SharedArrayBuffer(size)
     const pa = this.host.allocateFrames(buffer, 0, size)
     if (pa === undefined) return undefined
-    this.mappings.push({ kind: 'anon', start, length: size, pa, buffer, u8: new Uint8Array(buffer) })
+    this.mappings.push({
+      kind: 'anon',
+      start,
+      length: size,
+      pa,
+      buffer,
+      u8: new Uint8Array(buffer),
+    })
     return start
   }
 

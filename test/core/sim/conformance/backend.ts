@@ -45,7 +45,15 @@ export interface ConformanceBackend {
 
 export const simBackend: ConformanceBackend = {
   name: 'sim',
-  capabilities: new Set<Capability>(['guest', 'inspect', 'dup', 'signal', 'pfnmap', 'users', 'compat32']),
+  capabilities: new Set<Capability>([
+    'guest',
+    'inspect',
+    'dup',
+    'signal',
+    'pfnmap',
+    'users',
+    'compat32',
+  ]),
   create(options = {}) {
     const platform = createSimPlatform(options)
     return {

@@ -10,7 +10,12 @@ import {
   structs,
   type GuestAccess,
 } from '../../../../src/index.js'
-import type { Capability, ConformanceBackend, ConformanceProcess, ConformanceSystem } from './backend.js'
+import type {
+  Capability,
+  ConformanceBackend,
+  ConformanceProcess,
+  ConformanceSystem,
+} from './backend.js'
 
 /** The errno symbol a call failed with, or 'OK'. Anything but HsmError is rethrown. */
 export async function errnoOf(call: Promise<unknown>): Promise<string> {
@@ -51,8 +56,13 @@ export function vmCreation(f: CreationFields = {}): Uint8Array {
   })
 }
 
-export const memmap = (f: { type: number; attr?: number; user_vm_pa?: bigint; vma_base?: bigint; len: bigint }) =>
-  encode(structs.acrn_vm_memmap, { attr: 0x7, user_vm_pa: 0n, vma_base: 0n, ...f })
+export const memmap = (f: {
+  type: number
+  attr?: number
+  user_vm_pa?: bigint
+  vma_base?: bigint
+  len: bigint
+}) => encode(structs.acrn_vm_memmap, { attr: 0x7, user_vm_pa: 0n, vma_base: 0n, ...f })
 
 export const ioeventfdArg = (f: {
   fd: number
@@ -73,7 +83,8 @@ export const irqfdArg = (f: { fd: number; flags?: number; msi_addr?: bigint; msi
 export const notifyArg = (vcpu: number, f: { vmid?: number; reserved?: number } = {}) =>
   encode(structs.acrn_ioreq_notify, { vcpu, vmid: f.vmid ?? 0, reserved: f.reserved ?? 0 })
 
-export const msiArg = (msi_addr: bigint, msi_data: bigint) => encode(structs.acrn_msi_entry, { msi_addr, msi_data })
+export const msiArg = (msi_addr: bigint, msi_data: bigint) =>
+  encode(structs.acrn_msi_entry, { msi_addr, msi_data })
 
 /** SET_IRQLINE's value: gsi in bits 31:0, op in 63:32 (§7.1). */
 export const irqline = (gsi: number, op: number) => (BigInt(op) << 32n) | BigInt(gsi)
@@ -106,7 +117,10 @@ export async function createVm(sys: ConformanceSystem, opts: VmOptions = {}): Pr
 }
 
 /** A running VM with a default client. */
-export async function runningVm(sys: ConformanceSystem, opts: VmOptions & { client?: boolean } = {}) {
+export async function runningVm(
+  sys: ConformanceSystem,
+  opts: VmOptions & { client?: boolean } = {},
+) {
   const vm = await createVm(sys, opts)
   if (opts.client ?? true) await vm.proc.ioctl(vm.fd, Ioctl.CREATE_IOREQ_CLIENT)
   await vm.proc.ioctl(vm.fd, Ioctl.START_VM)
@@ -171,13 +185,17 @@ export async function answer(vm: VmHandle, vcpu: number, value: bigint): Promise
   await vm.proc.write(vm.page + BigInt(vcpu * 256 + 88), bytes)
 }
 
-export const notify = (vm: VmHandle, vcpu: number) => vm.proc.ioctl(vm.fd, Ioctl.NOTIFY_REQUEST_FINISH, notifyArg(vcpu))
+export const notify = (vm: VmHandle, vcpu: number) =>
+  vm.proc.ioctl(vm.fd, Ioctl.NOTIFY_REQUEST_FINISH, notifyArg(vcpu))
 
 /**
  * One round of the default client, as acrn-dm runs it: ATTACH, then every slot that is
  * PROCESSING and not kernel-handled is answered (reads get `reply(slot)`) and notified.
  */
-export async function serve(vm: VmHandle, reply: (slot: Slot) => bigint = () => 0n): Promise<Slot[]> {
+export async function serve(
+  vm: VmHandle,
+  reply: (slot: Slot) => bigint = () => 0n,
+): Promise<Slot[]> {
   await vm.proc.ioctl(vm.fd, Ioctl.ATTACH_IOREQ_CLIENT)
   const served: Slot[] = []
   for (let vcpu = 0; vcpu < vm.vcpuNum; vcpu++) {
@@ -198,7 +216,11 @@ export function guestOf(sys: ConformanceSystem): (access: GuestAccess) => Promis
 }
 
 /** Settled state of a promise without waiting for it: 'pending', or its outcome. */
-export async function peek<T>(p: Promise<T>): Promise<{ state: 'pending' } | { state: 'fulfilled'; value: T } | { state: 'rejected'; reason: unknown }> {
+export async function peek<T>(
+  p: Promise<T>,
+): Promise<
+  { state: 'pending' } | { state: 'fulfilled'; value: T } | { state: 'rejected'; reason: unknown }
+> {
   const marker = Symbol('pending')
   const settled = await Promise.race([
     p.then(

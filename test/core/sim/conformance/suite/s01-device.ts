@@ -19,19 +19,22 @@ export function deviceSuite(backend: ConformanceBackend) {
       expect(await errnoOf(proc.ioctl(b.fd, Ioctl.START_VM))).toBe('OK')
     })
 
-    it.skipIf(lacks(backend, 'dup', 'inspect'))('§1.4 fds sharing an open file description share the VM', async () => {
-      const sys = backend.create()
-      const vm = await createVm(sys)
-      const twin = await vm.proc.dup!(vm.fd)
-      await vm.proc.ioctl(twin, Ioctl.START_VM)
-      expect(sys.inspect!.vm(vm.vmid)?.state).toBe('running')
-      // Closing one fd is not the last close: the VM survives.
-      await vm.proc.ioctl(twin, Ioctl.PAUSE_VM)
-      await vm.proc.close(twin)
-      expect(sys.inspect!.vm(vm.vmid)?.state).toBe('paused')
-      await vm.proc.close(vm.fd)
-      expect(sys.inspect!.vm(vm.vmid)).toBeUndefined()
-    })
+    it.skipIf(lacks(backend, 'dup', 'inspect'))(
+      '§1.4 fds sharing an open file description share the VM',
+      async () => {
+        const sys = backend.create()
+        const vm = await createVm(sys)
+        const twin = await vm.proc.dup!(vm.fd)
+        await vm.proc.ioctl(twin, Ioctl.START_VM)
+        expect(sys.inspect!.vm(vm.vmid)?.state).toBe('running')
+        // Closing one fd is not the last close: the VM survives.
+        await vm.proc.ioctl(twin, Ioctl.PAUSE_VM)
+        await vm.proc.close(twin)
+        expect(sys.inspect!.vm(vm.vmid)?.state).toBe('paused')
+        await vm.proc.close(vm.fd)
+        expect(sys.inspect!.vm(vm.vmid)).toBeUndefined()
+      },
+    )
 
     it.skipIf(lacks(backend, 'inspect'))('§1.5 last close of a paused VM destroys it', async () => {
       const sys = backend.create()
@@ -64,20 +67,28 @@ export function deviceSuite(backend: ConformanceBackend) {
       expect(await errnoOf(proc.close(vm.fd))).toBe('OK')
     })
 
-    it.skipIf(lacks(backend, 'users'))('§1.3 the node is 0600 root: another user gets EACCES', async () => {
-      const sys = backend.create()
-      expect(await errnoOf(sys.spawn({ uid: 1000 }).open('/dev/acrn_hsm'))).toBe('EACCES')
-      expect(await errnoOf(sys.spawn({ uid: 0 }).open('/dev/acrn_hsm'))).toBe('OK')
-    })
+    it.skipIf(lacks(backend, 'users'))(
+      '§1.3 the node is 0600 root: another user gets EACCES',
+      async () => {
+        const sys = backend.create()
+        expect(await errnoOf(sys.spawn({ uid: 1000 }).open('/dev/acrn_hsm'))).toBe('EACCES')
+        expect(await errnoOf(sys.spawn({ uid: 0 }).open('/dev/acrn_hsm'))).toBe('OK')
+      },
+    )
 
-    it.skipIf(lacks(backend, 'compat32'))('§1.2 no compat_ioctl: a 32-bit process gets ENOTTY for every ioctl', async () => {
-      const sys = backend.create()
-      const proc = sys.spawn({ compat32: true })
-      const fd = await proc.open('/dev/acrn_hsm')
-      const page = await proc.mmap(4096)
-      expect(await errnoOf(proc.ioctl(fd, Ioctl.CREATE_VM, vmCreation({ ioreq_buf: page })))).toBe('ENOTTY')
-      expect(await errnoOf(proc.ioctl(fd, Ioctl.DESTROY_VM))).toBe('ENOTTY')
-    })
+    it.skipIf(lacks(backend, 'compat32'))(
+      '§1.2 no compat_ioctl: a 32-bit process gets ENOTTY for every ioctl',
+      async () => {
+        const sys = backend.create()
+        const proc = sys.spawn({ compat32: true })
+        const fd = await proc.open('/dev/acrn_hsm')
+        const page = await proc.mmap(4096)
+        expect(
+          await errnoOf(proc.ioctl(fd, Ioctl.CREATE_VM, vmCreation({ ioreq_buf: page }))),
+        ).toBe('ENOTTY')
+        expect(await errnoOf(proc.ioctl(fd, Ioctl.DESTROY_VM))).toBe('ENOTTY')
+      },
+    )
 
     it('§1.2 an fd that is not open is EBADF for every call', async () => {
       const proc = backend.create().spawn()
@@ -94,7 +105,10 @@ export function deviceSuite(backend: ConformanceBackend) {
       async (_name, request) => {
         const proc = backend.create().spawn()
         const fd = await proc.open('/dev/acrn_hsm')
-        const arg = request === Ioctl.SET_IRQLINE || request === Ioctl.VM_INTR_MONITOR ? 0n : new Uint8Array(512)
+        const arg =
+          request === Ioctl.SET_IRQLINE || request === Ioctl.VM_INTR_MONITOR
+            ? 0n
+            : new Uint8Array(512)
         expect(await errnoOf(proc.ioctl(fd, request, arg))).toBe('EINVAL')
       },
     )
@@ -107,14 +121,17 @@ export function deviceSuite(backend: ConformanceBackend) {
       ['0xffffffff', 0xffffffff],
     ]
 
-    it.each(unknown)('§1.6 unknown command %s: EINVAL without a VM, ENOTTY with one', async (_label, request) => {
-      const sys = backend.create()
-      const proc = sys.spawn()
-      const bare = await proc.open('/dev/acrn_hsm')
-      expect(await errnoOf(proc.ioctl(bare, request, new Uint8Array(64)))).toBe('EINVAL')
-      const vm = await createVm(sys, { proc })
-      expect(await errnoOf(proc.ioctl(vm.fd, request, new Uint8Array(64)))).toBe('ENOTTY')
-    })
+    it.each(unknown)(
+      '§1.6 unknown command %s: EINVAL without a VM, ENOTTY with one',
+      async (_label, request) => {
+        const sys = backend.create()
+        const proc = sys.spawn()
+        const bare = await proc.open('/dev/acrn_hsm')
+        expect(await errnoOf(proc.ioctl(bare, request, new Uint8Array(64)))).toBe('EINVAL')
+        const vm = await createVm(sys, { proc })
+        expect(await errnoOf(proc.ioctl(vm.fd, request, new Uint8Array(64)))).toBe('ENOTTY')
+      },
+    )
 
     it('§1.6 §2.4 after DESTROY_VM the fd is gated again', async () => {
       const sys = backend.create()

@@ -32,7 +32,12 @@ export function lifecycleSuite(backend: ConformanceBackend) {
       expect(arg.subarray(8)).toEqual(before.subarray(8))
       if (sys.inspect) {
         const info = sys.inspect.vm(view.getUint16(0, true))
-        expect(info).toMatchObject({ name: 'sample', state: 'created', vcpuNum: 2, cpuAffinity: 0b110n })
+        expect(info).toMatchObject({
+          name: 'sample',
+          state: 'created',
+          vcpuNum: 2,
+          cpuAffinity: 0b110n,
+        })
       }
     })
 
@@ -41,7 +46,8 @@ export function lifecycleSuite(backend: ConformanceBackend) {
       const vm = await createVm(sys)
       const bytes = await vm.proc.read(vm.page, 4096)
       const view = new DataView(bytes.buffer)
-      for (let slot = 0; slot < 16; slot++) expect(view.getUint32(slot * 256 + 136, true)).toBe(IoreqState.FREE)
+      for (let slot = 0; slot < 16; slot++)
+        expect(view.getUint32(slot * 256 + 136, true)).toBe(IoreqState.FREE)
     })
 
     it('§2.2 §11.15 the ioreq buffer is the page that contains ioreq_buf', async () => {
@@ -49,7 +55,11 @@ export function lifecycleSuite(backend: ConformanceBackend) {
       const proc = sys.spawn()
       const fd = await proc.open('/dev/acrn_hsm')
       const page = await proc.mmap(8192)
-      await proc.ioctl(fd, Ioctl.CREATE_VM, vmCreation({ ioreq_buf: page + 4096n + 0x123n, cpu_affinity: 0b10n }))
+      await proc.ioctl(
+        fd,
+        Ioctl.CREATE_VM,
+        vmCreation({ ioreq_buf: page + 4096n + 0x123n, cpu_affinity: 0b10n }),
+      )
       const second = new DataView((await proc.read(page + 4096n, 4096)).buffer)
       const first = new DataView((await proc.read(page, 4096)).buffer)
       expect(second.getUint32(136, true)).toBe(IoreqState.FREE)
@@ -63,8 +73,16 @@ export function lifecycleSuite(backend: ConformanceBackend) {
 
     const failures: Array<[string, (page: bigint) => Uint8Array | bigint | undefined, string]> = [
       ['reserved0 non-zero', (page) => vmCreation({ ioreq_buf: page, reserved0: 1 }), 'EINVAL'],
-      ['reserved1 non-zero', (page) => vmCreation({ ioreq_buf: page, reserved1: 0x8000 }), 'EINVAL'],
-      ['cpu_affinity outside the configured one (hypervisor -1)', (page) => vmCreation({ ioreq_buf: page, cpu_affinity: 1n << 40n }), 'EINVAL'],
+      [
+        'reserved1 non-zero',
+        (page) => vmCreation({ ioreq_buf: page, reserved1: 0x8000 }),
+        'EINVAL',
+      ],
+      [
+        'cpu_affinity outside the configured one (hypervisor -1)',
+        (page) => vmCreation({ ioreq_buf: page, cpu_affinity: 1n << 40n }),
+        'EINVAL',
+      ],
       ['ioreq_buf unmapped (pin fails)', () => vmCreation({ ioreq_buf: 0x1000n }), 'EINVAL'],
       ['a NULL argument', () => undefined, 'EFAULT'],
       ['a 47-byte argument', (page) => vmCreation({ ioreq_buf: page }).subarray(0, 47), 'EFAULT'],
@@ -81,23 +99,32 @@ export function lifecycleSuite(backend: ConformanceBackend) {
       expect(await errnoOf(proc.ioctl(fd, Ioctl.START_VM))).toBe('EINVAL')
     })
 
-    it.skipIf(lacks(backend, 'inspect'))('§2.2 §11.14 every hypervisor refusal is EINVAL: all VM slots taken', async () => {
-      const sys = backend.create()
-      const slots = sys.inspect!.host().maxVms - 1
-      for (let i = 0; i < slots; i++) await createVm(sys)
-      const proc = sys.spawn()
-      const fd = await proc.open('/dev/acrn_hsm')
-      const page = await proc.mmap(4096)
-      const arg = vmCreation({ ioreq_buf: page })
-      expect(await errnoOf(proc.ioctl(fd, Ioctl.CREATE_VM, arg))).toBe('EINVAL')
-    })
+    it.skipIf(lacks(backend, 'inspect'))(
+      '§2.2 §11.14 every hypervisor refusal is EINVAL: all VM slots taken',
+      async () => {
+        const sys = backend.create()
+        const slots = sys.inspect!.host().maxVms - 1
+        for (let i = 0; i < slots; i++) await createVm(sys)
+        const proc = sys.spawn()
+        const fd = await proc.open('/dev/acrn_hsm')
+        const page = await proc.mmap(4096)
+        const arg = vmCreation({ ioreq_buf: page })
+        expect(await errnoOf(proc.ioctl(fd, Ioctl.CREATE_VM, arg))).toBe('EINVAL')
+      },
+    )
 
-    it.skipIf(lacks(backend, 'inspect'))('§2.2 A.1 a VM name in use is refused (EINVAL)', async () => {
-      const sys = backend.create()
-      await createVm(sys, { name: 'vm1' })
-      await expect(createVm(sys, { name: 'vm1' })).rejects.toMatchObject({ code: 'EINVAL', request: 'CREATE_VM' })
-      expect(await errnoOf(createVm(sys, { name: 'vm2' }))).toBe('OK')
-    })
+    it.skipIf(lacks(backend, 'inspect'))(
+      '§2.2 A.1 a VM name in use is refused (EINVAL)',
+      async () => {
+        const sys = backend.create()
+        await createVm(sys, { name: 'vm1' })
+        await expect(createVm(sys, { name: 'vm1' })).rejects.toMatchObject({
+          code: 'EINVAL',
+          request: 'CREATE_VM',
+        })
+        expect(await errnoOf(createVm(sys, { name: 'vm2' }))).toBe('OK')
+      },
+    )
 
     it.skipIf(lacks(backend, 'pfnmap', 'inspect'))(
       '§2.2 step 7 a failed copy-back is EFAULT (the destroy that follows is refused: the VM is not paused)',
@@ -140,14 +167,24 @@ export function lifecycleSuite(backend: ConformanceBackend) {
       expect(await attach).toBe('ENODEV')
     })
 
-    it.skipIf(lacks(backend, 'guest'))('§2.3 A.3 destroy discards outstanding requests', async () => {
-      const sys = backend.create()
-      const vm = await runningVm(sys)
-      const access = guestOf(sys)({ vmid: vm.vmid, vcpu: 0, type: 'pio', dir: 'read', addr: 0x3f8, size: 1 })
-      await vm.proc.ioctl(vm.fd, Ioctl.ATTACH_IOREQ_CLIENT)
-      await pauseAndDestroy(vm)
-      await expect(access).rejects.toBeInstanceOf(GuestAccessError)
-    })
+    it.skipIf(lacks(backend, 'guest'))(
+      '§2.3 A.3 destroy discards outstanding requests',
+      async () => {
+        const sys = backend.create()
+        const vm = await runningVm(sys)
+        const access = guestOf(sys)({
+          vmid: vm.vmid,
+          vcpu: 0,
+          type: 'pio',
+          dir: 'read',
+          addr: 0x3f8,
+          size: 1,
+        })
+        await vm.proc.ioctl(vm.fd, Ioctl.ATTACH_IOREQ_CLIENT)
+        await pauseAndDestroy(vm)
+        await expect(access).rejects.toBeInstanceOf(GuestAccessError)
+      },
+    )
   })
 
   describe(`§2.4 lifecycle quirks [${backend.name}]`, () => {
@@ -176,11 +213,15 @@ export function lifecycleSuite(backend: ConformanceBackend) {
         const sys = backend.create()
         const vm = await createVm(sys)
         const page = await vm.proc.mmap(4096)
-        expect(await errnoOf(vm.proc.ioctl(vm.fd, Ioctl.CREATE_VM, vmCreation({ ioreq_buf: page })))).toBe('EINVAL')
+        expect(
+          await errnoOf(vm.proc.ioctl(vm.fd, Ioctl.CREATE_VM, vmCreation({ ioreq_buf: page }))),
+        ).toBe('EINVAL')
         expect(await errnoOf(vm.proc.ioctl(vm.fd, Ioctl.PAUSE_VM))).toBe('EINVAL')
         expect(sys.inspect!.vm(vm.vmid)?.state).toBe('created')
         // The old buffer was never released, so every later CREATE on this fd fails too.
-        expect(await errnoOf(vm.proc.ioctl(vm.fd, Ioctl.CREATE_VM, vmCreation({ ioreq_buf: page })))).toBe('EINVAL')
+        expect(
+          await errnoOf(vm.proc.ioctl(vm.fd, Ioctl.CREATE_VM, vmCreation({ ioreq_buf: page }))),
+        ).toBe('EINVAL')
       },
     )
 
@@ -198,7 +239,11 @@ export function lifecycleSuite(backend: ConformanceBackend) {
       ['RESET a created VM', [Ioctl.RESET_VM], ['EPERM']],
       ['PAUSE twice', [Ioctl.PAUSE_VM, Ioctl.PAUSE_VM], ['OK', 'OK']],
       ['START a paused VM', [Ioctl.PAUSE_VM, Ioctl.START_VM], ['OK', 'EPERM']],
-      ['pause, reset, start', [Ioctl.START_VM, Ioctl.PAUSE_VM, Ioctl.RESET_VM, Ioctl.START_VM], ['OK', 'OK', 'OK', 'OK']],
+      [
+        'pause, reset, start',
+        [Ioctl.START_VM, Ioctl.PAUSE_VM, Ioctl.RESET_VM, Ioctl.START_VM],
+        ['OK', 'OK', 'OK', 'OK'],
+      ],
       ['DESTROY a created VM', [Ioctl.DESTROY_VM], ['EPERM']],
     ] as const)('§2.5 A.3 %s', async (_label, requests, expected) => {
       const vm = await createVm(backend.create())
@@ -214,11 +259,18 @@ export function lifecycleSuite(backend: ConformanceBackend) {
     })
 
     it.skipIf(lacks(backend, 'guest'))(
-      '§2.5 reset does not clear HSM\'s requests: the client keeps its pending bit, ATTACH returns at once',
+      "§2.5 reset does not clear HSM's requests: the client keeps its pending bit, ATTACH returns at once",
       async () => {
         const sys = backend.create()
         const vm = await runningVm(sys)
-        const access = guestOf(sys)({ vmid: vm.vmid, vcpu: 0, type: 'pio', dir: 'read', addr: 0x70, size: 1 })
+        const access = guestOf(sys)({
+          vmid: vm.vmid,
+          vcpu: 0,
+          type: 'pio',
+          dir: 'read',
+          addr: 0x70,
+          size: 1,
+        })
         access.catch(() => undefined)
         await vm.proc.ioctl(vm.fd, Ioctl.ATTACH_IOREQ_CLIENT)
         await vm.proc.ioctl(vm.fd, Ioctl.PAUSE_VM)
@@ -227,7 +279,9 @@ export function lifecycleSuite(backend: ConformanceBackend) {
         expect((await peek(access)).state).toBe('rejected')
         expect(await slotStates(vm)).toEqual([IoreqState.FREE])
         // ...but the default client's bit is still set.
-        expect((await peek(vm.proc.ioctl(vm.fd, Ioctl.ATTACH_IOREQ_CLIENT))).state).toBe('fulfilled')
+        expect((await peek(vm.proc.ioctl(vm.fd, Ioctl.ATTACH_IOREQ_CLIENT))).state).toBe(
+          'fulfilled',
+        )
         // CLEAR_VM_IOREQ is how userspace drops it (it completes the now FREE slot).
         await vm.proc.ioctl(vm.fd, Ioctl.CLEAR_VM_IOREQ)
         expect((await readSlot(vm, 0)).state).toBe(IoreqState.COMPLETE)
