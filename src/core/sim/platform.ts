@@ -16,7 +16,7 @@
 
 import { Hypervisor } from './hypervisor/hypervisor.js'
 import { defineInventory, type HostInventory } from './hypervisor/inventory.js'
-import type { GuestAccess } from './hypervisor/io.js'
+import type { CompletionObserver, GuestAccess } from './hypervisor/io.js'
 import { HsmModule } from './hsm/hsm.js'
 import { createInspector, type SimInspector } from './inspect.js'
 import { SimKernel } from './kernel/kernel.js'
@@ -54,6 +54,11 @@ export interface SimPlatform {
   settle(): Promise<void>
   /** Read-only views of hypervisor state. */
   readonly inspect: SimInspector
+  /**
+   * Tap every completed I/O request (one observer; null removes it): the daemon's trace.
+   * The observer sees the slot before it goes FREE and must not change anything.
+   */
+  observeCompletions(observer: CompletionObserver | null): void
 }
 
 export function createSimPlatform(options: SimPlatformOptions = {}): SimPlatform {
@@ -68,5 +73,8 @@ export function createSimPlatform(options: SimPlatformOptions = {}): SimPlatform
     physicalInterrupt: (pirq: number) => hv.passthrough.physicalInterrupt(pirq),
     settle: () => new Promise<void>((resolve) => setImmediate(resolve)),
     inspect: createInspector(hv),
+    observeCompletions: (observer: CompletionObserver | null) => {
+      hv.io.observer = observer
+    },
   })
 }

@@ -7,6 +7,7 @@
 // through Atomics. Filling a slot and completing it touch only the DataView and the
 // Int32Array of the page: no allocation besides the promise the caller awaits.
 
+import { performance } from 'node:perf_hooks'
 import { IoreqDir, IoreqState, IoreqType, PAGE_SIZE } from '../../abi/constants.js'
 import { offsetOf } from '../../abi/layout.js'
 import { acrn_io_request } from '../../abi/structs.js'
@@ -83,7 +84,16 @@ function maskValue(value: bigint | number, size: number): bigint | number {
   return ((value % TWO_32) >>> 0) & SIZE_MASK32[size as 1 | 2 | 4]
 }
 
+/**
+ * Told of every request as it completes, before its slot goes FREE: the slot bytes still
+ * hold what the client saw (type, possibly rewritten to PCICFG, kernel_handled, value).
+ * For tracing; it must not change state, and it is called with no allocation.
+ */
+export type CompletionObserver = (vm: HvVm, vcpu: HvVcpu, slot: DataView, base: number, value: bigint) => void
+
 export class IoreqEmulator {
+  /** At most one: the daemon's trace (a read-only tap, not part of the model). */
+  observer: CompletionObserver | null = null
   /** vCPUs of polling-mode VMs whose request the hypervisor is polling (§4.4). */
   private readonly polling = new Map<HvVcpu, HvVm>()
   private pollScheduled = false
@@ -172,6 +182,7 @@ export class IoreqEmulator {
     }
     dv.setUint32(base + SLOT_KERNEL_HANDLED, 0, true)
     vcpu.busy = true
+    vcpu.busySince = performance.now()
     vcpu.busyType = mmio ? IoreqType.MMIO : IoreqType.PORTIO
     vcpu.busyWrite = write
     vcpu.busySize = size
@@ -203,6 +214,7 @@ export class IoreqEmulator {
           ? BigInt.asUintN(vcpu.busySize * 8, page.dv.getBigUint64(at, true))
           : BigInt((page.dv.getUint32(at, true) & SIZE_MASK32[vcpu.busySize as 1 | 2 | 4]) >>> 0)
     }
+    this.observer?.(vm, vcpu, page.dv, vcpu.id * SLOT_SIZE, value)
     Atomics.store(page.i32, index, IoreqState.FREE)
     const resolve = vcpu.resolve!
     vcpu.busy = false

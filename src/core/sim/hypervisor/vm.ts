@@ -31,6 +31,8 @@ export class HvVcpu {
   busyType = 0
   busyWrite = false
   busySize = 0
+  /** performance.now() when the request went PENDING (for the trace's latency). */
+  busySince = 0
   resolve: ((value: bigint) => void) | null = null
   reject: ((error: Error) => void) | null = null
 
