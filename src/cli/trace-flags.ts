@@ -1,29 +1,30 @@
 // The trace filter flags of `ioreq watch|tail|record|report`, and their translation into
 // a TraceFilter (VM names become vmids using the daemon's VM table).
 import { Flags } from '@oclif/core'
-import { UsageError } from '../core/errors.js'
+import { NotFoundError } from '../core/errors.js'
 import { parseInteger } from '../core/parse/number.js'
 import {
   parseAddrRange,
   parseClients,
   parseDirs,
   parseTypes,
+  filterToWire,
   type TraceFilter,
 } from '../core/trace/filter.js'
 
 export const traceFilterFlags = {
   vm: Flags.string({
-    description: 'Only this VM (name or vmid); repeatable.',
+    description: 'Only this VM (name or vmid); repeatable, or a comma-separated list.',
     multiple: true,
     helpGroup: 'FILTER',
   }),
   vcpu: Flags.string({
-    description: 'Only this vCPU; repeatable.',
+    description: 'Only this vCPU; repeatable, or a comma-separated list.',
     multiple: true,
     helpGroup: 'FILTER',
   }),
   type: Flags.string({
-    description: 'Only pio, mmio or pcicfg; repeatable.',
+    description: 'Only pio, mmio or pcicfg; repeatable, or a comma-separated list.',
     multiple: true,
     helpGroup: 'FILTER',
   }),
@@ -34,7 +35,7 @@ export const traceFilterFlags = {
     helpValue: 'RANGE',
   }),
   client: Flags.string({
-    description: 'Only default, ioeventfd or kernel; repeatable.',
+    description: 'Only default, ioeventfd or kernel; repeatable, or a comma-separated list.',
     multiple: true,
     helpGroup: 'FILTER',
   }),
@@ -49,6 +50,13 @@ export interface TraceFilterFlagValues {
   client?: string[]
 }
 
+/** Repeatable flags also take comma-separated lists: `--type pio,mmio`. */
+const list = (values: string[] | undefined): string[] =>
+  (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '')
+
 /** Resolve VM names (and the positional NAME list) against the daemon's VMs. */
 export function filterFromFlags(
   flags: TraceFilterFlagValues,
@@ -56,28 +64,29 @@ export function filterFromFlags(
   vms: { vmid: number; name: string }[],
 ): TraceFilter {
   const filter: TraceFilter = {}
-  const wanted = [...names, ...(flags.vm ?? [])]
+  const wanted = [...names, ...list(flags.vm)]
   if (wanted.length) {
-    filter.vmids = wanted.map((w) => {
-      const byName = vms.find((v) => v.name === w)
-      if (byName) return byName.vmid
-      if (/^\d+$/.test(w)) return Number(w)
-      throw new UsageError(`no VM named '${w}'`, { flag: '--vm', hint: 'see `hsmctl vm list`' })
-    })
+    filter.vmids = [
+      ...new Set(
+        wanted.map((w) => {
+          const byName = vms.find((v) => v.name === w)
+          if (byName) return byName.vmid
+          if (/^\d+$/.test(w) && Number(w) <= 0xffff) return Number(w)
+          throw new NotFoundError(`no VM named '${w}'`, 'see `hsmctl vm list`')
+        }),
+      ),
+    ]
   }
-  if (flags.vcpu?.length)
-    filter.vcpus = flags.vcpu.map((v) => Number(parseInteger(v, { name: '--vcpu', max: 255n })))
-  if (flags.type?.length) filter.types = parseTypes(flags.type)
-  if (flags.dir?.length) filter.dirs = parseDirs(flags.dir)
-  if (flags.client?.length) filter.clients = parseClients(flags.client)
+  const vcpus = list(flags.vcpu)
+  if (vcpus.length)
+    filter.vcpus = [
+      ...new Set(vcpus.map((v) => Number(parseInteger(v, { name: '--vcpu', max: 255n })))),
+    ]
+  if (list(flags.type).length) filter.types = [...new Set(parseTypes(list(flags.type)))]
+  if (list(flags.dir).length) filter.dirs = [...new Set(parseDirs(list(flags.dir)))]
+  if (list(flags.client).length) filter.clients = [...new Set(parseClients(list(flags.client)))]
   if (flags.addr) filter.addr = parseAddrRange(flags.addr)
   return filter
 }
 
-/** A filter for the wire: bigint addresses as hex strings. */
-export function filterToWire(filter: TraceFilter): Record<string, unknown> {
-  const { addr, ...rest } = filter
-  return addr
-    ? { ...rest, addr: { from: `0x${addr.from.toString(16)}`, to: `0x${addr.to.toString(16)}` } }
-    : rest
-}
+export { filterToWire }

@@ -9,6 +9,7 @@ export const CSV_COLUMNS = [
   'time',
   'vm',
   'vmid',
+  'vcpu',
   'key',
   'type',
   'addr',
@@ -28,6 +29,8 @@ function record(row: ViewRow, time: string) {
     time,
     vm: row.vm,
     vmid: row.vmid,
+    // null (an empty CSV cell) when the row merges every vCPU
+    vcpu: row.vcpu < 0 ? null : row.vcpu,
     key: row.key,
     type: row.type,
     addr: `0x${row.addr.toString(16)}`,
@@ -54,13 +57,15 @@ export function renderTop(
   if (format === 'csv') {
     const lines = rows.map((r) => {
       const rec = record(r, time)
-      return CSV_COLUMNS.map((c) => String(rec[c])).join(',')
+      return CSV_COLUMNS.map((c) => String(rec[c] ?? '')).join(',')
     })
     return (header ? [CSV_COLUMNS.join(','), ...lines] : lines).join('\n')
   }
+  const byVcpu = rows.some((r) => r.vcpu >= 0)
   const table = renderTable(
     [
       { header: 'VM' },
+      ...(byVcpu ? [{ header: 'VCPU', align: 'right' as const }] : []),
       { header: 'REQUEST' },
       { header: 'COUNT', align: 'right' },
       { header: '%', align: 'right' },
@@ -74,6 +79,7 @@ export function renderTop(
     [
       ...rows.map((r) => [
         r.vm,
+        ...(byVcpu ? [r.vcpu] : []),
         r.key,
         r.count,
         r.pct.toFixed(1),
@@ -84,7 +90,19 @@ export function renderTop(
         latencyText(r.latMax),
         r.client,
       ]),
-      ['', 'Total', totals.count, '100.0', totals.rate.toFixed(0), '', '', '', '', ''],
+      [
+        '',
+        ...(byVcpu ? [''] : []),
+        'Total',
+        totals.count,
+        totals.count ? '100.0' : '0.0',
+        totals.rate.toFixed(0),
+        '',
+        '',
+        '',
+        '',
+        '',
+      ],
     ],
   )
   return table

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
+import { currentAbortSignal } from '../../cli/shell/host.js'
 import type { WorkloadStatus } from '../../core/vmm/workloads.js'
 
 export default class GuestRun extends DaemonCommand {
@@ -56,7 +57,24 @@ workload runs in the daemon until \`guest stop\`, --count or --duration; --wait 
       ...(seconds !== undefined ? { durationMs: Math.round(seconds * 1000) } : {}),
     })
     if (flags.wait) {
-      status = await this.call<WorkloadStatus>('guest.wait', { name: args.name })
+      // Ctrl-C while waiting stops the workload too (it runs in the daemon, not here)
+      const signal = currentAbortSignal()
+      const stopped = new Promise<'aborted'>((resolve) => {
+        if (signal.aborted) resolve('aborted')
+        signal.addEventListener('abort', () => resolve('aborted'), { once: true })
+      })
+      const waited = await Promise.race([
+        this.call<WorkloadStatus>('guest.wait', { name: args.name }),
+        stopped,
+      ])
+      if (waited === 'aborted') {
+        const last = await this.call<WorkloadStatus>('guest.stop', { name: args.name })
+        const { InterruptedError } = await import('../../core/errors.js')
+        throw new InterruptedError(
+          `interrupted; stopped ${flags.workload} on ${args.name} after ${last.accesses} accesses`,
+        )
+      }
+      status = waited
       this.log(
         `${flags.workload} on ${args.name}: ${status.accesses} accesses in ${(status.elapsedMs / 1000).toFixed(1)}s${status.errors ? ` (stopped: ${status.lastError})` : ''}`,
       )

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { DaemonCommand } from '../../cli/daemon-command.js'
+import { currentAbortSignal } from '../../cli/shell/host.js'
 import { filterFromFlags, filterToWire, traceFilterFlags } from '../../cli/trace-flags.js'
 import type { Wire } from '../../core/daemon/protocol.js'
 import type { ReadReply } from '../../core/trace/methods.js'
@@ -7,6 +8,13 @@ import type { ReadReply } from '../../core/trace/methods.js'
 export default class IoreqRecord extends DaemonCommand {
   static override summary =
     'Record I/O requests to a file (32 bytes each, versioned header) until Ctrl-C or --duration.'
+
+  static override description = `The file holds exactly the requests that passed the filter flags, from the moment the
+recorder starts to the moment it stops, in the daemon's 32-byte trace records after a
+versioned header (the VMs seen, the filter, the time). If the daemon's trace ring overran
+the recorder, the lost requests are counted, reported on stderr and in --json as
+"dropped", and noted in the header. Read the file with \`ioreq report\`, play it with
+\`ioreq replay\`.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> trace.hsmtrace --duration 10',
@@ -25,46 +33,63 @@ export default class IoreqRecord extends DaemonCommand {
   async run(): Promise<{ file: string; records: number; dropped: number; seconds: number }> {
     const { args, flags } = await this.parse(IoreqRecord)
     const seconds = flags.duration === undefined ? undefined : Number(flags.duration)
-    if (seconds !== undefined && !(seconds > 0)) {
+    if (seconds !== undefined && !(seconds > 0 && seconds <= 86_400)) {
       const { UsageError } = await import('../../core/errors.js')
       throw new UsageError(`'${flags.duration}' is not a number of seconds`, { flag: '--duration' })
     }
     const client = await this.daemon()
+    const signal = currentAbortSignal()
     const first = await client.call<Wire<ReadReply>>('trace.read', { max: 0 })
     const filter = filterFromFlags(flags, [], first.vms)
+    const wire = filterToWire(filter)
     const { TraceFileWriter } = await import('../../core/trace/file.js')
-    const writer = new TraceFileWriter(args.file, {
+    const header = {
       createdAt: new Date().toISOString(),
       vms: first.vms,
       filter,
       source: `hsmctl ${this.config.version}`,
-    })
+    }
+    const writer = new TraceFileWriter(args.file, header)
+    const vms = new Map(first.vms.map((v) => [`${v.vmid}:${v.name}`, v]))
     const started = Date.now()
     let cursor = first.cursor
     let dropped = 0
-    let stop = false
-    const onSigint = () => (stop = true)
-    process.once('SIGINT', onSigint)
     process.stderr.write(
       `recording to ${args.file}${seconds ? ` for ${seconds}s` : '; Ctrl-C stops'}\n`,
     )
+    const read = async () => {
+      const reply = await client.call<Wire<ReadReply>>('trace.read', {
+        cursor,
+        filter: wire,
+        max: 1_000_000,
+      })
+      cursor = reply.cursor
+      dropped += reply.dropped
+      for (const v of reply.vms) vms.set(`${v.vmid}:${v.name}`, v)
+      writer.write(new Uint8Array(Buffer.from(reply.records, 'base64')))
+      return reply
+    }
     try {
       for (;;) {
-        const last = stop || (seconds !== undefined && Date.now() - started >= seconds * 1000)
-        const reply = await client.call<Wire<ReadReply>>('trace.read', {
-          cursor,
-          filter: filterToWire(filter),
-          max: 200_000,
-        })
-        cursor = reply.cursor
-        dropped += reply.dropped
-        writer.write(new Uint8Array(Buffer.from(reply.records, 'base64')))
-        if (last) break
-        if (reply.count < 1000) await new Promise((r) => setTimeout(r, 50))
+        const end = seconds === undefined ? Infinity : started + seconds * 1000
+        if (signal.aborted || Date.now() >= end) break
+        const reply = await read()
+        // caught up: wait a little (but not past the end) before the next read
+        if (reply.cursor >= reply.published)
+          await pause(Math.min(50, Math.max(0, end - Date.now())), signal)
       }
+      // the recording ends at the head as of now: read up to it, however many replies
+      let last = await read()
+      const head = last.published
+      while (last.cursor < head && last.count > 0) last = await read()
     } finally {
+      writer.updateHeader({
+        ...header,
+        vms: [...vms.values()],
+        stoppedAt: new Date().toISOString(),
+        dropped,
+      })
       writer.close()
-      process.off('SIGINT', onSigint)
     }
     const result = {
       file: args.file,
@@ -72,9 +97,27 @@ export default class IoreqRecord extends DaemonCommand {
       dropped,
       seconds: (Date.now() - started) / 1000,
     }
+    if (dropped)
+      process.stderr.write(
+        `warning: ${dropped} requests were lost: the daemon's trace ring overran the recorder\n`,
+      )
     this.log(
       `recorded ${result.records} requests in ${result.seconds.toFixed(1)}s to ${args.file}${dropped ? ` (${dropped} dropped)` : ''}`,
     )
     return result
   }
+}
+
+/** Resolves after `ms`, or at once when the signal aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done)
+  })
 }

@@ -1,16 +1,26 @@
 import { Args, Flags } from '@oclif/core'
 import { DaemonCommand } from '../../cli/daemon-command.js'
+import { currentAbortSignal } from '../../cli/shell/host.js'
+import type { ReplayResult } from '../../core/vmm/guest-traffic.js'
+
+/** Records per `guest.replay` call: base64 of them stays well under the 1 MiB line limit. */
+const CHUNK = 16_384
 
 export default class IoreqReplay extends DaemonCommand {
   static override summary =
     'Play a recording back as guest traffic of a VM (simulation), with its timing or --fast.'
 
   static override description = `Every recorded access is made again by the same vCPU (vCPU 0 if the VM has fewer),
-in recorded order, through the real trap and dispatch path; PCI config requests are
-replayed as the 0xCFC port accesses they came from (the 0xCF8 writes are in the
-recording too).`
+in recorded order, through the real trap and dispatch path, so the VM's trace shows the
+same rows and counts as the recording. PCI config requests are replayed as the 0xCFC port
+accesses they came from, each after the 0xCF8 write that selects its register (made by the
+replay when the recording does not hold it: those writes are counted as "synthesized").
+The VM must be running; a workload running on it must be stopped first.`
 
-  static override examples = ['<%= config.bin %> <%= command.id %> trace.hsmtrace --vm demo --fast']
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> trace.hsmtrace --vm demo --fast',
+    '<%= config.bin %> <%= command.id %> trace.hsmtrace --vm demo',
+  ]
 
   static override args = {
     file: Args.string({ description: 'A file written by `ioreq record`.', required: true }),
@@ -21,27 +31,56 @@ recording too).`
     fast: Flags.boolean({ description: 'As fast as possible instead of the recorded timing.' }),
   }
 
-  async run(): Promise<{ name: string; replayed: number; skipped: number; errors: number }> {
+  async run(): Promise<
+    Omit<ReplayResult, 'startedAt' | 'origin' | 'lastError'> & { records: number }
+  > {
     const { args, flags } = await this.parse(IoreqReplay)
     const { readTraceFile } = await import('../../core/trace/file.js')
+    const { RECORD_SIZE } = await import('../../core/trace/record.js')
     const file = readTraceFile(args.file)
-    const result = await this.call<{
-      name: string
-      replayed: number
-      skipped: number
-      errors: number
-    }>('guest.replay', {
-      name: flags.vm,
-      records: Buffer.from(
-        file.records.buffer,
-        file.records.byteOffset,
-        file.records.byteLength,
-      ).toString('base64'),
-      fast: flags.fast,
-    })
+    if (file.partialTail)
+      process.stderr.write(
+        `${args.file}: ignoring a partial last record (${file.partialTail} bytes)\n`,
+      )
+    const signal = currentAbortSignal()
+    const total = { name: flags.vm, replayed: 0, skipped: 0, errors: 0, synthesized: 0 }
+    const origin = file.count ? new DataView(file.records.buffer).getFloat64(0, true) : 0
+    let startedAt: number | undefined
+    let lastError: string | undefined
+    for (let i = 0; i < file.count && !signal.aborted && total.errors === 0; i += CHUNK) {
+      const chunk = file.records.subarray(
+        i * RECORD_SIZE,
+        Math.min(file.count, i + CHUNK) * RECORD_SIZE,
+      )
+      const r = await this.call<ReplayResult>('guest.replay', {
+        name: flags.vm,
+        records: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('base64'),
+        fast: flags.fast,
+        origin,
+        ...(startedAt !== undefined ? { startedAt } : {}),
+      })
+      startedAt = r.startedAt
+      total.replayed += r.replayed
+      total.skipped += r.skipped
+      total.errors += r.errors
+      total.synthesized += r.synthesized
+      lastError ??= r.lastError
+    }
+    if (lastError) {
+      const { ConflictError } = await import('../../core/errors.js')
+      throw new ConflictError(
+        `the replay into ${flags.vm} stopped after ${total.replayed} requests: ${lastError}`,
+        `is ${flags.vm} still running? see \`hsmctl vm show ${flags.vm}\``,
+      )
+    }
+    const notes = [
+      ...(total.synthesized ? [`${total.synthesized} 0xCF8 writes synthesized`] : []),
+      ...(total.skipped ? [`${total.skipped} skipped`] : []),
+      ...(signal.aborted ? ['interrupted'] : []),
+    ]
     this.log(
-      `replayed ${result.replayed} of ${file.count} requests into ${flags.vm}${result.errors ? ` (${result.errors} failed)` : ''}`,
+      `replayed ${total.replayed} of ${file.count} requests into ${flags.vm}${notes.length ? ` (${notes.join(', ')})` : ''}`,
     )
-    return result
+    return { ...total, records: file.count }
   }
 }

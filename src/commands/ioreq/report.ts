@@ -35,34 +35,38 @@ export default class IoreqReport extends HsmCommand {
     const { readTraceFile } = await import('../../core/trace/file.js')
     const { TraceStats } = await import('../../core/trace/stats.js')
     const { TopModel } = await import('../../core/trace/view.js')
+    const { compileFilter } = await import('../../core/trace/filter.js')
     const { renderTop } = await import('../../ui/trace.js')
     const file = readTraceFile(args.file)
     if (file.partialTail)
       process.stderr.write(
         `${args.file}: ignoring a partial last record (${file.partialTail} bytes)\n`,
       )
+    if (file.header.dropped)
+      process.stderr.write(
+        `${args.file}: the recorder lost ${file.header.dropped} requests (the daemon's ring overran it)\n`,
+      )
+    const filter = filterFromFlags(flags, [], file.header.vms)
     const stats = new TraceStats()
     stats.ingest(file.records)
-    const model = new TopModel({
-      filter: filterFromFlags(flags, [], file.header.vms),
-      sort: flags.sort as 'count',
-    })
+    const model = new TopModel({ filter, sort: flags.sort as 'count' })
     const names = new Map(file.header.vms.map((v) => [v.vmid, v.name]))
+    // filtered before the vCPUs are merged, as the daemon does for `ioreq watch`
     model.update(
-      stats.rows(() => true, flags['by-vcpu']),
+      stats.rows(compileFilter(filter), flags['by-vcpu']),
       0,
       (id) => names.get(id) ?? String(id),
     )
     const rows = model.rows()
-    if (!this.jsonEnabled())
-      this.log(
-        renderTop(
-          rows,
-          { count: model.totals.count, rate: 0 },
-          flags.format as 'table',
-          file.header.createdAt,
-        ),
+    if (!this.jsonEnabled()) {
+      const text = renderTop(
+        rows,
+        { count: model.totals.count, rate: 0 },
+        flags.format as 'table',
+        file.header.createdAt,
       )
+      if (text !== '') this.log(text)
+    }
     return { file: args.file, records: file.count, rows }
   }
 }

@@ -1,15 +1,59 @@
 import { Args, Flags } from '@oclif/core'
 import { DaemonCommand } from '../../cli/daemon-command.js'
+import { currentAbortSignal, shellHost } from '../../cli/shell/host.js'
 import { filterFromFlags, filterToWire, traceFilterFlags } from '../../cli/trace-flags.js'
+import type { DaemonClient } from '../../core/daemon/client.js'
+import type { Backend } from '../../core/daemon/paths.js'
 import type { Wire } from '../../core/daemon/protocol.js'
 import type { ReadReply } from '../../core/trace/methods.js'
+
+interface Follow {
+  client: DaemonClient
+  cursor: number
+  filter: Record<string, unknown>
+  names: Map<number, string>
+  count: number | undefined
+  signal: AbortSignal
+  line: (text: string) => void
+  dropped: (n: number) => void
+}
+
+/** Print requests from the cursor on until the signal aborts or `count` are printed. */
+async function follow(f: Follow): Promise<{ printed: number; dropped: number }> {
+  const { records } = await import('../../core/trace/record.js')
+  const { eventText } = await import('../../core/trace/format.js')
+  let cursor = f.cursor
+  let printed = 0
+  let dropped = 0
+  while (!f.signal.aborted && (f.count === undefined || printed < f.count)) {
+    const reply = await f.client.call<Wire<ReadReply>>('trace.read', {
+      cursor,
+      filter: f.filter,
+    })
+    cursor = reply.cursor
+    for (const v of reply.vms) f.names.set(v.vmid, v.name)
+    if (reply.dropped) {
+      dropped += reply.dropped
+      f.dropped(reply.dropped)
+    }
+    for (const e of records(new Uint8Array(Buffer.from(reply.records, 'base64')))) {
+      if (f.count !== undefined && printed >= f.count) break
+      f.line(eventText(e, (id) => f.names.get(id) ?? String(id)))
+      printed++
+    }
+    if (reply.cursor >= reply.published) await new Promise((r) => setTimeout(r, 100))
+  }
+  return { printed, dropped }
+}
 
 export default class IoreqTail extends DaemonCommand {
   static override summary = 'Print I/O requests as they happen, one line each, until Ctrl-C.'
 
   static override description = `Each line: time, VM, vCPU, type, direction, address (or BDF and register), size, value,
 handling client and latency. Requests the daemon's trace ring no longer holds when the
-reader catches up are counted as dropped.`
+reader catches up are counted as dropped. In the interactive shell the lines are printed
+above the prompt while you type other commands (without --count); Ctrl-C at the prompt
+stops them.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> demo',
@@ -27,37 +71,52 @@ reader catches up are counted as dropped.`
     count: Flags.integer({ description: 'Stop after this many requests.', min: 1 }),
   }
 
-  async run(): Promise<{ printed: number; dropped: number }> {
+  async run(): Promise<{ printed: number; dropped: number; background?: boolean }> {
     const { argv, flags } = await this.parse(IoreqTail)
     const client = await this.daemon()
     const first = await client.call<Wire<ReadReply>>('trace.read', { max: 0 })
     const filter = filterToWire(filterFromFlags(flags, argv as string[], first.vms))
-    const { records } = await import('../../core/trace/record.js')
-    const { eventText } = await import('../../core/trace/format.js')
     const names = new Map(first.vms.map((v) => [v.vmid, v.name]))
-    let cursor = first.cursor
-    let printed = 0
-    let dropped = 0
-    let stop = false
-    process.once('SIGINT', () => (stop = true))
-    while (!stop && (flags.count === undefined || printed < flags.count)) {
-      const reply = await client.call<Wire<ReadReply>>('trace.read', {
-        cursor,
-        filter,
-        max: 10_000,
-      })
-      cursor = reply.cursor
-      dropped += reply.dropped
-      for (const v of reply.vms) names.set(v.vmid, v.name)
-      if (reply.dropped) process.stderr.write(`(${reply.dropped} requests dropped)\n`)
-      for (const e of records(new Uint8Array(Buffer.from(reply.records, 'base64')))) {
-        if (flags.count !== undefined && printed >= flags.count) break
-        if (!this.jsonEnabled())
-          process.stdout.write(eventText(e, (id) => names.get(id) ?? String(id)) + '\n')
-        printed++
+    const host = shellHost()
+    if (host && flags.count === undefined && !this.jsonEnabled()) {
+      // in the shell: keep following on a connection of our own after run() returns
+      const { connectIfRunning } = await import('../../core/daemon/autostart.js')
+      const own = await connectIfRunning((flags as { backend: Backend }).backend)
+      if (!own) {
+        const { DaemonUnreachableError } = await import('../../core/errors.js')
+        throw new DaemonUnreachableError('hsmd went away', 'see `hsmctl daemon status`')
       }
-      if (reply.count === 0) await new Promise((r) => setTimeout(r, 100))
+      host.background('ioreq tail', async (signal) => {
+        try {
+          await follow({
+            client: own,
+            cursor: first.cursor,
+            filter,
+            names,
+            count: undefined,
+            signal,
+            line: (text) => host.print(text),
+            dropped: (n) => host.print(`(${n} requests dropped)`, 'stderr'),
+          })
+        } finally {
+          own.close()
+        }
+      })
+      process.stderr.write('ioreq tail: printing requests above the prompt; Ctrl-C stops it\n')
+      return { printed: 0, dropped: 0, background: true }
     }
-    return { printed, dropped }
+    const json = this.jsonEnabled()
+    return follow({
+      client,
+      cursor: first.cursor,
+      filter,
+      names,
+      count: flags.count,
+      signal: currentAbortSignal(),
+      line: (text) => {
+        if (!json) process.stdout.write(text + '\n')
+      },
+      dropped: (n) => process.stderr.write(`(${n} requests dropped)\n`),
+    })
   }
 }

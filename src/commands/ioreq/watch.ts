@@ -1,18 +1,25 @@
 import { Args, Flags } from '@oclif/core'
 import { DaemonCommand, interactive } from '../../cli/daemon-command.js'
+import { currentAbortSignal } from '../../cli/shell/host.js'
 import { traceFilterFlags } from '../../cli/trace-flags.js'
 
 export default class IoreqWatch extends DaemonCommand {
   static override summary =
     'Watch ioreq traffic live: a top-like table of requests, or a per-request log.'
 
-  static override description = `On a terminal, a full-screen view with two views of the stream (switch with o): a table
-of rows keyed by type, address and direction (PCI config as BDF+register) with count, %,
-current rate and latency min/avg/p99/max from PENDING to COMPLETE and the handling client,
-and a scrolling request log. Keys: q quit, h help, f filter, s sort, r reset, o view,
-space pause. Off a terminal, or with --once/--interval/--format, it prints samples:
---once prints one (rates over --interval), --interval S prints one every S seconds
-(--count N of them), in table, csv or jsonl format.`
+  static override description = `On a terminal, a full-screen view of the stream, redrawn every --interval seconds, with
+two views switched with o: a table of rows keyed by type, address and direction (PCI
+config as BDF+register) with count, %, current rate, latency min/avg/p99/max from PENDING
+to COMPLETE and the handling client, and a scrolling request log. The header shows the
+VMs with their vmids, the elapsed time, the requests the log dropped and the filter.
+Keys: q quit, h help, f edit the filter (e.g. "type pio dir write vm demo addr
+0x3f0-0x3ff client default vcpu 0"; Enter applies, Esc cancels), s sort, r reset counts,
+o switch view, space pause. A named VM that goes away is shown as gone, and watched again
+when a VM of the same name comes back.
+
+Off a terminal, or with --once, --count or --format, it prints samples instead: --once
+prints one (rates over --interval), --interval S prints one every S seconds (--count N of
+them), in table, csv or jsonl format. Counts are totals since the daemon started.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -61,13 +68,16 @@ space pause. Off a terminal, or with --once/--interval/--format, it prints sampl
       process.stdout.isTTY &&
       !flags.once &&
       flags.format === undefined &&
-      flags.count === undefined
-    const { watchSamples } = await import('../../cli/watch-samples.js')
+      flags.count === undefined &&
+      !this.jsonEnabled()
+    // Ctrl-C: the shell's or the CLI's signal (in raw mode the view also sees it as a key)
+    const signal = currentAbortSignal()
     if (live) {
       const { runWatchTui } = await import('../../ui/watch/tui.js')
-      await runWatchTui({ client, names, flags, intervalMs: interval * 1000 })
+      await runWatchTui({ client, names, flags, intervalMs: interval * 1000, signal })
       return { quit: true }
     }
+    const { watchSamples } = await import('../../cli/watch-samples.js')
     return watchSamples({
       client,
       names,
@@ -77,6 +87,7 @@ space pause. Off a terminal, or with --once/--interval/--format, it prints sampl
       format: (flags.format ?? 'table') as 'table' | 'csv' | 'jsonl',
       json: this.jsonEnabled(),
       write: (text) => process.stdout.write(text + '\n'),
+      signal,
     })
   }
 }

@@ -4,58 +4,96 @@
 //   8   u16      version (1)
 //  10   u16      record size (32)
 //  12   u32      header JSON length N
-//  16   N bytes  header JSON: { createdAt, vms: [{vmid, name}], filter, source }
+//  16   N bytes  header JSON: { createdAt, vms: [{vmid, name}], filter, source, ... },
+//                padded with spaces so that the recorder can rewrite it in place at the end
 //  ...  padding to a multiple of 8, then records to the end of the file
 //
 // A recorder killed mid-write leaves a partial last record; readers ignore it and say so.
 
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs'
-import { UsageError } from '../errors.js'
+import { NotFoundError, UsageError } from '../errors.js'
 import { RECORD_SIZE } from './record.js'
-import type { TraceFilter } from './filter.js'
+import { filterFromWire, filterToWire, type TraceFilter } from './filter.js'
 
 export const TRACE_MAGIC = 'HSMTRACE'
 export const TRACE_VERSION = 1
+const PREAMBLE = 16
+/** Room kept in the header for what the recorder learns while it runs (VMs created). */
+const HEADER_ROOM = 4096
 
 export interface TraceFileHeader {
   createdAt: string
   vms: { vmid: number; name: string }[]
   filter?: TraceFilter
   source?: string
+  /** Filled in when the recorder stops. */
+  stoppedAt?: string
+  /** Records the recorder lost because the daemon's ring overran it. */
+  dropped?: number
 }
 
-function headerBytes(header: TraceFileHeader): Uint8Array {
-  const json = new TextEncoder().encode(
-    JSON.stringify(header, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)),
+function headerJson(header: TraceFileHeader): Uint8Array {
+  const { filter, ...rest } = header
+  return new TextEncoder().encode(
+    JSON.stringify(filter ? { ...rest, filter: filterToWire(filter) } : rest),
   )
-  const total = Math.ceil((16 + json.byteLength) / 8) * 8
-  const out = new Uint8Array(total)
+}
+
+function headerBytes(json: Uint8Array, room: number): Uint8Array {
+  const length = Math.max(json.byteLength, room)
+  const out = new Uint8Array(Math.ceil((PREAMBLE + length) / 8) * 8).fill(0x20)
   out.set(new TextEncoder().encode(TRACE_MAGIC), 0)
   const view = new DataView(out.buffer)
   view.setUint16(8, TRACE_VERSION, true)
   view.setUint16(10, RECORD_SIZE, true)
-  view.setUint32(12, json.byteLength, true)
-  out.set(json, 16)
+  view.setUint32(12, length, true)
+  out.set(json, PREAMBLE)
   return out
 }
 
 export class TraceFileWriter {
   private readonly fd: number
+  private readonly headerSize: number
   records = 0
+  bytes = 0
 
   constructor(
     readonly path: string,
     header: TraceFileHeader,
   ) {
-    this.fd = openSync(path, 'w', 0o644)
-    writeSync(this.fd, headerBytes(header))
+    const json = headerJson(header)
+    const head = headerBytes(json, json.byteLength + HEADER_ROOM)
+    try {
+      this.fd = openSync(path, 'w', 0o644)
+    } catch (e) {
+      throw new UsageError(
+        `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      )
+    }
+    writeSync(this.fd, head)
+    this.headerSize = head.byteLength
+    this.bytes = head.byteLength
   }
 
   /** Append whole records. */
   write(bytes: Uint8Array): void {
     if (bytes.byteLength % RECORD_SIZE !== 0) throw new RangeError('partial record')
-    if (bytes.byteLength > 0) writeSync(this.fd, bytes)
+    let done = 0
+    while (done < bytes.byteLength) done += writeSync(this.fd, bytes, done)
     this.records += bytes.byteLength / RECORD_SIZE
+    this.bytes += bytes.byteLength
+  }
+
+  /**
+   * Rewrite the header in place (the VMs seen, the stop time, losses). Returns false,
+   * leaving the first header, when the new one does not fit the room kept for it.
+   */
+  updateHeader(header: TraceFileHeader): boolean {
+    const json = headerJson(header)
+    const head = headerBytes(json, this.headerSize - PREAMBLE)
+    if (head.byteLength !== this.headerSize) return false
+    writeSync(this.fd, head, 0, head.byteLength, 0)
+    return true
   }
 
   close(): void {
@@ -72,41 +110,79 @@ export interface TraceFile {
   partialTail: number
 }
 
-export function readTraceFile(path: string): TraceFile {
-  let data: Buffer
-  try {
-    data = readFileSync(path)
-  } catch (e) {
-    throw new UsageError(
-      `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-    )
-  }
+/** Parse a recording from its bytes; `path` names it in errors. */
+export function parseTraceFile(data: Uint8Array, path: string): TraceFile {
   const bad = (why: string): never => {
     throw new UsageError(`${path} is not an hsmctl trace: ${why}`, {
       hint: 'record one with `hsmctl ioreq record FILE`',
     })
   }
-  if (data.byteLength < 16 || data.subarray(0, 8).toString('latin1') !== TRACE_MAGIC)
-    bad('no HSMTRACE header')
+  const magic = new TextDecoder('latin1').decode(data.subarray(0, 8))
+  if (data.byteLength < 8 || magic !== TRACE_MAGIC) bad('no HSMTRACE header')
+  if (data.byteLength < PREAMBLE) bad('the header is truncated')
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
   const version = view.getUint16(8, true)
-  if (version !== TRACE_VERSION)
-    bad(`version ${version}; this hsmctl reads version ${TRACE_VERSION}`)
+  if (version !== TRACE_VERSION) {
+    throw new UsageError(
+      `${path} is an hsmctl trace of version ${version}; this hsmctl reads version ${TRACE_VERSION}`,
+      {
+        hint:
+          version > TRACE_VERSION
+            ? 'report it with the hsmctl that recorded it, or upgrade this one'
+            : 'record it again with this hsmctl',
+      },
+    )
+  }
   if (view.getUint16(10, true) !== RECORD_SIZE) bad(`record size ${view.getUint16(10, true)}`)
   const length = view.getUint32(12, true)
-  if (16 + length > data.byteLength) bad('the header is truncated')
-  let header: TraceFileHeader
+  if (PREAMBLE + length > data.byteLength) bad('the header is truncated')
+  let raw: Record<string, unknown>
   try {
-    header = JSON.parse(data.subarray(16, 16 + length).toString('utf8')) as TraceFileHeader
+    raw = JSON.parse(
+      new TextDecoder().decode(data.subarray(PREAMBLE, PREAMBLE + length)),
+    ) as Record<string, unknown>
   } catch {
     return bad('the header is not JSON')
   }
-  if (!Array.isArray(header.vms)) bad('the header has no VM table')
-  const start = Math.ceil((16 + length) / 8) * 8
+  if (typeof raw !== 'object' || raw === null || !Array.isArray(raw.vms))
+    bad('the header has no VM table')
+  const vms = (raw.vms as unknown[]).filter(
+    (v): v is { vmid: number; name: string } =>
+      typeof v === 'object' &&
+      v !== null &&
+      Number.isInteger((v as { vmid?: unknown }).vmid) &&
+      typeof (v as { name?: unknown }).name === 'string',
+  )
+  let filter: TraceFilter | undefined
+  try {
+    filter = raw.filter === undefined ? undefined : filterFromWire(raw.filter)
+  } catch {
+    bad('the header has a malformed filter')
+  }
+  const header: TraceFileHeader = {
+    ...(raw as object),
+    createdAt: typeof raw.createdAt === 'string' ? raw.createdAt : '',
+    vms,
+    ...(filter ? { filter } : {}),
+  } as TraceFileHeader
+  const start = Math.ceil((PREAMBLE + length) / 8) * 8
   const body = data.subarray(Math.min(start, data.byteLength))
   const count = Math.floor(body.byteLength / RECORD_SIZE)
   // copy so that the records are 8-byte aligned for typed-array views
   const records = new Uint8Array(count * RECORD_SIZE)
   records.set(body.subarray(0, count * RECORD_SIZE))
   return { header, records, count, partialTail: body.byteLength - count * RECORD_SIZE }
+}
+
+export function readTraceFile(path: string): TraceFile {
+  let data: Buffer
+  try {
+    data = readFileSync(path)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code === 'ENOENT')
+      throw new NotFoundError(`no such file: ${path}`, 'record one with `hsmctl ioreq record FILE`')
+    throw new UsageError(`cannot read ${path}: ${code ?? (e as Error).message}`)
+  }
+  return parseTraceFile(data, path)
 }

@@ -4,18 +4,12 @@
 
 import { UsageError } from '../errors.js'
 import type { Handler } from '../daemon/server.js'
-import { parseInteger } from '../parse/number.js'
-import { compileFilter, type TraceFilter } from './filter.js'
+import { compileFilter, compileRecordFilter, filterFromWire, type TraceFilter } from './filter.js'
 import type { TraceHub } from './hub.js'
-import {
-  RECORD_SIZE,
-  TYPE_NAMES,
-  CLIENT_NAMES,
-  type TraceClient,
-  type TraceDir,
-  type TraceType,
-} from './record.js'
+import { RECORD_SIZE, RECORD_WORDS } from './record.js'
 import type { TraceRow } from './stats.js'
+
+export { filterFromWire }
 
 export interface TraceVm {
   vmid: number
@@ -35,114 +29,99 @@ export interface ReadReply {
   cursor: number
   dropped: number
   count: number
+  /** Records that passed the filter; with `tail`, `count` holds only the newest of them. */
+  matched: number
+  /** The daemon's head cursor when it answered: a reader is caught up when cursor >= it. */
+  published: number
   /** base64 of `count` 32-byte records. */
   records: string
   vms: TraceVm[]
 }
 
-const nums = (v: unknown, what: string): number[] | undefined => {
-  if (v === undefined || v === null) return undefined
-  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0 && x <= 0xffff)) {
-    throw new UsageError(`param 'filter.${what}': expected a list of small integers`)
-  }
-  return v as number[]
-}
-
-const names = <T extends string>(
-  v: unknown,
-  allowed: readonly T[],
-  what: string,
-): T[] | undefined => {
-  if (v === undefined || v === null) return undefined
-  if (!Array.isArray(v) || !v.every((x) => allowed.includes(x as T))) {
-    throw new UsageError(`param 'filter.${what}': expected some of ${allowed.join(', ')}`)
-  }
-  return v as T[]
-}
-
-/** A filter from a socket message: checked like any other user input. */
-export function filterFromWire(raw: unknown): TraceFilter {
-  if (raw === undefined || raw === null) return {}
-  if (typeof raw !== 'object' || Array.isArray(raw))
-    throw new UsageError("param 'filter': expected an object")
-  const f = raw as Record<string, unknown>
-  const out: TraceFilter = {}
-  const vmids = nums(f.vmids, 'vmids')
-  if (vmids) out.vmids = vmids
-  const vcpus = nums(f.vcpus, 'vcpus')
-  if (vcpus) out.vcpus = vcpus
-  const types = names<TraceType>(f.types, TYPE_NAMES, 'types')
-  if (types) out.types = types
-  const dirs = names<TraceDir>(f.dirs, ['read', 'write'], 'dirs')
-  if (dirs) out.dirs = dirs
-  const clients = names<TraceClient>(f.clients, CLIENT_NAMES, 'clients')
-  if (clients) out.clients = clients
-  if (f.addr !== undefined && f.addr !== null) {
-    const a = f.addr as { from?: unknown; to?: unknown }
-    if (typeof a !== 'object' || (typeof a.from !== 'string' && typeof a.from !== 'number')) {
-      throw new UsageError("param 'filter.addr': expected {from, to}")
-    }
-    out.addr = { from: parseInteger(String(a.from)), to: parseInteger(String(a.to ?? a.from)) }
-  }
-  return out
-}
+/**
+ * Most records one reply carries: base64 makes 43 bytes of each, and a line on the socket
+ * may not exceed MAX_LINE (1 MiB). Readers loop on `cursor` until it reaches `published`.
+ */
+export const READ_MAX = 16_384
 
 /** Keep the records of `bytes` that pass the filter (copying only when something is dropped). */
 export function filterRecords(bytes: Uint8Array, filter: TraceFilter): Uint8Array {
-  const keep = compileFilter(filter)
-  if (Object.keys(filter).length === 0) return bytes
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const out = new Uint8Array(bytes.byteLength)
-  let n = 0
-  for (let off = 0; off < bytes.byteLength; off += RECORD_SIZE) {
-    const flags = view.getUint8(off + 31)
-    const pass = keep({
-      vmid: view.getUint16(off + 28, true),
-      vcpu: view.getUint8(off + 30),
-      type: TYPE_NAMES[flags & 3] ?? 'pio',
-      dir: flags & 4 ? 'write' : 'read',
-      client: CLIENT_NAMES[(flags >> 3) & 3] ?? 'default',
-      addr: view.getBigUint64(off + 8, true),
-    })
-    if (pass) {
-      out.set(bytes.subarray(off, off + RECORD_SIZE), n * RECORD_SIZE)
-      n++
-    }
+  const keep = compileRecordFilter(filter)
+  if (!keep) return bytes
+  const n = Math.floor(bytes.byteLength / RECORD_SIZE)
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice()
+  const words = new Uint32Array(aligned.buffer, aligned.byteOffset, n * RECORD_WORDS)
+  const out = new Uint8Array(n * RECORD_SIZE)
+  let kept = 0
+  for (let i = 0; i < n; i++) {
+    if (!keep(words, i * RECORD_WORDS)) continue
+    out.set(aligned.subarray(i * RECORD_SIZE, (i + 1) * RECORD_SIZE), kept * RECORD_SIZE)
+    kept++
   }
-  return out.subarray(0, n * RECORD_SIZE)
+  return out.subarray(0, kept * RECORD_SIZE)
 }
 
 export function traceMethods(hub: TraceHub, vms: () => TraceVm[]): Record<string, Handler> {
+  // The statistics of a destroyed VM are dropped when a reader next asks, so that a VM
+  // given its vmid later starts from zero. (A destroy and a create between two reads go
+  // unnoticed here; the VM manager calling hub.forgetVm at destroy time closes that gap.)
+  let known = new Set<number>()
+  const current = (): TraceVm[] => {
+    const list = vms()
+    const now = new Set(list.map((v) => v.vmid))
+    for (const vmid of known) if (!now.has(vmid)) hub.forgetVm(vmid)
+    known = now
+    return list
+  }
   return {
     'trace.stats': (params) => {
       const p = (params ?? {}) as { filter?: unknown; byVcpu?: unknown }
       const keep = compileFilter(filterFromWire(p.filter))
+      const list = current()
       const rows = hub.stats.rows(keep, p.byVcpu === true)
       const reply: StatsReply = {
         t: performance.now(),
         published: hub.published,
         rowCount: rows.length,
         rows,
-        vms: vms(),
+        vms: list,
       }
       return reply
     },
     'trace.read': (params) => {
-      const p = (params ?? {}) as { cursor?: unknown; max?: unknown; filter?: unknown }
+      const p = (params ?? {}) as {
+        cursor?: unknown
+        max?: unknown
+        filter?: unknown
+        tail?: unknown
+      }
       const cursor = p.cursor === undefined ? hub.published : Number(p.cursor)
       if (!Number.isSafeInteger(cursor) || cursor < 0)
         throw new UsageError("param 'cursor': expected a record number")
-      const max = p.max === undefined ? 50_000 : Number(p.max)
+      const max = p.max === undefined ? READ_MAX : Number(p.max)
       if (!Number.isSafeInteger(max) || max < 0 || max > 1_000_000)
         throw new UsageError("param 'max': expected 0..1000000")
-      const read = hub.read(cursor, max)
-      const bytes = filterRecords(read.bytes, filterFromWire(p.filter))
+      if (p.tail !== undefined && typeof p.tail !== 'boolean')
+        throw new UsageError("param 'tail': expected true or false")
+      const keep = compileRecordFilter(filterFromWire(p.filter))
+      const list = current()
+      const limit = Math.min(max, READ_MAX)
+      const read =
+        p.tail === true
+          ? hub.ring.readTail(cursor, limit, keep)
+          : hub.ring.read(cursor, limit, keep)
       const reply: ReadReply = {
         cursor: read.cursor,
         dropped: read.dropped,
-        count: bytes.byteLength / RECORD_SIZE,
-        records: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
-        vms: vms(),
+        count: read.bytes.byteLength / RECORD_SIZE,
+        matched: read.matched,
+        published: hub.published,
+        records: Buffer.from(
+          read.bytes.buffer,
+          read.bytes.byteOffset,
+          read.bytes.byteLength,
+        ).toString('base64'),
+        vms: list,
       }
       return reply
     },

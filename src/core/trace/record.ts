@@ -14,6 +14,12 @@ export const RECORD_SIZE = 32
 /** Words (u32) per record, for Uint32Array views. */
 export const RECORD_WORDS = RECORD_SIZE / 4
 
+/**
+ * A predicate over one record in place: `words` is the buffer as u32 words and `o` the
+ * record's first word (so word o+2/o+3 is the address, o+6 the latency, o+7 vmid/vcpu/flags).
+ */
+export type RecordFilter = (words: Uint32Array, o: number) => boolean
+
 export const TYPE_PIO = 0
 export const TYPE_MMIO = 1
 export const TYPE_PCICFG = 2

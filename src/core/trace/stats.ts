@@ -89,6 +89,23 @@ export class TraceStats {
   }
 
   private grow() {
+    this.rebuild(this.capacity * 2, () => true)
+  }
+
+  /**
+   * Drop a VM's rows (it was destroyed: a new VM may get its vmid). Returns the requests
+   * dropped with them; `total` keeps counting everything ever ingested.
+   */
+  forgetVm(vmid: number): number {
+    let dropped = 0
+    for (const i of this.order)
+      if ((this.keys[i * 3 + 2]! & 0xffff) === vmid) dropped += this.counts[i]!
+    if (dropped > 0) this.rebuild(this.capacity, (meta) => (meta & 0xffff) !== vmid)
+    return dropped
+  }
+
+  /** Move the rows that `keep` accepts into fresh arrays of `capacity` slots. */
+  private rebuild(capacity: number, keep: (meta: number) => boolean) {
     const old = {
       used: this.used,
       keys: this.keys,
@@ -100,8 +117,9 @@ export class TraceStats {
       hist: this.hist,
     }
     const oldOrder = this.order.splice(0)
-    this.allocate(this.capacity * 2)
+    this.allocate(capacity)
     for (const i of oldOrder) {
+      if (!keep(old.keys[i * 3 + 2]!)) continue
       const j = this.slot(old.keys[i * 3]!, old.keys[i * 3 + 1]!, old.keys[i * 3 + 2]!)
       this.counts[j] = old.counts[i]!
       this.latSum[j] = old.latSum[i]!

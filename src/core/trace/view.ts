@@ -51,13 +51,19 @@ const rowId = (r: {
 export class TopModel {
   filter: TraceFilter
   sort: SortKey
-  private previous = new Map<string, number>()
-  private previousT: number | undefined
-  private baseline = new Map<string, number>()
-  private current: ViewRow[] = []
   totals: ViewTotals = { count: 0, rate: 0 }
   /** Samples taken. */
   samples = 0
+  /** Each row's count (all rows, filtered or not) at the last sample. */
+  private previous = new Map<string, number>()
+  private previousT: number | undefined
+  /** Counts subtracted from the daemon's totals: set by reset and re-attach. */
+  private baseline = new Map<string, number>()
+  /** Rows an earlier VM left under a reused vmid: hidden until the new VM makes them count. */
+  private readonly stale = new Set<string>()
+  /** Take the next sample as the baseline of every row (see setFilter). */
+  private rebaseAll = false
+  private current: ViewRow[] = []
 
   constructor(options: { filter?: TraceFilter; sort?: SortKey } = {}) {
     this.filter = options.filter ?? {}
@@ -70,13 +76,20 @@ export class TopModel {
     const dt = this.previousT === undefined ? 0 : (t - this.previousT) / 1000
     const next = new Map<string, number>()
     const out: ViewRow[] = []
+    const rebase = this.rebaseAll
+    this.rebaseAll = false
     for (const raw of rows) {
       const addr = typeof raw.addr === 'bigint' ? raw.addr : BigInt(raw.addr)
       const key = { ...raw, addr }
       const id = rowId(key)
       next.set(id, raw.count)
+      if (rebase) this.baseline.set(id, raw.count)
       if (!keep(key)) continue
-      const count = raw.count - (this.baseline.get(id) ?? 0)
+      const count = Math.max(0, raw.count - (this.baseline.get(id) ?? 0))
+      if (this.stale.has(id)) {
+        if (count === 0) continue
+        this.stale.delete(id)
+      }
       const before = this.previous.get(id) ?? (this.previousT === undefined ? raw.count : 0)
       out.push({
         id,
@@ -90,13 +103,17 @@ export class TopModel {
         addr,
         count,
         pct: 0,
-        rate: dt > 0 ? (raw.count - before) / dt : 0,
+        rate: dt > 0 ? Math.max(0, raw.count - before) / dt : 0,
         latMin: raw.latMin,
         latAvg: raw.latAvg,
         latP99: raw.latP99,
         latMax: raw.latMax,
       })
     }
+    // a row the daemon no longer has was forgotten with its VM; if it comes back, it
+    // counts from zero, so its baseline goes
+    for (const id of this.baseline.keys()) if (!next.has(id)) this.baseline.delete(id)
+    for (const id of this.stale) if (!next.has(id)) this.stale.delete(id)
     const total = out.reduce((n, r) => n + r.count, 0)
     for (const r of out) r.pct = total > 0 ? (100 * r.count) / total : 0
     this.totals = { count: total, rate: out.reduce((n, r) => n + r.rate, 0) }
@@ -104,6 +121,33 @@ export class TopModel {
     this.previous = next
     this.previousT = t
     this.samples++
+  }
+
+  /**
+   * A new filter, live. Rows come and go at once; a change of vCPUs changes what the
+   * daemon merged into each row, so rates start over, and after a reset counts restart
+   * from the next sample (the old baseline no longer fits the rows).
+   */
+  setFilter(filter: TraceFilter): void {
+    const vcpus = (f: TraceFilter) => [...(f.vcpus ?? [])].sort((a, b) => a - b).join(',')
+    if (vcpus(filter) !== vcpus(this.filter)) {
+      this.previous = new Map()
+      this.previousT = undefined
+      if (this.baseline.size > 0) this.rebaseAll = true
+    }
+    this.filter = filter
+  }
+
+  /**
+   * Count a VM's rows from zero again, as of the last sample: a VM with the same name came
+   * back (re-attach) and may have been given a vmid whose rows hold an earlier VM's counts.
+   */
+  rebaseVm(vmid: number): void {
+    for (const [id, count] of this.previous) {
+      if (!id.startsWith(`${vmid}:`)) continue
+      this.baseline.set(id, count)
+      this.stale.add(id)
+    }
   }
 
   /** Counts start from zero again (the `r` key). */
@@ -124,6 +168,14 @@ export class TopModel {
       latency: (a, b) => b.latAvg - a.latAvg,
       address: (a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0),
     }
-    return rows.sort((a, b) => by[this.sort](a, b) || a.key.localeCompare(b.key))
+    // ties in a stable order: request, then VM, vCPU and client
+    return rows.sort(
+      (a, b) =>
+        by[this.sort](a, b) ||
+        a.key.localeCompare(b.key) ||
+        a.vmid - b.vmid ||
+        a.vcpu - b.vcpu ||
+        a.client.localeCompare(b.client),
+    )
   }
 }

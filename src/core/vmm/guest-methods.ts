@@ -1,5 +1,6 @@
 // RPC methods for guest traffic (simulation): guest.run, guest.stop, guest.status, guest.replay.
 import type { Handler } from '../daemon/server.js'
+import { UsageError } from '../errors.js'
 import type { GuestTraffic } from './guest-traffic.js'
 import { Params } from './methods.js'
 
@@ -12,7 +13,7 @@ export function guestMethods(traffic: GuestTraffic): Record<string, Handler> {
     const v = p.value('vcpus')
     if (v === undefined || v === null) return undefined
     if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x)))
-      throw new Error("param 'vcpus': expected a list of integers")
+      throw new UsageError("param 'vcpus': expected a list of integers")
     return v as number[]
   }
   return {
@@ -28,8 +29,21 @@ export function guestMethods(traffic: GuestTraffic): Record<string, Handler> {
     'guest.stop': with_((p) => traffic.stop(p.str('name'))),
     'guest.wait': with_((p) => traffic.wait(p.str('name'))),
     'guest.status': with_((p) => traffic.status(p.optStr('name'))),
-    'guest.replay': with_((p) =>
-      traffic.replay(p.str('name'), p.bytes('records') ?? new Uint8Array(0), p.bool('fast')),
-    ),
+    'guest.replay': with_((p) => {
+      const time = (key: string) => {
+        const v = p.value(key)
+        if (v === undefined || v === null) return undefined
+        if (typeof v !== 'number' || !Number.isFinite(v))
+          throw new UsageError(`param '${key}': expected a time in milliseconds`)
+        return v
+      }
+      const origin = time('origin')
+      const startedAt = time('startedAt')
+      return traffic.replay(p.str('name'), p.bytes('records') ?? new Uint8Array(0), {
+        fast: p.bool('fast'),
+        ...(origin !== undefined ? { origin } : {}),
+        ...(startedAt !== undefined ? { startedAt } : {}),
+      })
+    }),
   }
 }

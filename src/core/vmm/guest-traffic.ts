@@ -4,8 +4,7 @@
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ConflictError, NotFoundError, UsageError } from '../errors.js'
-import { RECORD_SIZE, readRecord, TYPE_NAMES } from '../trace/record.js'
-import { unpackPciAddr } from '../trace/record.js'
+import { flagType, RECORD_SIZE, readRecord, TYPE_PCICFG, unpackPciAddr } from '../trace/record.js'
 import type { VmManager } from './manager.js'
 import {
   pattern,
@@ -138,73 +137,139 @@ export class GuestTraffic {
     return entry.run.status()
   }
 
+  /** Per VM: the last 0xCF8 value a replay wrote from each vCPU (kept across chunks). */
+  private readonly replayCf8 = new Map<number, Map<number, bigint>>()
+
   /**
    * Play recorded requests back as guest accesses, per vCPU in recorded order, with the
    * recorded spacing unless `fast`. A PCICFG record was a 0xCFC..0xCFF access made after
-   * the 0xCF8 write that the recording also holds (§4.6), so it is replayed as that port.
+   * a 0xCF8 write (§4.6); that write is made first when the replay has not just made it
+   * (a recording filtered to PCICFG, or one from before kernel-handled requests were
+   * traced, does not hold it). Large recordings come in chunks: `origin` is the time of
+   * the recording's first record and `startedAt` (returned by the first chunk) the daemon
+   * time it was replayed at, so the timing carries on across chunks.
    */
   async replay(
     name: string,
     records: Uint8Array,
-    fast: boolean,
-  ): Promise<{ name: string; replayed: number; skipped: number; errors: number }> {
+    options: { fast: boolean; origin?: number; startedAt?: number },
+  ): Promise<ReplayResult> {
     const t = this.target(name)
     this.claim(name)
     if (records.byteLength % RECORD_SIZE !== 0)
       throw new UsageError('records must be whole 32-byte records')
     const view = new DataView(records.buffer, records.byteOffset, records.byteLength)
-    const perVcpu = new Map<number, { at: number; access: Access }[]>()
+    const perVcpu = new Map<number, { at: number; access: Access; cf8?: bigint }[]>()
     let skipped = 0
-    let first: number | undefined
+    const origin = options.origin ?? (records.byteLength ? view.getFloat64(0, true) : 0)
     for (let off = 0; off < records.byteLength; off += RECORD_SIZE) {
+      if (flagType(view.getUint8(off + 31)) > TYPE_PCICFG) {
+        skipped++
+        continue
+      }
       const e = readRecord(view, off)
-      first ??= e.t
       const vcpu = e.vcpu < t.vcpuNum ? e.vcpu : 0
-      let access: Access
+      const list = perVcpu.get(vcpu) ?? []
+      perVcpu.set(vcpu, list)
+      const at = e.t - origin
       if (e.type === 'pcicfg') {
-        access = {
+        const p = unpackPciAddr(e.addr)
+        const cf8 =
+          0x8000_0000n |
+          (BigInt((p.reg >> 8) & 0xf) << 24n) |
+          (BigInt(p.bus) << 16n) |
+          (BigInt(p.dev) << 11n) |
+          (BigInt(p.func) << 8n) |
+          BigInt(p.reg & 0xfc)
+        const access: Access = {
           type: 'pio',
           dir: e.dir,
-          addr: 0xcfcn + BigInt(unpackPciAddr(e.addr).reg & 3),
+          addr: 0xcfcn + BigInt(p.reg & 3),
           size: e.size,
-          value: e.value,
+          value: e.dir === 'write' ? e.value : 0n,
         }
-      } else if (TYPE_NAMES.includes(e.type)) {
-        access = {
+        list.push({ at, access, cf8 })
+        continue
+      }
+      list.push({
+        at,
+        access: {
           type: e.type,
           dir: e.dir,
           addr: e.addr,
           size: e.size,
           value: e.dir === 'write' ? e.value : 0n,
-        }
-      } else {
-        skipped++
-        continue
-      }
-      const list = perVcpu.get(vcpu) ?? []
-      list.push({ at: e.t - first, access })
-      perVcpu.set(vcpu, list)
+        },
+      })
     }
+    if (options.startedAt === undefined) this.replayCf8.delete(t.vmid)
+    const cf8State = this.replayCf8.get(t.vmid) ?? new Map<number, bigint>()
+    this.replayCf8.set(t.vmid, cf8State)
     let replayed = 0
+    let synthesized = 0
     let errors = 0
-    const start = performance.now()
+    let lastError: string | undefined
+    const startedAt = options.startedAt ?? performance.now()
     await Promise.all(
       [...perVcpu.entries()].map(async ([vcpu, list]) => {
-        for (const { at, access } of list) {
-          if (!fast) {
-            const wait = start + at - performance.now()
+        for (const { at, access, cf8 } of list) {
+          if (!options.fast) {
+            const wait = startedAt + at - performance.now()
             if (wait > 1) await sleep(wait)
           }
           try {
+            if (cf8 !== undefined && cf8State.get(vcpu) !== cf8) {
+              await t.access({
+                vmid: t.vmid,
+                vcpu,
+                type: 'pio',
+                dir: 'write',
+                addr: 0xcf8n,
+                size: 4,
+                value: cf8,
+              })
+              cf8State.set(vcpu, cf8)
+              synthesized++
+            }
             await t.access({ vmid: t.vmid, vcpu, ...access })
+            if (access.type === 'pio' && access.addr === 0xcf8n && access.dir === 'write') {
+              cf8State.set(vcpu, access.size === 4 ? access.value : -1n)
+            }
             replayed++
-          } catch {
+          } catch (e) {
             errors++
+            lastError = (e as Error).message
             return
           }
         }
       }),
     )
-    return { name, replayed, skipped, errors }
+    return {
+      name,
+      replayed,
+      skipped,
+      errors,
+      synthesized,
+      startedAt,
+      origin,
+      ...(lastError ? { lastError } : {}),
+    }
   }
+}
+
+export interface ReplayResult {
+  name: string
+  /** Recorded requests made again. */
+  replayed: number
+  /** Records of no known type. */
+  skipped: number
+  /** vCPUs that stopped on a failed access (the VM paused or went away). */
+  errors: number
+  /** Why the first failed access failed. */
+  lastError?: string
+  /** 0xCF8 writes made before PCI config reads the recording did not hold them for. */
+  synthesized: number
+  /** Daemon time (ms) the record at `origin` was replayed at: pass it with the next chunk. */
+  startedAt: number
+  origin: number
 }

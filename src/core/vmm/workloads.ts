@@ -148,11 +148,14 @@ export class WorkloadRun {
     }
   }
 
+  /** Accesses started (some may still be in flight): what --count limits, exactly. */
+  private issued = 0
+
   private finished(): boolean {
     const { count, durationMs } = this.options
     return (
       this.stopped ||
-      (count !== undefined && this.accesses >= count) ||
+      (count !== undefined && this.issued >= count) ||
       (durationMs !== undefined && performance.now() - this.started >= durationMs)
     )
   }
@@ -164,6 +167,8 @@ export class WorkloadRun {
     while (!this.finished()) {
       const step = stream.next()
       if (step.done) return
+      // counted before the await, so that vCPUs running side by side stop at --count
+      this.issued++
       try {
         await this.access({ vmid: this.options.vmid, vcpu, ...step.value })
         this.accesses++
