@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect } from 'vitest'
+import { connect } from '../../src/core/daemon/client.js'
+import { socketPath } from '../../src/core/daemon/paths.js'
 import { hsmctl, type CliResult } from './cli.js'
 
 /** A parsed `--json` document: the tests check its shape themselves. */
@@ -23,6 +25,11 @@ export interface HsmdSession {
   vm(name: string): Json
   /** `vm list --json` without the uptimes. */
   vms(): Json
+  /**
+   * The daemon's view of one VM (vm.show) or of all (vm.list), without uptimes, asked over
+   * its socket with no CLI start-up: to check, cheaply, that a failed command changed nothing.
+   */
+  snapshot(vmName?: string): Promise<Json>
 }
 
 /**
@@ -43,6 +50,16 @@ export function hsmdSession(name: string, options: { start?: boolean } = {}): Hs
     return JSON.parse(r.stdout)
   }
   const withoutUptime = ({ uptimeSeconds: _uptime, ...rest }: Json) => rest
+  const snapshot = async (vmName?: string): Promise<Json> => {
+    const client = await connect(socketPath('sim', env))
+    try {
+      return vmName === undefined
+        ? ((await client.call('vm.list')) as Json[]).map(withoutUptime)
+        : withoutUptime(await client.call('vm.show', { name: vmName }))
+    } finally {
+      client.close()
+    }
+  }
   const session: HsmdSession = {
     dir,
     env,
@@ -50,15 +67,30 @@ export function hsmdSession(name: string, options: { start?: boolean } = {}): Hs
     json,
     vm: (vmName) => withoutUptime(json('vm', 'show', vmName)),
     vms: () => json('vm', 'list').map(withoutUptime),
+    snapshot,
   }
+  let pid: number | undefined
   if (options.start !== false) {
     beforeAll(() => {
-      const r = run('daemon', 'start')
+      const r = run('daemon', 'start', '--json')
       expect(r.code, r.stderr).toBe(0)
+      pid = JSON.parse(r.stdout).pid
     })
   }
   afterAll(() => {
-    run('daemon', 'stop')
+    if (pid === undefined) {
+      const status = run('daemon', 'status', '--json')
+      if (status.code === 0) pid = JSON.parse(status.stdout).pid
+    }
+    const stop = run('daemon', 'stop')
+    // a daemon that cannot answer (a test hung it) must not outlive its test file
+    if (stop.code !== 0 && pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
     rmSync(dir, { recursive: true, force: true })
   })
   return session
@@ -88,6 +120,11 @@ export function expectError(
 }
 
 /** An HSM refusal (exit 1): `Error: REQUEST failed: ERRNO (meaning)` and the spec's hint. */
-export function expectRefusal(r: CliResult, request: string, errno: string, hint?: string | RegExp) {
+export function expectRefusal(
+  r: CliResult,
+  request: string,
+  errno: string,
+  hint?: string | RegExp,
+) {
   expectError(r, 1, new RegExp(`^Error: ${request} failed: ${errno} \\(`, 'm'), hint)
 }
