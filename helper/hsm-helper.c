@@ -19,6 +19,8 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -234,10 +236,18 @@ struct blocking_call {
 
 static atomic_int blocking_in_flight;
 
+/*
+ * Posted by a blocking call's thread just before it enters the kernel. The main thread
+ * waits for it, so the calls read after a blocking one reach the kernel after it, as they
+ * would from a single-threaded caller (PROTOCOL.md, "Ordering").
+ */
+static sem_t blocking_entered;
+
 static void *blocking_main(void *arg)
 {
 	struct blocking_call call = *(struct blocking_call *)arg;
 	free(arg);
+	sem_post(&blocking_entered);
 
 	switch (call.op) {
 	case HSMP_OP_IOCTL: {
@@ -295,8 +305,13 @@ static void start_blocking(uint32_t id, uint16_t op, int fd, uint32_t request)
 		pthread_attr_setstacksize(&attr, BLOCKING_STACK_SIZE);
 		error = pthread_create(&thread, &attr, blocking_main, call);
 		pthread_attr_destroy(&attr);
-		if (!error)
+		if (!error) {
+			while (sem_wait(&blocking_entered) < 0 && errno == EINTR)
+				;
+			/* Waking us may have preempted it: let it get into the kernel first. */
+			sched_yield();
 			return;
+		}
 	}
 	free(call);
 	if (dup_fd >= 0)
@@ -921,6 +936,7 @@ int main(int argc, char **argv)
 	/* A vanished client shows up as a failed write, handled there, not as a signal. */
 	signal(SIGPIPE, SIG_IGN);
 
+	sem_init(&blocking_entered, 0, 0);
 	in_cap = HSMP_HEADER_SIZE + HSMP_MAX_PAYLOAD + 64 * 1024;
 	main_out.cap = 2 * ((size_t)HSMP_HEADER_SIZE + HSMP_MAX_PAYLOAD);
 	in_buf = malloc(in_cap);

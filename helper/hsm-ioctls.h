@@ -1,5 +1,5 @@
 /*
- * What hsm-helper (and later the device shim) knows about each ACRN ioctl: how its
+ * What hsm-helper and the device shim know about each ACRN ioctl: how its
  * argument travels, how many bytes the kernel reads or writes through the pointer, and
  * which struct field carries a user address the kernel pins. Every request number and
  * size comes from <linux/acrn.h>; nothing is written out by hand.

@@ -1,9 +1,9 @@
 /*
  * The framed binary protocol between hsmctl and hsm-helper (helper/PROTOCOL.md).
  *
- * Header-only on purpose: hsm-helper speaks it on stdin/stdout today, and the device
- * shim (issue 5, later) will forward open/ioctl/close over a unix socket with the very
- * same frames. src/core/native/protocol.ts is the TypeScript twin of this file; the
+ * Header-only on purpose: hsm-helper speaks it on stdin/stdout, and the device shim
+ * (hsm-shim.c, SHIM.md) forwards open/ioctl/close over a unix socket with the very same
+ * frames. src/core/native/protocol.ts is the TypeScript twin of this file; the
  * constants must stay equal (test/core/native/protocol.test.ts compares them).
  *
  * Every integer is little-endian; the accessors below read and write bytes one at a

@@ -16,6 +16,19 @@ export const backendFlag = Flags.string({
   helpGroup: 'GLOBAL',
 })
 
+export const deviceFlag = Flags.string({
+  description: 'The HSM device node the native backend opens (default /dev/acrn_hsm).',
+  helpValue: 'PATH',
+  env: 'HSMCTL_DEVICE',
+})
+
+export const serveSimFlag = Flags.string({
+  description:
+    'Also serve the simulated platform on this unix socket, for programs under the device shim (helper/SHIM.md); their VMs show in `vm list`. Sim backend only.',
+  helpValue: 'PATH',
+  env: 'HSMCTL_SERVE_SIM',
+})
+
 export const yesFlag = Flags.boolean({
   char: 'y',
   description: 'Do not ask for confirmation (required when not on a terminal).',

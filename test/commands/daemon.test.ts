@@ -58,10 +58,11 @@ describe('hsmctl daemon', () => {
     expect(again.stderr).toMatch(/not running/)
   })
 
-  it('the native backend says clearly that it is not available (exit 5)', () => {
-    const r = run('daemon', 'run', '--backend', 'native')
+  it('the native backend without the device says what is missing (exit 5)', () => {
+    const r = run('daemon', 'run', '--backend', 'native', '--device', join(dir, 'no-such-acrn_hsm'))
     expect(r.code).toBe(5)
-    expect(r.stderr).toMatch(/native backend .* not part of this build/)
+    expect(r.stderr).toMatch(/no-such-acrn_hsm does not exist/)
+    expect(r.stderr).toMatch(/Is this the ACRN Service VM\?/)
   })
 
   it('an unknown backend is a usage error (exit 2)', () => {

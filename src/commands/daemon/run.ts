@@ -1,5 +1,6 @@
+import { resolve } from 'node:path'
 import { HsmCommand } from '../../cli/base-command.js'
-import { backendFlag } from '../../cli/flags.js'
+import { backendFlag, deviceFlag, serveSimFlag } from '../../cli/flags.js'
 import type { Backend } from '../../core/daemon/paths.js'
 
 export default class DaemonRun extends HsmCommand {
@@ -13,9 +14,11 @@ the foreground to watch its log. Ctrl-C or SIGTERM stops it cleanly.`
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --backend sim',
+    '<%= config.bin %> <%= command.id %> --backend native --device /dev/acrn_hsm',
+    '<%= config.bin %> <%= command.id %> --serve-sim /tmp/hsm.sock',
   ]
 
-  static override flags = { backend: backendFlag }
+  static override flags = { backend: backendFlag, device: deviceFlag, 'serve-sim': serveSimFlag }
 
   static override enableJsonFlag = false
 
@@ -25,7 +28,12 @@ the foreground to watch its log. Ctrl-C or SIGTERM stops it cleanly.`
     const { startVmmDaemon } = await import('../../core/daemon/vmm-daemon.js')
     let daemon
     try {
-      daemon = await startVmmDaemon({ backend })
+      daemon = await startVmmDaemon({
+        backend,
+        ...(flags.device !== undefined ? { device: flags.device } : {}),
+        ...(flags['serve-sim'] !== undefined ? { serveSim: resolve(flags['serve-sim']) } : {}),
+        log: (line) => process.stderr.write(`hsmd: ${line}\n`),
+      })
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
         const { ConflictError } = await import('../../core/errors.js')
@@ -36,6 +44,9 @@ the foreground to watch its log. Ctrl-C or SIGTERM stops it cleanly.`
     process.stderr.write(
       `hsmd (${backend}) pid ${process.pid} listening on ${daemon.server.path}\n`,
     )
+    if (flags['serve-sim'] !== undefined) {
+      process.stderr.write(`hsmd: serving the simulated platform on ${flags['serve-sim']}\n`)
+    }
     const onSignal = (signal: string) => {
       process.stderr.write(`hsmd: ${signal}, stopping\n`)
       void daemon.stop()

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs'
 import { isAbsolute } from 'node:path'
-import { DaemonUnreachableError, NotFoundError, UsageError } from '../errors.js'
+import { NotFoundError, UsageError } from '../errors.js'
 import { TraceHub } from '../trace/hub.js'
 import { Journal } from '../vmm/journal.js'
 import { VmManager } from '../vmm/manager.js'
@@ -34,28 +34,86 @@ function readPayload(file: string): Uint8Array {
   }
 }
 
-async function platformFor(backend: Backend): Promise<VmmPlatform> {
-  if (backend === 'sim') {
+export interface VmmDaemonOptions {
+  backend: Backend
+  env?: NodeJS.ProcessEnv
+  /** Native backend: the HSM device node (default /dev/acrn_hsm). */
+  device?: string
+  /**
+   * Sim backend: also serve the daemon's simulated platform on this unix socket, for
+   * programs under the device shim (helper/SHIM.md); their VMs show in `vm list`.
+   */
+  serveSim?: string
+  /** Told about the shim server's clients (bad input, lost connections). */
+  log?: (line: string) => void
+}
+
+async function platformFor(options: VmmDaemonOptions): Promise<VmmPlatform> {
+  if (options.backend === 'sim') {
+    if (options.device !== undefined) {
+      throw new UsageError('--device names the real HSM device; it needs --backend native', {
+        flag: '--device',
+      })
+    }
     const { simVmmPlatform } = await import('../vmm/sim-platform.js')
     return simVmmPlatform()
   }
-  throw new DaemonUnreachableError(
-    'the native backend (hsm-helper) is not part of this build yet',
-    'use --backend sim (the default); real hardware support is planned',
-  )
+  if (options.serveSim !== undefined) {
+    throw new UsageError('--serve-sim serves the simulation; it needs --backend sim', {
+      flag: '--serve-sim',
+    })
+  }
+  // preflight first: a missing device, a permission or an unbuilt helper is said clearly
+  const { nativeVmmPlatform } = await import('../vmm/native-platform.js')
+  return nativeVmmPlatform({ ...(options.device !== undefined ? { device: options.device } : {}) })
 }
 
-export async function startVmmDaemon(options: {
-  backend: Backend
-  env?: NodeJS.ProcessEnv
-}): Promise<VmmDaemon> {
+/** Serve the sim platform to shimmed programs; their VMs get a holder in `vm list`. */
+async function serveSim(
+  platform: VmmPlatform,
+  path: string,
+  log?: (line: string) => void,
+): Promise<{ platform: VmmPlatform; close(): Promise<void> }> {
+  const [{ SimServer }, { isSimPlatform }] = await Promise.all([
+    import('../native/sim-server.js'),
+    import('../vmm/sim-platform.js'),
+  ])
+  if (!isSimPlatform(platform)) throw new UsageError('--serve-sim needs --backend sim')
+  const server = await SimServer.listen(path, { platform: platform.sim, ...(log ? { log } : {}) })
+  const holderOf = (vmid: number) => {
+    const s = server.sessions().find((info) => info.vmids.includes(vmid))
+    return s ? `pid ${s.pid}${s.program ? ` (${s.program})` : ''}` : undefined
+  }
+  const listed = platform.hypervisorVms?.bind(platform)
+  return {
+    platform: {
+      ...platform,
+      hypervisorVms: () =>
+        (listed?.() ?? []).map((vm) => {
+          const holder = holderOf(vm.vmid)
+          return holder ? { ...vm, holder } : vm
+        }),
+    },
+    close: () => server.close(),
+  }
+}
+
+export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaemon> {
   const env = options.env ?? process.env
-  const platform = await platformFor(options.backend)
+  let platform = await platformFor(options)
+  let served: { close(): Promise<void> } | undefined
+  if (options.serveSim !== undefined) {
+    const s = await serveSim(platform, options.serveSim, options.log)
+    platform = s.platform
+    served = s
+  }
   const trace = new TraceHub()
+  // The simulation sees every request, whoever handles it; otherwise trace our own client's.
+  if (platform.traceRequests) platform.traceRequests((r) => trace.publish(r))
   const manager = new VmManager({
     platform,
     journal: new Journal(stateDir(env)),
-    trace,
+    ...(platform.traceRequests ? {} : { trace }),
     stateDir: stateDir(env),
   })
   const traffic = new GuestTraffic(manager)
@@ -69,7 +127,16 @@ export async function startVmmDaemon(options: {
         manager.list().flatMap((v) => (v.vmid === null ? [] : [{ vmid: v.vmid, name: v.name }])),
       ),
     },
-    onStop: () => manager.shutdown(),
+    onStop: async () => {
+      try {
+        await manager.shutdown()
+      } finally {
+        await served?.close()
+        // the helper closes whatever is left, as a process exit would (§1.5)
+        const helper = platform.process as { exit?: () => Promise<unknown> }
+        if (platform.backend === 'native') await helper.exit?.()
+      }
+    },
   })
   return { ...daemon, manager, trace }
 }

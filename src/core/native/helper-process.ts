@@ -46,6 +46,11 @@ export interface NativeProcessOptions {
    * a real node (tests; the device shim).
    */
   readonly checkDevice?: boolean
+  /**
+   * Extra environment for the helper, e.g. LD_PRELOAD of the device shim and its
+   * HSM_SHIM_SOCKET (helper/SHIM.md).
+   */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 const U64_MAX = 0xffff_ffff_ffff_ffffn
@@ -65,8 +70,9 @@ function toBytes(chunk: unknown): Uint8Array {
   return chunk instanceof Uint8Array ? chunk : new TextEncoder().encode(String(chunk))
 }
 
-function spawnHelper(helper: string, device: string) {
+function spawnHelper(helper: string, device: string, env?: Readonly<Record<string, string>>) {
   return execa(helper, ['--device', device], {
+    ...(env ? { env } : {}),
     stdin: 'pipe',
     stdout: 'pipe',
     stderr: 'pipe',
@@ -139,7 +145,7 @@ export class NativeProcess implements HsmProcess {
     const device = options.device ?? DEFAULT_DEVICE
     const helper = options.helper ?? helperPath()
     await preflight({ device, helper, skipDevice: options.checkDevice === false })
-    const proc = new NativeProcess(spawnHelper(helper, device), device, helper)
+    const proc = new NativeProcess(spawnHelper(helper, device, options.env), device, helper)
     const reply = await proc.call(Op.HELLO, new Uint8Array(0))
     if (reply.result < 0n || reply.payload.byteLength < PayloadSize.HELLO_FIXED) {
       await proc.kill()

@@ -33,6 +33,16 @@ export function helperPath(options: HelperPathOptions = {}): string {
   return fromEnv ? resolve(fromEnv) : join(HELPER_DIR, 'build', 'hsm-helper')
 }
 
+/** The device shim (helper/SHIM.md), helper/build/libhsm-shim.so in this package. */
+export function shimPath(): string {
+  return join(HELPER_DIR, 'build', 'libhsm-shim.so')
+}
+
+/** The sample client (helper/vm-sample.c), helper/build/vm-sample in this package. */
+export function vmSamplePath(): string {
+  return join(HELPER_DIR, 'build', 'vm-sample')
+}
+
 /** What preflight reads from the system; tests replace any part of it. */
 export interface PreflightSystem {
   stat(path: string): Promise<{

@@ -1,6 +1,6 @@
 // The framed binary protocol between hsmctl and hsm-helper (helper/PROTOCOL.md), the
 // TypeScript twin of helper/hsm-protocol.h. Frames and payloads are encoded and decoded
-// here for both directions, so the future `hsmctl sim serve` (which answers the device
+// here for both directions: `hsmctl sim serve` (sim-server.ts, which answers the device
 // shim's frames with the simulated platform) reuses this module as it is.
 //
 // A frame is a 32-byte little-endian header and a payload:

@@ -55,7 +55,8 @@ export class DefaultIoreqClient {
     private readonly fd: number,
     private readonly vm: ClientVm,
     private readonly devices: DeviceModels,
-    private readonly trace: TraceHub,
+    /** Where handled requests are published; none when the platform traces them itself. */
+    private readonly trace: TraceHub | undefined,
   ) {
     new DataView(this.notify.buffer).setUint16(0, vm.vmid, true)
     this.done = this.loop()
@@ -133,7 +134,7 @@ export class DefaultIoreqClient {
     this.notify[5] = (vcpu >> 8) & 0xff
     await this.proc.ioctl(this.fd, Ioctl.NOTIFY_REQUEST_FINISH, this.notify)
     this.stats.handled++
-    this.trace.publish({
+    this.trace?.publish({
       t: seen,
       vmid: this.vm.vmid,
       vcpu,

@@ -28,7 +28,7 @@ import { vmFlagNames } from './flags.js'
 import { withHint } from './hints.js'
 import { DefaultIoreqClient } from './ioreq-client.js'
 import type { Journal } from './journal.js'
-import type { HostPciDevice, VmmPlatform } from './platform.js'
+import type { HostPciDevice, HypervisorVm, VmmPlatform } from './platform.js'
 import {
   checkVmName,
   type IoeventfdSpec,
@@ -107,8 +107,11 @@ export interface VmSummary {
   state: VmRunState | 'journaled'
   vcpus: number | null
   memory: bigint
-  owner: 'hsmd' | 'journal'
+  /** 'outside process': a VM of the hypervisor that another program holds (or orphaned). */
+  owner: 'hsmd' | 'journal' | 'outside process'
   uptimeSeconds: number | null
+  /** Outside VMs: who holds the fd, when known (`pid 1234 (vm-sample)`). */
+  holder?: string
 }
 
 export interface VmDetails extends VmSummary {
@@ -209,7 +212,8 @@ function protectedModeRegs(entry: bigint) {
 export interface VmManagerOptions {
   platform: VmmPlatform
   journal: Journal
-  trace: TraceHub
+  /** Where the default clients publish what they handle; none when the platform traces. */
+  trace?: TraceHub
   stateDir: string
 }
 
@@ -283,7 +287,7 @@ export class VmManager {
         .slice(0, options.vcpus)
         .reduce((mask, cpu) => mask | (1n << BigInt(cpu)), 0n)
     }
-    const fd = await this.proc.open(HSM_DEVICE)
+    const fd = await this.proc.open(this.opts.platform.device ?? HSM_DEVICE)
     let created = false
     try {
       const ioreqBuf = await this.proc.mmap(PAGE_SIZE)
@@ -902,13 +906,24 @@ export class VmManager {
       value: bigint
     },
   ) {
-    const vm = this.vm(name)
     const guestAccess = this.opts.platform.guestAccess
     if (!guestAccess) {
       throw new UsageError('guest access needs the simulation', {
         hint: 'on real hardware the guest itself performs accesses; run the daemon with --backend sim',
       })
     }
+    const outside = this.vms.has(name) ? undefined : this.outsideVms().get(name)
+    if (outside) {
+      // a VM of a program under the device shim: its vCPU traps, that program serves it
+      if (outside.state !== 'running') {
+        throw new UsageError(`'${name}' is ${outside.state}, not running`, {
+          hint: 'the program that holds it starts it',
+        })
+      }
+      const value = await guestAccess.call(this.opts.platform, { vmid: outside.vmid, ...access })
+      return { name, ...access, result: value }
+    }
+    const vm = this.vm(name)
     if (vm.state !== 'running') {
       throw new UsageError(`'${name}' is ${vm.state}, not running`, {
         hint:
@@ -933,7 +948,33 @@ export class VmManager {
     return vm.memsegs.filter((m) => m.type === 'ram').reduce((n, m) => n + m.size, 0n)
   }
 
+  /**
+   * VMs the hypervisor runs that this daemon does not hold, by name: the one CREATE_VM gave
+   * (A.1) when it is free, else `outside-VMID`.
+   */
+  private outsideVms(): Map<string, HypervisorVm> {
+    const out = new Map<string, HypervisorVm>()
+    const own = new Set([...this.vms.values()].map((vm) => vm.vmid))
+    const journaled = new Set(this.opts.journal.list().map((e) => e.name))
+    for (const vm of this.opts.platform.hypervisorVms?.() ?? []) {
+      if (own.has(vm.vmid)) continue
+      const free = (n: string) => n !== '' && !this.vms.has(n) && !journaled.has(n) && !out.has(n)
+      out.set(free(vm.name) ? vm.name : `outside-${vm.vmid}`, vm)
+    }
+    return out
+  }
+
   list(): VmSummary[] {
+    const outside: VmSummary[] = [...this.outsideVms()].map(([name, vm]) => ({
+      name,
+      vmid: vm.vmid,
+      state: vm.state,
+      vcpus: vm.vcpus,
+      memory: vm.memory,
+      owner: 'outside process',
+      uptimeSeconds: null,
+      ...(vm.holder ? { holder: vm.holder } : {}),
+    }))
     const live: VmSummary[] = [...this.vms.values()].map((vm) => ({
       name: vm.name,
       vmid: vm.vmid,
@@ -957,7 +998,7 @@ export class VmManager {
         owner: 'journal',
         uptimeSeconds: null,
       }))
-    return [...live, ...journaled].sort((a, b) => a.name.localeCompare(b.name))
+    return [...live, ...journaled, ...outside].sort((a, b) => a.name.localeCompare(b.name))
   }
 
   async show(name: string): Promise<VmDetails> {

@@ -3,11 +3,34 @@
 
 import { ConflictError, UsageError } from '../errors.js'
 import { createSimPlatform, type SimPlatform, type SimPlatformOptions } from '../sim/platform.js'
-import { GuestAccessError } from '../sim/hypervisor/io.js'
-import type { GuestAccessRequest, HostInventoryView, VmmPlatform } from './platform.js'
+import { performance } from 'node:perf_hooks'
+import {
+  GuestAccessError,
+  PCI_BUS,
+  PCI_DEV,
+  PCI_FUNC,
+  PCI_REG,
+  REQ_ADDRESS,
+  REQ_DIRECTION,
+  REQ_VALUE,
+  SLOT_KERNEL_HANDLED,
+  SLOT_TYPE,
+} from '../sim/hypervisor/io.js'
+import { CLIENT_DEFAULT, CLIENT_IOEVENTFD, CLIENT_KERNEL, pciAddr, TYPE_MMIO, TYPE_PCICFG, TYPE_PIO } from '../trace/record.js'
+import { MemType } from '../abi/constants.js'
+import type {
+  GuestAccessRequest,
+  HostInventoryView,
+  HypervisorVm,
+  VmmPlatform,
+} from './platform.js'
 
 export interface SimVmmPlatform extends VmmPlatform {
   readonly sim: SimPlatform
+}
+
+export function isSimPlatform(platform: VmmPlatform): platform is SimVmmPlatform {
+  return platform.backend === 'sim' && 'sim' in platform
 }
 
 export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform {
@@ -49,6 +72,41 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
         })
       }
     },
+    traceRequests(sink) {
+      sim.observeCompletions((vm, vcpu, slot, base, readValue) => {
+        const type = slot.getUint32(base + SLOT_TYPE, true) // PORTIO/MMIO/PCICFG = TYPE_PIO/MMIO/PCICFG
+        const write = slot.getUint32(base + REQ_DIRECTION, true) === 1
+        let addr: bigint
+        let client = CLIENT_DEFAULT
+        if (type === TYPE_PCICFG) {
+          addr = pciAddr(
+            slot.getUint32(base + PCI_BUS, true),
+            slot.getUint32(base + PCI_DEV, true),
+            slot.getUint32(base + PCI_FUNC, true),
+            slot.getUint32(base + PCI_REG, true),
+          )
+        } else {
+          addr = slot.getBigUint64(base + REQ_ADDRESS, true)
+          if (slot.getUint32(base + SLOT_KERNEL_HANDLED, true) !== 0) client = CLIENT_IOEVENTFD
+          // 0xCF8, and 0xCFC..0xCFF while config access is off, stay PORTIO: HSM completed them (§4.6)
+          else if (type === TYPE_PIO && (addr === 0xcf8n || (addr >= 0xcfcn && addr <= 0xcffn))) client = CLIENT_KERNEL
+        }
+        const written =
+          type === TYPE_MMIO ? slot.getBigUint64(base + REQ_VALUE, true) : BigInt(slot.getUint32(base + REQ_VALUE, true))
+        sink({
+          vmid: vm.vmid,
+          vcpu: vcpu.id,
+          type,
+          write,
+          client,
+          size: vcpu.busySize,
+          addr,
+          value: write ? written : readValue,
+          latencyNs: (performance.now() - vcpu.busySince) * 1e6,
+          t: vcpu.busySince,
+        })
+      })
+    },
     inspectVm(vmid: number) {
       const inspect = sim.inspect
       const vm = inspect.vm(vmid)
@@ -62,6 +120,25 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
         msi: inspect.msi(vmid),
         slots: inspect.ioreqSlots(vmid),
       }
+    },
+    hypervisorVms(): HypervisorVm[] {
+      return sim.inspect.vms().flatMap((vm) =>
+        vm.state === 'powered-off'
+          ? []
+          : [
+              {
+                vmid: vm.vmid,
+                name: vm.name,
+                state: vm.state,
+                vcpus: vm.vcpuNum,
+                // RAM is mapped write-back (§3.4), MMIO uncached (§3.3)
+                memory: sim.inspect
+                  .ept(vm.vmid)
+                  .filter((r) => (r.attr & MemType.WB) !== 0)
+                  .reduce((n, r) => n + r.size, 0n),
+              },
+            ],
+      )
     },
   }
 }

@@ -1,0 +1,1682 @@
+/*
+ * libhsm-shim.so: LD_PRELOAD it into any program and that program's /dev/acrn_hsm
+ * (HSM_SHIM_DEVICE) is a simulated platform served on the unix socket HSM_SHIM_SOCKET by
+ * `hsmctl sim serve --socket PATH` or `hsmctl daemon run --serve-sim PATH`.
+ *
+ * open/openat of the device path connects (once per process) and opens an fd in the
+ * server; the process gets a placeholder fd (/dev/null) standing for it. ioctl, close,
+ * dup and fcntl(F_DUPFD) on placeholders are forwarded as helper frames (PROTOCOL.md,
+ * extended by hsm-shim.h and SHIM.md). What the kernel shares with a process through
+ * pointers and fds is emulated:
+ *  - memory the kernel pins (ioreq page §2.2, RAM segments §3.4, monitor page §7.3) is
+ *    mirrored: the server keeps its own pages, and both sides send the bytes they changed
+ *    since the last exchange (DIFF frames; a shadow copy per region says what changed).
+ *    The ioreq and monitor pages are exchanged around every call, RAM on SYNC only;
+ *  - eventfds named in IOEVENTFD/IRQFD become server-side eventfds; ioeventfd signals are
+ *    written to the process's eventfd, and the process's write(2) to one is forwarded
+ *    before write returns, so an irqfd injects synchronously as in the kernel (§6.3).
+ *
+ * Nothing here is the kernel's code; the behaviour follows spec/hsm-behaviour.md.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <linux/acrn.h>
+#include <linux/kcmp.h>
+
+#include "hsm-ioctls.h"
+#include "hsm-protocol.h"
+#include "hsm-shim.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+#define PAGE 4096ull
+#define PAGE_FLOOR(a) ((a) & ~(PAGE - 1))
+/* fds this high or higher are never placeholders or tracked eventfds. */
+#define FD_LIMIT 65536
+#define MAX_WAITERS 256
+#define MAX_REGIONS 4096
+#define MAX_EVENTFDS 1024
+/* Private dups of tracked eventfds sit at or above this number, out of the program's way. */
+#define PRIVATE_FD_MIN 64
+
+/* ------------------------------------------------------------------------------------ */
+/* The real functions.                                                                   */
+
+static int (*real_open)(const char *, int, ...);
+static int (*real_open64)(const char *, int, ...);
+static int (*real_openat)(int, const char *, int, ...);
+static int (*real_openat64)(int, const char *, int, ...);
+static int (*real___open_2)(const char *, int);
+static int (*real___open64_2)(const char *, int);
+static int (*real___openat_2)(int, const char *, int);
+static int (*real___openat64_2)(int, const char *, int);
+static int (*real_close)(int);
+static int (*real_ioctl)(int, unsigned long, ...);
+static int (*real_dup)(int);
+static int (*real_dup2)(int, int);
+static int (*real_dup3)(int, int, int);
+static int (*real_fcntl)(int, int, ...);
+static int (*real_fcntl64)(int, int, ...);
+static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_write)(int, const void *, size_t);
+static int (*real_eventfd_read)(int, eventfd_t *);
+static int (*real_eventfd_write)(int, eventfd_t);
+
+#define RESOLVE(name)                                                          \
+	do {                                                                   \
+		if (!real_##name)                                              \
+			*(void **)(&real_##name) = dlsym(RTLD_NEXT, #name);    \
+	} while (0)
+
+static void resolve_all(void)
+{
+	RESOLVE(open);
+	RESOLVE(open64);
+	RESOLVE(openat);
+	RESOLVE(openat64);
+	RESOLVE(__open_2);
+	RESOLVE(__open64_2);
+	RESOLVE(__openat_2);
+	RESOLVE(__openat64_2);
+	RESOLVE(close);
+	RESOLVE(ioctl);
+	RESOLVE(dup);
+	RESOLVE(dup2);
+	RESOLVE(dup3);
+	RESOLVE(fcntl);
+	RESOLVE(fcntl64);
+	RESOLVE(read);
+	RESOLVE(write);
+	RESOLVE(eventfd_read);
+	RESOLVE(eventfd_write);
+}
+
+/* Raw syscalls where a libc function might be missing or interposed (early start-up). */
+static ssize_t sys_read(int fd, void *buf, size_t n)
+{
+	return real_read ? real_read(fd, buf, n) : syscall(SYS_read, fd, buf, n);
+}
+
+static ssize_t sys_write(int fd, const void *buf, size_t n)
+{
+	return real_write ? real_write(fd, buf, n) : syscall(SYS_write, fd, buf, n);
+}
+
+static int sys_close(int fd)
+{
+	return real_close ? real_close(fd) : (int)syscall(SYS_close, fd);
+}
+
+static int sys_open(const char *path, int flags)
+{
+	return (int)syscall(SYS_openat, AT_FDCWD, path, flags, 0);
+}
+
+static int sys_dupfd(int fd, int min)
+{
+	return (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, min);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Configuration and state.                                                              */
+
+static const char *device_path = "/dev/acrn_hsm";
+static const char *socket_path;
+
+/* Serialises frames on the socket and every table below (except the waiters). */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* The waiter table: the reader thread hands replies over under it. */
+static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
+
+enum conn_state { CONN_NONE = 0, CONN_UP = 1, CONN_LOST = -1 };
+static int conn_state;
+static int sock = -1;
+static uint32_t next_id = 1;
+
+enum fd_kind { FDK_NONE = 0, FDK_HSM = 1, FDK_EVENTFD = 2 };
+/* Read without the lock on the read/write/close fast paths: a byte per fd. */
+static _Atomic uint8_t fd_kind[FD_LIMIT];
+/* FDK_HSM: the server's fd; FDK_EVENTFD: the index in eventfds[]. */
+static int32_t fd_target[FD_LIMIT];
+/* Placeholders per server fd (dup shares the open file description, §1.4). */
+static int32_t hsm_refs[FD_LIMIT];
+
+struct tracked_eventfd {
+	int used;
+	uint64_t id;
+	/* A private dup: ioeventfd signals are written to it, and it names the object. */
+	int private_fd;
+};
+static struct tracked_eventfd eventfds[MAX_EVENTFDS];
+static uint64_t next_eventfd_id = 1;
+
+struct region {
+	uint32_t id;
+	uint32_t role;
+	uint64_t address;
+	uint64_t length;
+	uint8_t *shadow; /* the bytes both sides agreed on at the last exchange */
+};
+static struct region regions[MAX_REGIONS];
+static uint32_t region_count;
+
+struct waiter {
+	int used;
+	uint32_t id;
+	atomic_int done;
+	int wake_fd;
+	int64_t result;
+	int32_t error;
+	uint8_t flags;
+	uint8_t *payload;
+	uint32_t capacity;
+	uint32_t length;
+};
+static struct waiter waiters[MAX_WAITERS];
+
+/* Each calling thread sleeps on an eventfd of its own; closed when the thread ends. */
+static __thread int wake_fd = -1;
+static pthread_key_t wake_key;
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+
+static void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void warn(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	(void)!sys_write(STDERR_FILENO, line, (size_t)n);
+}
+
+/* Signals stay blocked while a lock is held: a handler that calls ioctl must not deadlock. */
+struct masked {
+	sigset_t old;
+};
+
+static void mask_signals(struct masked *m)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &m->old);
+}
+
+static void unmask_signals(const struct masked *m)
+{
+	pthread_sigmask(SIG_SETMASK, &m->old, NULL);
+}
+
+static void lock_all(struct masked *m)
+{
+	mask_signals(m);
+	pthread_mutex_lock(&lock);
+}
+
+static void unlock_all(const struct masked *m)
+{
+	pthread_mutex_unlock(&lock);
+	unmask_signals(m);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Process memory, without faulting on an address the program got wrong.                 */
+
+static int vm_rw_works = 1;
+
+/* Copy up to n bytes at `address` of this process into buf; how many could be read. */
+static size_t mem_read(uint64_t address, void *buf, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (vm_rw_works) {
+		struct iovec local = { buf, n };
+		struct iovec remote = { (void *)(uintptr_t)address, n };
+		ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+		if (r >= 0)
+			return (size_t)r;
+		if (errno == EFAULT || errno == ESRCH)
+			return 0;
+		vm_rw_works = 0; /* ENOSYS or EPERM (seccomp): trust the program's pointers */
+	}
+	if (address == 0)
+		return 0;
+	memcpy(buf, (const void *)(uintptr_t)address, n);
+	return n;
+}
+
+static size_t mem_write(uint64_t address, const void *buf, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (vm_rw_works) {
+		struct iovec local = { (void *)buf, n };
+		struct iovec remote = { (void *)(uintptr_t)address, n };
+		ssize_t r = process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+		if (r >= 0)
+			return (size_t)r;
+		if (errno == EFAULT || errno == ESRCH)
+			return 0;
+		vm_rw_works = 0;
+	}
+	if (address == 0)
+		return 0;
+	memcpy((void *)(uintptr_t)address, buf, n);
+	return n;
+}
+
+/* [address, address + length) is mapped writable (what pin_user_pages(FOLL_WRITE) needs). */
+static int writable_range(uint64_t address, uint64_t length)
+{
+	if (length == 0 || address + length < address)
+		return 0;
+	int fd = sys_open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 1; /* cannot tell: let the program's pointer stand */
+	char buf[8192];
+	size_t have = 0;
+	uint64_t covered = address;
+	int ok = 0, done = 0;
+	while (!done) {
+		ssize_t n = sys_read(fd, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		buf[have] = 0;
+		char *line = buf;
+		for (;;) {
+			char *nl = strchr(line, '\n');
+			if (!nl)
+				break;
+			*nl = 0;
+			unsigned long long start, end;
+			char perms[8];
+			if (sscanf(line, "%llx-%llx %7s", &start, &end, perms) == 3) {
+				if (start <= covered && covered < end) {
+					if (perms[1] != 'w') {
+						done = 1;
+						break;
+					}
+					covered = end;
+					if (covered >= address + length) {
+						ok = 1;
+						done = 1;
+						break;
+					}
+				} else if (start > covered) {
+					done = 1; /* a hole */
+					break;
+				}
+			}
+			line = nl + 1;
+		}
+		have = (size_t)(buf + have - line);
+		memmove(buf, line, have);
+	}
+	sys_close(fd);
+	return ok;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Frames out: built in a growing buffer, written under the lock in one go.              */
+
+struct builder {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	int failed;
+};
+
+static uint8_t *reserve(struct builder *b, size_t n)
+{
+	if (b->failed)
+		return NULL;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n)
+			cap *= 2;
+		uint8_t *d = realloc(b->data, cap);
+		if (!d) {
+			b->failed = 1;
+			return NULL;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+	uint8_t *at = b->data + b->len;
+	b->len += n;
+	return at;
+}
+
+/* Start a frame; its payload follows with put_*; end_frame fixes the length and check. */
+static size_t begin_frame(struct builder *b, uint16_t op, uint32_t id)
+{
+	size_t at = b->len;
+	uint8_t *h = reserve(b, HSMP_HEADER_SIZE);
+	if (h) {
+		memset(h, 0, HSMP_HEADER_SIZE);
+		hsmp_put16(h + HSMP_OFF_OP, op);
+		hsmp_put32(h + HSMP_OFF_ID, id);
+	}
+	return at;
+}
+
+static void end_frame(struct builder *b, size_t at)
+{
+	if (b->failed)
+		return;
+	uint8_t *h = b->data + at;
+	struct hsmp_header hdr = {
+		.version = HSMP_VERSION,
+		.op = hsmp_get16(h + HSMP_OFF_OP),
+		.id = hsmp_get32(h + HSMP_OFF_ID),
+		.length = (uint32_t)(b->len - at - HSMP_HEADER_SIZE),
+	};
+	hsmp_encode_header(h, &hdr);
+}
+
+static void put_bytes(struct builder *b, const void *p, size_t n)
+{
+	uint8_t *at = reserve(b, n);
+	if (at && n)
+		memcpy(at, p, n);
+}
+
+static void put_u32(struct builder *b, uint32_t v)
+{
+	uint8_t *at = reserve(b, 4);
+	if (at)
+		hsmp_put32(at, v);
+}
+
+static void put_u64(struct builder *b, uint64_t v)
+{
+	uint8_t *at = reserve(b, 8);
+	if (at)
+		hsmp_put64(at, v);
+}
+
+static void free_builder(struct builder *b)
+{
+	free(b->data);
+	*b = (struct builder){ 0 };
+}
+
+/* Write the whole buffer (lock held). 0, or -1 when the server is gone. */
+static int send_locked(const struct builder *b)
+{
+	if (b->failed) {
+		errno = ENOMEM;
+		return -1;
+	}
+	const uint8_t *p = b->data;
+	size_t n = b->len;
+	while (n > 0) {
+		ssize_t w = send(sock, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Mirrored memory.                                                                      */
+
+static struct region *region_by_id(uint32_t id)
+{
+	for (uint32_t i = 0; i < region_count; i++)
+		if (regions[i].id == id)
+			return &regions[i];
+	return NULL;
+}
+
+/*
+ * DIFF frames for the bytes of the region that differ from its shadow (exact byte ranges:
+ * sending an unchanged neighbour could undo the other side's concurrent change), and the
+ * shadow updated to match. Lock held.
+ */
+static void emit_diffs(struct builder *b, struct region *r)
+{
+	uint8_t *cur = malloc(r->length);
+	if (!cur) {
+		b->failed = 1;
+		return;
+	}
+	size_t got = mem_read(r->address, cur, r->length);
+	if (got < r->length) {
+		free(cur); /* unmapped since: nothing more to share */
+		return;
+	}
+	if (memcmp(cur, r->shadow, r->length) == 0) {
+		free(cur);
+		return;
+	}
+	size_t frame = 0, count_at = 0;
+	uint32_t count = 0;
+	int open = 0;
+	size_t i = 0;
+	while (i < r->length) {
+		/* Skip equal 8-byte words, then equal bytes. */
+		while (i + 8 <= r->length && memcmp(cur + i, r->shadow + i, 8) == 0)
+			i += 8;
+		while (i < r->length && cur[i] == r->shadow[i])
+			i++;
+		if (i >= r->length)
+			break;
+		size_t j = i + 1;
+		while (j < r->length && cur[j] != r->shadow[j])
+			j++;
+		/* A range longer than a frame is split (only a RAM region can have one). */
+		size_t max_range = HSMP_MAX_PAYLOAD - HSM_SHIM_DIFF_FIXED_SIZE - HSM_SHIM_RANGE_HEADER_SIZE;
+		if (j - i > max_range)
+			j = i + max_range;
+		size_t n = j - i;
+		size_t need = HSM_SHIM_RANGE_HEADER_SIZE + n;
+		if (open && b->len - frame - HSMP_HEADER_SIZE + need > HSMP_MAX_PAYLOAD) {
+			hsmp_put32(b->data + count_at, count);
+			end_frame(b, frame);
+			open = 0;
+		}
+		if (!open) {
+			frame = begin_frame(b, HSM_SHIM_OP_DIFF, 0);
+			put_u32(b, r->id);
+			count_at = b->len;
+			put_u32(b, 0);
+			count = 0;
+			open = 1;
+		}
+		put_u32(b, (uint32_t)i);
+		put_u32(b, (uint32_t)n);
+		put_bytes(b, cur + i, n);
+		if (b->failed)
+			break;
+		memcpy(r->shadow + i, cur + i, n);
+		count++;
+		i = j;
+	}
+	if (open && !b->failed) {
+		hsmp_put32(b->data + count_at, count);
+		end_frame(b, frame);
+	}
+	free(cur);
+}
+
+/* Apply a DIFF frame from the server to process memory and the shadow. Lock held. */
+static void apply_diff(const uint8_t *p, uint32_t length)
+{
+	if (length < HSM_SHIM_DIFF_FIXED_SIZE)
+		return;
+	struct region *r = region_by_id(hsmp_get32(p));
+	uint32_t count = hsmp_get32(p + 4);
+	size_t at = HSM_SHIM_DIFF_FIXED_SIZE;
+	if (!r)
+		return;
+	for (uint32_t k = 0; k < count; k++) {
+		if (length - at < HSM_SHIM_RANGE_HEADER_SIZE)
+			return;
+		uint32_t offset = hsmp_get32(p + at), n = hsmp_get32(p + at + 4);
+		at += HSM_SHIM_RANGE_HEADER_SIZE;
+		if (n > length - at || offset > r->length || n > r->length - offset)
+			return;
+		mem_write(r->address + offset, p + at, n);
+		memcpy(r->shadow + offset, p + at, n);
+		at += n;
+	}
+}
+
+/* The changes of every region synced at each call (ioreq, monitor), or of all. Lock held. */
+static void emit_all_diffs(struct builder *b, int all)
+{
+	for (uint32_t i = 0; i < region_count; i++)
+		if (all || regions[i].role != HSM_SHIM_ROLE_RAM)
+			emit_diffs(b, &regions[i]);
+}
+
+/*
+ * Make sure the server mirrors [address, address + length) for `role`: reuse the region,
+ * or declare a new one (MIRROR, then its current bytes as a DIFF from zeros). A range the
+ * kernel could not pin (not mapped writable) is not declared: the server then gives the
+ * simulation an unmapped address, and the simulated pin fails where the kernel's would.
+ * Lock held.
+ */
+static void declare_region(struct builder *b, uint32_t role, uint64_t address, uint64_t length)
+{
+	for (uint32_t i = 0; i < region_count; i++) {
+		struct region *r = &regions[i];
+		if (r->role == role && r->address == address && r->length == length)
+			return;
+	}
+	if (region_count == MAX_REGIONS || length > (1ull << 34) || !writable_range(address, length))
+		return;
+	uint8_t *shadow = calloc(1, length);
+	if (!shadow)
+		return;
+	static uint32_t next_region = 1;
+	struct region *r = &regions[region_count++];
+	*r = (struct region){ .id = next_region++, .role = role, .address = address,
+			      .length = length, .shadow = shadow };
+	size_t f = begin_frame(b, HSM_SHIM_OP_MIRROR, 0);
+	put_u32(b, r->id);
+	put_u32(b, role);
+	put_u64(b, address);
+	put_u64(b, length);
+	end_frame(b, f);
+	emit_diffs(b, r);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Eventfds named in IOEVENTFD/IRQFD arguments.                                          */
+
+static int is_eventfd(int fd)
+{
+	char link[64], target[64];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return 0;
+	target[n] = 0;
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
+/* A field of /proc/self/fdinfo/FD, parsed in `base`; -1 when absent. */
+static int64_t fdinfo_field(int fd, const char *field, int base)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	int f = sys_open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return -1;
+	ssize_t n = sys_read(f, buf, sizeof(buf) - 1);
+	sys_close(f);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	char *at = strstr(buf, field);
+	if (!at)
+		return -1;
+	return (int64_t)strtoull(at + strlen(field), NULL, base);
+}
+
+/* Whether two fds are the same open file (kcmp), or else the same eventfd (fdinfo). */
+static int same_file(int a, int b)
+{
+	static int kcmp_works = 1;
+	if (kcmp_works) {
+		long r = syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b);
+		if (r >= 0)
+			return r == 0;
+		if (errno == EBADF)
+			return 0;
+		kcmp_works = 0;
+	}
+	int64_t ia = fdinfo_field(a, "eventfd-id:", 10), ib = fdinfo_field(b, "eventfd-id:", 10);
+	return ia >= 0 && ia == ib;
+}
+
+static void track_fd(int fd, int index)
+{
+	if (fd < 0 || fd >= FD_LIMIT)
+		return;
+	fd_target[fd] = index;
+	atomic_store(&fd_kind[fd], FDK_EVENTFD);
+}
+
+/* The tracked eventfd this fd refers to, tracking it (and the fd) if new; -1 on failure. */
+static int eventfd_index(int fd)
+{
+	if (fd < FD_LIMIT && atomic_load(&fd_kind[fd]) == FDK_EVENTFD)
+		return fd_target[fd];
+	int free_slot = -1;
+	for (int i = 0; i < MAX_EVENTFDS; i++) {
+		if (!eventfds[i].used) {
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		if (same_file(fd, eventfds[i].private_fd)) {
+			track_fd(fd, i);
+			return i;
+		}
+	}
+	if (free_slot < 0)
+		return -1;
+	int private_fd = sys_dupfd(fd, PRIVATE_FD_MIN);
+	if (private_fd < 0)
+		return -1;
+	eventfds[free_slot] = (struct tracked_eventfd){ .used = 1, .id = next_eventfd_id++,
+							.private_fd = private_fd };
+	track_fd(fd, free_slot);
+	return free_slot;
+}
+
+/* Say what the process's fd is, before an ioctl whose argument names it. Lock held. */
+static void declare_fd(struct builder *b, int32_t fd)
+{
+	uint32_t kind = HSM_SHIM_FD_NOT_OPEN;
+	uint64_t id = 0, count = 0;
+	if (fd >= 0 && real_fcntl(fd, F_GETFD) >= 0) {
+		if (fd < FD_LIMIT && atomic_load(&fd_kind[fd]) == FDK_HSM) {
+			kind = HSM_SHIM_FD_HSM;
+			id = (uint64_t)fd_target[fd];
+		} else if (is_eventfd(fd)) {
+			int i = eventfd_index(fd);
+			if (i >= 0) {
+				kind = HSM_SHIM_FD_EVENTFD;
+				id = eventfds[i].id;
+				int64_t c = fdinfo_field(fd, "eventfd-count:", 16);
+				count = c > 0 ? (uint64_t)c : 0;
+			} else {
+				kind = HSM_SHIM_FD_OTHER; /* too many eventfds to track */
+			}
+		} else {
+			kind = HSM_SHIM_FD_OTHER;
+		}
+	}
+	size_t f = begin_frame(b, HSM_SHIM_OP_FD, 0);
+	put_u32(b, (uint32_t)fd);
+	put_u32(b, kind);
+	put_u64(b, id);
+	put_u64(b, count);
+	end_frame(b, f);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Requests and replies.                                                                 */
+
+static void close_wake_fd(void *fd)
+{
+	sys_close((int)(intptr_t)fd - 1);
+}
+
+static void make_wake_key(void)
+{
+	pthread_key_create(&wake_key, close_wake_fd);
+}
+
+static int thread_wake_fd(void)
+{
+	if (wake_fd >= 0)
+		return wake_fd;
+	pthread_once(&wake_once, make_wake_key);
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return -1;
+	int high = sys_dupfd(fd, PRIVATE_FD_MIN);
+	if (high >= 0) {
+		sys_close(fd);
+		fd = high;
+	}
+	wake_fd = fd;
+	pthread_setspecific(wake_key, (void *)(intptr_t)(fd + 1));
+	return fd;
+}
+
+static struct waiter *add_waiter(uint32_t id, uint8_t *payload, uint32_t capacity)
+{
+	int fd = thread_wake_fd();
+	if (fd < 0)
+		return NULL;
+	pthread_mutex_lock(&wlock);
+	for (int i = 0; i < MAX_WAITERS; i++) {
+		struct waiter *w = &waiters[i];
+		if (w->used)
+			continue;
+		w->used = 1;
+		w->id = id;
+		atomic_store(&w->done, 0);
+		w->wake_fd = fd;
+		w->result = -1;
+		w->error = EIO;
+		w->flags = 0;
+		w->payload = payload;
+		w->capacity = capacity;
+		w->length = 0;
+		pthread_mutex_unlock(&wlock);
+		return w;
+	}
+	pthread_mutex_unlock(&wlock);
+	return NULL;
+}
+
+static void remove_waiter(struct waiter *w)
+{
+	struct masked m;
+	mask_signals(&m);
+	pthread_mutex_lock(&wlock);
+	w->used = 0;
+	pthread_mutex_unlock(&wlock);
+	unmask_signals(&m);
+}
+
+/* Reader side: finish a waiter (wlock held). */
+static void complete_waiter(struct waiter *w, const struct hsmp_header *h, const uint8_t *p)
+{
+	w->result = h->result;
+	w->error = h->error;
+	w->flags = h->flags;
+	uint32_t n = h->length < w->capacity ? h->length : w->capacity;
+	if (n && p)
+		memcpy(w->payload, p, n);
+	w->length = n;
+	atomic_store(&w->done, 1);
+	uint64_t one = 1;
+	(void)!sys_write(w->wake_fd, &one, sizeof(one));
+}
+
+static void fail_all_waiters(void)
+{
+	struct hsmp_header h = { .result = -1, .error = EIO };
+	pthread_mutex_lock(&wlock);
+	for (int i = 0; i < MAX_WAITERS; i++)
+		if (waiters[i].used && !atomic_load(&waiters[i].done))
+			complete_waiter(&waiters[i], &h, NULL);
+	pthread_mutex_unlock(&wlock);
+}
+
+static uint32_t new_id(void)
+{
+	uint32_t id = next_id++;
+	if (next_id == 0)
+		next_id = 1;
+	return id;
+}
+
+struct reply {
+	int64_t result;
+	int32_t error;
+	uint32_t length;
+};
+
+static void send_interrupt(void)
+{
+	struct masked m;
+	struct builder b = { 0 };
+	size_t f = begin_frame(&b, HSM_SHIM_OP_INTERRUPT, 0);
+	end_frame(&b, f);
+	lock_all(&m);
+	if (conn_state == CONN_UP)
+		send_locked(&b);
+	unlock_all(&m);
+	free_builder(&b);
+}
+
+/*
+ * Send the frames in `b` whose last one is the request `id` (already registered as `w`)
+ * and wait for its reply. A signal during a blocking call (ATTACH) is passed on as
+ * INTERRUPT: in the kernel the wait ends and the ioctl returns 0 (§4.7).
+ */
+static int finish_call(struct builder *b, struct waiter *w, int blocking, struct reply *out,
+		       int locked, struct masked *m)
+{
+	int sent = conn_state == CONN_UP ? send_locked(b) : -1;
+	if (locked)
+		unlock_all(m);
+	if (sent < 0) {
+		remove_waiter(w);
+		errno = EIO;
+		return -1;
+	}
+	int interrupted = 0;
+	while (!atomic_load(&w->done)) {
+		struct pollfd p = { .fd = w->wake_fd, .events = POLLIN };
+		int r = poll(&p, 1, -1);
+		if (r < 0 && errno == EINTR) {
+			if (blocking && !interrupted && !atomic_load(&w->done)) {
+				interrupted = 1;
+				send_interrupt();
+			}
+			continue;
+		}
+		if (r > 0) {
+			uint64_t v;
+			(void)!sys_read(w->wake_fd, &v, sizeof(v));
+		}
+	}
+	out->result = w->result;
+	out->error = w->error;
+	out->length = w->length;
+	remove_waiter(w);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The reader thread: replies to waiters, DIFF/SIGNAL/SYNC from the server.               */
+
+static pthread_t reader_thread;
+
+static int read_full(int fd, uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = sys_read(fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static void handle_sync(uint32_t id, const uint8_t *p, uint32_t length)
+{
+	struct masked m;
+	struct builder b = { 0 };
+	lock_all(&m);
+	if (length >= HSM_SHIM_SYNC_SIZE && hsmp_get32(p) == HSM_SHIM_SYNC_PULL)
+		emit_all_diffs(&b, 1);
+	size_t f = begin_frame(&b, HSM_SHIM_OP_SYNC, id);
+	end_frame(&b, f);
+	send_locked(&b);
+	unlock_all(&m);
+	free_builder(&b);
+}
+
+static void handle_signal(const uint8_t *p, uint32_t length)
+{
+	if (length < HSM_SHIM_SIGNAL_SIZE)
+		return;
+	uint64_t id = hsmp_get64(p), value = hsmp_get64(p + 8);
+	struct masked m;
+	lock_all(&m);
+	for (int i = 0; i < MAX_EVENTFDS; i++) {
+		if (eventfds[i].used && eventfds[i].id == id) {
+			/* The real write: the process's own writes are the ones forwarded. */
+			(void)!sys_write(eventfds[i].private_fd, &value, sizeof(value));
+			break;
+		}
+	}
+	unlock_all(&m);
+}
+
+static void *reader_main(void *arg)
+{
+	(void)arg;
+	uint8_t header[HSMP_HEADER_SIZE];
+	uint8_t *payload = malloc(HSMP_MAX_PAYLOAD);
+	if (!payload)
+		goto lost;
+	for (;;) {
+		struct hsmp_header h;
+		if (read_full(sock, header, sizeof(header)) < 0)
+			goto lost;
+		if (hsmp_decode_header(header, &h) != HSMP_HEADER_OK || h.length > HSMP_MAX_PAYLOAD) {
+			warn("hsm-shim: the server at %s sent a bad frame; giving up on it", socket_path);
+			goto lost;
+		}
+		if (read_full(sock, payload, h.length) < 0)
+			goto lost;
+		switch (h.op) {
+		case HSM_SHIM_OP_DIFF: {
+			struct masked m;
+			lock_all(&m);
+			apply_diff(payload, h.length);
+			unlock_all(&m);
+			break;
+		}
+		case HSM_SHIM_OP_SIGNAL:
+			handle_signal(payload, h.length);
+			break;
+		case HSM_SHIM_OP_SYNC:
+			handle_sync(h.id, payload, h.length);
+			break;
+		case HSMP_OP_PROTOCOL_ERROR:
+			warn("hsm-shim: the server says: %.*s", (int)h.length, (const char *)payload);
+			break;
+		default:
+			pthread_mutex_lock(&wlock);
+			for (int i = 0; i < MAX_WAITERS; i++) {
+				struct waiter *w = &waiters[i];
+				if (w->used && w->id == h.id && !atomic_load(&w->done)) {
+					complete_waiter(w, &h, payload);
+					break;
+				}
+			}
+			pthread_mutex_unlock(&wlock);
+		}
+	}
+lost:
+	free(payload);
+	{
+		struct masked m;
+		lock_all(&m);
+		if (conn_state == CONN_UP)
+			warn("hsm-shim: lost the connection to %s; HSM calls now fail with EIO",
+			     socket_path);
+		conn_state = CONN_LOST;
+		unlock_all(&m);
+	}
+	fail_all_waiters();
+	return NULL;
+}
+
+/* Connect and greet the server, once per process (lock held). 0 or -1 with errno. */
+static int connect_locked(void)
+{
+	if (conn_state == CONN_UP)
+		return 0;
+	if (conn_state == CONN_LOST) {
+		errno = EIO;
+		return -1;
+	}
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	if (strlen(socket_path) >= sizeof(addr.sun_path)) {
+		warn("hsm-shim: HSM_SHIM_SOCKET is longer than a unix socket path may be");
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(addr.sun_path, socket_path);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -1;
+	int high = sys_dupfd(s, PRIVATE_FD_MIN);
+	if (high >= 0) {
+		sys_close(s);
+		s = high;
+	}
+	if (connect(s, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int e = errno;
+		warn("hsm-shim: cannot connect to %s (%s); is `hsmctl sim serve --socket %s` running?",
+		     socket_path, strerror(e), socket_path);
+		sys_close(s);
+		errno = e;
+		return -1;
+	}
+	/* HELLO before the reader thread exists: read the reply right here. */
+	char program[HSM_SHIM_MAX_PROGRAM + 1] = "";
+	int cf = sys_open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+	if (cf >= 0) {
+		ssize_t n = sys_read(cf, program, HSM_SHIM_MAX_PROGRAM);
+		sys_close(cf);
+		if (n > 0) {
+			program[n] = 0;
+			program[strcspn(program, "\n")] = 0;
+		}
+	}
+	struct builder b = { 0 };
+	size_t f = begin_frame(&b, HSM_SHIM_OP_HELLO, new_id());
+	put_u32(&b, (uint32_t)getpid());
+	put_u32(&b, 0);
+	put_bytes(&b, program, strlen(program));
+	end_frame(&b, f);
+	sock = s;
+	int ok = send_locked(&b) == 0;
+	free_builder(&b);
+	uint8_t header[HSMP_HEADER_SIZE];
+	struct hsmp_header h;
+	uint8_t skip[HSMP_HELLO_FIXED_SIZE + HSMP_MAX_PATH];
+	if (ok && read_full(s, header, sizeof(header)) == 0 &&
+	    hsmp_decode_header(header, &h) == HSMP_HEADER_OK && h.op == HSM_SHIM_OP_HELLO &&
+	    h.result == 0 && h.length <= sizeof(skip) && read_full(s, skip, h.length) == 0) {
+		conn_state = CONN_UP;
+	} else {
+		warn("hsm-shim: %s did not answer HELLO as an hsmctl simulation server", socket_path);
+		sock = -1;
+		sys_close(s);
+		errno = EPROTO;
+		return -1;
+	}
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* The reader never takes a signal: they go to the threads that may be in a call. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int e = pthread_create(&reader_thread, &attr, reader_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (e) {
+		conn_state = CONN_LOST;
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/* One request and its reply. */
+static int call(uint16_t op, const void *payload, uint32_t length, struct reply *out)
+{
+	struct masked m;
+	struct builder b = { 0 };
+	lock_all(&m);
+	if (conn_state != CONN_UP) {
+		unlock_all(&m);
+		errno = EIO;
+		return -1;
+	}
+	uint32_t id = new_id();
+	struct waiter *w = add_waiter(id, NULL, 0);
+	if (!w) {
+		unlock_all(&m);
+		errno = EAGAIN;
+		return -1;
+	}
+	size_t f = begin_frame(&b, op, id);
+	put_bytes(&b, payload, length);
+	end_frame(&b, f);
+	int r = finish_call(&b, w, 0, out, 1, &m);
+	free_builder(&b);
+	return r;
+}
+
+/* A frame that gets no reply. */
+static void notify(uint16_t op, const void *payload, uint32_t length)
+{
+	struct masked m;
+	struct builder b = { 0 };
+	size_t f = begin_frame(&b, op, 0);
+	put_bytes(&b, payload, length);
+	end_frame(&b, f);
+	lock_all(&m);
+	if (conn_state == CONN_UP)
+		send_locked(&b);
+	unlock_all(&m);
+	free_builder(&b);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Placeholders for HSM fds.                                                             */
+
+static int is_device(const char *path)
+{
+	return socket_path && path && strcmp(path, device_path) == 0;
+}
+
+/* openat: only an absolute path can name the device whatever the directory fd. */
+static int is_absolute_device(const char *path)
+{
+	return path && path[0] == '/' && is_device(path);
+}
+
+static int is_hsm(int fd)
+{
+	return fd >= 0 && fd < FD_LIMIT && atomic_load(&fd_kind[fd]) == FDK_HSM;
+}
+
+static int shim_open(int flags)
+{
+	struct masked m;
+	lock_all(&m);
+	int r = connect_locked();
+	unlock_all(&m);
+	if (r < 0)
+		return -1;
+	struct reply rep;
+	const char *path = device_path;
+	if (call(HSMP_OP_OPEN, path, (uint32_t)strlen(path), &rep) < 0)
+		return -1;
+	if (rep.result < 0) {
+		errno = rep.error;
+		return -1;
+	}
+	int32_t sim_fd = (int32_t)rep.result;
+	/* The fd the program holds: /dev/null, which behaves like a file with no read or mmap. */
+	int fd = sys_open("/dev/null", O_RDWR | (flags & O_CLOEXEC));
+	if (fd < 0 || fd >= FD_LIMIT || sim_fd < 0 || sim_fd >= FD_LIMIT) {
+		int e = fd < 0 ? errno : EMFILE;
+		uint8_t c[HSMP_CLOSE_SIZE] = { 0 };
+		hsmp_put32(c, (uint32_t)sim_fd);
+		call(HSMP_OP_CLOSE, c, sizeof(c), &rep);
+		if (fd >= 0)
+			sys_close(fd);
+		errno = e;
+		return -1;
+	}
+	lock_all(&m);
+	fd_target[fd] = sim_fd;
+	hsm_refs[sim_fd]++;
+	atomic_store(&fd_kind[fd], FDK_HSM);
+	unlock_all(&m);
+	return fd;
+}
+
+/*
+ * `closing` is going away: if no other fd of the process refers to the eventfd object, the
+ * server may drop it (which releases its irqfd, §6.4). Lock held.
+ */
+static void maybe_release_eventfd(struct builder *b, int index, int closing)
+{
+	for (int fd = 0; fd < FD_LIMIT; fd++)
+		if (fd != closing && atomic_load(&fd_kind[fd]) == FDK_EVENTFD &&
+		    fd_target[fd] == index)
+			return;
+	/* Fds the shim never saw (dup'ed without it, inherited) still hold the object. */
+	DIR *d = opendir("/proc/self/fd");
+	if (d) {
+		struct dirent *e;
+		int dir_fd = dirfd(d);
+		while ((e = readdir(d))) {
+			int fd = atoi(e->d_name);
+			if (e->d_name[0] == '.' || fd == dir_fd || fd == closing ||
+			    fd == eventfds[index].private_fd)
+				continue;
+			if (is_eventfd(fd) && same_file(fd, eventfds[index].private_fd)) {
+				track_fd(fd, index);
+				closedir(d);
+				return;
+			}
+		}
+		closedir(d);
+	}
+	size_t f = begin_frame(b, HSM_SHIM_OP_EFD_RELEASE, 0);
+	put_u64(b, eventfds[index].id);
+	end_frame(b, f);
+	sys_close(eventfds[index].private_fd);
+	eventfds[index].used = 0;
+}
+
+/*
+ * The program no longer has `fd` (closed, or replaced by dup2): forget it. Returns the
+ * server fd to close when it was the last placeholder of one, else -1. Lock held.
+ */
+static int32_t forget_fd(struct builder *b, int fd)
+{
+	if (fd < 0 || fd >= FD_LIMIT)
+		return -1;
+	uint8_t kind = atomic_exchange(&fd_kind[fd], FDK_NONE);
+	if (kind == FDK_HSM) {
+		int32_t sim_fd = fd_target[fd];
+		if (--hsm_refs[sim_fd] == 0)
+			return sim_fd;
+	} else if (kind == FDK_EVENTFD) {
+		maybe_release_eventfd(b, fd_target[fd], fd);
+	}
+	return -1;
+}
+
+/* Close a server fd and wait: its release (§1.5) is done when close returns. */
+static void close_sim_fd(int32_t sim_fd)
+{
+	if (sim_fd < 0)
+		return;
+	uint8_t c[HSMP_CLOSE_SIZE] = { 0 };
+	hsmp_put32(c, (uint32_t)sim_fd);
+	struct reply rep;
+	call(HSMP_OP_CLOSE, c, sizeof(c), &rep);
+}
+
+/* After a dup of `oldfd` to `newfd`: `newfd` stands for the same thing. */
+static void after_dup(int oldfd, int newfd)
+{
+	if (newfd < 0 || oldfd < 0 || oldfd >= FD_LIMIT || newfd >= FD_LIMIT)
+		return;
+	struct masked m;
+	lock_all(&m);
+	uint8_t kind = atomic_load(&fd_kind[oldfd]);
+	if (kind == FDK_HSM) {
+		fd_target[newfd] = fd_target[oldfd];
+		hsm_refs[fd_target[oldfd]]++;
+		atomic_store(&fd_kind[newfd], FDK_HSM);
+	} else if (kind == FDK_EVENTFD) {
+		track_fd(newfd, fd_target[oldfd]);
+	}
+	unlock_all(&m);
+}
+
+/* The bookkeeping of a close (or a dup2 that replaces `fd`); then the real close, if any. */
+static int close_tracked(int fd, int really)
+{
+	struct masked m;
+	struct builder b = { 0 };
+	lock_all(&m);
+	int32_t sim_fd = forget_fd(&b, fd);
+	if (b.len && conn_state == CONN_UP)
+		send_locked(&b);
+	unlock_all(&m);
+	free_builder(&b);
+	int r = really ? real_close(fd) : 0;
+	int e = errno;
+	close_sim_fd(sim_fd);
+	errno = e;
+	return r;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* ioctl on a placeholder.                                                               */
+
+/* Bytes the kernel writes back for PM_GET_CPU_STATE by the command's type (§7.8). */
+static uint32_t pm_reply_size(uint64_t cmd)
+{
+	switch (cmd & 0xff) {
+	case ACRN_PMCMD_GET_PX_CNT:
+	case ACRN_PMCMD_GET_CX_CNT:
+		return 8;
+	case ACRN_PMCMD_GET_PX_DATA:
+		return sizeof(struct acrn_pstate_data);
+	case ACRN_PMCMD_GET_CX_DATA:
+		return sizeof(struct acrn_cstate_data);
+	default:
+		return 0;
+	}
+}
+
+static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
+{
+	const struct hsm_ioctl_info *info = hsm_ioctl_lookup(request);
+	uint16_t kind = HSMP_ARG_NONE;
+	uint64_t value = 0;
+	uint8_t bytes[512];
+	uint32_t nbytes = 0;
+	int pm = request == ACRN_IOCTL_PM_GET_CPU_STATE;
+
+	/* Unknown requests travel without their argument: the kernel never reads it (§1.6). */
+	if (info && info->kind == HSMP_ARG_VALUE) {
+		kind = HSMP_ARG_VALUE;
+		value = arg;
+	} else if (info && info->kind == HSMP_ARG_BUFFER) {
+		/* memdup_user: the bytes the kernel reads; PM reads the u64 cmd only. */
+		uint32_t size = pm ? 8 : info->buffer_size;
+		size_t got = mem_read(arg, bytes, size);
+		if (got > 0) {
+			kind = HSMP_ARG_BUFFER;
+			nbytes = (uint32_t)got; /* short: the simulation faults as the kernel does */
+			if (pm && got == size) {
+				memset(bytes + 8, 0, info->buffer_size - 8);
+				nbytes = info->buffer_size; /* room for the 48 bytes written back */
+			}
+		}
+	}
+
+	struct masked m;
+	struct builder b = { 0 };
+	lock_all(&m);
+	if (conn_state != CONN_UP) {
+		unlock_all(&m);
+		errno = EIO;
+		return -1;
+	}
+	int32_t sim_fd = fd_target[fd];
+	if (info && kind == HSMP_ARG_BUFFER && nbytes >= info->buffer_size) {
+		if (info->pointer == HSM_PTR_IOREQ_BUF) {
+			uint64_t a = hsmp_get64(bytes + offsetof(struct acrn_vm_creation, ioreq_buf));
+			declare_region(&b, HSM_SHIM_ROLE_IOREQ, PAGE_FLOOR(a), PAGE);
+		} else if (info->pointer == HSM_PTR_MEMSEG_RAM &&
+			   hsmp_get32(bytes + offsetof(struct acrn_vm_memmap, type)) ==
+				   ACRN_MEMMAP_RAM) {
+			uint64_t a = hsmp_get64(bytes + offsetof(struct acrn_vm_memmap, vma_base));
+			uint64_t pages = hsmp_get64(bytes + offsetof(struct acrn_vm_memmap, len)) >> 12;
+			if (pages && pages < (1ull << 40))
+				declare_region(&b, HSM_SHIM_ROLE_RAM, PAGE_FLOOR(a), pages * PAGE);
+		}
+		if (request == ACRN_IOCTL_IOEVENTFD || request == ACRN_IOCTL_IRQFD)
+			declare_fd(&b, (int32_t)hsmp_get32(bytes));
+	} else if (info && info->pointer == HSM_PTR_VALUE_PAGE) {
+		declare_region(&b, HSM_SHIM_ROLE_MONITOR, PAGE_FLOOR(value), PAGE);
+	}
+	emit_all_diffs(&b, 0);
+	uint32_t id = new_id();
+	uint8_t back[512];
+	struct waiter *w = add_waiter(id, back, sizeof(back));
+	if (!w) {
+		unlock_all(&m);
+		free_builder(&b);
+		errno = EAGAIN;
+		return -1;
+	}
+	size_t f = begin_frame(&b, HSMP_OP_IOCTL, id);
+	put_u32(&b, (uint32_t)sim_fd);
+	put_u32(&b, request);
+	uint8_t k[4] = { 0 };
+	hsmp_put16(k, kind);
+	put_bytes(&b, k, sizeof(k));
+	put_u32(&b, 0);
+	put_u64(&b, value);
+	put_bytes(&b, bytes, nbytes);
+	end_frame(&b, f);
+	struct reply rep;
+	int r = finish_call(&b, w, info && info->blocking, &rep, 1, &m);
+	free_builder(&b);
+	if (r < 0)
+		return -1;
+	if (rep.result < 0) {
+		errno = rep.error;
+		return -1;
+	}
+	/* copy_to_user of the read-back requests, on success only (§2.2 step 7, §7.8). */
+	if (info && info->read_back && kind == HSMP_ARG_BUFFER) {
+		uint32_t n = pm ? pm_reply_size(hsmp_get64(bytes)) : info->buffer_size;
+		if (n > rep.length)
+			n = rep.length;
+		if (n && mem_write(arg, back, n) < n) {
+			errno = EFAULT;
+			return -1;
+		}
+	}
+	return (int)rep.result;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Eventfds the shim tracks: the process's own reads and writes are passed on.            */
+
+static int tracked_eventfd_id(int fd, uint64_t *id)
+{
+	if (fd < 0 || fd >= FD_LIMIT || atomic_load(&fd_kind[fd]) != FDK_EVENTFD)
+		return 0;
+	struct masked m;
+	lock_all(&m);
+	int ok = atomic_load(&fd_kind[fd]) == FDK_EVENTFD && eventfds[fd_target[fd]].used;
+	if (ok)
+		*id = eventfds[fd_target[fd]].id;
+	unlock_all(&m);
+	return ok;
+}
+
+/* After a successful write of `value`: the server's eventfd gets it too, and its irqfd
+ * injects before write returns (§6.3: the wake-up runs in the writer's context). */
+static void forward_write(uint64_t id, uint64_t value)
+{
+	uint8_t p[HSM_SHIM_EFD_WRITE_SIZE];
+	hsmp_put64(p, id);
+	hsmp_put64(p + 8, value);
+	struct reply rep;
+	call(HSM_SHIM_OP_EFD_WRITE, p, sizeof(p), &rep);
+}
+
+static void forward_read(uint64_t id)
+{
+	uint8_t p[HSM_SHIM_EFD_ID_SIZE];
+	hsmp_put64(p, id);
+	notify(HSM_SHIM_OP_EFD_READ, p, sizeof(p));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The interposed functions.                                                             */
+
+static void child_after_fork(void)
+{
+	/* The child shares the parent's socket: it must not use it. Its HSM fds stay plain
+	 * /dev/null files (SHIM.md, "Limits"); opening the device again connects anew. */
+	pthread_mutex_init(&lock, NULL);
+	pthread_mutex_init(&wlock, NULL);
+	if (sock >= 0)
+		sys_close(sock);
+	sock = -1;
+	conn_state = CONN_NONE;
+	for (int fd = 0; fd < FD_LIMIT; fd++)
+		atomic_store(&fd_kind[fd], FDK_NONE);
+	memset(hsm_refs, 0, sizeof(hsm_refs));
+	for (int i = 0; i < MAX_EVENTFDS; i++) {
+		if (eventfds[i].used)
+			sys_close(eventfds[i].private_fd);
+		eventfds[i].used = 0;
+	}
+	for (uint32_t i = 0; i < region_count; i++)
+		free(regions[i].shadow);
+	region_count = 0;
+	memset(waiters, 0, sizeof(waiters));
+	wake_fd = -1;
+}
+
+__attribute__((constructor)) static void shim_init(void)
+{
+	resolve_all();
+	const char *dev = getenv("HSM_SHIM_DEVICE");
+	if (dev && *dev)
+		device_path = dev;
+	const char *s = getenv("HSM_SHIM_SOCKET");
+	if (s && *s)
+		socket_path = s;
+	pthread_atfork(NULL, NULL, child_after_fork);
+}
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
+}
+
+EXPORT int open(const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = mode_arg(flags, ap);
+	va_end(ap);
+	if (is_device(path))
+		return shim_open(flags);
+	RESOLVE(open);
+	return real_open(path, flags, mode);
+}
+
+EXPORT int open64(const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = mode_arg(flags, ap);
+	va_end(ap);
+	if (is_device(path))
+		return shim_open(flags);
+	RESOLVE(open64);
+	return real_open64(path, flags, mode);
+}
+
+EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = mode_arg(flags, ap);
+	va_end(ap);
+	if (is_absolute_device(path))
+		return shim_open(flags);
+	RESOLVE(openat);
+	return real_openat(dirfd, path, flags, mode);
+}
+
+EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = mode_arg(flags, ap);
+	va_end(ap);
+	if (is_absolute_device(path))
+		return shim_open(flags);
+	RESOLVE(openat64);
+	return real_openat64(dirfd, path, flags, mode);
+}
+
+/* The _FORTIFY_SOURCE entry points. */
+EXPORT int __open_2(const char *path, int flags)
+{
+	if (is_device(path))
+		return shim_open(flags);
+	RESOLVE(__open_2);
+	return real___open_2(path, flags);
+}
+
+EXPORT int __open64_2(const char *path, int flags)
+{
+	if (is_device(path))
+		return shim_open(flags);
+	RESOLVE(__open64_2);
+	return real___open64_2(path, flags);
+}
+
+EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+	if (is_absolute_device(path))
+		return shim_open(flags);
+	RESOLVE(__openat_2);
+	return real___openat_2(dirfd, path, flags);
+}
+
+EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+	if (is_absolute_device(path))
+		return shim_open(flags);
+	RESOLVE(__openat64_2);
+	return real___openat64_2(dirfd, path, flags);
+}
+
+EXPORT int ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	va_start(ap, request);
+	unsigned long arg = va_arg(ap, unsigned long);
+	va_end(ap);
+	if (is_hsm(fd)) /* the kernel sees the command as 32 bits */
+		return shim_ioctl(fd, (uint32_t)request, arg);
+	RESOLVE(ioctl);
+	return real_ioctl(fd, request, arg);
+}
+
+EXPORT int close(int fd)
+{
+	RESOLVE(close);
+	if (fd < 0 || fd >= FD_LIMIT || atomic_load(&fd_kind[fd]) == FDK_NONE)
+		return real_close(fd);
+	return close_tracked(fd, 1);
+}
+
+EXPORT int dup(int fd)
+{
+	RESOLVE(dup);
+	int r = real_dup(fd);
+	if (r >= 0 && fd >= 0 && fd < FD_LIMIT && atomic_load(&fd_kind[fd]) != FDK_NONE)
+		after_dup(fd, r);
+	return r;
+}
+
+static int dup_onto(int oldfd, int newfd, int r)
+{
+	if (r < 0 || oldfd == newfd)
+		return r;
+	int e = errno;
+	if (newfd < FD_LIMIT && atomic_load(&fd_kind[newfd]) != FDK_NONE)
+		close_tracked(newfd, 0);
+	if (oldfd >= 0 && oldfd < FD_LIMIT && atomic_load(&fd_kind[oldfd]) != FDK_NONE)
+		after_dup(oldfd, newfd);
+	errno = e;
+	return r;
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+	RESOLVE(dup2);
+	return dup_onto(oldfd, newfd, real_dup2(oldfd, newfd));
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+	RESOLVE(dup3);
+	return dup_onto(oldfd, newfd, real_dup3(oldfd, newfd, flags));
+}
+
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, va_list ap)
+{
+	/* Every fcntl argument is an int or a pointer; pass on what is there. */
+	void *arg = va_arg(ap, void *);
+	int r = real(fd, cmd, arg);
+	if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0 && fd >= 0 && fd < FD_LIMIT &&
+	    atomic_load(&fd_kind[fd]) != FDK_NONE)
+		after_dup(fd, r);
+	return r;
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	RESOLVE(fcntl);
+	va_list ap;
+	va_start(ap, cmd);
+	int r = fcntl_common(real_fcntl, fd, cmd, ap);
+	va_end(ap);
+	return r;
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	RESOLVE(fcntl64);
+	RESOLVE(fcntl);
+	va_list ap;
+	va_start(ap, cmd);
+	int r = fcntl_common(real_fcntl64 ? real_fcntl64 : real_fcntl, fd, cmd, ap);
+	va_end(ap);
+	return r;
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	RESOLVE(read);
+	ssize_t r = real_read(fd, buf, n);
+	uint64_t id;
+	if (r == 8 && tracked_eventfd_id(fd, &id)) {
+		int e = errno;
+		forward_read(id);
+		errno = e;
+	}
+	return r;
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	RESOLVE(write);
+	uint64_t id;
+	if (n != 8 || !tracked_eventfd_id(fd, &id))
+		return real_write(fd, buf, n);
+	uint64_t value;
+	memcpy(&value, buf, sizeof(value));
+	ssize_t r = real_write(fd, buf, n);
+	if (r == 8) {
+		int e = errno;
+		forward_write(id, value);
+		errno = e;
+	}
+	return r;
+}
+
+EXPORT int eventfd_read(int fd, eventfd_t *value)
+{
+	RESOLVE(eventfd_read);
+	int r = real_eventfd_read(fd, value);
+	uint64_t id;
+	if (r == 0 && tracked_eventfd_id(fd, &id)) {
+		int e = errno;
+		forward_read(id);
+		errno = e;
+	}
+	return r;
+}
+
+EXPORT int eventfd_write(int fd, eventfd_t value)
+{
+	RESOLVE(eventfd_write);
+	int r = real_eventfd_write(fd, value);
+	uint64_t id;
+	if (r == 0 && tracked_eventfd_id(fd, &id)) {
+		int e = errno;
+		forward_write(id, value);
+		errno = e;
+	}
+	return r;
+}

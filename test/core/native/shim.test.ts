@@ -1,0 +1,227 @@
+// libhsm-shim.so under a small C program of our own (compiled here), step by step against
+// a SimServer in this process: what crosses by fd (dup, F_DUPFD, close, fork, eventfds for
+// irqfd and ioeventfd) and a signal during ATTACH (helper/SHIM.md). The conformance suite
+// covers the ioctls themselves, through hsm-helper.
+
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { shimPath } from '../../../src/core/native/preflight.js'
+import { SimServer } from '../../../src/core/native/sim-server.js'
+import { createSimPlatform } from '../../../src/index.js'
+import { buildHelper, helperUnavailable } from './support.js'
+
+const PROBE = String.raw`
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/acrn.h>
+
+static struct acrn_io_request_buffer page __attribute__((aligned(4096)));
+static void step(const char *what) { printf("%s\n", what); fflush(stdout); char l[64]; if (!fgets(l, sizeof l, stdin)) exit(3); }
+static void say(const char *what, int r) { printf("%s %d %s\n", what, r, r < 0 ? strerrorname_np(errno) : "OK"); fflush(stdout); }
+static void on_usr1(int s) { (void)s; }
+
+int main(void) {
+  int fd = open("/dev/acrn_hsm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) { perror("open"); return 1; }
+  struct acrn_vm_creation c; memset(&c, 0, sizeof c);
+  c.ioreq_buf = (unsigned long)&page; c.cpu_affinity = 2;
+  say("create", ioctl(fd, ACRN_IOCTL_CREATE_VM, &c));
+  printf("vmid %u\n", c.vmid);
+  int fd2 = dup(fd), fd3 = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  close(fd);
+  say("start-through-dup", ioctl(fd2, ACRN_IOCTL_START_VM, 0));
+  say("closed-fd", ioctl(fd, ACRN_IOCTL_PAUSE_VM, 0));
+  say("through-fdupfd", ioctl(fd3, ACRN_IOCTL_CLEAR_VM_IOREQ, 0));
+
+  int efd = eventfd(0, 0);
+  struct acrn_irqfd irq; memset(&irq, 0, sizeof irq);
+  irq.fd = efd; irq.msi.msi_addr = 0xfee00000; irq.msi.msi_data = 0x41;
+  say("irqfd", ioctl(fd2, ACRN_IOCTL_IRQFD, &irq));
+  uint64_t one = 1;
+  say("write", (int)write(efd, &one, 8));
+  say("eventfd_write", eventfd_write(efd, 2));
+  struct acrn_ioeventfd kick; memset(&kick, 0, sizeof kick);
+  kick.fd = efd; kick.flags = ACRN_IOEVENTFD_FLAG_PIO; kick.addr = 0x10; kick.len = 1;
+  say("ioeventfd-on-irqfd", ioctl(fd2, ACRN_IOCTL_IOEVENTFD, &kick));
+  int counter = eventfd(0, EFD_NONBLOCK);
+  struct acrn_ioeventfd io; memset(&io, 0, sizeof io);
+  io.fd = counter; io.flags = ACRN_IOEVENTFD_FLAG_PIO; io.addr = 0x510; io.len = 2;
+  say("ioeventfd", ioctl(fd2, ACRN_IOCTL_IOEVENTFD, &io));
+  step("ready-for-kicks");
+  uint64_t n = 0;
+  say("count", (int)read(counter, &n, 8));
+  printf("counter %llu\n", (unsigned long long)n);
+  close(efd);
+  step("closed-irqfd-eventfd");
+
+  pid_t child = fork();
+  if (child == 0) {
+    int r = ioctl(fd2, ACRN_IOCTL_PAUSE_VM, 0);
+    printf("child %d %s\n", r, r < 0 ? strerrorname_np(errno) : "OK");
+    fflush(stdout);
+    _exit(0);
+  }
+  waitpid(child, NULL, 0);
+  say("parent-pause", ioctl(fd2, ACRN_IOCTL_PAUSE_VM, 0));
+
+  struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = on_usr1;
+  sigaction(SIGUSR1, &sa, NULL);
+  say("client", ioctl(fd2, ACRN_IOCTL_CREATE_IOREQ_CLIENT, 0));
+  printf("attach-wait\n"); fflush(stdout);
+  say("attach", ioctl(fd2, ACRN_IOCTL_ATTACH_IOREQ_CLIENT, 0));
+  say("destroy", ioctl(fd3, ACRN_IOCTL_DESTROY_VM, 0));
+  close(fd2);
+  close(fd3);
+  printf("done\n");
+  return 0;
+}
+`
+
+const dir = mkdtempSync(join(tmpdir(), 'hsmctl-shim-'))
+const probe = join(dir, 'probe')
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+class Probe {
+  out = ''
+  readonly exited: Promise<number | null>
+  constructor(readonly child: ChildProcessWithoutNullStreams) {
+    child.stdout.on('data', (d: Buffer) => (this.out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (this.out += d.toString()))
+    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)))
+  }
+  async waitFor(line: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const m = this.out.match(line)
+      if (m) return m
+      if (Date.now() > deadline) throw new Error(`no ${line}; output:\n${this.out}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+  go(): void {
+    this.child.stdin.write('go\n')
+  }
+}
+
+describe.skipIf(helperUnavailable)('libhsm-shim.so', () => {
+  beforeAll(() => {
+    buildHelper()
+    writeFileSync(join(dir, 'probe.c'), PROBE)
+    const cc = spawnSync('cc', ['-O2', '-Wall', '-o', probe, join(dir, 'probe.c')], {
+      encoding: 'utf8',
+    })
+    expect(cc.status, cc.stderr).toBe(0)
+  }, 120_000)
+
+  it('is transparent without HSM_SHIM_SOCKET, and says so when the server is not there', () => {
+    const cat = spawnSync('sh', ['-c', 'cat /dev/acrn_hsm; echo status $?'], {
+      env: { ...process.env, LD_PRELOAD: shimPath() },
+      encoding: 'utf8',
+    })
+    expect(cat.stderr).toMatch(/No such file or directory/)
+    expect(cat.stdout).toBe('status 1\n')
+    const absent = spawnSync(probe, [], {
+      env: { ...process.env, LD_PRELOAD: shimPath(), HSM_SHIM_SOCKET: join(dir, 'nobody.sock') },
+      encoding: 'utf8',
+    })
+    expect(absent.status).toBe(1)
+    expect(absent.stderr).toMatch(
+      /hsm-shim: cannot connect to .*nobody\.sock .*is `hsmctl sim serve --socket/,
+    )
+  })
+
+  it('carries dup, F_DUPFD, close, fork, eventfds and signals across', async () => {
+    const platform = createSimPlatform()
+    const server = await SimServer.listen(join(dir, 'p.sock'), { platform })
+    try {
+      const p = new Probe(
+        spawn(probe, [], {
+          env: { ...process.env, LD_PRELOAD: shimPath(), HSM_SHIM_SOCKET: server.path },
+        }),
+      )
+      const vmid = Number((await p.waitFor(/vmid (\d+)/))[1])
+      await p.waitFor(/ready-for-kicks/)
+      expect(p.out).toContain('create 0 OK')
+      // fds that share the open file share the VM (§1.4); the closed one is gone.
+      expect(p.out).toContain('start-through-dup 0 OK')
+      expect(p.out).toContain('closed-fd -1 EBADF')
+      expect(p.out).toContain('through-fdupfd 0 OK')
+      expect(server.sessions()).toEqual([
+        { pid: p.child.pid, program: 'probe', shim: true, vmids: [vmid] },
+      ])
+      // Each write to the irqfd's eventfd injected one MSI before write returned (§6.3).
+      expect(p.out).toMatch(/irqfd 0 OK\nwrite 8 OK\neventfd_write 0 OK/)
+      const msis = () => platform.inspect.msi(vmid).find((d) => d.vector === 0x41)?.count ?? 0
+      expect(msis()).toBe(2)
+      // ioeventfd signals reach the process's eventfd (§5.5)...
+      for (let i = 0; i < 3; i++)
+        await platform.guestAccess({
+          vmid,
+          vcpu: 0,
+          type: 'pio',
+          dir: 'write',
+          addr: 0x510,
+          size: 2,
+          value: i,
+        })
+      // ...and an ioeventfd on the irqfd's eventfd injects through it.
+      await platform.guestAccess({
+        vmid,
+        vcpu: 0,
+        type: 'pio',
+        dir: 'write',
+        addr: 0x10,
+        size: 1,
+        value: 0,
+      })
+      expect(msis()).toBe(3)
+      await server.sync()
+      p.go()
+      await p.waitFor(/closed-irqfd-eventfd/)
+      expect(p.out).toMatch(/count 8 OK\ncounter 3/)
+      // Its last fd closed: the irqfd is gone (§6.4); the ioeventfd still signals nobody.
+      await server.sync()
+      await platform.settle()
+      await platform.guestAccess({
+        vmid,
+        vcpu: 0,
+        type: 'pio',
+        dir: 'write',
+        addr: 0x10,
+        size: 1,
+        value: 0,
+      })
+      expect(msis()).toBe(3)
+      p.go()
+      // A forked child does not share the parent's connection: its copy is plain /dev/null.
+      await p.waitFor(/parent-pause/)
+      expect(p.out).toContain('child -1 ENOTTY')
+      expect(p.out).toContain('parent-pause 0 OK')
+      // A signal ends ATTACH's wait with 0, never EINTR (§4.7).
+      await p.waitFor(/attach-wait/)
+      for (let i = 0; i < 50 && !/attach /.test(p.out); i++) {
+        await new Promise((r) => setTimeout(r, 100))
+        p.child.kill('SIGUSR1')
+      }
+      await p.waitFor(/done/)
+      expect(p.out).toContain('attach 0 OK')
+      expect(p.out).toContain('destroy 0 OK')
+      expect(await p.exited).toBe(0)
+      expect(platform.inspect.vms()).toEqual([])
+    } finally {
+      await server.close()
+    }
+  }, 60_000)
+})

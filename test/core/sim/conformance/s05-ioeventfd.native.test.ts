@@ -1,0 +1,5 @@
+import { ioeventfdSuite } from './suite/s05-ioeventfd.js'
+import { nativeBackend, useNativeBackend } from './native-backend.js'
+
+useNativeBackend()
+ioeventfdSuite(nativeBackend)
