@@ -115,6 +115,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
     journal: new Journal(stateDir(env)),
     ...(platform.traceRequests ? {} : { trace }),
     stateDir: stateDir(env),
+    onVmDestroyed: (vmid) => trace.forgetVm(vmid),
   })
   const traffic = new GuestTraffic(manager)
   const daemon = await startDaemon({

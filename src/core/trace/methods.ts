@@ -64,7 +64,7 @@ export function filterRecords(bytes: Uint8Array, filter: TraceFilter): Uint8Arra
 export function traceMethods(hub: TraceHub, vms: () => TraceVm[]): Record<string, Handler> {
   // The statistics of a destroyed VM are dropped when a reader next asks, so that a VM
   // given its vmid later starts from zero. (A destroy and a create between two reads go
-  // unnoticed here; the VM manager calling hub.forgetVm at destroy time closes that gap.)
+  // unnoticed here; the daemon also calls hub.forgetVm when the VM manager destroys one.)
   let known = new Set<number>()
   const current = (): TraceVm[] => {
     const list = vms()

@@ -31,7 +31,8 @@ const HINTS: Readonly<Record<string, string>> = {
     'the device is not assigned to this VM at that virtual BDF; see `hsmctl ptdev list NAME`',
   'ASSIGN_MMIODEV:EINVAL':
     'MMIO devices are assigned only to a created VM, with 4 KiB-aligned resources inside a host MMIO device no other VM has (see `hsmctl host devices`)',
-  'DEASSIGN_MMIODEV:EINVAL': 'that MMIO device is not assigned to this VM; see `hsmctl vm show NAME`',
+  'DEASSIGN_MMIODEV:EINVAL':
+    'that MMIO device is not assigned to this VM; see `hsmctl vm show NAME`',
   'SET_PTDEV_INTR:EPERM':
     'the hypervisor remaps INTx only, of a device assigned to this VM, with pins in range; a host pin goes to one VM at a time',
   'RESET_PTDEV_INTR:EPERM': 'INTx only, of a device assigned to this VM',

@@ -215,6 +215,8 @@ export interface VmManagerOptions {
   /** Where the default clients publish what they handle; none when the platform traces. */
   trace?: TraceHub
   stateDir: string
+  /** Told when a VM is destroyed: its vmid may be reused (the trace forgets its rows). */
+  onVmDestroyed?: (vmid: number) => void
 }
 
 export class VmManager {
@@ -400,6 +402,7 @@ export class VmManager {
     await this.proc.close(vm.fd).catch(() => {})
     await vm.console.close()
     this.vms.delete(name)
+    this.opts.onVmDestroyed?.(vm.vmid)
     if (!options.keepJournal) this.opts.journal.remove(name)
     return { name, vmid: vm.vmid }
   }

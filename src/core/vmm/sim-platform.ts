@@ -16,7 +16,15 @@ import {
   SLOT_KERNEL_HANDLED,
   SLOT_TYPE,
 } from '../sim/hypervisor/io.js'
-import { CLIENT_DEFAULT, CLIENT_IOEVENTFD, CLIENT_KERNEL, pciAddr, TYPE_MMIO, TYPE_PCICFG, TYPE_PIO } from '../trace/record.js'
+import {
+  CLIENT_DEFAULT,
+  CLIENT_IOEVENTFD,
+  CLIENT_KERNEL,
+  pciAddr,
+  TYPE_MMIO,
+  TYPE_PCICFG,
+  TYPE_PIO,
+} from '../trace/record.js'
 import { MemType } from '../abi/constants.js'
 import type {
   GuestAccessRequest,
@@ -89,10 +97,13 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
           addr = slot.getBigUint64(base + REQ_ADDRESS, true)
           if (slot.getUint32(base + SLOT_KERNEL_HANDLED, true) !== 0) client = CLIENT_IOEVENTFD
           // 0xCF8, and 0xCFC..0xCFF while config access is off, stay PORTIO: HSM completed them (§4.6)
-          else if (type === TYPE_PIO && (addr === 0xcf8n || (addr >= 0xcfcn && addr <= 0xcffn))) client = CLIENT_KERNEL
+          else if (type === TYPE_PIO && (addr === 0xcf8n || (addr >= 0xcfcn && addr <= 0xcffn)))
+            client = CLIENT_KERNEL
         }
         const written =
-          type === TYPE_MMIO ? slot.getBigUint64(base + REQ_VALUE, true) : BigInt(slot.getUint32(base + REQ_VALUE, true))
+          type === TYPE_MMIO
+            ? slot.getBigUint64(base + REQ_VALUE, true)
+            : BigInt(slot.getUint32(base + REQ_VALUE, true))
         sink({
           vmid: vm.vmid,
           vcpu: vcpu.id,

@@ -40,7 +40,8 @@ export const helperUnavailable: string | undefined = findCompiler()
 
 if (helperUnavailable) {
   // CI installs a compiler (setup.sh); there a skip would hide a broken helper
-  if (process.env.HSMCTL_CI === '1') throw new Error(`hsm-helper tests cannot run: ${helperUnavailable}`)
+  if (process.env.HSMCTL_CI === '1')
+    throw new Error(`hsm-helper tests cannot run: ${helperUnavailable}`)
   console.warn(`skipping hsm-helper tests: ${helperUnavailable}`)
 }
 

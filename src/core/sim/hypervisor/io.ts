@@ -89,7 +89,13 @@ function maskValue(value: bigint | number, size: number): bigint | number {
  * hold what the client saw (type, possibly rewritten to PCICFG, kernel_handled, value).
  * For tracing; it must not change state, and it is called with no allocation.
  */
-export type CompletionObserver = (vm: HvVm, vcpu: HvVcpu, slot: DataView, base: number, value: bigint) => void
+export type CompletionObserver = (
+  vm: HvVm,
+  vcpu: HvVcpu,
+  slot: DataView,
+  base: number,
+  value: bigint,
+) => void
 
 export class IoreqEmulator {
   /** At most one: the daemon's trace (a read-only tap, not part of the model). */
