@@ -4,13 +4,21 @@ import type { Wire } from '../../core/daemon/protocol.js'
 
 interface MemsegMap {
   memsegs: Wire<MemsegInfo>[]
-  ptdevBars: { phys: number; virt: number }[]
+  ptdevBars: {
+    phys: number
+    virt: number
+    index: number
+    kind: string
+    gpa: string
+    hpa: string
+    size: string
+  }[]
   ioeventfds: Wire<IoeventfdInfo>[]
 }
 
 export default class MemsegList extends DaemonCommand {
   static override summary =
-    'Show a VM’s guest address map, like QEMU’s `info mtree`: RAM, MMIO, ioeventfd ranges.'
+    'Show a VM’s guest address map, like QEMU’s `info mtree`: RAM, MMIO, pass-through BARs, ioeventfds.'
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> demo',
@@ -22,13 +30,20 @@ export default class MemsegList extends DaemonCommand {
   async run(): Promise<MemsegMap> {
     const { args } = await this.parse(MemsegList)
     const map = await this.call<MemsegMap>('memseg.list', { name: args.name })
-    const { big, hex, size } = await import('../../ui/format.js')
+    const { bdf, big, hex, size } = await import('../../ui/format.js')
     const rows = [
       ...map.memsegs.map((m) => ({
         start: big(m.gpa),
         end: big(m.gpa) + big(m.size) - 1n,
         text: `${m.type === 'ram' ? 'ram ' : 'mmio'} (${size(m.size)}, ${['-', 'r', 'w', 'rw', 'x', 'rx', 'wx', 'rwx'][m.access]})${m.hpa !== undefined ? ` -> hpa ${hex(m.hpa)}` : ''}`,
       })),
+      ...map.ptdevBars
+        .filter((b) => b.kind !== 'io')
+        .map((b) => ({
+          start: big(b.gpa),
+          end: big(b.gpa) + big(b.size) - 1n,
+          text: `pass-through ${bdf(b.phys)} (guest ${bdf(b.virt)}) BAR${b.index} (${size(b.size)}) -> hpa ${hex(b.hpa)}`,
+        })),
       ...map.ioeventfds
         .filter((e) => !e.pio)
         .map((e) => ({
@@ -44,6 +59,11 @@ export default class MemsegList extends DaemonCommand {
     if (rows.length === 0) lines.push('  (nothing mapped)')
     lines.push(`address-space: ${args.name} I/O`)
     lines.push(`  ${'0x3f8'.padStart(18)}-${'0x3ff'.padEnd(18)} uart 16550 (hsmd)`)
+    for (const b of map.ptdevBars.filter((x) => x.kind === 'io')) {
+      lines.push(
+        `  ${hex(b.gpa).padStart(18)}-${hex(big(b.gpa) + big(b.size) - 1n).padEnd(18)} pass-through ${bdf(b.phys)} BAR${b.index}`,
+      )
+    }
     for (const e of io)
       lines.push(
         `  ${hex(e.addr).padStart(18)}-${hex(big(e.addr) + BigInt(e.len) - 1n).padEnd(18)} ioeventfd #${e.id}`,

@@ -506,11 +506,37 @@ export class VmManager {
     return removed!
   }
 
-  memsegList(name: string) {
+  /**
+   * The guest address map: segments, pass-through BARs and ioeventfd ranges. A BAR sits
+   * at the address ASSIGN_PCIDEV passed in `bar[]` (the host's) until the guest moves it.
+   */
+  async memsegList(name: string) {
     const vm = this.vm(name)
+    const ptdevBars: {
+      phys: number
+      virt: number
+      index: number
+      kind: string
+      gpa: bigint
+      hpa: bigint
+      size: bigint
+    }[] = []
+    for (const p of vm.ptdevs) {
+      for (const b of (await this.hostDevice(p.phys))?.bars ?? []) {
+        ptdevBars.push({
+          phys: p.phys,
+          virt: p.virt,
+          index: b.index,
+          kind: b.kind,
+          gpa: b.base,
+          hpa: b.base,
+          size: b.size,
+        })
+      }
+    }
     return {
       memsegs: vm.memsegs,
-      ptdevBars: vm.ptdevs.map((p) => ({ phys: p.phys, virt: p.virt })),
+      ptdevBars,
       ioeventfds: vm.ioeventfds.map(({ efd: _efd, ...e }) => e),
     }
   }
@@ -1063,7 +1089,9 @@ export class VmManager {
       flags: vm.flags,
       memory: vm.memsegs.map(({ vma: _vma, ...m }) => m),
       regs: vm.regs,
-      ptdevs: vm.ptdevs.map(({ intr: _intr, ...p }) => p),
+      ptdevs: vm.ptdevs.map((p) => ({ ...p })),
+      mmiodevs: vm.mmiodevs.map((m) => ({ devName: m.devName, res: m.res.map((x) => ({ ...x })) })),
+      vdevs: vm.vdevs.map((v) => ({ ...v })),
       ioeventfds: vm.ioeventfds.map(({ addr, len, pio, datamatch }) => ({
         addr,
         len,
@@ -1095,7 +1123,21 @@ export class VmManager {
       for (const [i, seg] of spec.memory.entries())
         await this.memsegSet(spec.name, seg, payloads[i])
       for (const regs of spec.regs) await this.setRegs(spec.name, regs)
-      for (const ptdev of spec.ptdevs) await this.ptdevAssign(spec.name, ptdev)
+      for (const { intr, ...ptdev } of spec.ptdevs) {
+        await this.ptdevAssign(spec.name, ptdev)
+        if (intr) {
+          await this.ptdevIntr(spec.name, true, {
+            type: intr.type,
+            phys: ptdev.phys,
+            virt: ptdev.virt,
+            virtPin: intr.virtPin,
+            physPin: intr.physPin,
+            picPin: intr.picPin,
+          })
+        }
+      }
+      for (const m of spec.mmiodevs) await this.mmiodev(spec.name, true, m)
+      for (const v of spec.vdevs) await this.vdev(spec.name, true, v)
       for (const e of spec.ioeventfds) await this.ioeventfdAdd(spec.name, e)
       for (const q of spec.irqfds) await this.irqfdAdd(spec.name, q)
       if (spec.state === 'running' || spec.state === 'paused') await this.start(spec.name)

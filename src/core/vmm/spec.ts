@@ -39,6 +39,22 @@ export interface PtdevSpec {
   phys: number
   virt: number
   quirk: boolean
+  /** INTx/MSI routing set with SET_PTDEV_INTR (§7.4). */
+  intr?: { type: 'intx' | 'msi' | 'msix'; virtPin: number; physPin: number; picPin: boolean }
+}
+
+export interface MmiodevSpec {
+  devName: string
+  res: { gpa: bigint; hpa: bigint; size: bigint; memType: bigint }[]
+}
+
+export interface VdevSpec {
+  vendor: number
+  device: number
+  legacyId: number
+  slot: bigint
+  ioAddr: number[]
+  ioSize: number[]
 }
 
 export interface IoeventfdSpec {
@@ -61,6 +77,8 @@ export interface VmSpec {
   memory: MemsegSpec[]
   regs: RegsSpec[]
   ptdevs: PtdevSpec[]
+  mmiodevs: MmiodevSpec[]
+  vdevs: VdevSpec[]
   ioeventfds: IoeventfdSpec[]
   irqfds: IrqfdSpec[]
   state: VmRunState
@@ -134,6 +152,8 @@ const SPEC_KEYS = [
   'memory',
   'regs',
   'ptdevs',
+  'mmiodevs',
+  'vdevs',
   'ioeventfds',
   'irqfds',
   'state',
@@ -154,6 +174,8 @@ export function specFromObject(doc: unknown, source = 'spec'): VmSpec {
     memory: [],
     regs: [],
     ptdevs: [],
+    mmiodevs: [],
+    vdevs: [],
     ioeventfds: [],
     irqfds: [],
     state: 'running',
@@ -214,13 +236,82 @@ export function specFromObject(doc: unknown, source = 'spec'): VmSpec {
   }
   for (const [i, d] of r.list(o.ptdevs, 'ptdevs').entries()) {
     const p = `ptdevs[${i}]`
-    const dev = r.object(d, p, ['phys', 'virt', 'quirk'])
+    const dev = r.object(d, p, ['phys', 'virt', 'quirk', 'intr'])
     const phys = r.scalar(dev.phys, `${p}.phys`, (t) => parsePackedBdf(t))
-    spec.ptdevs.push({
+    const ptdev: PtdevSpec = {
       phys,
       virt:
         dev.virt === undefined ? phys : r.scalar(dev.virt, `${p}.virt`, (t) => parsePackedBdf(t)),
       quirk: r.bool(dev.quirk, `${p}.quirk`),
+    }
+    if (dev.intr !== undefined) {
+      const q = r.object(dev.intr, `${p}.intr`, ['type', 'virtPin', 'physPin', 'pic'])
+      const type = q.type ?? 'intx'
+      if (type !== 'intx' && type !== 'msi' && type !== 'msix') {
+        r.fail(`${p}.intr.type`, `'${String(type)}' is not intx, msi or msix`)
+      }
+      const pin = (v: unknown, at: string) =>
+        Number(r.scalar(v ?? 0, at, (t) => parseInteger(t, { max: 255n })))
+      ptdev.intr = {
+        type,
+        virtPin: pin(q.virtPin, `${p}.intr.virtPin`),
+        physPin: pin(q.physPin, `${p}.intr.physPin`),
+        picPin: r.bool(q.pic, `${p}.intr.pic`),
+      }
+    }
+    spec.ptdevs.push(ptdev)
+  }
+  for (const [i, d] of r.list(o.mmiodevs, 'mmiodevs').entries()) {
+    const p = `mmiodevs[${i}]`
+    const dev = r.object(d, p, ['name', 'res'])
+    if (
+      typeof dev.name !== 'string' ||
+      dev.name === '' ||
+      new TextEncoder().encode(dev.name).byteLength > 8
+    ) {
+      r.fail(`${p}.name`, 'expected a device name of 1 to 8 bytes')
+    }
+    const res = r.list(dev.res, `${p}.res`)
+    if (res.length < 1 || res.length > 3) r.fail(`${p}.res`, 'an MMIO device has 1 to 3 resources')
+    spec.mmiodevs.push({
+      devName: dev.name,
+      res: res.map((x, j) => {
+        const q = r.object(x, `${p}.res[${j}]`, ['gpa', 'hpa', 'size', 'memType'])
+        return {
+          gpa: r.scalar(q.gpa, `${p}.res[${j}].gpa`, (t) => parseInteger(t, { align: 4096n })),
+          hpa: r.scalar(q.hpa, `${p}.res[${j}].hpa`, (t) => parseInteger(t, { align: 4096n })),
+          size: r.scalar(q.size, `${p}.res[${j}].size`, (t) =>
+            parseSize(t, { min: 4096n, align: 4096n }),
+          ),
+          memType:
+            q.memType === undefined
+              ? 0n
+              : r.scalar(q.memType, `${p}.res[${j}].memType`, (t) => parseInteger(t)),
+        }
+      }),
+    })
+  }
+  for (const [i, d] of r.list(o.vdevs, 'vdevs').entries()) {
+    const p = `vdevs[${i}]`
+    const dev = r.object(d, p, ['vendor', 'device', 'legacyId', 'slot', 'io'])
+    const num = (v: unknown, at: string, max: bigint) =>
+      Number(r.scalar(v ?? 0, at, (t) => parseInteger(t, { max })))
+    const io = r.list(dev.io, `${p}.io`)
+    if (io.length > 6) r.fail(`${p}.io`, 'at most 6 I/O resources')
+    const ranges = io.map((x, j) => {
+      const q = r.object(x, `${p}.io[${j}]`, ['addr', 'size'])
+      return {
+        addr: num(q.addr, `${p}.io[${j}].addr`, 0xffff_ffffn),
+        size: num(q.size, `${p}.io[${j}].size`, 0xffff_ffffn),
+      }
+    })
+    spec.vdevs.push({
+      vendor: num(dev.vendor, `${p}.vendor`, 0xffffn),
+      device: num(dev.device, `${p}.device`, 0xffffn),
+      legacyId: num(dev.legacyId, `${p}.legacyId`, 0xffff_ffffn),
+      slot: dev.slot === undefined ? 0n : r.scalar(dev.slot, `${p}.slot`, (t) => parseInteger(t)),
+      ioAddr: ranges.map((x) => x.addr),
+      ioSize: ranges.map((x) => x.size),
     })
   }
   for (const [i, e] of r.list(o.ioeventfds, 'ioeventfds').entries()) {
@@ -298,6 +389,42 @@ export function specToObject(spec: VmSpec): Record<string, unknown> {
       phys: formatBdf(d.phys),
       virt: formatBdf(d.virt),
       ...(d.quirk ? { quirk: true } : {}),
+      ...(d.intr
+        ? {
+            intr: {
+              type: d.intr.type,
+              virtPin: d.intr.virtPin,
+              physPin: d.intr.physPin,
+              ...(d.intr.picPin ? { pic: true } : {}),
+            },
+          }
+        : {}),
+    }))
+  }
+  if (spec.mmiodevs.length) {
+    out.mmiodevs = spec.mmiodevs.map((m) => ({
+      name: m.devName,
+      res: m.res.map((x) => ({
+        gpa: formatHex(x.gpa),
+        hpa: formatHex(x.hpa),
+        size: formatSize(x.size),
+        ...(x.memType !== 0n ? { memType: formatHex(x.memType) } : {}),
+      })),
+    }))
+  }
+  if (spec.vdevs.length) {
+    out.vdevs = spec.vdevs.map((v) => ({
+      ...(v.vendor || v.device ? { vendor: formatHex(v.vendor), device: formatHex(v.device) } : {}),
+      ...(v.legacyId ? { legacyId: v.legacyId } : {}),
+      ...(v.slot !== 0n ? { slot: formatHex(v.slot) } : {}),
+      ...(v.ioAddr.length
+        ? {
+            io: v.ioAddr.map((addr, j) => ({
+              addr: formatHex(addr),
+              size: formatHex(v.ioSize[j] ?? 0),
+            })),
+          }
+        : {}),
     }))
   }
   if (spec.ioeventfds.length) {
