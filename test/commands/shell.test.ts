@@ -256,6 +256,45 @@ describe.skipIf(!haveTmux)('the interactive shell in a terminal', { timeout: LON
     expect(vmNames()).not.toContain('c1')
   })
 
+  it('ioreq tail prints request lines above the prompt while the user types', async () => {
+    for (const args of [
+      ['vm', 'create', 'tl', '--memory', '1M'],
+      ['vm', 'start', 'tl'],
+    ])
+      expect(run(...args).code).toBe(0)
+    const s = open('shell')
+    await s.waitFor(PROMPT, WAIT)
+    enter(s, 'ioreq tail tl --type pio')
+    await s.waitFor(PROMPT, WAIT) // the tail runs in the background: the prompt is back
+    s.type('abi CREATE') // a half-typed line
+    // the guest reads the CMOS clock: the lines appear while the line is being typed
+    const workload = [
+      'guest',
+      'run',
+      'tl',
+      '--workload',
+      'rtc',
+      '--count',
+      '6',
+      '--rate',
+      '0',
+      '--wait',
+    ]
+    expect(run(...workload).code).toBe(0)
+    const screen = await s.waitFor(/^\s*[\d.]+ tl\s+vcpu0\s+PIO\s+IN\s+0x71\s/m, WAIT)
+    expect(screen).toMatch(/^\s*[\d.]+ tl\s+vcpu0\s+PIO\s+OUT\s+0x70\s+1B\s+0xa\s/m)
+    // the half-typed line is still there, below the output, and completes normally
+    expect(screen.trimEnd().split('\n').at(-1)).toMatch(/> abi CREATE$/)
+    s.type('_VM')
+    s.keys('Enter')
+    await s.waitFor(/0xc030a210/, WAIT)
+    // Ctrl-C at the prompt stops the background tail; the shell lives on
+    s.keys('C-c')
+    await s.waitFor(PROMPT, WAIT)
+    enter(s, 'exit')
+    expect(await s.waitFor(/\[exit \d+\]/, WAIT)).toMatch(/\[exit 0\]/)
+  })
+
   it('Ctrl-C stops `vm console --follow` and returns to the prompt; the shell lives on', async () => {
     for (const args of [
       ['vm', 'create', 'con', '--memory', '1M'],

@@ -314,8 +314,51 @@ function background(args: string[]) {
       const code = await exited
       return { code, stdout, stderr }
     },
+    finished: async () => ({ code: await exited, stdout, stderr }),
   }
 }
+
+describe('ioreq tail', { timeout: LONG }, () => {
+  it('prints one line per request, filtered, and stops after --count', async () => {
+    expect(s.run('vm', 'create', 'tailvm', '--memory', '1M').code).toBe(0)
+    expect(s.run('vm', 'start', 'tailvm').code).toBe(0)
+    const tail = background([
+      'ioreq',
+      'tail',
+      'tailvm',
+      '--type',
+      'pio',
+      '--dir',
+      'read',
+      '--count',
+      '3',
+    ])
+    await tail.started(/following I\/O requests \(3\)/)
+    // rtc: index writes to 0x70, data reads from 0x71; only the reads pass the filter
+    const workload = [
+      'guest',
+      'run',
+      'tailvm',
+      '--workload',
+      'rtc',
+      '--count',
+      '20',
+      '--rate',
+      '0',
+      '--wait',
+    ]
+    expect(s.run(...workload).code).toBe(0)
+    const done = await tail.finished()
+    expect(done.code, done.stderr).toBe(0)
+    const lines = done.stdout.trim().split('\n')
+    expect(lines).toHaveLength(3)
+    for (const line of lines) {
+      expect(line).toMatch(
+        /^\s*[\d.]+ tailvm\s+vcpu0\s+PIO\s+IN\s+0x71\s+1B\s+0x[0-9a-f]+\s+default\s+\S+$/,
+      )
+    }
+  })
+})
 
 describe('ioreq record, report, replay', { timeout: LONG }, () => {
   const all = join(files, 'all.hsmtrace')

@@ -106,6 +106,10 @@ stops them.`
       return { printed: 0, dropped: 0, background: true }
     }
     const json = this.jsonEnabled()
+    // on stderr, so scripts know the tail is in place before they make traffic
+    process.stderr.write(
+      `following I/O requests${flags.count ? ` (${flags.count})` : ''}; Ctrl-C stops\n`,
+    )
     return follow({
       client,
       cursor: first.cursor,
