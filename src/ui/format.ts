@@ -1,6 +1,7 @@
 // Small renderers for values hsmctl prints. Values from the daemon carry 64-bit numbers
 // as hex strings (Wire<T>), so these take bigint, number or such a string.
 import { formatBdf } from '../core/parse/bdf.js'
+import { formatHex } from '../core/parse/number.js'
 import { formatSize } from '../core/parse/size.js'
 
 export type Num = bigint | number | string
@@ -8,7 +9,7 @@ export type Num = bigint | number | string
 export const big = (v: Num): bigint => BigInt(v)
 
 export const hex = (v: Num | null | undefined) =>
-  v === null || v === undefined ? '-' : `0x${BigInt(v).toString(16)}`
+  v === null || v === undefined ? '-' : formatHex(BigInt(v))
 export const size = (v: Num) => (BigInt(v) === 0n ? '0' : formatSize(BigInt(v)))
 export const bdf = (v: number) => formatBdf(v)
 

@@ -1,4 +1,6 @@
-/** JSON with bigint as hex strings (ARCHITECTURE.md: 64-bit values travel as hex). */
+import { stringify } from '../core/daemon/protocol.js'
+
+/** JSON with bigint as hex strings, indented for people (the wire form is compact). */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)
+  return stringify(value, 2)
 }

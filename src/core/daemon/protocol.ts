@@ -55,9 +55,14 @@ export interface ErrorData {
   flag?: string
 }
 
+/** JSON.stringify replacer: bigint as `0x…` strings (64-bit values travel as hex). */
+export function hexReplacer(_key: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? `0x${v.toString(16)}` : v
+}
+
 /** JSON text with bigint as `0x…` strings. */
-export function stringify(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))
+export function stringify(value: unknown, indent?: number): string {
+  return JSON.stringify(value, hexReplacer, indent)
 }
 
 export function errorToRpc(error: unknown): RpcErrorObject {
