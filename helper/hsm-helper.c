@@ -32,6 +32,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/acrn.h>
@@ -242,11 +244,37 @@ static atomic_int blocking_in_flight;
  * would from a single-threaded caller (PROTOCOL.md, "Ordering").
  */
 static sem_t blocking_entered;
+/* The thread id of the blocking call that posted `blocking_entered` last. */
+static _Atomic pid_t blocking_tid;
+
+/*
+ * Whether a thread is asleep (or gone): a blocking call asleep in the kernel (or, under
+ * the test shim, in its socket read after sending the request) has been ordered before
+ * anything the main thread does next. /proc shows it; a thread that already returned
+ * and exited has no entry left.
+ */
+static int task_asleep(pid_t tid)
+{
+	char path[64], stat[512];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	ssize_t n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	stat[n] = 0;
+	/* "tid (comm) S ...": the state follows the last ')' (comm may hold one) */
+	char *end = strrchr(stat, ')');
+	return !end || end[1] != ' ' || end[2] == 'S' || end[2] == 'D' || end[2] == 'Z' || end[2] == 'X';
+}
 
 static void *blocking_main(void *arg)
 {
 	struct blocking_call call = *(struct blocking_call *)arg;
 	free(arg);
+	atomic_store(&blocking_tid, (pid_t)syscall(SYS_gettid));
 	sem_post(&blocking_entered);
 
 	switch (call.op) {
@@ -308,8 +336,17 @@ static void start_blocking(uint32_t id, uint16_t op, int fd, uint32_t request)
 		if (!error) {
 			while (sem_wait(&blocking_entered) < 0 && errno == EINTR)
 				;
-			/* Waking us may have preempted it: let it get into the kernel first. */
-			sched_yield();
+			/*
+			 * Let it get into the kernel first: wait until it sleeps there (or is done),
+			 * bounded at about 100 ms so a thread that never sleeps cannot stall us.
+			 */
+			pid_t tid = atomic_load(&blocking_tid);
+			for (int spin = 0; spin < 1100 && !task_asleep(tid); spin++) {
+				if (spin < 100)
+					sched_yield();
+				else
+					nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
+			}
 			return;
 		}
 	}
