@@ -7,9 +7,13 @@
 // syscall at all (the read op copies 8 bytes of its own memory): the frame protocol alone.
 // Every shimmed ioctl is one synchronous round trip between the helper and this process's
 // event loop, so the figure is bound by that latency (see helper/SHIM.md, "Cost").
+// `shim-load` (helper/shim-load.c) is the ceiling of the shim path without the helper: a C
+// program issuing the same ioctl under the shim from 1 thread and from 16 at once, with the
+// context switches it takes per call.
 //
 //   npm run build && npm run bench -- native        (BENCH_CALLS=20000 to change the count)
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { URL } from 'node:url'
@@ -22,7 +26,7 @@ const dist = new URL('../../dist/', import.meta.url)
 const load = (path) => import(new URL(path, dist).href)
 
 export async function run() {
-  const [{ createSimPlatform }, { SimServer }, { NativeProcess }, { shimPath }, { Ioctl }] =
+  const [{ createSimPlatform }, { SimServer }, { NativeProcess }, preflight, { Ioctl }] =
     await Promise.all([
       load('core/sim/index.js'),
       load('core/native/sim-server.js'),
@@ -36,7 +40,7 @@ export async function run() {
   const server = await SimServer.listen(join(dir, 'sim.sock'), { platform })
   const native = await NativeProcess.start({
     checkDevice: false,
-    env: { LD_PRELOAD: shimPath(), HSM_SHIM_SOCKET: server.path },
+    env: { LD_PRELOAD: preflight.shimPath(), HSM_SHIM_SOCKET: server.path },
   })
   const alone = await NativeProcess.start({ device: '/dev/null', checkDevice: false })
   const scratch = await alone.mmap(4096)
@@ -90,6 +94,26 @@ export async function run() {
         `${label.padEnd(16)} pipelined ${fmt(r.piped, 0).padStart(9)}/s   one at a time ${fmt(r.oneAtATime, 0).padStart(9)}/s${ratio}`,
       )
     }
+    // The shim alone, from C, against the same server (it runs in this process, so the
+    // program must be waited for asynchronously).
+    const load = preflight.shimLoadPath()
+    if (existsSync(load)) {
+      for (const threads of [1, 16]) {
+        const per = Math.max(1, Math.round(calls / threads))
+        const line = await runShimLoad(load, threads, per, {
+          LD_PRELOAD: preflight.shimPath(),
+          HSM_SHIM_SOCKET: server.path,
+        })
+        const m = /per_second (\d+) switches_per_call ([\d.]+)/.exec(line)
+        if (!m) throw new Error(`shim-load printed: ${line}`)
+        const label = `shim-load ×${threads}`
+        console.log(
+          `${label.padEnd(16)} ${threads === 1 ? 'one at a time' : 'concurrent   '} ${fmt(Number(m[1]), 0).padStart(9)}/s   ${m[2]} context switches per call in the program`,
+        )
+      }
+    } else {
+      console.log(`shim-load not built (${load}): make -C helper`)
+    }
     const shim = results['helper + shim'].piped
     console.log(
       `target >= 100,000/s pipelined through helper + shim: ${shim >= 100_000 ? 'met' : 'NOT met'} (${fmt(shim, 0)}/s)`,
@@ -97,10 +121,30 @@ export async function run() {
     console.log(
       '* helper read: a frame to hsm-helper and back, no syscall, no shim: the protocol alone',
     )
+    console.log(
+      'shim-load: a C program under the shim, no helper: the shim path alone, from 1 and 16 threads',
+    )
   } finally {
     await native.exit()
     await alone.exit()
     await server.close()
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+function runShimLoad(path, threads, perThread, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(path, [String(threads), String(perThread)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('error', reject)
+    child.on('close', (code) =>
+      code === 0 ? resolve(out.trim()) : reject(new Error(`shim-load exited ${code}: ${err}`)),
+    )
+  })
 }

@@ -43,6 +43,11 @@ export function vmSamplePath(): string {
   return join(HELPER_DIR, 'build', 'vm-sample')
 }
 
+/** The shim's load generator (helper/shim-load.c), used by `npm run bench -- native`. */
+export function shimLoadPath(): string {
+  return join(HELPER_DIR, 'build', 'shim-load')
+}
+
 /** What preflight reads from the system; tests replace any part of it. */
 export interface PreflightSystem {
   stat(path: string): Promise<{

@@ -7,8 +7,8 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { shimPath } from '../../../src/core/native/preflight.js'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { shimLoadPath, shimPath } from '../../../src/core/native/preflight.js'
 import { SimServer } from '../../../src/core/native/sim-server.js'
 import { createSimPlatform } from '../../../src/index.js'
 import { buildHelper, helperUnavailable } from './support.js'
@@ -220,6 +220,35 @@ describe.skipIf(helperUnavailable)('libhsm-shim.so', () => {
       expect(p.out).toContain('destroy 0 OK')
       expect(await p.exited).toBe(0)
       expect(platform.inspect.vms()).toEqual([])
+    } finally {
+      await server.close()
+    }
+  }, 60_000)
+})
+
+// helper/shim-load.c, the bench's load generator: many threads, one connection. Every one
+// of the calls must reach the simulation and come back (the waiter table matches replies
+// to threads by id), and the VM must go with the fd.
+describe.skipIf(helperUnavailable)('shim-load (many threads through one connection)', () => {
+  beforeAll(() => buildHelper())
+
+  it('16 threads × 200 NOTIFYs all succeed, and closing the fd releases the VM', async () => {
+    const platform = createSimPlatform()
+    const server = await SimServer.listen(join(dir, 'load.sock'), { platform })
+    try {
+      const child = spawn(shimLoadPath(), ['16', '200'], {
+        env: { ...process.env, LD_PRELOAD: shimPath(), HSM_SHIM_SOCKET: server.path },
+      })
+      let out = ''
+      let err = ''
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+      expect(err).toBe('')
+      expect(code).toBe(0)
+      expect(out).toMatch(/^calls 3200 seconds [\d.]+ per_second \d+ switches_per_call [\d.]+\n$/)
+      // the program has exited; its connection's end reaches the server when it reaches it
+      await vi.waitFor(() => expect(platform.inspect.vms()).toEqual([]), { timeout: 10_000 })
     } finally {
       await server.close()
     }
