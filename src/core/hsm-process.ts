@@ -7,6 +7,9 @@
  * - Uint8Array: the user memory at the pointer; read-back ioctls (CREATE_VM,
  *   PM_GET_CPU_STATE) update it in place;
  * - bigint: ioctls that take a value in place of the pointer (SET_IRQLINE, VM_INTR_MONITOR);
+ *   for a struct ioctl, the address of the struct in this process's memory (from `mmap`),
+ *   which the call reads and writes there, exactly as the kernel does with a user pointer
+ *   (so a bad address is EFAULT, not a crash);
  * - undefined: ioctls whose argument is ignored.
  */
 export type IoctlArg = Uint8Array | bigint | undefined
