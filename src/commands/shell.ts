@@ -8,15 +8,19 @@ export default class Shell extends HsmCommand {
     'An interactive shell for hsmctl commands (history, Tab completion), or run a script of them.'
 
   static override description = `On a terminal, reads commands as you would type them after "hsmctl" (vm list, help vm),
-with history kept across runs (in the state directory) and Tab completion of commands, flags
-and live values: VM names, vmids, host BDFs, eventfd ids. The prompt shows the backend and
-the number of VMs. Several commands go on one line separated by ";", "#" starts a comment,
-and '...' or "..." quote. Ctrl-C stops the running command, never the shell; Ctrl-D, exit or
-quit leaves. "hsmctl" with no arguments on a terminal starts the shell.
+with history kept across runs (in the state directory, one per backend) and Tab completion
+of commands, flags and live values: VM names, vmids, host BDFs, eventfd ids. The prompt
+shows the backend and the number of VMs. Several commands go on one line separated by ";",
+"#" starts a comment, and '...' or "..." quote; a quote left open at the end of a line goes
+on at the "> " prompt. Ctrl-C stops the running command, never the shell; Ctrl-D, exit or
+quit leaves with the last command's exit code (exit N: with N). "hsmctl" with no arguments
+on a terminal starts the shell.
 
 With -f FILE, or with commands on stdin, runs them the same way without a prompt, and stops
 at the first failure with its exit code (--keep-going runs them all and exits with the last
-failure's code). The commands print and exit exactly as they do on the command line.`
+failure's code; exit without N there does the same). A quote may span lines; one still open
+at the end is a usage error naming its line. The commands print and exit exactly as they do
+on the command line; "daemon run" is refused (use "daemon start").`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',

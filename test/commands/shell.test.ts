@@ -4,7 +4,7 @@
 // a confirmation prompt inside the shell, Ctrl-C during a command.
 
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -133,6 +133,26 @@ describe('scripts', { timeout: LONG }, () => {
     expect(s.stderr).toMatch(/^Error: line 2: unterminated quote$/m)
   })
 
+  it('a quote may span lines; one left open at the end names the line it opened on (2)', () => {
+    // the quoted newline is part of the name: the command runs, and finds no such VM
+    const spanning = shell([], `vm show 'no\npe'\n`)
+    expect(spanning.code).toBe(3)
+    expect(spanning.stderr).toMatch(/no VM named 'no\s+pe'/)
+    const open = shell([], 'abi CREATE_VM\nvm show "x\nvm list\nvm list\n')
+    expect(open.code).toBe(2)
+    expect(open.stderr).toMatch(/^Error: line 2: unterminated quote$/m)
+    expect(open.stdout).toMatch(/0xc030a210/) // the line before it ran
+    expect(open.stdout).not.toMatch(/NAME/) // the lines after it did not
+  })
+
+  it('`daemon run` is refused (2), pointing at `daemon start`', () => {
+    const s = shell([], 'daemon run\nabi CREATE_VM\n')
+    expect(s.code).toBe(2)
+    expect(s.stderr).toMatch(/^Error: daemon run is not for the shell/m)
+    expect(s.stderr).toMatch(/^Hint: use `daemon start`/m)
+    expect(s.stdout).toBe('')
+  })
+
   it('a missing script file is not found (3)', () => {
     const s = shell(['-f', join(dir, 'missing.hsm')])
     expect(s.code).toBe(3)
@@ -234,6 +254,48 @@ describe.skipIf(!haveTmux)('the interactive shell in a terminal', { timeout: LON
     await s2.waitFor(/> abi acrn_vm_creation # from the first run$/m, WAIT)
     s2.keys('Enter')
     await s2.waitFor(/struct acrn_vm_creation/, WAIT)
+
+    // one history per backend: the native shell has not seen that line
+    expect(readFileSync(join(env.HSMCTL_STATE_DIR, 'history-sim'), 'utf8')).toMatch(
+      /^abi acrn_vm_creation # from the first run$/m,
+    )
+    expect(existsSync(join(env.HSMCTL_STATE_DIR, 'history-native'))).toBe(false)
+    const native = open('shell --backend native')
+    await native.waitFor(/hsmctl\(native[^)]*\)>$/m, WAIT)
+    native.keys('Up')
+    native.type('abi') // after a recalled line it would follow that line
+    await native.waitFor(/hsmctl\(native[^)]*\)> abi$/m, WAIT)
+  })
+
+  it('a quote left open goes on at "> "; Ctrl-C there drops the line', async () => {
+    const s = open('shell')
+    await s.waitFor(PROMPT, WAIT)
+    enter(s, 'vm show "no')
+    await s.waitFor(/"no\n>$/m, WAIT)
+    enter(s, 'pe"')
+    await s.waitFor(/no VM named 'no\s+pe'/, WAIT)
+    await s.waitFor(PROMPT, WAIT)
+    enter(s, "vm create 'dropped")
+    await s.waitFor(/'dropped\n>$/m, WAIT)
+    s.type('x --memory 1M')
+    await s.waitFor(/^> x --memory 1M$/m, WAIT)
+    s.keys('C-c')
+    await s.waitFor(/^> x --memory 1M\^C$/m, WAIT)
+    await s.waitFor(PROMPT, WAIT)
+    expect(vmNames().some((n) => n.startsWith('dropped'))).toBe(false)
+    enter(s, 'exit')
+    // exit leaves with the last command's status: `vm show`'s not found
+    expect(await s.waitFor(/\[exit \d+\]/, WAIT)).toMatch(/\[exit 3\]/)
+  })
+
+  it('`daemon run` is refused and the shell lives on; exit leaves with its status (2)', async () => {
+    const s = open('shell')
+    await s.waitFor(PROMPT, WAIT)
+    enter(s, 'daemon run')
+    await s.waitFor(/Hint: use `daemon start`/, WAIT)
+    await s.waitFor(PROMPT, WAIT)
+    enter(s, 'exit')
+    expect(await s.waitFor(/\[exit \d+\]/, WAIT)).toMatch(/\[exit 2\]/)
   })
 
   it('a confirmation prompt inside the shell gets each key once', async () => {

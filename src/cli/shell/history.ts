@@ -1,11 +1,20 @@
-// The shell's history, kept across runs in one file in the state directory (one line per
+// The shell's history, kept across runs in a file in the state directory (one line per
 // entry, oldest first) and bounded: trimmed to the newest entries when it is loaded. Each
 // entry is appended as it is typed, so several shells at once all keep theirs.
 
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { dirname, join } from 'node:path'
+import { stateDir, type Backend } from '../../core/daemon/paths.js'
 
 export const HISTORY_SIZE = 1000
+
+/**
+ * One file per backend (history-sim, history-native, as hsmd-sim.log): lines typed
+ * against the simulation are no use, or worse, on real hardware.
+ */
+export function historyFile(backend: Backend, env: NodeJS.ProcessEnv = process.env): string {
+  return join(stateDir(env), `history-${backend}`)
+}
 
 export class History {
   /** Newest first, as readline wants it. */
@@ -25,7 +34,8 @@ export class History {
 
   /**
    * Record a line (trailing blanks dropped). Blank lines, repeats of the last one and
-   * lines typed with a leading blank are not kept, as with bash's ignoreboth.
+   * lines typed with a leading blank are not kept, as with bash's ignoreboth; nor is a
+   * command that spans lines (a quote left open), which the one-line file cannot hold.
    */
   add(line: string): void {
     line = line.trimEnd()

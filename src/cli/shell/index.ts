@@ -2,13 +2,12 @@
 // otherwise. Everything is wired here; the pieces are testable on their own.
 
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Config } from '@oclif/core'
-import { stateDir, type Backend } from '../../core/daemon/paths.js'
+import type { Backend } from '../../core/daemon/paths.js'
 import { NotFoundError } from '../../core/errors.js'
 import { Completer } from './complete.js'
-import { History } from './history.js'
+import { History, historyFile } from './history.js'
 import { daemonValues, promptText } from './live.js'
 import { oclifHost } from './oclif-host.js'
 import { Runner } from './runner.js'
@@ -48,7 +47,7 @@ export async function startShell(options: ShellOptions): Promise<ShellResult> {
     code = await new InteractiveShell({
       runner,
       completer: new Completer(runner.table, daemonValues(live)),
-      history: new History(join(stateDir(), 'history')),
+      history: new History(historyFile(options.backend)),
       prompt: () => promptText(live),
       // the prompt where the user sees it: stderr, unless only stdout is the terminal
       output: process.stderr.isTTY || !process.stdout.isTTY ? process.stderr : process.stdout,

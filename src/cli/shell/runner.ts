@@ -3,6 +3,7 @@
 // failure becomes an exit code; nothing a command does may end the shell.
 
 import { InterruptedError, UsageError } from '../../core/errors.js'
+import { renderError } from '../../ui/error.js'
 import { beginCommand, endCommand } from './host.js'
 import { resolveCommand, type CommandTable } from './table.js'
 
@@ -27,14 +28,31 @@ export interface Outcome {
 
 const ABANDONED = Symbol('abandoned')
 
+/** Commands that make no sense inside the shell (usage errors, exit 2), and why. */
+const NOT_IN_SHELL = new Map<string, { message: string; hint: string }>([
+  ['shell', { message: 'already in the shell', hint: 'type help for the commands' }],
+  // hsmd in the foreground would hold the prompt, inside the shell's own process, until
+  // Ctrl-C stopped it and the VMs it holds with it
+  [
+    'daemon:run',
+    {
+      message: 'daemon run is not for the shell: hsmd would hold the prompt until stopped',
+      hint: 'use `daemon start` to start hsmd in the background; to watch its log, run `hsmctl daemon run` in another terminal',
+    },
+  ],
+])
+
 /** Appended to the root help inside the shell. */
 export const SHELL_HELP = `SHELL
   Commands as on the command line, without "hsmctl": vm list, help vm, vm show --help.
   Several on a line with ; and comments with #: vm create a; vm start a  # go
-  Quote with '...' or "..."; a backslash escapes the next character.
+  Quote with '...' or "..."; a backslash escapes the next character. A quote left open
+  at the end of a line goes on at the "> " prompt (Ctrl-C there drops the whole line).
   Tab completes commands, flags, VM names, vmids, host BDFs and eventfd ids.
-  Ctrl-C stops the running command (never the shell); exit, quit or Ctrl-D leaves.
-  History is kept in the state directory (HSMCTL_STATE_DIR/history).
+  Ctrl-C stops the running command (never the shell). exit, quit or Ctrl-D leaves with
+  the last command's exit code; exit N with N.
+  History is kept per backend in the state directory (HSMCTL_STATE_DIR/history-sim,
+  history-native).
 `
 
 export class Runner {
@@ -81,10 +99,12 @@ export class Runner {
     }
     const target = resolveCommand(this.host.table, words)
     if (target.kind === 'topic') return this.guard(() => this.host.showHelp([target.id]))
-    if (target.id === 'shell') {
-      return this.guard(async () => {
-        throw new UsageError('already in the shell', { hint: 'type help for the commands' })
-      })
+    const refusal = NOT_IN_SHELL.get(target.id)
+    if (refusal) {
+      // printed as a command prints its own errors (oclif's handler would show a stack)
+      const error = new UsageError(refusal.message, { hint: refusal.hint })
+      process.stderr.write(renderError(error).text)
+      return { code: error.exitCode, interrupted: false }
     }
     return this.execute(target.id, target.argv)
   }

@@ -6,6 +6,9 @@
 // interfaces on one stdin would both echo them), a full-screen view can use raw mode,
 // and with the terminal back in cooked mode Ctrl-C arrives as SIGINT, which the shell
 // turns into an abort of that command only.
+//
+// A line that ends inside quotes (or with a backslash) goes on at the continuation prompt,
+// as in sh: the lines are joined with newlines until the quote closes.
 
 import {
   createInterface,
@@ -19,7 +22,10 @@ import type { Completer } from './complete.js'
 import { HISTORY_SIZE, type History } from './history.js'
 import { setShellHost, type ShellHost } from './host.js'
 import type { Outcome, Runner } from './runner.js'
-import { splitCommands } from './tokenize.js'
+import { scan, splitCommands } from './tokenize.js'
+
+/** Shown while a line goes on from the one before (an open quote, a final \); sh's PS2. */
+export const CONTINUATION_PROMPT = '> '
 
 export interface InteractiveOptions {
   runner: Runner
@@ -47,6 +53,8 @@ export class InteractiveShell implements ShellHost {
   private readonly pending: [NodeJS.WriteStream, string][] = []
   /** Text after the last newline of a paste, for the next prompt. */
   private typedAhead = ''
+  /** The exit code of the last command run: what `exit` and Ctrl-D leave with, as in sh. */
+  private status = 0
   private readonly input: NodeJS.ReadStream
   private readonly output: NodeJS.WriteStream
 
@@ -67,16 +75,23 @@ export class InteractiveShell implements ShellHost {
         const read = await this.read(await this.o.prompt())
         if ('eof' in read) {
           this.output.write('\n')
-          return 0
+          return this.status
         }
         if ('interrupted' in read) {
           await this.stopTasks(true)
           continue
         }
-        for (const line of read.lines) {
-          this.o.history.add(line)
-          const outcome = await this.runLine(line)
-          if (outcome.leave) return outcome.leave.code ?? 0
+        const queue = [...read.lines]
+        while (queue.length > 0) {
+          const text = await this.nextCommandText(queue)
+          if (text === undefined) {
+            await this.stopTasks(true) // Ctrl-C at the continuation prompt, as at the prompt
+            break
+          }
+          this.o.history.add(text)
+          const outcome = await this.runLine(text)
+          // `exit` without a code, like sh: the status of the command before it
+          if (outcome.leave) return outcome.leave.code ?? this.status
           if (outcome.interrupted) break // the rest of a paste too
         }
       }
@@ -87,27 +102,53 @@ export class InteractiveShell implements ShellHost {
     }
   }
 
+  /**
+   * The text of the next line from `queue`: while it ends inside quotes (or after a
+   * backslash) the following lines belong to it, read at the continuation prompt once
+   * the queue (a paste) runs out. Undefined when Ctrl-C there abandons the whole line.
+   */
+  private async nextCommandText(queue: string[]): Promise<string | undefined> {
+    let text = queue.shift()!
+    while (scan(text).incomplete) {
+      if (queue.length === 0) {
+        const more = await this.read(CONTINUATION_PROMPT, text + '\n')
+        if ('interrupted' in more) return undefined
+        if ('eof' in more) {
+          // Ctrl-D: run what there is; an open quote is then reported as unterminated
+          this.output.write('\n')
+          return text
+        }
+        queue.push(...more.lines)
+      }
+      text += '\n' + queue.shift()!
+    }
+    return text
+  }
+
   private async runLine(line: string): Promise<Outcome> {
     let commands
     try {
       commands = splitCommands(line)
     } catch (e) {
       process.stderr.write(renderError(e).text)
+      this.status = 2
       return { code: 2, interrupted: false }
     }
     let outcome: Outcome = { code: 0, interrupted: false }
     for (const command of commands) {
       outcome = await this.o.runner.run(command.argv)
+      if (outcome.leave) break
+      this.status = outcome.code
       if (outcome.interrupted) {
         this.output.write('\n') // after the terminal's ^C
         break
       }
-      if (outcome.leave) break
     }
     return outcome
   }
 
-  private read(prompt: string): Promise<Read> {
+  /** One prompt; `context` is the text of the earlier lines of a command still open. */
+  private read(prompt: string, context = ''): Promise<Read> {
     return new Promise((resolve) => {
       const rl = createInterface({
         input: this.input,
@@ -118,8 +159,10 @@ export class InteractiveShell implements ShellHost {
         historySize: HISTORY_SIZE,
         tabSize: 4,
         completer: (line: string, callback: (e: null, r: [string[], string]) => void) => {
-          this.o.completer.complete(line).then(
-            (r) => callback(null, r),
+          // complete knowing the earlier lines (a quote may have opened there), but a word
+          // that began on one of them cannot be replaced from this line
+          this.o.completer.complete(context + line).then(
+            (r) => callback(null, r[1].length > line.length ? [[], line] : r),
             () => callback(null, [[], line]),
           )
         },

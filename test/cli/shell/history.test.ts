@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { History } from '../../../src/cli/shell/history.js'
+import { History, historyFile } from '../../../src/cli/shell/history.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'hsmctl-history-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -44,5 +44,21 @@ describe('history', () => {
     const h = new History(undefined)
     h.add('vm list')
     expect(h.entries()).toEqual(['vm list'])
+  })
+
+  it('is kept per backend: what is typed against sim does not come back on native', () => {
+    const env = { HSMCTL_STATE_DIR: join(dir, 'per-backend') }
+    expect(historyFile('sim', env)).toBe(join(dir, 'per-backend', 'history-sim'))
+    expect(historyFile('native', env)).toBe(join(dir, 'per-backend', 'history-native'))
+    new History(historyFile('sim', env)).add('vm create sim-only')
+    new History(historyFile('native', env)).add('vm create on-hardware')
+    expect(new History(historyFile('sim', env)).entries()).toEqual(['vm create sim-only'])
+    expect(new History(historyFile('native', env)).entries()).toEqual(['vm create on-hardware'])
+  })
+
+  it('does not keep a command that spans lines (the file holds one line per entry)', () => {
+    const h = new History(undefined)
+    h.add('vm create "two\nlines"')
+    expect(h.entries()).toEqual([])
   })
 })

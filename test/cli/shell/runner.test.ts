@@ -1,6 +1,7 @@
 // Running shell commands in-process over a fake oclif: exit codes instead of process
 // exits, builtins, help routing, Ctrl-C, and scripts that stop at the first failure.
 
+import { stripVTControlCharacters } from 'node:util'
 import { Errors } from '@oclif/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { currentAbortSignal } from '../../../src/cli/shell/host.js'
@@ -15,6 +16,8 @@ const table = new CommandTable([
   { id: 'fail', args: ['code'], flags: [] },
   { id: 'hang', args: [], flags: [] },
   { id: 'shell', args: [], flags: [] },
+  { id: 'daemon:run', args: [], flags: [{ name: 'backend', takesValue: true }] },
+  { id: 'daemon:start', args: [], flags: [] },
 ])
 
 function fakeHost() {
@@ -92,11 +95,33 @@ describe('commands run in-process', () => {
     expect(await runner.run(['exit', 'x'])).toEqual({ code: 2, interrupted: false })
   })
 
-  it('refuses to nest the shell', async () => {
+  it('refuses to nest the shell, with a usage error (2) printed as a command prints one', async () => {
     const { host, ran } = fakeHost()
-    host.report = async (e) => (e as { exitCode: number }).exitCode
+    const report = vi.spyOn(host, 'report')
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
     expect((await new Runner(host).run(['shell'])).code).toBe(2)
+    expect(stripVTControlCharacters(stderr.mock.calls.map((c) => String(c[0])).join(''))).toBe(
+      'Error: already in the shell\nHint: type help for the commands\n',
+    )
+    expect(report).not.toHaveBeenCalled() // oclif's handler would print a stack
     expect(ran).toEqual([])
+  })
+
+  it('refuses `daemon run` (2), pointing at `daemon start`; help for it still works', async () => {
+    const { host, ran, helped } = fakeHost()
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+    const runner = new Runner(host)
+    expect(await runner.run(['daemon', 'run', '--backend', 'sim'])).toEqual({
+      code: 2,
+      interrupted: false,
+    })
+    const printed = stripVTControlCharacters(stderr.mock.calls.map((c) => String(c[0])).join(''))
+    expect(printed).toMatch(/^Error: daemon run is not for the shell/)
+    expect(printed).toMatch(/^Hint: use `daemon start`/m)
+    await runner.run(['daemon', 'run', '--help'])
+    expect(helped).toEqual([['daemon', 'run', '--help']])
+    expect((await runner.run(['daemon', 'start'])).code).toBe(0)
+    expect(ran).toEqual(['daemon:start'])
   })
 })
 
@@ -177,7 +202,26 @@ describe('scripts', () => {
     ])
   })
 
-  it('an unterminated quote fails the script with 2', async () => {
-    expect(await script(`vm list\nvm show 'a\nvm list`)).toEqual({ code: 2, ran: ['vm:list'] })
+  it('an unterminated quote fails the script with 2, naming the line where it opened', async () => {
+    const stderr: string[] = []
+    const { host, ran } = fakeHost()
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      stderr.push(String(chunk))
+      return true
+    })
+    const lines = ['vm list', "vm show 'a", 'vm list', 'vm show b']
+    expect(await runScript(lines, new Runner(host), { keepGoing: false })).toBe(2)
+    expect(ran).toEqual(['vm:list'])
+    expect(stripVTControlCharacters(stderr.join(''))).toMatch(
+      /^Error: line 2: unterminated quote$/m,
+    )
+  })
+
+  it('a quote may span several lines, blank ones too', async () => {
+    expect((await script(`vm show "a\n\nb;c"; vm list\nfail 3`)).ran).toEqual([
+      'vm:show a\n\nb;c',
+      'vm:list',
+      'fail 3',
+    ])
   })
 })

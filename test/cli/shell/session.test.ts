@@ -17,6 +17,7 @@ const table = new CommandTable([
   { id: 'vm:show', args: ['name'], flags: [] },
   { id: 'vm:console', args: ['name'], flags: [{ name: 'follow', takesValue: false }] },
   { id: 'tail', args: [], flags: [] },
+  { id: 'fail', args: ['code'], flags: [] },
 ])
 
 function terminal() {
@@ -59,6 +60,7 @@ function setup() {
         const signal = currentAbortSignal()
         await new Promise((r) => signal.addEventListener('abort', r))
       }
+      if (id === 'fail') throw Object.assign(new Error('failed'), { exitCode: Number(argv[0]) })
       if (id === 'tail') {
         const shell = shellHost()!
         shell.background('tail demo', async (signal) => {
@@ -69,7 +71,7 @@ function setup() {
       }
     },
     showHelp: async () => {},
-    report: async () => 1,
+    report: async (e) => (e as { exitCode?: number }).exitCode ?? 1,
   }
   const runner = new Runner(host)
   const history = new History(undefined)
@@ -91,7 +93,17 @@ function setup() {
   })
   const type = (keys: string) => term.input.write(keys)
   const prompted = (n: number) => until(() => term.text().includes(`p${n}> `), `prompt ${n}`)
-  return { shell, ran, editorsDuringCommands, history, type, prompted, term }
+  /** The continuation prompt ("> " at the start of a line) shown `n` times so far. */
+  const continued = (n: number) =>
+    until(
+      () =>
+        term
+          .text()
+          .split(/\r?\n/)
+          .filter((l) => l.startsWith('> ')).length >= n,
+      '> ',
+    )
+  return { shell, ran, editorsDuringCommands, history, type, prompted, continued, term }
 }
 
 afterEach(() => vi.restoreAllMocks())
@@ -207,5 +219,139 @@ describe('the interactive shell', () => {
     expect(t.term.text()).toMatch(/stopped: tail demo/)
     t.type('exit\r')
     expect(await done).toBe(0)
+  })
+})
+
+describe('a quote left open at the end of a line (as in sh)', () => {
+  it('goes on at the "> " prompt until it closes; the lines are joined with a newline', async () => {
+    const t = setup()
+    const done = t.shell.run()
+    await t.prompted(1)
+    t.type('vm show "my\r')
+    await t.continued(1)
+    t.type('demo\r')
+    await t.continued(2)
+    t.type('vm"; vm list\r')
+    await t.prompted(2)
+    expect(t.ran).toEqual(['vm:show my\ndemo\nvm', 'vm:list'])
+    // a backslash at the end of a line continues it too, without the newline
+    t.type('vm show de\\\r')
+    await t.continued(3)
+    t.type('mo\r')
+    await t.prompted(3)
+    expect(t.ran.at(-1)).toBe('vm:show demo')
+    t.type('exit\r')
+    expect(await done).toBe(0)
+  })
+
+  it('Tab at the "> " prompt completes knowing the quote opened on the line before', async () => {
+    const t = setup()
+    const done = t.shell.run()
+    await t.prompted(1)
+    t.type("vm console 'a\r")
+    await t.continued(1)
+    t.type("b' --fo\t")
+    await until(() => t.term.text().includes("> b' --follow "), 'the flag')
+    t.type('\x03')
+    await t.prompted(2)
+    expect(t.ran).toEqual([])
+    t.type('exit\r')
+    await done
+  })
+
+  it('Ctrl-C at the "> " prompt drops the whole line and keeps the shell', async () => {
+    const t = setup()
+    const done = t.shell.run()
+    await t.prompted(1)
+    t.type("vm show 'a\r")
+    await t.continued(1)
+    t.type('b')
+    t.type('\x03')
+    await t.prompted(2)
+    expect(t.term.text()).toMatch(/\n> b\^C\n/)
+    t.type('vm list\r')
+    await t.prompted(3)
+    expect(t.ran).toEqual(['vm:list'])
+    t.type('exit\r')
+    expect(await done).toBe(0)
+  })
+
+  it('a pasted block may hold the rest of the quote', async () => {
+    const t = setup()
+    const done = t.shell.run()
+    await t.prompted(1)
+    t.type("vm show 'a\rb'\rvm list\r")
+    await until(() => t.ran.length === 2, 'both commands')
+    expect(t.ran).toEqual(['vm:show a\nb', 'vm:list'])
+    t.type('exit\r')
+    expect(await done).toBe(0)
+  })
+
+  it('Ctrl-D at the "> " prompt reports the unterminated quote (2) and keeps the shell', async () => {
+    const t = setup()
+    const stderr: string[] = []
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      stderr.push(String(chunk))
+      return true
+    })
+    const done = t.shell.run()
+    await t.prompted(1)
+    t.type('vm show "a\r')
+    await t.continued(1)
+    t.type('\x04')
+    await t.prompted(2)
+    expect(stderr.join('')).toMatch(/unterminated quote/)
+    expect(t.ran).toEqual([])
+    t.type('exit\r')
+    expect(await done).toBe(2) // the status of that line
+  })
+})
+
+describe('leaving with the last status (as in sh)', () => {
+  it('exit without a code leaves with the last command’s exit code', async () => {
+    const t = setup()
+    const done = t.shell.run()
+    await t.prompted(1)
+    t.type('fail 3\r')
+    await t.prompted(2)
+    t.type('exit\r')
+    expect(await done).toBe(3)
+  })
+
+  it('the last command counts, on the same line as exit too', async () => {
+    const t = setup()
+    const done = t.shell.run()
+    await t.prompted(1)
+    t.type('fail 3; vm list\r')
+    await t.prompted(2)
+    t.type('vm list; fail 4; quit\r')
+    expect(await done).toBe(4)
+  })
+
+  it('a success resets it, and exit N still leaves with N', async () => {
+    const t = setup()
+    const done = t.shell.run()
+    await t.prompted(1)
+    t.type('fail 3\r')
+    await t.prompted(2)
+    t.type('exit 0\r')
+    expect(await done).toBe(0)
+    const u = setup()
+    const again = u.shell.run()
+    await u.prompted(1)
+    u.type('fail 3; vm list\r')
+    await u.prompted(2)
+    u.type('exit\r')
+    expect(await again).toBe(0)
+  })
+
+  it('Ctrl-D leaves with the last command’s exit code', async () => {
+    const t = setup()
+    const done = t.shell.run()
+    await t.prompted(1)
+    t.type('fail 5\r')
+    await t.prompted(2)
+    t.type('\x04')
+    expect(await done).toBe(5)
   })
 })
