@@ -45,13 +45,17 @@ export class HsmError extends HsmctlError {
   readonly code: string
   /** The request name without ACRN_IOCTL_, or the syscall ('open', 'mmap', ...). */
   readonly request: string
+  /** The flag whose value the call could not satisfy (`--memory` for an mmap too large). */
+  readonly flag: string | undefined
 
-  constructor(request: string, errno: number, hint?: string, detail?: string) {
+  constructor(request: string, errno: number, hint?: string, detail?: string, flag?: string) {
     const info = errnoInfo(errno)
-    super(`${request} failed: ${info.code} (${info.message})${detail ? `: ${detail}` : ''}`, hint)
+    const text = `${request} failed: ${info.code} (${info.message})${detail ? `: ${detail}` : ''}`
+    super(flag ? `${flag}: ${text}` : text, hint)
     this.errno = errno
     this.code = info.code
     this.request = request
+    this.flag = flag
   }
 }
 

@@ -228,11 +228,26 @@ describe('guest access (simulation: a vCPU makes the access)', () => {
         code: 2,
         message: '--pio: 0x10000 is out of range',
       },
+      // §4.1: a PIO request's value is 32 bits, an MMIO request's 64
       {
         vm: 'irq',
-        args: ['--pio', '0x60', '--read', '--size', '8'],
+        args: ['--vcpu', '0', '--pio', '0x3f8', '--read', '--size', '8'],
         code: 2,
-        message: 'a pio access is 1, 2 or 4 bytes, not 8',
+        message: '--size: a port I/O access is 1, 2 or 4 bytes, not 8',
+        hint: 'use --size 1, 2 or 4, or --mmio for 8-byte accesses',
+      },
+      {
+        vm: 'irq',
+        args: ['--pio', '0x60', '--write', '0x1', '--size', '3'],
+        code: 2,
+        message: '--size: a port I/O access is 1, 2 or 4 bytes, not 3',
+      },
+      {
+        vm: 'irq',
+        args: ['--mmio', '0x2000', '--read', '--size', '3'],
+        code: 2,
+        message: '--size: an MMIO access is 1, 2, 4 or 8 bytes, not 3',
+        hint: 'use --size 1, 2, 4 or 8',
       },
       {
         vm: 'irq',

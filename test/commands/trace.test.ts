@@ -448,6 +448,46 @@ describe('ioreq record, report, replay', { timeout: LONG }, () => {
     expect(new Set(replayed.map((x) => x.vm))).toEqual(new Set(['fresh']))
   })
 
+  it('requests the kernel’s ioeventfd client handled when recorded are handled by it again (§5.5)', async () => {
+    const doorbell = join(files, 'doorbell.hsmtrace')
+    for (const args of [
+      ['vm', 'create', 'bell', '--vcpus', '1'],
+      ['vm', 'start', 'bell'],
+      // the VM's own ioeventfd elsewhere stays, and is no reason to add one
+      ['ioeventfd', 'add', 'bell', '--addr', '0xfe004000', '--len', '4'],
+    ])
+      expect(s.run(...args).code).toBe(0)
+    const recorder = background(['ioreq', 'record', doorbell, '--vm', 'rec'])
+    await recorder.started(/recording to/)
+    // the workload has an ioeventfd at its doorbell while it runs (a device model's)
+    const run = s.run(
+      ...['guest', 'run', 'rec', '--workload', 'virtio-notify'],
+      ...['--count', '40', '--rate', '0', '--wait'],
+    )
+    expect(run.code, run.stderr).toBe(0)
+    const stopped = await recorder.stop()
+    expect(stopped.code, stopped.stderr).toBe(0)
+    const fields = (rows: Row[]) => rows.map((r) => [r.key, r.count, r.client])
+    const recorded = csv(s.run('ioreq', 'report', doorbell, '--format', 'csv').stdout).rows
+    expect(fields(recorded)).toEqual([
+      ['MMIO 0xfe003000 W', '38', 'ioeventfd'],
+      ['MMIO 0xfe001000 R', '2', 'default'],
+    ])
+    const ownIoeventfds = s.json('ioeventfd', 'list', 'bell')
+
+    const r = s.run('ioreq', 'replay', doorbell, '--vm', 'bell', '--fast')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toBe(
+      '38 recorded requests were handled in the kernel by ioeventfds (§5.5); bell has an ioeventfd for them while the replay runs: MMIO 0xfe003000 len 2\n',
+    )
+    expect(r.stdout).toBe(
+      'replayed 40 of 40 requests into bell (1 ioeventfd added for it and removed)\n',
+    )
+    // the same clients as at record time, and the VM's ioeventfds as they were
+    expect(fields(sample('bell').rows)).toEqual(fields(recorded))
+    expect(s.json('ioeventfd', 'list', 'bell')).toEqual(ownIoeventfds)
+  })
+
   it('report --format table and jsonl', () => {
     const table = s.run('ioreq', 'report', all, '--type', 'pio', '--client', 'default')
     expect(table.code, table.stderr).toBe(0)

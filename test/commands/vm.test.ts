@@ -154,10 +154,41 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
         hint: 'a CPU affinity outside the configured one',
       },
       // CREATE_VM succeeds, mapping the RAM does not: the VM is destroyed again
-      { args: ['x', '--memory', '1T'], code: 1, message: /^Error: .* failed: ENOMEM/m },
+      {
+        args: ['x', '--memory', '1T'],
+        code: 1,
+        message:
+          "--memory: mmap failed: ENOMEM (Cannot allocate memory): the simulated Service-VM process (hsmd) could not map 1T for the guest's RAM",
+        hint: /^Hint: ask for a smaller --memory: at most \d+M can be mapped now$/,
+      },
+      // more than any address space: refused the same way, not as an EINVAL from mmap
+      {
+        args: ['x', '--memory', '16P'],
+        code: 1,
+        message: '--memory: mmap failed: ENOMEM (Cannot allocate memory)',
+        hint: 'ask for a smaller --memory',
+      },
     ])('vm create $args → exit $code', async ({ args, code, message, hint }) => {
       expectError(s.run('vm', 'create', ...args), code, message, hint)
       expect(await s.snapshot()).toEqual(before)
+    })
+
+    it('--memory more than hsmd can map: no VM is left behind (vm list), --json names the mmap', () => {
+      const r = s.run('vm', 'create', 'big', '--memory', '1T', '--json')
+      expect(r.code).toBe(1)
+      expect(r.stdout).toBe('')
+      expect(JSON.parse(r.stderr).error).toEqual({
+        message: expect.stringMatching(/^--memory: mmap failed: ENOMEM /),
+        exitCode: 1,
+        code: 'ENOMEM',
+        errno: 12,
+        request: 'mmap',
+        hint: expect.stringMatching(/^ask for a smaller --memory: at most \d+M/),
+      })
+      expect(s.vms()).toEqual(before)
+      const list = s.run('vm', 'list')
+      expect(list.code, list.stderr).toBe(0)
+      expect(list.stdout).not.toMatch(/^big /m)
     })
 
     it('an unknown VM is "not found" (exit 3) for every verb', async () => {

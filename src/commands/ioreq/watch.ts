@@ -13,9 +13,9 @@ config as BDF+register) with count, %, current rate, latency min/avg/p99/max fro
 to COMPLETE and the handling client, and a scrolling request log. The header shows the
 VMs with their vmids, the elapsed time, the requests the log dropped and the filter.
 Keys: q quit, h help, f edit the filter (e.g. "type pio dir write vm demo addr
-0x3f0-0x3ff client default vcpu 0"; Enter applies, Esc cancels), s sort, r reset counts,
-o switch view, space pause. A named VM that goes away is shown as gone, and watched again
-when a VM of the same name comes back.
+0x3f0-0x3ff client default vcpu 0"; Enter applies, Esc cancels), s sort, r reset counts
+and latencies, o switch view, space pause. A named VM that goes away is shown as gone,
+and watched again when a VM of the same name comes back.
 
 Off a terminal, or with --once, --count or --format, it prints samples instead: --once
 prints one (rates over --interval), --interval S prints one every S seconds (--count N of

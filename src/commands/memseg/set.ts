@@ -56,6 +56,7 @@ RAM cannot be unmapped before the VM is destroyed (§3.5).`
       access: flags.access,
       ...(flags.hpa !== undefined ? { hpa: flags.hpa } : {}),
       ...(flags.file ? { file: resolve(flags.file) } : {}),
+      flag: '--size',
     })
     const { big, hex, size } = await import('../../ui/format.js')
     this.log(

@@ -3,6 +3,7 @@ import { DaemonCommand, interactive } from '../../cli/daemon-command.js'
 import { hexFlag, intFlag, sizeFlag } from '../../cli/flags.js'
 import type { VmDetails } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
+import type { VmJson } from '../../ui/vm.js'
 
 export default class VmCreate extends DaemonCommand {
   static override summary = 'Create a VM (CREATE_VM), with its default ioreq client served by hsmd.'
@@ -41,7 +42,7 @@ short wizard asks for the settings.`
     }),
   }
 
-  async run(): Promise<Wire<VmDetails>> {
+  async run(): Promise<VmJson> {
     const { args, flags } = await this.parse(VmCreate)
     const { parseVmFlag } = await import('../../core/vmm/flags.js')
     let name = args.name
@@ -66,15 +67,22 @@ short wizard asks for the settings.`
     })
     if (memory !== undefined) {
       try {
-        await this.call('memseg.set', { name, gpa: 0n, size: memory, type: 'ram', access: 7 })
+        await this.call('memseg.set', {
+          name,
+          gpa: 0n,
+          size: memory,
+          type: 'ram',
+          access: 7,
+          flag: '--memory',
+        })
       } catch (e) {
         await this.call('vm.destroy', { name }).catch(() => {}) // a failed command changes nothing
         throw e
       }
       vm = await this.call<Wire<VmDetails>>('vm.show', { name })
     }
-    const { renderVm } = await import('../../ui/vm.js')
+    const { renderVm, vmJson } = await import('../../ui/vm.js')
     this.log(renderVm(vm))
-    return vm
+    return vmJson(vm)
   }
 }

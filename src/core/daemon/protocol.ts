@@ -70,7 +70,12 @@ export function errorToRpc(error: unknown): RpcErrorObject {
     const data: ErrorData = { kind: 'daemon', exitCode: error.exitCode }
     if (error.hint) data.hint = error.hint
     if (error instanceof HsmError)
-      Object.assign(data, { kind: 'hsm', errno: error.errno, request: error.request })
+      Object.assign(data, {
+        kind: 'hsm',
+        errno: error.errno,
+        request: error.request,
+        ...(error.flag ? { flag: error.flag } : {}),
+      })
     else if (error instanceof UsageError)
       Object.assign(data, { kind: 'usage', ...(error.flag ? { flag: error.flag } : {}) })
     else if (error instanceof NotFoundError) data.kind = 'not-found'
@@ -93,7 +98,7 @@ export function rpcToError(error: RpcErrorObject): Error {
   let out: HsmctlError
   switch (d.kind) {
     case 'hsm': {
-      const e = new HsmError(d.request ?? 'ioctl', d.errno ?? 0, d.hint)
+      const e = new HsmError(d.request ?? 'ioctl', d.errno ?? 0, d.hint, undefined, d.flag)
       // keep the daemon's wording, which may carry detail
       Object.defineProperty(e, 'message', { value: error.message })
       out = e

@@ -75,10 +75,11 @@ export function traceMethods(hub: TraceHub, vms: () => TraceVm[]): Record<string
   }
   return {
     'trace.stats': (params) => {
-      const p = (params ?? {}) as { filter?: unknown; byVcpu?: unknown }
+      const p = (params ?? {}) as { filter?: unknown; byVcpu?: unknown; histograms?: unknown }
       const keep = compileFilter(filterFromWire(p.filter))
       const list = current()
-      const rows = hub.stats.rows(keep, p.byVcpu === true)
+      // histograms only for a view that resets (they are most of a reply's bytes)
+      const rows = hub.stats.rows(keep, p.byVcpu === true, { histograms: p.histograms === true })
       const reply: StatsReply = {
         t: performance.now(),
         published: hub.published,

@@ -31,6 +31,16 @@ function bucketTop(b: number): number {
   return (4 + (b & 3) + 1) * 2 ** (e - 2) - 1
 }
 
+/** The lower bound (ns) of a histogram bucket. */
+function bucketBottom(b: number): number {
+  if (b < 4) return b
+  const e = b >> 2
+  return (4 + (b & 3)) * 2 ** (e - 2)
+}
+
+/** A row's latency histogram, sparse and flat (it travels as JSON): bucket, requests, ... */
+export type LatencyHistogram = number[]
+
 export interface RowKey {
   vmid: number
   /** -1 when the row merges every vCPU. */
@@ -50,6 +60,49 @@ export interface TraceRow extends RowKey {
   latMax: number
   /** Size of the last access (bytes). */
   size: number
+  /**
+   * With `rows(..., { histograms: true })`: the sum of the latencies and their histogram,
+   * what a view needs to describe only the requests after an earlier sample (latencySince).
+   */
+  latSum?: number
+  latHist?: LatencyHistogram
+}
+
+/** A row's numbers at one sample, as far as latencySince needs them. */
+export type LatencySample = Pick<TraceRow, 'count' | 'latMin' | 'latMax'> & {
+  latSum: number
+  latHist: LatencyHistogram
+}
+
+/**
+ * Latency min/avg/p99/max of the requests a row gained between two samples of it (`base`
+ * the earlier). Count and average are exact. The extremes are exact when the row's own
+ * min or max moved since `base` (the new extreme came after it); otherwise they are taken
+ * to the bucket of the histogram difference, like p99: min at most 20% below the true
+ * value and max at most 25% above it, never past the row's own min and max.
+ */
+export function latencySince(
+  now: LatencySample,
+  base: LatencySample,
+): Pick<TraceRow, 'latMin' | 'latAvg' | 'latP99' | 'latMax'> {
+  const count = now.count - base.count
+  if (count <= 0) return { latMin: 0, latAvg: 0, latP99: 0, latMax: 0 }
+  const hist = new Float64Array(BUCKETS)
+  for (let i = 0; i + 1 < now.latHist.length; i += 2) hist[now.latHist[i]!]! += now.latHist[i + 1]!
+  for (let i = 0; i + 1 < base.latHist.length; i += 2)
+    hist[base.latHist[i]!]! -= base.latHist[i + 1]!
+  let lo = 0
+  while (lo < BUCKETS - 1 && hist[lo]! <= 0) lo++
+  let hi = BUCKETS - 1
+  while (hi > 0 && hist[hi]! <= 0) hi--
+  const latMax = now.latMax > base.latMax ? now.latMax : Math.min(bucketTop(hi), now.latMax)
+  const latMin = now.latMin < base.latMin ? now.latMin : Math.max(bucketBottom(lo), now.latMin)
+  return {
+    latMin,
+    latAvg: Math.max(0, now.latSum - base.latSum) / count,
+    latP99: p99(hist, count, latMax),
+    latMax,
+  }
 }
 
 export class TraceStats {
@@ -177,7 +230,11 @@ export class TraceStats {
    * Rows that pass `keep`, with the vCPUs of a row merged unless `byVcpu` (histograms are
    * merged too, so a merged p99 is exact to the bucket). `vcpu` is -1 on merged rows.
    */
-  rows(keep: (row: RowKey) => boolean = () => true, byVcpu = false): TraceRow[] {
+  rows(
+    keep: (row: RowKey) => boolean = () => true,
+    byVcpu = false,
+    options: { histograms?: boolean } = {},
+  ): TraceRow[] {
     const groups = new Map<string, { key: RowKey; slots: number[] }>()
     for (const i of this.order) {
       const key = this.keyOf(i)
@@ -203,7 +260,7 @@ export class TraceStats {
         size = this.sizes[i]!
         for (let b = 0; b < BUCKETS; b++) hist[b]! += this.hist[i * BUCKETS + b]!
       }
-      return {
+      const row: TraceRow = {
         ...key,
         count,
         latMin: count ? min : 0,
@@ -212,6 +269,12 @@ export class TraceStats {
         latMax: max,
         size,
       }
+      if (options.histograms) {
+        row.latSum = sum
+        row.latHist = []
+        for (let b = 0; b < BUCKETS; b++) if (hist[b]) row.latHist.push(b, hist[b]!)
+      }
+      return row
     })
   }
 
@@ -229,7 +292,7 @@ export class TraceStats {
   }
 }
 
-function p99(hist: Uint32Array, count: number, max: number): number {
+function p99(hist: ArrayLike<number>, count: number, max: number): number {
   const target = Math.ceil(count * 0.99)
   let seen = 0
   for (let b = 0; b < BUCKETS; b++) {

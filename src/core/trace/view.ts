@@ -1,12 +1,13 @@
 // The top view's model, shared by `ioreq watch` (live and non-interactive) and
 // `ioreq report`: rows with their share of the total, current rate (from the change
 // since the previous sample), latencies, sorted, with a total row. A reset keeps a
-// baseline so counts start again from zero without touching the daemon.
+// baseline so counts and latencies start again from zero without touching the daemon
+// (other watchers share its statistics).
 
 import { compileFilter, type TraceFilter } from './filter.js'
 import { rowKeyText } from './format.js'
 import type { TraceClient, TraceDir, TraceType } from './record.js'
-import type { TraceRow } from './stats.js'
+import { latencySince, type LatencySample, type TraceRow } from './stats.js'
 
 /** A row as it arrives over the socket (64-bit values as hex strings) or in-process. */
 export type RowLike = Omit<TraceRow, 'addr'> & { addr: bigint | string }
@@ -39,6 +40,12 @@ export interface ViewTotals {
   rate: number
 }
 
+/** A row as of one sample: what a baseline keeps. */
+type RowSample = Pick<TraceRow, 'count' | 'latMin' | 'latMax' | 'latSum' | 'latHist'>
+
+const hasHistogram = (r: RowSample): r is LatencySample =>
+  r.latSum !== undefined && r.latHist !== undefined
+
 const rowId = (r: {
   vmid: number
   vcpu: number
@@ -54,11 +61,11 @@ export class TopModel {
   totals: ViewTotals = { count: 0, rate: 0 }
   /** Samples taken. */
   samples = 0
-  /** Each row's count (all rows, filtered or not) at the last sample. */
-  private previous = new Map<string, number>()
+  /** Each row (all rows, filtered or not) at the last sample. */
+  private previous = new Map<string, RowSample>()
   private previousT: number | undefined
-  /** Counts subtracted from the daemon's totals: set by reset and re-attach. */
-  private baseline = new Map<string, number>()
+  /** Samples subtracted from the daemon's cumulative rows: set by reset and re-attach. */
+  private baseline = new Map<string, RowSample>()
   /** Rows an earlier VM left under a reused vmid: hidden until the new VM makes them count. */
   private readonly stale = new Set<string>()
   /** Take the next sample as the baseline of every row (see setFilter). */
@@ -74,7 +81,7 @@ export class TopModel {
   update(rows: RowLike[], t: number, vmName: (vmid: number) => string = String): void {
     const keep = compileFilter(this.filter)
     const dt = this.previousT === undefined ? 0 : (t - this.previousT) / 1000
-    const next = new Map<string, number>()
+    const next = new Map<string, RowSample>()
     const out: ViewRow[] = []
     const rebase = this.rebaseAll
     this.rebaseAll = false
@@ -82,15 +89,23 @@ export class TopModel {
       const addr = typeof raw.addr === 'bigint' ? raw.addr : BigInt(raw.addr)
       const key = { ...raw, addr }
       const id = rowId(key)
-      next.set(id, raw.count)
-      if (rebase) this.baseline.set(id, raw.count)
+      const sample: RowSample = {
+        count: raw.count,
+        latMin: raw.latMin,
+        latMax: raw.latMax,
+        ...(raw.latSum !== undefined ? { latSum: raw.latSum } : {}),
+        ...(raw.latHist !== undefined ? { latHist: raw.latHist } : {}),
+      }
+      next.set(id, sample)
+      if (rebase) this.baseline.set(id, sample)
       if (!keep(key)) continue
-      const count = Math.max(0, raw.count - (this.baseline.get(id) ?? 0))
+      const base = this.baseline.get(id)
+      const count = Math.max(0, raw.count - (base?.count ?? 0))
       if (this.stale.has(id)) {
         if (count === 0) continue
         this.stale.delete(id)
       }
-      const before = this.previous.get(id) ?? (this.previousT === undefined ? raw.count : 0)
+      const before = this.previous.get(id)?.count ?? (this.previousT === undefined ? raw.count : 0)
       out.push({
         id,
         key: rowKeyText(key),
@@ -104,10 +119,7 @@ export class TopModel {
         count,
         pct: 0,
         rate: dt > 0 ? Math.max(0, raw.count - before) / dt : 0,
-        latMin: raw.latMin,
-        latAvg: raw.latAvg,
-        latP99: raw.latP99,
-        latMax: raw.latMax,
+        ...this.latency(raw, sample, base),
       })
     }
     // a row the daemon no longer has was forgotten with its VM; if it comes back, it
@@ -121,6 +133,19 @@ export class TopModel {
     this.previous = next
     this.previousT = t
     this.samples++
+  }
+
+  /**
+   * A row's latencies since its baseline. Without histograms (rows not asked for them)
+   * only the daemon's cumulative figures are known, and those are what is shown.
+   */
+  private latency(
+    raw: RowLike,
+    sample: RowSample,
+    base: RowSample | undefined,
+  ): Pick<ViewRow, 'latMin' | 'latAvg' | 'latP99' | 'latMax'> {
+    if (base && hasHistogram(sample) && hasHistogram(base)) return latencySince(sample, base)
+    return { latMin: raw.latMin, latAvg: raw.latAvg, latP99: raw.latP99, latMax: raw.latMax }
   }
 
   /**
@@ -143,19 +168,26 @@ export class TopModel {
    * back (re-attach) and may have been given a vmid whose rows hold an earlier VM's counts.
    */
   rebaseVm(vmid: number): void {
-    for (const [id, count] of this.previous) {
+    for (const [id, sample] of this.previous) {
       if (!id.startsWith(`${vmid}:`)) continue
-      this.baseline.set(id, count)
+      this.baseline.set(id, sample)
       this.stale.add(id)
     }
   }
 
-  /** Counts start from zero again (the `r` key). */
+  /**
+   * Counts and latencies start from zero again (the `r` key): every column describes the
+   * requests after the last sample.
+   */
   reset(): void {
     this.baseline = new Map(this.previous)
     for (const r of this.current) {
       r.count = 0
       r.pct = 0
+      r.latMin = 0
+      r.latAvg = 0
+      r.latP99 = 0
+      r.latMax = 0
     }
     this.totals = { count: 0, rate: this.totals.rate }
   }

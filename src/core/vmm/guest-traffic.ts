@@ -4,8 +4,20 @@
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ConflictError, NotFoundError, UsageError } from '../errors.js'
-import { flagType, RECORD_SIZE, readRecord, TYPE_PCICFG, unpackPciAddr } from '../trace/record.js'
+import {
+  CLIENT_IOEVENTFD,
+  flagClient,
+  flagSize,
+  flagType,
+  RECORD_SIZE,
+  readRecord,
+  TYPE_MMIO,
+  TYPE_PCICFG,
+  TYPE_PIO,
+  unpackPciAddr,
+} from '../trace/record.js'
 import type { VmManager } from './manager.js'
+import type { IoeventfdSpec } from './spec.js'
 import {
   pattern,
   VIRTIO_NOTIFY_ADDR,
@@ -272,4 +284,49 @@ export interface ReplayResult {
   /** Daemon time (ms) the record at `origin` was replayed at: pass it with the next chunk. */
   startedAt: number
   origin: number
+}
+
+/** An ioeventfd a replay adds to its VM while it runs, and the recorded requests it serves. */
+export interface ReplayIoeventfd extends IoeventfdSpec {
+  requests: number
+}
+
+/**
+ * What a replay needs so that the requests the kernel's ioeventfd client handled at record
+ * time (client `ioeventfd`, §5.5) are handled in the kernel again rather than by the
+ * default client: a wildcard ioeventfd at each recorded address, as long as the largest
+ * access made there, unless one of the VM's own ioeventfds already covers that access
+ * (§4.3: a request goes to a client only when it lies fully inside one of its ranges).
+ * The recording keeps neither an ioeventfd's length nor its datamatch; a wildcard of the
+ * accessed length catches every recorded request and nothing the default client had.
+ */
+export function replayIoeventfds(
+  records: Uint8Array,
+  existing: readonly Omit<IoeventfdSpec, 'datamatch'>[],
+): { kernelHandled: number; add: ReplayIoeventfd[] } {
+  const view = new DataView(records.buffer, records.byteOffset, records.byteLength)
+  const wanted = new Map<string, ReplayIoeventfd>()
+  let kernelHandled = 0
+  for (let off = 0; off + RECORD_SIZE <= records.byteLength; off += RECORD_SIZE) {
+    const flags = view.getUint8(off + 31)
+    const type = flagType(flags)
+    if (flagClient(flags) !== CLIENT_IOEVENTFD || (type !== TYPE_PIO && type !== TYPE_MMIO))
+      continue
+    kernelHandled++
+    const addr = view.getBigUint64(off + 8, true)
+    const pio = type === TYPE_PIO
+    const len = flagSize(flags)
+    const key = `${pio}:${addr}`
+    const entry = wanted.get(key)
+    if (entry) {
+      entry.len = Math.max(entry.len, len)
+      entry.requests++
+    } else wanted.set(key, { addr, len, pio, requests: 1 })
+  }
+  const covered = (w: ReplayIoeventfd) =>
+    existing.some(
+      (e) =>
+        e.pio === w.pio && e.addr <= w.addr && w.addr + BigInt(w.len) <= e.addr + BigInt(e.len),
+    )
+  return { kernelHandled, add: [...wanted.values()].filter((w) => !covered(w)) }
 }

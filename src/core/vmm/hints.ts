@@ -1,5 +1,7 @@
 // What to do next when the HSM refuses, keyed by ioctl and errno, from the spec's
-// per-ioctl error summary (§10.2) and the hypervisor preconditions (Appendix A).
+// per-ioctl error summary (§10.2) and the hypervisor preconditions (Appendix A). Only
+// refusals the VM manager's own calls can meet: a hint for an errno that cannot happen
+// would mislead whoever reads it next.
 
 import { HsmError } from '../errors.js'
 
@@ -16,13 +18,14 @@ const HINTS: Readonly<Record<string, string>> = {
   'SET_VCPU_REGS:EINVAL': 'reserved fields of acrn_vcpu_regs must be zero',
   'SET_MEMSEG:EINVAL':
     'RAM segments need at least 4 KiB (§3.4); the hypervisor needs 4 KiB multiples inside the guest address space and, for MMIO, a host range the Service VM may map (Appendix A)',
-  'SET_MEMSEG:ENOMEM': 'a VM object has at most 256 RAM mappings over its whole life (§3.4)',
-  'SET_MEMSEG:EFAULT': 'the Service-VM memory behind the segment is not mapped (§3.4)',
-  'SET_MEMSEG:EPERM':
-    'the hypervisor refused the mapping (the host range is not valid for this VM)',
+  // No EFAULT or EPERM hints for SET/UNSET_MEMSEG: the manager maps the RAM itself, so
+  // pinning never falls short (§3.4 B step 2), and the hypervisor's -1 (EPERM) from
+  // SET_MEMORY_REGIONS is for a powered-off VM, which the manager never holds; a bad
+  // host range or an unmapped range is EINVAL (Appendix A.3, sim/hypervisor/ept.ts).
+  'SET_MEMSEG:ENOMEM':
+    'a VM has at most 256 RAM mappings over its whole life (§3.4); map fewer, larger segments',
   'UNSET_MEMSEG:EINVAL':
     'only MMIO segments can be unset; RAM stays mapped until the VM is destroyed (§3.5). An MMIO range must be mapped, in 4 KiB multiples (Appendix A)',
-  'UNSET_MEMSEG:EPERM': 'nothing is mapped at that guest address range',
   'ASSIGN_PCIDEV:ENODEV':
     'no such host PCI function, a bridge, or another VM has it; see `hsmctl host devices` and `hsmctl ptdev list`',
   'ASSIGN_PCIDEV:EINVAL':
@@ -53,6 +56,9 @@ const HINTS: Readonly<Record<string, string>> = {
     'no such vCPU, or no such state: Px states are numbered from 0, Cx states from 1, up to the count',
   'VM_INTR_MONITOR:EFAULT': 'the monitor page is not mapped (§7.3)',
 }
+
+/** The `IOCTL:ERRNO` pairs that have a hint (tests check each can be met). */
+export const HINTED = Object.freeze(Object.keys(HINTS))
 
 export function hintFor(request: string, code: string): string | undefined {
   return HINTS[`${request}:${code}`]

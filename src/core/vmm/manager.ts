@@ -19,6 +19,7 @@ import {
 import { Errno } from '../abi/errno.js'
 import { Ioctl } from '../abi/ioctls.js'
 import { decode, encode } from '../abi/layout.js'
+import { formatSize } from '../parse/size.js'
 import * as S from '../abi/structs.js'
 import { ConflictError, HsmError, NotFoundError, UsageError } from '../errors.js'
 import type { HsmProcess } from '../hsm-process.js'
@@ -180,6 +181,23 @@ class ConsoleLog {
   close(): Promise<void> {
     return new Promise((resolve) => this.stream.end(() => resolve()))
   }
+}
+
+// §4.1: a PIO request carries a u32 value, an MMIO request a u64
+const ACCESS_SIZES = { pio: [1, 2, 4], mmio: [1, 2, 4, 8] } as const
+
+function checkAccessSize(type: 'pio' | 'mmio', size: number) {
+  const sizes: readonly number[] = ACCESS_SIZES[type]
+  if (sizes.includes(size)) return
+  const kind = type === 'pio' ? 'a port I/O' : 'an MMIO'
+  const list = `${sizes.slice(0, -1).join(', ')} or ${sizes.at(-1)}`
+  throw new UsageError(`${kind} access is ${list} bytes, not ${size}`, {
+    flag: '--size',
+    hint:
+      type === 'pio'
+        ? 'port I/O moves at most 4 bytes (the request’s value is 32 bits, §4.1); use --size 1, 2 or 4, or --mmio for 8-byte accesses'
+        : 'use --size 1, 2, 4 or 8',
+  })
 }
 
 function realModeRegs(entry: bigint) {
@@ -444,7 +462,16 @@ export class VmManager {
 
   // --- memory ---------------------------------------------------------------------
 
-  async memsegSet(name: string, seg: MemsegSpec, payload?: Uint8Array): Promise<MemsegInfo> {
+  /**
+   * `flag` names what asked for the size (`--memory`, `--size`, a spec file's entry), so
+   * that a size the daemon cannot map is reported against it.
+   */
+  async memsegSet(
+    name: string,
+    seg: MemsegSpec,
+    payload?: Uint8Array,
+    options: { flag?: string } = {},
+  ): Promise<MemsegInfo> {
     const vm = this.vm(name)
     if (payload && seg.type !== 'ram')
       throw new UsageError('only RAM segments load a payload', { flag: '--file' })
@@ -456,8 +483,7 @@ export class VmManager {
     let info: MemsegInfo
     if (seg.type === 'ram') {
       // RAM is Service-VM memory the kernel pins and maps into the guest (§3.4 B)
-      // at least one byte: a zero-length segment is the kernel's EINVAL to report (§3.4), not mmap's
-      const vma = await this.proc.mmap(Math.max(Number(seg.size), 1))
+      const vma = await this.mapRam(seg.size, options.flag)
       if (payload) await this.proc.write(vma, payload)
       const memmap = encode(S.acrn_vm_memmap, {
         type: Memmap.RAM,
@@ -484,6 +510,41 @@ export class VmManager {
     vm.memsegs.push(info)
     this.save(vm)
     return info
+  }
+
+  /**
+   * The daemon's memory behind a RAM segment. When the process cannot map that much, say
+   * which process, how much was asked for (by `flag`) and, when known, how much it can map.
+   */
+  private async mapRam(size: bigint, flag: string | undefined): Promise<bigint> {
+    const tooLarge = () => {
+      const platform = this.opts.platform
+      const who =
+        platform.backend === 'sim' ? 'the simulated Service-VM process (hsmd)' : 'hsm-helper'
+      const limit = platform.mmapLimit?.()
+      // whole MiB read better than an exact byte count, and stay below the limit
+      const mib = 1n << 20n
+      const room = limit !== undefined && limit >= mib ? (limit / mib) * mib : limit
+      const smaller = flag ? `a smaller ${flag}` : 'a smaller size'
+      return new HsmError(
+        'mmap',
+        Errno.ENOMEM,
+        room !== undefined
+          ? `ask for ${smaller}: at most ${formatSize(room)} can be mapped now`
+          : `ask for ${smaller}: the RAM must fit in the host's free memory`,
+        `${who} could not map ${formatSize(size)} for the guest's RAM`,
+        flag,
+      )
+    }
+    // more than any address space holds: what mmap(2) says to it too
+    if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw tooLarge()
+    try {
+      // at least one byte: a zero-length segment is the kernel's EINVAL to report (§3.4), not mmap's
+      return await this.proc.mmap(Math.max(Number(size), 1))
+    } catch (e) {
+      if (e instanceof HsmError && e.errno === Errno.ENOMEM) throw tooLarge()
+      throw e
+    }
   }
 
   /** UNSET_MEMSEG as the kernel does it: MMIO only; RAM gets the kernel's EINVAL (§3.5). */
@@ -941,6 +1002,7 @@ export class VmManager {
         hint: 'on real hardware the guest itself performs accesses; run the daemon with --backend sim',
       })
     }
+    checkAccessSize(access.type, access.size)
     const outside = this.vms.has(name) ? undefined : this.outsideVms().get(name)
     if (outside) {
       // a VM of a program under the device shim: its vCPU traps, that program serves it
@@ -1121,7 +1183,7 @@ export class VmManager {
     })
     try {
       for (const [i, seg] of spec.memory.entries())
-        await this.memsegSet(spec.name, seg, payloads[i])
+        await this.memsegSet(spec.name, seg, payloads[i], { flag: `memory[${i}].size` })
       for (const regs of spec.regs) await this.setRegs(spec.name, regs)
       for (const { intr, ...ptdev } of spec.ptdevs) {
         await this.ptdevAssign(spec.name, ptdev)

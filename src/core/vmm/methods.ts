@@ -147,7 +147,12 @@ export function vmmMethods(
     'vm.console': with_((p) => m.console(name(p), p.optInt('offset') ?? 0)),
     'memseg.set': with_((p) => {
       const seg = memseg(p)
-      return m.memsegSet(name(p), seg, seg.file !== undefined ? readPayload(seg.file) : undefined)
+      return m.memsegSet(
+        name(p),
+        seg,
+        seg.file !== undefined ? readPayload(seg.file) : undefined,
+        p.has('flag') ? { flag: p.str('flag') } : {},
+      )
     }),
     'memseg.unset': with_((p) =>
       m.memsegUnset(name(p), {

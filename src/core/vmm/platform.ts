@@ -69,6 +69,11 @@ export interface VmmPlatform {
   /** The HSM device node the process opens (default /dev/acrn_hsm). */
   readonly device?: string
   inventory(): Promise<HostInventoryView>
+  /**
+   * Simulation only: the largest anonymous mapping the process can still make (bytes), for
+   * telling a user how much RAM a VM can get when an mmap fails.
+   */
+  mmapLimit?(): bigint
   /** Simulation only: a vCPU performs a trapped access; resolves with what the guest sees. */
   guestAccess?(request: GuestAccessRequest): Promise<bigint>
   /**

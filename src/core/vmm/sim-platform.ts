@@ -59,11 +59,13 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
     })),
     mmio: sim.inventory.mmio.map((m) => ({ name: m.name, base: m.base, size: m.size })),
   }
+  const hsmd = sim.spawn()
   return {
     backend: 'sim',
     sim,
-    process: sim.spawn(),
+    process: hsmd,
     inventory: () => Promise.resolve(view),
+    mmapLimit: () => BigInt(hsmd.mm.available()),
     async guestAccess(request: GuestAccessRequest): Promise<bigint> {
       try {
         return await sim.guestAccess(request)

@@ -274,7 +274,7 @@ const HELP = [
   '              addr FROM-TO|FROM+LEN  client default|ioeventfd|kernel',
   '              lists with commas: type pio,mmio',
   's           sort by count, rate, latency, address',
-  'r           reset counts to zero',
+  'r           reset counts and latencies to zero',
   'o           switch between the table and the request log',
   'space       pause / resume',
 ]

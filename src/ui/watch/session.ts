@@ -97,7 +97,8 @@ export class WatchSession {
 
   /** One sample of the top table. */
   async sampleTop(): Promise<void> {
-    const params: Record<string, unknown> = { byVcpu: this.byVcpu }
+    // histograms: a reset (`r`) takes latencies since then from their difference
+    const params: Record<string, unknown> = { byVcpu: this.byVcpu, histograms: true }
     // only the vCPUs are filtered by the daemon (before it merges them); the rest of the
     // filter selects whole rows here, so a live change needs no new baseline
     if (this.spec.vcpus?.length) params.filter = { vcpus: this.spec.vcpus }

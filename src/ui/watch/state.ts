@@ -94,7 +94,7 @@ export function handleKey(state: WatchUiState, key: Key, context: KeyContext): K
     case 'r':
     case 'R':
       return {
-        state: { ...next, message: { text: 'counts reset to zero', error: false } },
+        state: { ...next, message: { text: 'counts and latencies reset to zero', error: false } },
         effects: [{ kind: 'reset' }],
       }
     case 'o':

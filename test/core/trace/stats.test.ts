@@ -3,7 +3,12 @@
 // true value, never below it, never above the max), with and without vCPUs merged.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { TraceStats, type TraceRow } from '../../../src/core/trace/stats.js'
+import {
+  latencySince,
+  TraceStats,
+  type LatencySample,
+  type TraceRow,
+} from '../../../src/core/trace/stats.js'
 import { arbEvent, CLIENT, dirOf, event, pack, TYPE, type TestEvent } from './records.js'
 
 interface Expected {
@@ -148,5 +153,82 @@ describe('TraceStats: rows keyed by VM, vCPU, type, direction, client and addres
     // and the table still takes new rows for the forgotten vmid, from zero
     stats.ingest(pack([event({ vmid: 2, addr: 0n })]))
     expect(stats.rows((k) => k.vmid === 2)).toEqual([expect.objectContaining({ count: 1 })])
+  })
+})
+
+describe('latencySince: the latencies of the requests between two samples of a row', () => {
+  const sample = (row: TraceRow | undefined): LatencySample =>
+    row
+      ? {
+          count: row.count,
+          latMin: row.latMin,
+          latMax: row.latMax,
+          latSum: row.latSum!,
+          latHist: row.latHist!,
+        }
+      : { count: 0, latMin: 0, latMax: 0, latSum: 0, latHist: [] }
+
+  it('matches a brute-force reference over the later requests only', () => {
+    fc.assert(
+      fc.property(
+        fc.array(arbEvent, { maxLength: 200 }),
+        fc.array(arbEvent, { minLength: 1, maxLength: 200 }),
+        fc.boolean(),
+        (before, after, byVcpu) => {
+          const stats = new TraceStats(4)
+          stats.ingest(pack(before))
+          const rows = () =>
+            new Map(stats.rows(undefined, byVcpu, { histograms: true }).map((r) => [keyOf(r), r]))
+          const base = rows()
+          stats.ingest(pack(after))
+          const expected = reference(after, byVcpu)
+          for (const [key, row] of rows()) {
+            const want = expected.get(key)
+            const got = latencySince(sample(row), sample(base.get(key)))
+            if (!want) {
+              expect(row.count).toBe(base.get(key)!.count)
+              expect(got).toEqual({ latMin: 0, latAvg: 0, latP99: 0, latMax: 0 })
+              continue
+            }
+            expect(got.latAvg).toBeCloseTo(want.avg, 3)
+            // exact, or to the bucket: never past the true extremes' bucket
+            expect(got.latMin).toBeLessThanOrEqual(want.min)
+            expect(got.latMin).toBeGreaterThanOrEqual(Math.floor(want.min * 0.8))
+            expect(got.latMax).toBeGreaterThanOrEqual(want.max)
+            expect(got.latMax).toBeLessThanOrEqual(Math.floor(want.max * 1.25) + 1)
+            expect(got.latP99).toBeGreaterThanOrEqual(want.p99)
+            expect(got.latP99).toBeLessThanOrEqual(got.latMax)
+          }
+        },
+      ),
+      { numRuns: 150 },
+    )
+  })
+
+  it('slow requests before the sample do not show after it', () => {
+    const stats = new TraceStats()
+    stats.ingest(pack(Array.from({ length: 100 }, () => event({ latencyNs: 5_000_000 }))))
+    const [base] = stats.rows(undefined, false, { histograms: true })
+    stats.ingest(
+      pack([event({ latencyNs: 90 }), event({ latencyNs: 100 }), event({ latencyNs: 110 })]),
+    )
+    const [now] = stats.rows(undefined, false, { histograms: true })
+    const got = latencySince(sample(now), sample(base))
+    expect(got.latAvg).toBe(100)
+    // the row's min moved (90 came after the sample): exact; its max did not: 110 to its
+    // bucket, 96..111
+    expect(got.latMin).toBe(90)
+    expect(got.latMax).toBe(111)
+    expect(got.latP99).toBeLessThanOrEqual(got.latMax)
+  })
+
+  it('rows carry their histogram only when asked (it is most of a reply)', () => {
+    const stats = new TraceStats()
+    stats.ingest(pack([event({ latencyNs: 3 }), event({ latencyNs: 1000 })]))
+    expect(stats.rows()[0]).not.toHaveProperty('latHist')
+    expect(stats.rows(undefined, false, { histograms: true })[0]).toMatchObject({
+      latSum: 1003,
+      latHist: [3, 1, 39, 1], // 1000 ns: bucket 9 × 4 + 3 (2^9, sub-bucket 3)
+    })
   })
 })

@@ -1,8 +1,9 @@
 // TopModel, the top table's model: rates from the change between samples, shares of the
 // total, sort keys, reset to zero, skip-zero, live filter changes and re-attach.
 import { describe, expect, it } from 'vitest'
-import type { TraceRow } from '../../../src/core/trace/stats.js'
+import { TraceStats, type TraceRow } from '../../../src/core/trace/stats.js'
 import { TopModel } from '../../../src/core/trace/view.js'
+import { event, pack } from './records.js'
 
 function row(addr: number, count: number, more: Partial<TraceRow> = {}): TraceRow {
   return {
@@ -75,6 +76,50 @@ describe('TopModel', () => {
       ['PIO 0x70 OUT', 30, 30, 88.2],
       ['PIO 0x71 OUT', 4, 4, 11.8],
     ])
+  })
+
+  it('reset clears the latencies too: after it, min/avg/p99/max are of new requests only', () => {
+    const stats = new TraceStats()
+    const rows = () => stats.rows(undefined, false, { histograms: true })
+    const m = new TopModel()
+    stats.ingest(pack(Array.from({ length: 50 }, () => event({ latencyNs: 4_000_000 }))))
+    m.update(rows(), 0)
+    expect(m.rows()[0]).toMatchObject({ latMin: 4_000_000, latMax: 4_000_000 })
+    m.reset()
+    expect(m.rows()[0]).toMatchObject({ count: 0, latMin: 0, latAvg: 0, latP99: 0, latMax: 0 })
+    // nothing new: still zero, not the old figures
+    m.update(rows(), 1000)
+    expect(m.rows()[0]).toMatchObject({ count: 0, latMin: 0, latAvg: 0, latP99: 0, latMax: 0 })
+    stats.ingest(pack([event({ latencyNs: 1000 }), event({ latencyNs: 3000 })]))
+    m.update(rows(), 2000)
+    const [r] = m.rows()
+    expect(r).toMatchObject({ count: 2, latMin: 1000, latAvg: 2000 })
+    // the row's max (4 ms) did not move: 3000 ns to its histogram bucket (2560..3071)
+    expect(r!.latMax).toBeGreaterThanOrEqual(3000)
+    expect(r!.latMax).toBeLessThanOrEqual(3071)
+    expect(r!.latP99).toBeGreaterThanOrEqual(3000)
+    expect(r!.latP99).toBeLessThanOrEqual(r!.latMax)
+  })
+
+  it('a re-attached VM’s latencies start over with its counts', () => {
+    const stats = new TraceStats()
+    const rows = () => stats.rows(undefined, false, { histograms: true })
+    const m = new TopModel()
+    stats.ingest(pack(Array.from({ length: 5 }, () => event({ latencyNs: 900_000 }))))
+    m.update(rows(), 0)
+    m.rebaseVm(1)
+    stats.ingest(pack([event({ latencyNs: 500 })]))
+    m.update(rows(), 1000)
+    expect(m.rows()[0]).toMatchObject({ count: 1, latMin: 500, latAvg: 500 })
+    expect(m.rows()[0]!.latMax).toBeLessThan(1000)
+  })
+
+  it('rows without histograms (a report, an older daemon) keep the daemon’s figures', () => {
+    const m = new TopModel()
+    m.update([row(0x70, 100)], 0)
+    m.reset()
+    m.update([row(0x70, 130)], 1000)
+    expect(m.rows()[0]).toMatchObject({ count: 30, latMin: 100, latMax: 400 })
   })
 
   it('skip-zero leaves out rows with no requests since the last sample', () => {

@@ -16,7 +16,7 @@ import {
 import { parseFilterLine } from '../../../src/ui/watch/filter-line.js'
 import { fit, layoutWatch, LOG_HEADING, type WatchFrame } from '../../../src/ui/watch/layout.js'
 import { WatchSession } from '../../../src/ui/watch/session.js'
-import { initialUiState, type WatchUiState } from '../../../src/ui/watch/state.js'
+import { handleKey, initialUiState, type WatchUiState } from '../../../src/ui/watch/state.js'
 
 function daemon(capacity = 1 << 12) {
   const hub = new TraceHub(capacity)
@@ -101,6 +101,58 @@ describe('watch session', () => {
     expect(lines.slice(4, 6).map((l) => l.split(/\s{2,}/).slice(0, 3))).toEqual([
       ['demo', 'MMIO 0xfed00000 W', '3'],
       ['', 'Total', '3'],
+    ])
+  })
+
+  it('r resets latencies with the counts: every column describes traffic since the reset', async () => {
+    const d = daemon()
+    let t = 0
+    const s = session(d, {}, () => t)
+    d.publish(10, { latencyNs: 50_000 })
+    await s.sampleTop()
+    const cells = () =>
+      screen(s)[4]!
+        .split(/\s{2,}/)
+        .filter((c) => c !== '')
+    expect(cells()).toEqual([
+      'demo',
+      'PIO 0x70 OUT',
+      '10',
+      '100.0',
+      '0',
+      '50us',
+      '50us',
+      '50us',
+      '50us',
+      'default',
+    ])
+    let ui = initialUiState()
+    const r = handleKey(ui, { char: 'r' }, { filterText: '' })
+    ui = r.state
+    expect(r.effects).toEqual([{ kind: 'reset' }])
+    expect(ui.message?.text).toBe('counts and latencies reset to zero')
+    s.reset()
+    expect(cells()).toEqual([
+      'demo',
+      'PIO 0x70 OUT',
+      '0',
+      '0.0',
+      '0',
+      '0ns',
+      '0ns',
+      '0ns',
+      '0ns',
+      'default',
+    ])
+    d.publish(3, { latencyNs: 100 })
+    t = 1000
+    await s.sampleTop()
+    // 100 ns is the row's new minimum (exact); its max (50 us) is older, so the new max is
+    // 100 ns to its histogram bucket (96..111 ns), as p99 always is
+    // (the rate is over the daemon's clock, not the session's)
+    expect(cells()).toEqual([
+      ...['demo', 'PIO 0x70 OUT', '3', '100.0', expect.any(String)],
+      ...['100ns', '100ns', '111ns', '111ns', 'default'],
     ])
   })
 

@@ -54,6 +54,11 @@ export class HostMemory {
     this.frameLimit = best[1]
   }
 
+  /** Bytes of host RAM still free for process memory. */
+  framesLeft(): number {
+    return this.frameLimit - this.nextFrame
+  }
+
   /** Back `length` bytes (a page multiple) of process memory with host RAM frames. */
   allocateFrames(
     buffer: SharedArrayBuffer,

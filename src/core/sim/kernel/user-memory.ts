@@ -46,12 +46,27 @@ export class UserMemory {
     return start
   }
 
+  /** The largest anonymous mapping that can still succeed: address space and host RAM left. */
+  available(): number {
+    const room = Math.max(0, MMAP_TOP - this.next)
+    return Math.floor(Math.min(room, this.host.framesLeft()) / PAGE_SIZE) * PAGE_SIZE
+  }
+
   /** An anonymous, zeroed, private mapping; undefined when memory runs out. */
   mmap(length: number): number | undefined {
     const size = roundUp(length)
+    // check before backing it: the backing buffer is real memory of hsmd
+    if (size > this.available()) return undefined
+    let buffer: SharedArrayBuffer
+    try {
+      buffer = new SharedArrayBuffer(size)
+    } catch (e) {
+      // hsmd itself could not get that much memory: ENOMEM, as the kernel would say
+      if (e instanceof RangeError) return undefined
+      throw e
+    }
     const start = this.place(size)
     if (start === undefined) return undefined
-    const buffer = new SharedArrayBuffer(size)
     const pa = this.host.allocateFrames(buffer, 0, size)
     if (pa === undefined) return undefined
     this.mappings.push({
