@@ -149,7 +149,7 @@ const top = [
   '\\fICOMMAND\\fR [\\fIOPTIONS\\fR]',
   '.SH DESCRIPTION',
   esc(
-    `${bin} drives the ACRN Hypervisor Service Module (/dev/acrn_hsm): VMs, memory segments, pass-through devices, ioeventfds, irqfds and interrupts, against a built-in simulation of the hypervisor or against real hardware. Every command takes --json.`,
+    `${bin} drives the ACRN Hypervisor Service Module (/dev/acrn_hsm): VMs, memory segments, pass-through devices, ioeventfds, irqfds and interrupts, against a built-in simulation of the hypervisor or against real hardware. Every command takes --json: 64-bit values as hex strings, PCI functions as bb:dd.f (00:14.0, as --phys takes them), vendor and device IDs as four hex digits (0x8086), class codes as six (0x0c0330).`,
   ),
   '.SH COMMANDS',
   ...commands.flatMap((c) => [

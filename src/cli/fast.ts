@@ -12,6 +12,8 @@ interface Query {
   /** Positional arguments, in order (sent as params of these names). */
   args: string[]
   render: (result: unknown) => Promise<string>
+  /** What --json prints: the object the command's run() returns, so both paths agree. */
+  json: (result: unknown) => Promise<unknown>
 }
 
 const QUERIES: Readonly<Record<string, Query>> = {
@@ -19,11 +21,13 @@ const QUERIES: Readonly<Record<string, Query>> = {
     method: 'vm.list',
     args: [],
     render: async (r) => (await import('../ui/vm.js')).renderVmList(r as never),
+    json: async (r) => r,
   },
   'vm show': {
     method: 'vm.show',
     args: ['name'],
     render: async (r) => (await import('../ui/vm.js')).renderVm(r as never),
+    json: async (r) => (await import('../ui/vm.js')).vmJson(r as never),
   },
 }
 
@@ -57,7 +61,9 @@ export async function fastPath(
   try {
     const params = Object.fromEntries(query.args.map((name, i) => [name, positional[i]]))
     const result = await client.call(query.method, params)
-    const text = json ? (await import('../ui/json.js')).toJson(result) : await query.render(result)
+    const text = json
+      ? (await import('../ui/json.js')).toJson(await query.json(result))
+      : await query.render(result)
     process.stdout.write(text + '\n')
     return true
   } catch {

@@ -5,6 +5,7 @@
 import { Flags } from '@oclif/core'
 import type { Wire } from '../core/daemon/protocol.js'
 import type { MmiodevInfo, PtdevInfo, VdevInfo } from '../core/vmm/manager.js'
+import type { PciText } from '../ui/pci.js'
 import { vmNameArg, type DaemonCommand } from './daemon-command.js'
 import { bdfFlag, hexFlag, intFlag } from './flags.js'
 
@@ -77,7 +78,7 @@ say) by --legacy-id. --io ADDR:SIZE gives its I/O resources (up to 6).`,
         io?: string[]
       }
     },
-  ): Promise<Wire<VdevInfo>> {
+  ): Promise<PciText<Wire<VdevInfo>>> {
     const { parseInteger } = await import('../core/parse/number.js')
     const { UsageError } = await import('../core/errors.js')
     const max = 0xffff_ffffn
@@ -102,7 +103,8 @@ say) by --legacy-id. --io ADDR:SIZE gives its I/O resources (up to 6).`,
       ioSize: io.map((r) => r.size),
     })
     cmd.log(`${op === 'create' ? 'created' : 'destroyed'} virtual device in ${args.name}`)
-    return info
+    const { pciText } = await import('../ui/pci.js')
+    return pciText(info)
   },
 }
 
@@ -145,7 +147,7 @@ is set up by the hypervisor when the guest programs the device.`,
         pic: boolean
       }
     },
-  ): Promise<Wire<PtdevInfo>> {
+  ): Promise<PciText<Wire<PtdevInfo>>> {
     const info = await cmd.call<Wire<PtdevInfo>>('ptdev.intr', {
       name: args.name,
       op,
@@ -157,7 +159,8 @@ is set up by the hypervisor when the guest programs the device.`,
       picPin: flags.pic,
     })
     cmd.log(`${op} ${flags.type} interrupt of ${args.name}`)
-    return info
+    const { pciText } = await import('../ui/pci.js')
+    return pciText(info)
   },
 }
 

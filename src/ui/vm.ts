@@ -2,6 +2,7 @@ import type { Wire } from '../core/daemon/protocol.js'
 import type { VmDetails, VmSummary } from '../core/vmm/manager.js'
 import { out } from './color.js'
 import { bdf, big, duration, hex, size } from './format.js'
+import { pciText, type PciText } from './pci.js'
 import { renderTable } from './table.js'
 
 const STATE_COLOUR = {
@@ -102,4 +103,14 @@ export function renderVm(vm: Wire<VmDetails>): string {
       hv.msi.map((m) => `vCPU ${m.vcpu} vector ${hex(m.vector)}: ${m.count}`),
     )
   return lines.join('\n')
+}
+
+export type VmJson = Omit<Wire<VmDetails>, 'ptdevs' | 'vdevs'> & {
+  ptdevs: PciText<Wire<VmDetails>['ptdevs'][number]>[]
+  vdevs: PciText<Wire<VmDetails>['vdevs'][number]>[]
+}
+
+/** What `vm show --json` (and every verb that prints the VM after) gives scripts. */
+export function vmJson(vm: Wire<VmDetails>): VmJson {
+  return { ...vm, ptdevs: vm.ptdevs.map(pciText), vdevs: vm.vdevs.map(pciText) }
 }

@@ -42,22 +42,35 @@ describe('host devices: the simulated inventory', () => {
     expect(rows).toHaveLength(DEFAULT_INVENTORY.pci.length)
   })
 
-  it('--json is the inventory, addresses as hex strings', () => {
+  it('--json is the inventory, addresses as hex strings and BDFs as the table prints them', () => {
     const inv = s.json('host', 'devices')
     expect(Object.keys(inv)).toEqual(['pcpus', 'userVmAffinity', 'pci', 'mmio'])
     expect(inv.pcpus).toBe(DEFAULT_INVENTORY.pcpus)
     expect(inv.userVmAffinity).toBe(`0x${DEFAULT_INVENTORY.postLaunchedAffinity.toString(16)}`)
-    expect(inv.pci.map((d: Json) => d.bdf)).toEqual(DEFAULT_INVENTORY.pci.map((d) => d.bdf))
-    expect(inv.pci.find((d: Json) => d.bdf === XHCI)).toEqual({
-      bdf: XHCI,
-      vendor: HOST_XHCI.vendor,
-      device: HOST_XHCI.device,
-      classCode: HOST_XHCI.classCode,
+    // the BDF column of the table, row for row
+    const tableBdfs = s
+      .run('host', 'devices')
+      .stdout.split('\n')
+      .filter((l: string) => /^[0-9a-f]{2}:[0-9a-f]{2}\.\d /.test(l))
+      .map((l: string) => l.split(' ')[0])
+    expect(inv.pci.map((d: Json) => d.bdf)).toEqual(tableBdfs)
+    expect(tableBdfs).toContain('00:14.0')
+    expect(tableBdfs).toContain('00:1f.6')
+    expect(inv.pci.find((d: Json) => d.bdf === '00:14.0')).toEqual({
+      bdf: '00:14.0',
+      vendor: '0x8086',
+      device: '0x9ded',
+      classCode: '0x0c0330',
       name: HOST_XHCI.name,
       bars: [{ index: 0, kind: 'mem64', base: '0xa1100000', size: '0x10000' }],
       intxPin: 1,
       intxGsi: HOST_XHCI.intxGsi,
       bridge: false,
+    })
+    // fixed width: leading zeros kept (the host bridge is class 06 00 00)
+    expect(inv.pci.find((d: Json) => d.bdf === '00:00.0')).toMatchObject({
+      vendor: '0x8086',
+      classCode: '0x060000',
     })
     expect(inv.mmio).toEqual(
       DEFAULT_INVENTORY.mmio.map((m) => ({
@@ -74,13 +87,13 @@ describe('ptdev assign|list|deassign (ASSIGN_PCIDEV, §7.5)', () => {
     const r = s.run('ptdev', 'assign', 'dev', '--phys', '00:14.0', '--virt', '00:03.0')
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toBe('assigned 00:14.0 to dev as 00:03.0\n')
-    expect(s.vm('dev').ptdevs).toEqual([{ phys: XHCI, virt: bdf(0, 3, 0), quirk: false }])
+    expect(s.vm('dev').ptdevs).toEqual([{ phys: '00:14.0', virt: '00:03.0', quirk: false }])
   })
 
-  it('--json: the virtual BDF defaults to the physical one', () => {
+  it('--json: the virtual BDF defaults to the physical one, written bb:dd.f', () => {
     expect(s.json('ptdev', 'assign', 'dev', '--phys', '0000:00:1f.6', '--quirk')).toEqual({
-      phys: bdf(0, 0x1f, 6),
-      virt: bdf(0, 0x1f, 6),
+      phys: '00:1f.6',
+      virt: '00:1f.6',
       quirk: true,
     })
   })
@@ -94,8 +107,8 @@ describe('ptdev assign|list|deassign (ASSIGN_PCIDEV, §7.5)', () => {
       'dev  00:1f.6  00:1f.6  -',
     ])
     expect(s.json('ptdev', 'list', 'dev')).toEqual([
-      { vm: 'dev', phys: XHCI, virt: bdf(0, 3, 0), quirk: false },
-      { vm: 'dev', phys: bdf(0, 0x1f, 6), virt: bdf(0, 0x1f, 6), quirk: true },
+      { vm: 'dev', phys: '00:14.0', virt: '00:03.0', quirk: false },
+      { vm: 'dev', phys: '00:1f.6', virt: '00:1f.6', quirk: true },
     ])
     expect(s.json('ptdev', 'list', 'other')).toEqual([])
     expect(s.run('ptdev', 'list', 'other').stdout).toBe('No pass-through devices.\n')
@@ -177,8 +190,8 @@ describe('ptdev assign|list|deassign (ASSIGN_PCIDEV, §7.5)', () => {
       expect(r.code, r.stderr).toBe(0)
       expect(r.stdout).toBe('set intx interrupt of dev\n')
       expect(s.vm('dev').ptdevs[0]).toEqual({
-        phys: XHCI,
-        virt: bdf(0, 3, 0),
+        phys: '00:14.0',
+        virt: '00:03.0',
         quirk: false,
         intr: { type: 'intx', virtPin: 5, physPin: HOST_XHCI.intxGsi, picPin: false },
       })
@@ -243,7 +256,7 @@ describe('ptdev assign|list|deassign (ASSIGN_PCIDEV, §7.5)', () => {
         ...['ptdev', 'intr', 'reset', 'dev', '--type', 'intx', '--phys', '00:14.0'],
         ...['--virt-pin', '5'],
       )
-      expect(info).toEqual({ phys: XHCI, virt: bdf(0, 3, 0), quirk: false })
+      expect(info).toEqual({ phys: '00:14.0', virt: '00:03.0', quirk: false })
       expect(s.json('irq', 'monitor', 'dev').interrupts).toEqual([])
       expect(
         s.run('ptdev', 'intr', 'reset', 'dev', '--type', 'intx', '--phys', '00:14.0').stdout,
@@ -266,13 +279,37 @@ describe('ptdev assign|list|deassign (ASSIGN_PCIDEV, §7.5)', () => {
     const r = s.run('ptdev', 'deassign', 'dev', '--phys', '00:14.0', '--yes')
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toBe('deassigned 00:14.0 from dev\n')
-    expect(s.vm('dev').ptdevs.map((p: Json) => p.phys)).toEqual([bdf(0, 0x1f, 6)])
-    expect(s.json('ptdev', 'assign', 'other', '--phys', '00:14.0').phys).toBe(XHCI)
+    expect(s.vm('dev').ptdevs.map((p: Json) => p.phys)).toEqual(['00:1f.6'])
+    expect(s.json('ptdev', 'assign', 'other', '--phys', '00:14.0').phys).toBe('00:14.0')
     expect(s.json('ptdev', 'deassign', 'other', '--phys', '00:14.0', '--yes')).toEqual({
-      phys: XHCI,
-      virt: XHCI,
+      phys: '00:14.0',
+      virt: '00:14.0',
       quirk: false,
     })
+  })
+
+  it('what --json prints is what --phys and --virt take: a script round trip', () => {
+    // pick a free host function from host devices --json, pass it through, find it in
+    // ptdev list --json and feed those fields straight back to the flags
+    const host = s.json('host', 'devices').pci.find((d: Json) => d.name === 'SATA AHCI')
+    expect(host.bdf).toBe('00:17.0')
+    const assigned = s.json('ptdev', 'assign', 'other', '--phys', host.bdf, '--virt', '00:04.0')
+    const [listed] = s.json('ptdev', 'list', 'other')
+    expect(listed).toEqual({ vm: 'other', ...assigned })
+    expect(s.run('ptdev', 'list', 'other').stdout).toMatch(/^other +00:17\.0 +00:04\.0 +-$/m)
+    const set = s.json(
+      ...['ptdev', 'intr', 'set', 'other', '--type', 'intx'],
+      ...['--phys', listed.phys, '--virt', listed.virt, '--virt-pin', '6'],
+    )
+    expect(set).toMatchObject({ phys: '00:17.0', virt: '00:04.0', intr: { virtPin: 6 } })
+    expect(s.json('vm', 'show', 'other').ptdevs).toEqual([set])
+    // the oclif path (vm:show misses the start-up fast path) prints the same
+    expect(s.json('vm:show', 'other').ptdevs).toEqual([set])
+    expect(s.json('ptdev', 'deassign', 'other', '--phys', listed.phys, '--yes')).toMatchObject({
+      phys: '00:17.0',
+      virt: '00:04.0',
+    })
+    expect(s.json('ptdev', 'list', 'other')).toEqual([])
   })
 
   it('deassigning a device the VM does not have is refused', async () => {
@@ -391,7 +428,14 @@ describe('vdev create|destroy (CREATE/DESTROY_VDEV, §7.7)', () => {
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toBe('created virtual device in dev\n')
     expect(s.vm('dev').vdevs).toEqual([
-      { vendor: 0, device: 0, legacyId: 1, slot: '0x0', ioAddr: [0x2f8], ioSize: [8] },
+      {
+        vendor: '0x0000',
+        device: '0x0000',
+        legacyId: 1,
+        slot: '0x0',
+        ioAddr: [0x2f8],
+        ioSize: [8],
+      },
     ])
   })
 
@@ -401,8 +445,8 @@ describe('vdev create|destroy (CREATE/DESTROY_VDEV, §7.7)', () => {
       ...['--slot', '0x18', '--io', '0x1000:0x100', '--io', '0xc000:16'],
     )
     expect(info).toEqual({
-      vendor: 0x8086,
-      device: 0x1234,
+      vendor: '0x8086',
+      device: '0x1234',
       legacyId: 0,
       slot: '0x18',
       ioAddr: [0x1000, 0xc000],
@@ -476,7 +520,8 @@ describe('vdev create|destroy (CREATE/DESTROY_VDEV, §7.7)', () => {
         '0x18',
       ),
     ).toMatchObject({
-      vendor: 0x8086,
+      vendor: '0x8086',
+      device: '0x1234',
       slot: '0x18',
     })
     expect(s.vm('dev').vdevs).toEqual([])

@@ -92,7 +92,7 @@ describe.skipIf(!haveTmux)('prompts on a terminal', () => {
     const done = await s.waitFor(/\[exit \d+\]/)
     expect(done).toMatch(/assigned 00:14\.0 to wiz-1/)
     const list = JSON.parse(hsmctl(['ptdev', 'list', 'wiz-1', '--json'], env).stdout)
-    expect(list).toEqual([expect.objectContaining({ vm: 'wiz-1', phys: 0xa0 })])
+    expect(list).toEqual([expect.objectContaining({ vm: 'wiz-1', phys: '00:14.0' })])
   })
 
   it('a destructive verb asks; "no" changes nothing and exits 130', async () => {

@@ -39,6 +39,8 @@ const SRC_SPEC = {
   ],
   regs: [{ vcpu: 1, preset: 'protected-mode', rip: '0x100000' }],
   ptdevs: [{ phys: '00:1f.6', virt: '00:05.0' }],
+  // IDs at their full four digits, so that a dump diffs cleanly against `vm show --json`
+  vdevs: [{ vendor: '0x1af4', device: '0x0110', slot: '0x20' }],
   ioeventfds: [
     { addr: '0xc050', len: 2, pio: true, datamatch: '0x1' },
     { addr: '0xfe000000', len: 4 },
@@ -70,6 +72,7 @@ describe('vm dump', () => {
         '0x100000',
       ],
       ['ptdev', 'assign', 'src', '--phys', '00:1f.6', '--virt', '00:05.0'],
+      ['vdev', 'create', 'src', '--vendor', '0x1af4', '--device', '0x110', '--slot', '0x20'],
       ['ioeventfd', 'add', 'src', '--pio', '--addr', '0xc050', '--len', '2', '--datamatch', '1'],
       ['ioeventfd', 'add', 'src', '--addr', '0xfe000000', '--len', '4'],
       ['irqfd', 'add', 'src', '--msi-addr', '0xfee01000', '--msi-data', '0x32'],
@@ -119,7 +122,9 @@ describe('vm apply -f', () => {
       'another VM has it',
     )
     expect(await s.snapshot()).toEqual(before)
-    expect(s.json('ptdev', 'list')).toEqual([{ vm: 'src', phys: 0xfe, virt: 0x28, quirk: false }])
+    expect(s.json('ptdev', 'list')).toEqual([
+      { vm: 'src', phys: '00:1f.6', virt: '00:05.0', quirk: false },
+    ])
   })
 
   it('round trip: the dump applied under a new name dumps the same, but for the name', () => {
@@ -130,10 +135,24 @@ describe('vm apply -f', () => {
     expect(r.stdout).toMatch(/^copy {2}vmid \d+ {2}paused {2}2 vCPUs {2}1M RAM /)
     expect(s.json('vm', 'dump', 'copy')).toEqual({ ...SRC_SPEC, name: 'copy' })
     const vm = s.vm('copy')
+    // vm show --json writes PCI functions and IDs as the spec does
+    expect(vm.ptdevs).toEqual([{ ...SRC_SPEC.ptdevs[0], quirk: false }])
+    expect(vm.vdevs).toEqual([{ ...SRC_SPEC.vdevs[0], legacyId: 0, ioAddr: [], ioSize: [] }])
     expect(vm.hypervisor.state).toBe('paused')
     expect(vm.hypervisor.ept).toContainEqual(
       expect.objectContaining({ gpa: '0xdf000000', size: '0x10000', attr: 0x103 }),
     )
+  })
+
+  it('vm dump --json applies back exactly: BDFs and IDs as text are what apply reads', () => {
+    const dumped = s.json('vm', 'dump', 'copy')
+    expect(dumped.ptdevs).toEqual([{ phys: '00:1f.6', virt: '00:05.0' }])
+    const spec = file('copy.json', JSON.stringify(dumped))
+    expect(s.run('vm', 'destroy', 'copy', '--yes').code).toBe(0)
+    const vm = s.json('vm', 'apply', '-f', spec)
+    expect(vm.ptdevs).toEqual([{ phys: '00:1f.6', virt: '00:05.0', quirk: false }])
+    expect(vm.vdevs).toMatchObject([{ vendor: '0x1af4', device: '0x0110', slot: '0x20' }])
+    expect(s.json('vm', 'dump', 'copy')).toEqual(dumped)
   })
 
   it('--json takes a JSON spec and prints the VM', () => {

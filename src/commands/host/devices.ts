@@ -1,6 +1,7 @@
 import { DaemonCommand } from '../../cli/daemon-command.js'
 import type { HostInventoryView } from '../../core/vmm/platform.js'
 import type { Wire } from '../../core/daemon/protocol.js'
+import type { HostInventoryJson } from '../../ui/pci.js'
 
 export default class HostDevices extends DaemonCommand {
   static override summary =
@@ -11,7 +12,7 @@ export default class HostDevices extends DaemonCommand {
     '<%= config.bin %> <%= command.id %> --json',
   ]
 
-  async run(): Promise<Wire<HostInventoryView>> {
+  async run(): Promise<HostInventoryJson> {
     await this.parse(HostDevices)
     const inventory = await this.call<Wire<HostInventoryView>>('host.devices')
     const { renderTable } = await import('../../ui/table.js')
@@ -38,6 +39,7 @@ export default class HostDevices extends DaemonCommand {
     this.log(
       `${inventory.pcpus} pCPUs\n\n${pci}${mmio.length ? `\n\nMMIO devices\n${mmio.join('\n')}` : ''}`,
     )
-    return inventory
+    const { hostInventoryJson } = await import('../../ui/pci.js')
+    return hostInventoryJson(inventory)
   }
 }

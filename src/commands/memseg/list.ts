@@ -1,18 +1,21 @@
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 import type { IoeventfdInfo, MemsegInfo } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
+import type { PciText } from '../../ui/pci.js'
 
-interface MemsegMap {
+interface PtdevBar {
+  phys: number
+  virt: number
+  index: number
+  kind: string
+  gpa: string
+  hpa: string
+  size: string
+}
+
+interface MemsegMap<Bar = PtdevBar> {
   memsegs: Wire<MemsegInfo>[]
-  ptdevBars: {
-    phys: number
-    virt: number
-    index: number
-    kind: string
-    gpa: string
-    hpa: string
-    size: string
-  }[]
+  ptdevBars: Bar[]
   ioeventfds: Wire<IoeventfdInfo>[]
 }
 
@@ -27,7 +30,7 @@ export default class MemsegList extends DaemonCommand {
 
   static override args = { name: vmNameArg }
 
-  async run(): Promise<MemsegMap> {
+  async run(): Promise<MemsegMap<PciText<PtdevBar>>> {
     const { args } = await this.parse(MemsegList)
     const map = await this.call<MemsegMap>('memseg.list', { name: args.name })
     const { bdf, big, hex, size } = await import('../../ui/format.js')
@@ -69,6 +72,7 @@ export default class MemsegList extends DaemonCommand {
         `  ${hex(e.addr).padStart(18)}-${hex(big(e.addr) + BigInt(e.len) - 1n).padEnd(18)} ioeventfd #${e.id}`,
       )
     this.log(lines.join('\n'))
-    return map
+    const { pciText } = await import('../../ui/pci.js')
+    return { ...map, ptdevBars: map.ptdevBars.map(pciText) }
   }
 }

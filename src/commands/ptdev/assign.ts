@@ -4,6 +4,7 @@ import { bdfFlag } from '../../cli/flags.js'
 import type { PtdevInfo } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
 import type { HostInventoryView } from '../../core/vmm/platform.js'
+import type { PciText } from '../../ui/pci.js'
 
 export default class PtdevAssign extends DaemonCommand {
   static override summary = 'Pass a host PCI function through to a VM (ASSIGN_PCIDEV).'
@@ -23,7 +24,7 @@ without --phys, a picker lists the host's devices.`
     quirk: Flags.boolean({ description: 'Quirk assignment (ACRN_PTDEV_QUIRK_ASSIGN).' }),
   }
 
-  async run(): Promise<Wire<PtdevInfo>> {
+  async run(): Promise<PciText<Wire<PtdevInfo>>> {
     const { args, flags } = await this.parse(PtdevAssign)
     let phys = flags.phys
     if (phys === undefined) {
@@ -54,6 +55,7 @@ without --phys, a picker lists the host's devices.`
     })
     const { bdf } = await import('../../ui/format.js')
     this.log(`assigned ${bdf(info.phys)} to ${args.name} as ${bdf(info.virt)}`)
-    return info
+    const { pciText } = await import('../../ui/pci.js')
+    return pciText(info)
   }
 }

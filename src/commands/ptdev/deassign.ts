@@ -2,6 +2,7 @@ import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 import { bdfFlag, yesFlag } from '../../cli/flags.js'
 import type { PtdevInfo } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
+import type { PciText } from '../../ui/pci.js'
 
 export default class PtdevDeassign extends DaemonCommand {
   static override summary = 'Take a pass-through PCI function back from a VM (DEASSIGN_PCIDEV).'
@@ -15,7 +16,7 @@ export default class PtdevDeassign extends DaemonCommand {
     yes: yesFlag,
   }
 
-  async run(): Promise<Wire<PtdevInfo>> {
+  async run(): Promise<PciText<Wire<PtdevInfo>>> {
     const { args, flags } = await this.parse(PtdevDeassign)
     const { bdf } = await import('../../ui/format.js')
     await this.confirm(`Take ${bdf(flags.phys)} away from '${args.name}'?`, flags.yes)
@@ -24,6 +25,7 @@ export default class PtdevDeassign extends DaemonCommand {
       phys: flags.phys,
     })
     this.log(`deassigned ${bdf(info.phys)} from ${args.name}`)
-    return info
+    const { pciText } = await import('../../ui/pci.js')
+    return pciText(info)
   }
 }

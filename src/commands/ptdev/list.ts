@@ -2,6 +2,9 @@ import { Args } from '@oclif/core'
 import { DaemonCommand } from '../../cli/daemon-command.js'
 import type { PtdevInfo } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
+import type { PciText } from '../../ui/pci.js'
+
+type PtdevListEntry = Wire<PtdevInfo> & { vm: string }
 
 export default class PtdevList extends DaemonCommand {
   static override summary = 'List pass-through PCI functions, of one VM or all.'
@@ -13,9 +16,9 @@ export default class PtdevList extends DaemonCommand {
 
   static override args = { name: Args.string({ description: 'Only this VM.', required: false }) }
 
-  async run(): Promise<(Wire<Wire<PtdevInfo>> & { vm: string })[]> {
+  async run(): Promise<PciText<PtdevListEntry>[]> {
     const { args } = await this.parse(PtdevList)
-    const list = await this.call<(Wire<Wire<PtdevInfo>> & { vm: string })[]>(
+    const list = await this.call<PtdevListEntry[]>(
       'ptdev.list',
       args.name ? { name: args.name } : {},
     )
@@ -34,6 +37,7 @@ export default class PtdevList extends DaemonCommand {
             ]),
           ),
     )
-    return list
+    const { pciText } = await import('../../ui/pci.js')
+    return list.map(pciText)
   }
 }

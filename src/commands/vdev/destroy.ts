@@ -2,6 +2,7 @@ import { DaemonCommand } from '../../cli/daemon-command.js'
 import { vdev } from '../../cli/paired-commands.js'
 import type { Wire } from '../../core/daemon/protocol.js'
 import type { VdevInfo } from '../../core/vmm/manager.js'
+import type { PciText } from '../../ui/pci.js'
 
 export default class VdevDestroy extends DaemonCommand {
   static override summary = vdev.summary('destroy')
@@ -14,7 +15,7 @@ export default class VdevDestroy extends DaemonCommand {
 
   static override flags = vdev.flags
 
-  async run(): Promise<Wire<VdevInfo>> {
+  async run(): Promise<PciText<Wire<VdevInfo>>> {
     return vdev.run(this, 'destroy', await this.parse(VdevDestroy))
   }
 }

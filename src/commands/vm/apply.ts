@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core'
 import { DaemonCommand } from '../../cli/daemon-command.js'
 import type { VmDetails } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
+import type { VmJson } from '../../ui/vm.js'
 
 export default class VmApply extends DaemonCommand {
   static override summary =
@@ -20,7 +21,7 @@ state to leave it in. If any step fails, the VM is destroyed again: nothing is h
     file: Flags.file({ char: 'f', description: 'The spec file.', required: true, exists: true }),
   }
 
-  async run(): Promise<Wire<VmDetails>> {
+  async run(): Promise<VmJson> {
     const { flags } = await this.parse(VmApply)
     const { readFileSync } = await import('node:fs')
     const { dirname, resolve } = await import('node:path')
@@ -33,8 +34,8 @@ state to leave it in. If any step fails, the VM is destroyed again: nothing is h
       spec: specToObject(spec),
       source: flags.file,
     })
-    const { renderVm } = await import('../../ui/vm.js')
+    const { renderVm, vmJson } = await import('../../ui/vm.js')
     this.log(renderVm(vm))
-    return vm
+    return vmJson(vm)
   }
 }

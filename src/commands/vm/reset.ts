@@ -2,6 +2,7 @@ import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 import { yesFlag } from '../../cli/flags.js'
 import type { VmDetails } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
+import type { VmJson } from '../../ui/vm.js'
 
 export default class VmReset extends DaemonCommand {
   static override summary =
@@ -17,15 +18,15 @@ in the created state: start it again with \`vm start\`.`
 
   static override flags = { yes: yesFlag }
 
-  async run(): Promise<Wire<VmDetails>> {
+  async run(): Promise<VmJson> {
     const { args, flags } = await this.parse(VmReset)
     await this.confirm(
       `Reset VM '${args.name}'? Its vCPUs restart from their reset state.`,
       flags.yes,
     )
     const vm = await this.call<Wire<VmDetails>>('vm.reset', { name: args.name })
-    const { renderVm } = await import('../../ui/vm.js')
+    const { renderVm, vmJson } = await import('../../ui/vm.js')
     this.log(renderVm(vm))
-    return vm
+    return vmJson(vm)
   }
 }

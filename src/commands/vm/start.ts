@@ -1,6 +1,7 @@
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 import type { VmDetails } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
+import type { VmJson } from '../../ui/vm.js'
 
 export default class VmStart extends DaemonCommand {
   static override summary = 'Start a created VM (START_VM).'
@@ -9,11 +10,11 @@ export default class VmStart extends DaemonCommand {
 
   static override args = { name: vmNameArg }
 
-  async run(): Promise<Wire<VmDetails>> {
+  async run(): Promise<VmJson> {
     const { args } = await this.parse(VmStart)
     const vm = await this.call<Wire<VmDetails>>('vm.start', { name: args.name })
-    const { renderVm } = await import('../../ui/vm.js')
+    const { renderVm, vmJson } = await import('../../ui/vm.js')
     this.log(renderVm(vm))
-    return vm
+    return vmJson(vm)
   }
 }

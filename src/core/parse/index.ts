@@ -1,6 +1,7 @@
 export * from './number.js'
 export * from './size.js'
 export * from './bdf.js'
+export * from './pci-id.js'
 export * from './msi.js'
 export * from './access.js'
 export * from './mmio.js'

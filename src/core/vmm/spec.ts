@@ -6,6 +6,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
 import { UsageError } from '../errors.js'
 import { parseAccess, formatAccess } from '../parse/access.js'
 import { formatBdf, parsePackedBdf } from '../parse/bdf.js'
+import { formatPciId } from '../parse/pci-id.js'
 import { parseMsiAddress, parseMsiData } from '../parse/msi.js'
 import { parseInteger, formatHex } from '../parse/number.js'
 import { parseSize, formatSize } from '../parse/size.js'
@@ -414,7 +415,9 @@ export function specToObject(spec: VmSpec): Record<string, unknown> {
   }
   if (spec.vdevs.length) {
     out.vdevs = spec.vdevs.map((v) => ({
-      ...(v.vendor || v.device ? { vendor: formatHex(v.vendor), device: formatHex(v.device) } : {}),
+      ...(v.vendor || v.device
+        ? { vendor: formatPciId(v.vendor), device: formatPciId(v.device) }
+        : {}),
       ...(v.legacyId ? { legacyId: v.legacyId } : {}),
       ...(v.slot !== 0n ? { slot: formatHex(v.slot) } : {}),
       ...(v.ioAddr.length

@@ -9,6 +9,8 @@ import {
   decodeMsi,
   formatAccess,
   formatBdf,
+  formatClassCode,
+  formatPciId,
   formatSize,
   packBdf,
   parseAccess,
@@ -184,6 +186,30 @@ describe('PCI BDF', () => {
     const e = usageError(() => parseBdf(text, '--phys'))
     expect(e.message).toMatch(/^--phys: /)
     expect(e.message).toMatch(message)
+  })
+})
+
+describe('PCI IDs', () => {
+  it('vendor/device as four hex digits, class code as six, read back as hex (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.integer({ min: 0, max: 0xffffff }),
+        (id, cls) => {
+          expect(formatPciId(id)).toMatch(/^0x[0-9a-f]{4}$/)
+          expect(parseInteger(formatPciId(id))).toBe(BigInt(id))
+          expect(formatClassCode(cls)).toMatch(/^0x[0-9a-f]{6}$/)
+          expect(parseInteger(formatClassCode(cls))).toBe(BigInt(cls))
+        },
+      ),
+    )
+  })
+
+  it('keeps leading zeros, as lspci -n does', () => {
+    expect(formatPciId(0x8086)).toBe('0x8086')
+    expect(formatPciId(0x10)).toBe('0x0010')
+    expect(formatClassCode(0x060000)).toBe('0x060000')
+    expect(formatClassCode(0x010601)).toBe('0x010601')
   })
 })
 

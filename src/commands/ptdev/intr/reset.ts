@@ -2,6 +2,7 @@ import { DaemonCommand } from '../../../cli/daemon-command.js'
 import { ptdevIntr } from '../../../cli/paired-commands.js'
 import type { Wire } from '../../../core/daemon/protocol.js'
 import type { PtdevInfo } from '../../../core/vmm/manager.js'
+import type { PciText } from '../../../ui/pci.js'
 
 export default class PtdevIntrReset extends DaemonCommand {
   static override summary = ptdevIntr.summary('reset')
@@ -14,7 +15,7 @@ export default class PtdevIntrReset extends DaemonCommand {
 
   static override flags = ptdevIntr.flags
 
-  async run(): Promise<Wire<PtdevInfo>> {
+  async run(): Promise<PciText<Wire<PtdevInfo>>> {
     return ptdevIntr.run(this, 'reset', await this.parse(PtdevIntrReset))
   }
 }

@@ -3,6 +3,7 @@ import { DaemonCommand, vmNameArg } from '../../../cli/daemon-command.js'
 import { hexFlag, intFlag } from '../../../cli/flags.js'
 import type { VmDetails } from '../../../core/vmm/manager.js'
 import type { Wire } from '../../../core/daemon/protocol.js'
+import type { VmJson } from '../../../ui/vm.js'
 
 export default class VmRegsSet extends DaemonCommand {
   static override summary = 'Set a vCPU’s registers (SET_VCPU_REGS) from a preset, flags or a file.'
@@ -38,7 +39,7 @@ not be running. --file takes JSON or YAML: {vcpu, preset, rip, rsp, cr0, cr3, cr
     }),
   }
 
-  async run(): Promise<Wire<VmDetails>> {
+  async run(): Promise<VmJson> {
     const { args, flags } = await this.parse(VmRegsSet)
     let regs: Record<string, unknown> = {
       vcpu: flags.vcpu,
@@ -68,6 +69,7 @@ not be running. --file takes JSON or YAML: {vcpu, preset, rip, rsp, cr0, cr3, cr
     }
     const vm = await this.call<Wire<VmDetails>>('vm.regs', { name: args.name, ...regs })
     this.log(`set registers of ${args.name} vCPU ${String(regs.vcpu)} (${String(regs.preset)})`)
-    return vm
+    const { vmJson } = await import('../../../ui/vm.js')
+    return vmJson(vm)
   }
 }
