@@ -3,7 +3,7 @@
 // does: the exit code, the message, and no change to the VMs.
 
 import { spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { RUN_JS } from '../support/cli.js'
@@ -189,6 +189,8 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
       const list = s.run('vm', 'list')
       expect(list.code, list.stderr).toBe(0)
       expect(list.stdout).not.toMatch(/^big /m)
+      // nor a console log of a VM that never was (a destroyed VM's log stays, to be read)
+      expect(existsSync(join(s.dir, 'state', 'consoles', 'big.log'))).toBe(false)
     })
 
     it('an unknown VM is "not found" (exit 3) for every verb', async () => {

@@ -76,7 +76,8 @@ short wizard asks for the settings.`
           flag: '--memory',
         })
       } catch (e) {
-        await this.call('vm.destroy', { name }).catch(() => {}) // a failed command changes nothing
+        // a failed command changes nothing: no VM, and no console log of one
+        await this.call('vm.destroy', { name, rollback: true }).catch(() => {})
         throw e
       }
       vm = await this.call<Wire<VmDetails>>('vm.show', { name })

@@ -3,7 +3,7 @@
 // or a few ioctls through the HsmProcess interface, so it behaves the same on both
 // backends; a failed operation rolls back what it did, so nothing is left half-made.
 
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { join } from 'node:path'
 import {
@@ -401,10 +401,14 @@ export class VmManager {
     return this.show(name)
   }
 
-  /** Pause unless paused (the hypervisor destroys only paused VMs), destroy, close the fd. */
+  /**
+   * Pause unless paused (the hypervisor destroys only paused VMs), destroy, close the fd.
+   * The console log stays for reading after the VM is gone, unless `rollback`: a create
+   * that failed half-way must leave nothing behind.
+   */
   async destroy(
     name: string,
-    options: { keepJournal?: boolean } = {},
+    options: { keepJournal?: boolean; rollback?: boolean } = {},
   ): Promise<{ name: string; vmid: number }> {
     const vm = this.vm(name)
     // A.3: DESTROY needs PAUSED; PAUSE takes a created VM there too (as create's rollback does)
@@ -419,6 +423,7 @@ export class VmManager {
     for (const q of vm.irqfds) await this.proc.close(q.efd).catch(() => {})
     await this.proc.close(vm.fd).catch(() => {})
     await vm.console.close()
+    if (options.rollback) rmSync(vm.console.path, { force: true })
     this.vms.delete(name)
     this.opts.onVmDestroyed?.(vm.vmid)
     if (!options.keepJournal) this.opts.journal.remove(name)
@@ -1205,7 +1210,7 @@ export class VmManager {
       if (spec.state === 'running' || spec.state === 'paused') await this.start(spec.name)
       if (spec.state === 'paused') await this.pause(spec.name)
     } catch (e) {
-      await this.destroy(spec.name).catch(() => {})
+      await this.destroy(spec.name, { rollback: true }).catch(() => {})
       throw e
     }
     return this.show(spec.name)

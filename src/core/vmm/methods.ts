@@ -138,7 +138,7 @@ export function vmmMethods(
     'vm.start': with_((p) => m.start(name(p))),
     'vm.pause': with_((p) => m.pause(name(p))),
     'vm.reset': with_((p) => m.reset(name(p))),
-    'vm.destroy': with_((p) => m.destroy(name(p))),
+    'vm.destroy': with_((p) => m.destroy(name(p), { rollback: p.bool('rollback') })),
     'vm.regs': with_((p) => m.setRegs(name(p), regs(p))),
     'vm.dump': with_((p) => specToObject(m.spec(name(p)))),
     'vm.apply': with_((p) =>
