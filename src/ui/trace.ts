@@ -1,5 +1,5 @@
 // The top view as text: an aligned table (terminal), CSV or JSON Lines (scripts).
-import { latencyText } from '../core/trace/format.js'
+import { latencyText, pciConfigText } from '../core/trace/format.js'
 import type { ViewRow, ViewTotals } from '../core/trace/view.js'
 import { renderTable } from './table.js'
 
@@ -13,6 +13,8 @@ export const CSV_COLUMNS = [
   'key',
   'type',
   'addr',
+  'bdf',
+  'reg',
   'dir',
   'count',
   'pct',
@@ -25,6 +27,8 @@ export const CSV_COLUMNS = [
 ] as const
 
 function record(row: ViewRow, time: string) {
+  // PCI config rows: the function and register as text, so scripts need not unpack addr
+  const pci = row.type === 'pcicfg' ? pciConfigText(row.addr) : undefined
   return {
     time,
     vm: row.vm,
@@ -34,6 +38,8 @@ function record(row: ViewRow, time: string) {
     key: row.key,
     type: row.type,
     addr: `0x${row.addr.toString(16)}`,
+    bdf: pci?.bdf ?? null,
+    reg: pci?.reg ?? null,
     dir: row.dir,
     count: row.count,
     pct: Number(row.pct.toFixed(2)),

@@ -22,7 +22,7 @@ afterAll(() => rmSync(files, { recursive: true, force: true }))
 
 const LONG = 90_000
 const CSV_HEADER =
-  'time,vm,vmid,vcpu,key,type,addr,dir,count,pct,rate,lat_min_ns,lat_avg_ns,lat_p99_ns,lat_max_ns,client'
+  'time,vm,vmid,vcpu,key,type,addr,bdf,reg,dir,count,pct,rate,lat_min_ns,lat_avg_ns,lat_p99_ns,lat_max_ns,client'
 
 type Row = Record<string, string>
 
@@ -129,11 +129,19 @@ describe('ioreq watch: samples', { timeout: LONG }, () => {
       expect(min).toBeGreaterThan(0)
       expect(min! <= avg! + 1 && avg! <= max! + 1 && p99! <= max!).toBe(true)
     }
-    expect(rows.slice(0, 2).map((r) => [r.type, r.addr, r.dir, r.pct])).toEqual([
-      ['pio', '0x70', 'write', '47.17'],
-      ['pio', '0x71', 'read', '47.17'],
+    expect(rows.slice(0, 2).map((r) => [r.type, r.addr, r.bdf, r.reg, r.dir, r.pct])).toEqual([
+      ['pio', '0x70', '', '', 'write', '47.17'],
+      ['pio', '0x71', '', '', 'read', '47.17'],
     ])
     expect(rows[2]).toMatchObject({ type: 'pcicfg', addr: '0x0', dir: 'read', pct: '0.94' })
+    // a PCI config row names its function and register as --phys and the key write them
+    for (const r of rows.filter((row) => row.type === 'pcicfg'))
+      expect(`PCICFG ${r.bdf}+${r.reg} R`).toBe(r.key)
+    expect(rows.find((r) => r.key === 'PCICFG 00:01.0+0x8 R')).toMatchObject({
+      bdf: '00:01.0',
+      reg: '0x8',
+      addr: '0x8008',
+    })
   })
 
   it('--format jsonl: one object per row, the same rows', () => {
@@ -163,6 +171,8 @@ describe('ioreq watch: samples', { timeout: LONG }, () => {
       key: 'PIO 0x71 IN',
       type: 'pio',
       addr: '0x71',
+      bdf: null,
+      reg: null,
       dir: 'read',
       count: 50,
       pct: 47.17,

@@ -19,7 +19,9 @@ and watched again when a VM of the same name comes back.
 
 Off a terminal, or with --once, --count or --format, it prints samples instead: --once
 prints one (rates over --interval), --interval S prints one every S seconds (--count N of
-them), in table, csv or jsonl format. Counts are totals since the daemon started.`
+them), in table, csv or jsonl format. Counts are totals since the daemon started. csv and
+jsonl have a column per field: PCI config rows carry their function (bdf, 00:03.0) and
+register (reg) beside the packed addr.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',

@@ -8,10 +8,16 @@ const hex2 = (n: number) => n.toString(16).padStart(2, '0')
 
 export function addrText(type: RowKey['type'], addr: bigint): string {
   if (type === 'pcicfg') {
-    const p = unpackPciAddr(addr)
-    return `${hex2(p.bus)}:${hex2(p.dev)}.${p.func}+0x${p.reg.toString(16)}`
+    const p = pciConfigText(addr)
+    return `${p.bdf}+${p.reg}`
   }
   return `0x${addr.toString(16)}`
+}
+
+/** A PCI config access's function (`00:03.0`, as --phys takes it) and register (`0x10`). */
+export function pciConfigText(addr: bigint): { bdf: string; reg: string } {
+  const p = unpackPciAddr(addr)
+  return { bdf: `${hex2(p.bus)}:${hex2(p.dev)}.${p.func}`, reg: `0x${p.reg.toString(16)}` }
 }
 
 export function dirText(type: RowKey['type'], dir: RowKey['dir']): string {
