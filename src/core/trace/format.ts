@@ -1,10 +1,9 @@
 // How trace rows and records read: `PIO 0x3f8 OUT`, `MMIO 0xfed00000 W`,
 // `PCICFG 00:03.0+0x10 R` (UX.md, "Live ioreq view").
 
+import { formatBdf } from '../parse/bdf.js'
 import { unpackPciAddr, type TraceEvent } from './record.js'
 import type { RowKey } from './stats.js'
-
-const hex2 = (n: number) => n.toString(16).padStart(2, '0')
 
 export function addrText(type: RowKey['type'], addr: bigint): string {
   if (type === 'pcicfg') {
@@ -17,7 +16,7 @@ export function addrText(type: RowKey['type'], addr: bigint): string {
 /** A PCI config access's function (`00:03.0`, as --phys takes it) and register (`0x10`). */
 export function pciConfigText(addr: bigint): { bdf: string; reg: string } {
   const p = unpackPciAddr(addr)
-  return { bdf: `${hex2(p.bus)}:${hex2(p.dev)}.${p.func}`, reg: `0x${p.reg.toString(16)}` }
+  return { bdf: formatBdf({ segment: 0, ...p }), reg: `0x${p.reg.toString(16)}` }
 }
 
 export function dirText(type: RowKey['type'], dir: RowKey['dir']): string {

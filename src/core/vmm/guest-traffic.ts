@@ -5,15 +5,11 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ConflictError, NotFoundError, UsageError } from '../errors.js'
 import {
-  CLIENT_IOEVENTFD,
-  flagClient,
-  flagSize,
   flagType,
   RECORD_SIZE,
   readRecord,
-  TYPE_MMIO,
+  records as traceRecords,
   TYPE_PCICFG,
-  TYPE_PIO,
   unpackPciAddr,
 } from '../trace/record.js'
 import type { VmManager } from './manager.js'
@@ -304,18 +300,12 @@ export function replayIoeventfds(
   records: Uint8Array,
   existing: readonly Omit<IoeventfdSpec, 'datamatch'>[],
 ): { kernelHandled: number; add: ReplayIoeventfd[] } {
-  const view = new DataView(records.buffer, records.byteOffset, records.byteLength)
   const wanted = new Map<string, ReplayIoeventfd>()
   let kernelHandled = 0
-  for (let off = 0; off + RECORD_SIZE <= records.byteLength; off += RECORD_SIZE) {
-    const flags = view.getUint8(off + 31)
-    const type = flagType(flags)
-    if (flagClient(flags) !== CLIENT_IOEVENTFD || (type !== TYPE_PIO && type !== TYPE_MMIO))
-      continue
+  for (const { client, type, addr, size: len } of traceRecords(records)) {
+    if (client !== 'ioeventfd' || type === 'pcicfg') continue
     kernelHandled++
-    const addr = view.getBigUint64(off + 8, true)
-    const pio = type === TYPE_PIO
-    const len = flagSize(flags)
+    const pio = type === 'pio'
     const key = `${pio}:${addr}`
     const entry = wanted.get(key)
     if (entry) {
