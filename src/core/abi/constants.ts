@@ -143,6 +143,21 @@ export const ACRN_MEM_MAPPING_MAX = 256
 export const PAGE_SIZE = 4096
 export const PAGE_SHIFT = 12
 
+/**
+ * Access widths a trapped request can carry (§4.1): a PIO request's value is 32 bits, an
+ * MMIO request's 64.
+ */
+export const ACCESS_SIZES: Readonly<Record<'pio' | 'mmio', readonly number[]>> = {
+  pio: [1, 2, 4],
+  mmio: [1, 2, 4, 8],
+}
+
+/** `1, 2 or 4`: the widths of ACCESS_SIZES for messages. */
+export function accessSizesText(type: 'pio' | 'mmio'): string {
+  const sizes = ACCESS_SIZES[type]
+  return `${sizes.slice(0, -1).join(', ')} or ${sizes.at(-1)}`
+}
+
 /** Per-VM flag bits kept by HSM (§2.1). */
 export const VmFlag = {
   DESTROYED: 0,

@@ -7,6 +7,8 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { join } from 'node:path'
 import {
+  ACCESS_SIZES,
+  accessSizesText,
   GsiOp,
   IntrMonitorCmd,
   INTR_MONITOR_BUFFER_MAX,
@@ -183,15 +185,11 @@ class ConsoleLog {
   }
 }
 
-// §4.1: a PIO request carries a u32 value, an MMIO request a u64
-const ACCESS_SIZES = { pio: [1, 2, 4], mmio: [1, 2, 4, 8] } as const
-
+/** Before any VM lookup, so that the flag at fault is named whatever the VM's state. */
 function checkAccessSize(type: 'pio' | 'mmio', size: number) {
-  const sizes: readonly number[] = ACCESS_SIZES[type]
-  if (sizes.includes(size)) return
+  if (ACCESS_SIZES[type].includes(size)) return
   const kind = type === 'pio' ? 'a port I/O' : 'an MMIO'
-  const list = `${sizes.slice(0, -1).join(', ')} or ${sizes.at(-1)}`
-  throw new UsageError(`${kind} access is ${list} bytes, not ${size}`, {
+  throw new UsageError(`${kind} access is ${accessSizesText(type)} bytes, not ${size}`, {
     flag: '--size',
     hint:
       type === 'pio'

@@ -8,7 +8,14 @@
 // Int32Array of the page: no allocation besides the promise the caller awaits.
 
 import { performance } from 'node:perf_hooks'
-import { IoreqDir, IoreqState, IoreqType, PAGE_SIZE } from '../../abi/constants.js'
+import {
+  ACCESS_SIZES,
+  accessSizesText,
+  IoreqDir,
+  IoreqState,
+  IoreqType,
+  PAGE_SIZE,
+} from '../../abi/constants.js'
 import { offsetOf } from '../../abi/layout.js'
 import { acrn_io_request } from '../../abi/structs.js'
 import type { Hypervisor } from './hypervisor.js'
@@ -302,8 +309,8 @@ function invalidAccess(req: GuestAccess, mmio: boolean): string | undefined {
   if (req.dir !== 'read' && req.dir !== 'write')
     return `dir must be 'read' or 'write', not ${String(req.dir)}`
   const size = req.size
-  if (!(size === 1 || size === 2 || size === 4 || (mmio && size === 8))) {
-    return `a ${req.type} access is ${mmio ? '1, 2, 4 or 8' : '1, 2 or 4'} bytes, not ${size}`
+  if (!ACCESS_SIZES[req.type].includes(size)) {
+    return `a ${req.type} access is ${accessSizesText(req.type)} bytes, not ${size}`
   }
   const addr = req.addr
   const bad =
