@@ -12,11 +12,11 @@
 // context switches it takes per call.
 //
 //   npm run build && npm run bench -- native        (BENCH_CALLS=20000 to change the count)
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { URL } from 'node:url'
+import { execa } from 'execa'
 import { fmt, opsPerSecond } from './_lib.js'
 
 export const title =
@@ -94,15 +94,14 @@ export async function run() {
         `${label.padEnd(16)} pipelined ${fmt(r.piped, 0).padStart(9)}/s   one at a time ${fmt(r.oneAtATime, 0).padStart(9)}/s${ratio}`,
       )
     }
-    // The shim alone, from C, against the same server (it runs in this process, so the
-    // program must be waited for asynchronously).
+    // The shim alone, from C, against the same server.
     const load = preflight.shimLoadPath()
     if (existsSync(load)) {
       for (const threads of [1, 16]) {
         const per = Math.max(1, Math.round(calls / threads))
-        const line = await runShimLoad(load, threads, per, {
-          LD_PRELOAD: preflight.shimPath(),
-          HSM_SHIM_SOCKET: server.path,
+        // execa's promise: the server answering it runs on this event loop
+        const { stdout: line } = await execa(load, [String(threads), String(per)], {
+          env: { LD_PRELOAD: preflight.shimPath(), HSM_SHIM_SOCKET: server.path },
         })
         const m = /per_second (\d+) switches_per_call ([\d.]+)/.exec(line)
         if (!m) throw new Error(`shim-load printed: ${line}`)
@@ -130,21 +129,4 @@ export async function run() {
     await server.close()
     rmSync(dir, { recursive: true, force: true })
   }
-}
-
-function runShimLoad(path, threads, perThread, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(path, [String(threads), String(perThread)], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    child.on('error', reject)
-    child.on('close', (code) =>
-      code === 0 ? resolve(out.trim()) : reject(new Error(`shim-load exited ${code}: ${err}`)),
-    )
-  })
 }
