@@ -36,10 +36,12 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/acrn.h>
@@ -47,6 +49,7 @@
 
 #include "hsm-ioctls.h"
 #include "hsm-protocol.h"
+#include "hsm-ring.h"
 #include "hsm-shim.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -155,6 +158,26 @@ static int conn_state;
 static int sock = -1;
 static uint32_t next_id = 1;
 
+/*
+ * The shared-memory ring (hsm-ring.h, SHIM.md "The ring"). NULL: every frame goes on the
+ * socket. Set once, before the reader thread starts, and only cleared in a forked child.
+ */
+static struct hsm_ring_shared *ring;
+static size_t ring_length;
+static struct hsm_ring_end ring_out, ring_in;
+/* The consumer of the server's ring: a caller waiting for its reply, or the reader. */
+static pthread_mutex_t rdlock = PTHREAD_MUTEX_INITIALIZER;
+/* The server's frames being put together (rdlock held). */
+static uint8_t *rx;
+static size_t rx_len;
+#define RX_CAP (HSMP_HEADER_SIZE + HSMP_MAX_PAYLOAD)
+/* Set when the connection is lost: a sender waiting for room gives up. */
+static atomic_int ring_lost;
+/* How long a caller polls for its reply before it sleeps (HSM_SHIM_SPIN_US). */
+static uint64_t spin_ns = 100000;
+/* HSM_SHIM_TRANSPORT: 0 socket only, 1 ring when the server offers it, 2 ring or warn. */
+static int ring_wanted = 1;
+
 enum fd_kind { FDK_NONE = 0, FDK_HSM = 1, FDK_EVENTFD = 2 };
 /* Read without the lock on the read/write/close fast paths: a byte per fd. */
 static _Atomic uint8_t fd_kind[FD_LIMIT];
@@ -178,6 +201,8 @@ struct region {
 	uint64_t address;
 	uint64_t length;
 	uint8_t *shadow; /* the bytes both sides agreed on at the last exchange */
+	uint8_t *now;    /* live pages only: their bytes as read with the call's argument */
+	int now_valid;
 };
 static struct region regions[MAX_REGIONS];
 static uint32_t region_count;
@@ -250,6 +275,8 @@ static void unlock_all(const struct masked *m)
 /* Process memory, without faulting on an address the program got wrong.                 */
 
 static int vm_rw_works = 1;
+/* getpid() is a system call; the pid only changes in a forked child. */
+static pid_t self_pid;
 
 /* Copy up to n bytes at `address` of this process into buf; how many could be read. */
 static size_t mem_read(uint64_t address, void *buf, size_t n)
@@ -259,7 +286,7 @@ static size_t mem_read(uint64_t address, void *buf, size_t n)
 	if (vm_rw_works) {
 		struct iovec local = { buf, n };
 		struct iovec remote = { (void *)(uintptr_t)address, n };
-		ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+		ssize_t r = process_vm_readv(self_pid, &local, 1, &remote, 1, 0);
 		if (r >= 0)
 			return (size_t)r;
 		if (errno == EFAULT || errno == ESRCH)
@@ -279,7 +306,7 @@ static size_t mem_write(uint64_t address, const void *buf, size_t n)
 	if (vm_rw_works) {
 		struct iovec local = { (void *)buf, n };
 		struct iovec remote = { (void *)(uintptr_t)address, n };
-		ssize_t r = process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+		ssize_t r = process_vm_writev(self_pid, &local, 1, &remote, 1, 0);
 		if (r >= 0)
 			return (size_t)r;
 		if (errno == EFAULT || errno == ESRCH)
@@ -429,6 +456,49 @@ static void free_builder(struct builder *b)
 	*b = (struct builder){ 0 };
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* One byte on the socket: the server's event loop wakes and polls the ring again. */
+static void ring_doorbell(void)
+{
+	uint8_t bell = 1;
+	/* EAGAIN: bells are already queued, which wakes it just as well. */
+	(void)!send(sock, &bell, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Copy frames into the ring (lock held), waiting for room when the server is behind. */
+static int ring_send_locked(const uint8_t *p, size_t n)
+{
+	unsigned rounds = 0;
+	while (n > 0) {
+		if (atomic_load(&ring_lost)) {
+			errno = EIO;
+			return -1;
+		}
+		uint32_t put = hsm_ring_put(&ring_out, p, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n);
+		p += put;
+		n -= put;
+		if (n == 0)
+			break;
+		if (hsm_ring_peer_idle(&ring->server_idle))
+			ring_doorbell();
+		if (++rounds < 1000) {
+			hsm_ring_relax();
+		} else {
+			struct timespec pause = { 0, 20000 };
+			nanosleep(&pause, NULL);
+		}
+	}
+	if (hsm_ring_peer_idle(&ring->server_idle))
+		ring_doorbell();
+	return 0;
+}
+
 /* Write the whole buffer (lock held). 0, or -1 when the server is gone. */
 static int send_locked(const struct builder *b)
 {
@@ -436,6 +506,8 @@ static int send_locked(const struct builder *b)
 		errno = ENOMEM;
 		return -1;
 	}
+	if (ring)
+		return ring_send_locked(b->data, b->len);
 	const uint8_t *p = b->data;
 	size_t n = b->len;
 	while (n > 0) {
@@ -470,18 +542,26 @@ static struct region *region_by_id(uint32_t id)
  */
 static void emit_diffs(struct builder *b, struct region *r)
 {
-	uint8_t *cur = malloc(r->length);
-	if (!cur) {
-		b->failed = 1;
-		return;
-	}
-	size_t got = mem_read(r->address, cur, r->length);
-	if (got < r->length) {
-		free(cur); /* unmapped since: nothing more to share */
-		return;
+	uint8_t *cur;
+	if (r->now_valid) {
+		/* read_with_live_pages() got them with the call's argument */
+		cur = r->now;
+		r->now_valid = 0;
+	} else {
+		cur = malloc(r->length);
+		if (!cur) {
+			b->failed = 1;
+			return;
+		}
+		size_t got = mem_read(r->address, cur, r->length);
+		if (got < r->length) {
+			free(cur); /* unmapped since: nothing more to share */
+			return;
+		}
 	}
 	if (memcmp(cur, r->shadow, r->length) == 0) {
-		free(cur);
+		if (cur != r->now)
+			free(cur);
 		return;
 	}
 	size_t frame = 0, count_at = 0;
@@ -531,7 +611,54 @@ static void emit_diffs(struct builder *b, struct region *r)
 		hsmp_put32(b->data + count_at, count);
 		end_frame(b, frame);
 	}
-	free(cur);
+	if (cur != r->now)
+		free(cur);
+}
+
+#define MAX_GATHER 16
+
+/*
+ * Copy the ioctl's argument (n bytes at `address`, n may be 0) and the current bytes of
+ * every live page (ioreq, monitor) in one process_vm_readv: a system call costs more than
+ * the copies. How many argument bytes could be read, as mem_read says. Lock held.
+ */
+static size_t read_with_live_pages(uint64_t address, void *buf, size_t n)
+{
+	struct iovec local[MAX_GATHER], remote[MAX_GATHER];
+	struct region *read[MAX_GATHER];
+	int count = 0, pages = 0;
+	size_t total = n;
+	if (n) {
+		local[0] = (struct iovec){ buf, n };
+		remote[0] = (struct iovec){ (void *)(uintptr_t)address, n };
+		count = 1;
+	}
+	for (uint32_t i = 0; i < region_count && vm_rw_works; i++) {
+		struct region *r = &regions[i];
+		r->now_valid = 0;
+		if (r->role == HSM_SHIM_ROLE_RAM)
+			continue;
+		if (count == MAX_GATHER)
+			break;
+		if (!r->now && !(r->now = malloc(r->length)))
+			continue;
+		local[count] = (struct iovec){ r->now, r->length };
+		remote[count] = (struct iovec){ (void *)(uintptr_t)r->address, r->length };
+		read[pages++] = r;
+		count++;
+		total += r->length;
+	}
+	if (pages == 0 || !vm_rw_works)
+		return mem_read(address, buf, n);
+	ssize_t got = process_vm_readv(self_pid, local, (unsigned long)count, remote,
+				       (unsigned long)count, 0);
+	if (got >= 0 && (size_t)got == total) {
+		for (int k = 0; k < pages; k++)
+			read[k]->now_valid = 1;
+		return n;
+	}
+	/* Something is not mapped: each on its own (emit_diffs reads the pages). */
+	return mem_read(address, buf, n);
 }
 
 /* Apply a DIFF frame from the server to process memory and the shadow. Lock held. */
@@ -771,13 +898,19 @@ static struct waiter *add_waiter(uint32_t id, uint8_t *payload, uint32_t capacit
 	return NULL;
 }
 
+/* Signals already blocked. */
+static void remove_waiter_masked(struct waiter *w)
+{
+	pthread_mutex_lock(&wlock);
+	w->used = 0;
+	pthread_mutex_unlock(&wlock);
+}
+
 static void remove_waiter(struct waiter *w)
 {
 	struct masked m;
 	mask_signals(&m);
-	pthread_mutex_lock(&wlock);
-	w->used = 0;
-	pthread_mutex_unlock(&wlock);
+	remove_waiter_masked(w);
 	unmask_signals(&m);
 }
 
@@ -792,8 +925,11 @@ static void complete_waiter(struct waiter *w, const struct hsmp_header *h, const
 		memcpy(w->payload, p, n);
 	w->length = n;
 	atomic_store(&w->done, 1);
-	uint64_t one = 1;
-	(void)!sys_write(w->wake_fd, &one, sizeof(one));
+	/* A caller polling the ring for its own reply sees `done`: no wake-up to send. */
+	if (w->wake_fd != wake_fd) {
+		uint64_t one = 1;
+		(void)!sys_write(w->wake_fd, &one, sizeof(one));
+	}
 }
 
 static void fail_all_waiters(void)
@@ -833,21 +969,33 @@ static void send_interrupt(void)
 	free_builder(&b);
 }
 
+static void ring_lead(struct waiter *w);
+
 /*
  * Send the frames in `b` whose last one is the request `id` (already registered as `w`)
- * and wait for its reply. A signal during a blocking call (ATTACH) is passed on as
- * INTERRUPT: in the kernel the wait ends and the ioctl returns 0 (§4.7).
+ * and wait for its reply. Called with the lock held and signals blocked (`m`); returns
+ * with neither. A signal during a blocking call (ATTACH) is passed on as INTERRUPT: in
+ * the kernel the wait ends and the ioctl returns 0 (§4.7).
  */
 static int finish_call(struct builder *b, struct waiter *w, int blocking, struct reply *out,
-		       int locked, struct masked *m)
+		       struct masked *m)
 {
 	int sent = conn_state == CONN_UP ? send_locked(b) : -1;
-	if (locked)
-		unlock_all(m);
+	pthread_mutex_unlock(&lock);
 	if (sent < 0) {
-		remove_waiter(w);
+		remove_waiter_masked(w);
+		unmask_signals(m);
 		errno = EIO;
 		return -1;
+	}
+	/* On the ring the caller polls for its reply itself, signals still blocked: a
+	 * handler that calls ioctl must not find this thread holding the ring. */
+	int masked = 1;
+	if (ring)
+		ring_lead(w);
+	if (!atomic_load(&w->done)) {
+		unmask_signals(m);
+		masked = 0;
 	}
 	int interrupted = 0;
 	while (!atomic_load(&w->done)) {
@@ -868,7 +1016,12 @@ static int finish_call(struct builder *b, struct waiter *w, int blocking, struct
 	out->result = w->result;
 	out->error = w->error;
 	out->length = w->length;
-	remove_waiter(w);
+	if (masked) {
+		remove_waiter_masked(w);
+		unmask_signals(m);
+	} else {
+		remove_waiter(w);
+	}
 	return 0;
 }
 
@@ -922,6 +1075,51 @@ static void handle_signal(const uint8_t *p, uint32_t length)
 	unlock_all(&m);
 }
 
+/* A frame from the server (the reader, or a caller polling the ring). */
+static void dispatch(const struct hsmp_header *h, const uint8_t *payload)
+{
+	switch (h->op) {
+	case HSM_SHIM_OP_DIFF: {
+		struct masked m;
+		lock_all(&m);
+		apply_diff(payload, h->length);
+		unlock_all(&m);
+		break;
+	}
+	case HSM_SHIM_OP_SIGNAL:
+		handle_signal(payload, h->length);
+		break;
+	case HSM_SHIM_OP_SYNC:
+		handle_sync(h->id, payload, h->length);
+		break;
+	case HSMP_OP_PROTOCOL_ERROR:
+		warn("hsm-shim: the server says: %.*s", (int)h->length, (const char *)payload);
+		break;
+	default:
+		pthread_mutex_lock(&wlock);
+		for (int i = 0; i < MAX_WAITERS; i++) {
+			struct waiter *w = &waiters[i];
+			if (w->used && w->id == h->id && !atomic_load(&w->done)) {
+				complete_waiter(w, h, payload);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&wlock);
+	}
+}
+
+static void lose_connection(void)
+{
+	atomic_store(&ring_lost, 1);
+	struct masked m;
+	lock_all(&m);
+	if (conn_state == CONN_UP)
+		warn("hsm-shim: lost the connection to %s; HSM calls now fail with EIO", socket_path);
+	conn_state = CONN_LOST;
+	unlock_all(&m);
+	fail_all_waiters();
+}
+
 static void *reader_main(void *arg)
 {
 	(void)arg;
@@ -939,48 +1137,204 @@ static void *reader_main(void *arg)
 		}
 		if (read_full(sock, payload, h.length) < 0)
 			goto lost;
-		switch (h.op) {
-		case HSM_SHIM_OP_DIFF: {
-			struct masked m;
-			lock_all(&m);
-			apply_diff(payload, h.length);
-			unlock_all(&m);
-			break;
-		}
-		case HSM_SHIM_OP_SIGNAL:
-			handle_signal(payload, h.length);
-			break;
-		case HSM_SHIM_OP_SYNC:
-			handle_sync(h.id, payload, h.length);
-			break;
-		case HSMP_OP_PROTOCOL_ERROR:
-			warn("hsm-shim: the server says: %.*s", (int)h.length, (const char *)payload);
-			break;
-		default:
-			pthread_mutex_lock(&wlock);
-			for (int i = 0; i < MAX_WAITERS; i++) {
-				struct waiter *w = &waiters[i];
-				if (w->used && w->id == h.id && !atomic_load(&w->done)) {
-					complete_waiter(w, &h, payload);
-					break;
-				}
-			}
-			pthread_mutex_unlock(&wlock);
-		}
+		dispatch(&h, payload);
 	}
 lost:
 	free(payload);
-	{
-		struct masked m;
-		lock_all(&m);
-		if (conn_state == CONN_UP)
-			warn("hsm-shim: lost the connection to %s; HSM calls now fail with EIO",
-			     socket_path);
-		conn_state = CONN_LOST;
-		unlock_all(&m);
-	}
-	fail_all_waiters();
+	lose_connection();
 	return NULL;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The ring (SHIM.md, "The ring").                                                       */
+
+/*
+ * Take what the server has put in the ring and dispatch every whole frame (rdlock held).
+ * -1 when the bytes are not frames: the connection is then given up.
+ */
+static int drain_ring(void)
+{
+	for (;;) {
+		uint32_t got = hsm_ring_take(&ring_in, rx + rx_len, (uint32_t)(RX_CAP - rx_len));
+		rx_len += got;
+		size_t at = 0;
+		while (rx_len - at >= HSMP_HEADER_SIZE) {
+			struct hsmp_header h;
+			if (hsmp_decode_header(rx + at, &h) != HSMP_HEADER_OK ||
+			    h.length > HSMP_MAX_PAYLOAD)
+				return -1;
+			if (rx_len - at < HSMP_HEADER_SIZE + (size_t)h.length)
+				break;
+			dispatch(&h, rx + at + HSMP_HEADER_SIZE);
+			at += HSMP_HEADER_SIZE + (size_t)h.length;
+		}
+		if (at) {
+			memmove(rx, rx + at, rx_len - at);
+			rx_len -= at;
+		}
+		if (got == 0)
+			return 0;
+	}
+}
+
+/* The server's bytes are not frames: close the socket; the reader then gives up. */
+static void ring_give_up(void)
+{
+	warn("hsm-shim: the server at %s sent a bad frame on the ring; giving up on it",
+	     socket_path);
+	shutdown(sock, SHUT_RDWR);
+}
+
+/* Consume the ring until it stays empty, then say so (rdlock held). */
+static int drain_until_idle(void)
+{
+	do {
+		if (drain_ring() < 0)
+			return -1;
+	} while (!hsm_ring_go_idle(&ring->shim_idle, &ring_in));
+	return 0;
+}
+
+/*
+ * Poll the ring for w's reply, for at most spin_ns (signals blocked). Whoever holds
+ * rdlock consumes the ring; while a caller does, the server sends no doorbell, so a
+ * steady stream of calls costs neither side a sleep or a system call.
+ */
+static void ring_lead(struct waiter *w)
+{
+	uint64_t deadline = now_ns() + spin_ns;
+	unsigned spins = 0;
+	while (!atomic_load(&w->done)) {
+		if (pthread_mutex_trylock(&rdlock) == 0) {
+			atomic_store(&ring->shim_idle, 0);
+			int bad = 0;
+			for (;;) {
+				if (drain_ring() < 0) {
+					bad = 1;
+					break;
+				}
+				if (atomic_load(&w->done))
+					break;
+				if ((++spins & 15) == 0 && now_ns() >= deadline)
+					break;
+				hsm_ring_relax();
+			}
+			if (!bad)
+				bad = drain_until_idle() < 0;
+			pthread_mutex_unlock(&rdlock);
+			if (bad)
+				ring_give_up();
+			return;
+		}
+		/* Another thread consumes the ring; it hands our reply over. */
+		if ((++spins & 15) == 0 && now_ns() >= deadline)
+			return;
+		hsm_ring_relax();
+	}
+}
+
+/* Nobody polls the ring: the server's doorbell (a byte on the socket) wakes this thread. */
+static void *ring_reader_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		uint8_t bells[64];
+		ssize_t r = recv(sock, bells, sizeof(bells), 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		pthread_mutex_lock(&rdlock);
+		atomic_store(&ring->shim_idle, 0);
+		int bad = drain_until_idle() < 0;
+		pthread_mutex_unlock(&rdlock);
+		if (bad) {
+			ring_give_up();
+			break;
+		}
+	}
+	lose_connection();
+	return NULL;
+}
+
+/*
+ * Offer the server a ring (socket connected, HELLO answered, no reader yet): a file in
+ * /dev/shm it maps, unlinked as soon as it has answered. A server that cannot (an older
+ * one, or one without build/hsm_ring.node) refuses, and the socket carries everything.
+ */
+static void ring_offer(int s)
+{
+	uint32_t size = HSM_RING_DEFAULT_SIZE;
+	size_t length = hsm_ring_file_size(size);
+	char path[96];
+	int fd = -1;
+	for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
+		snprintf(path, sizeof(path), "/dev/shm/hsm-shim-%d-%" PRIx64, (int)getpid(),
+			 now_ns() ^ ((uint64_t)attempt << 48));
+		fd = (int)syscall(SYS_openat, AT_FDCWD, path,
+				  O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (fd < 0) {
+		if (ring_wanted > 1)
+			warn("hsm-shim: no ring (/dev/shm: %s); using the socket alone", strerror(errno));
+		return;
+	}
+	void *p = MAP_FAILED;
+	uint8_t *buffer = malloc(RX_CAP);
+	if (buffer && ftruncate(fd, (off_t)length) == 0)
+		p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	sys_close(fd);
+	if (p == MAP_FAILED) {
+		if (ring_wanted > 1)
+			warn("hsm-shim: no ring (%s); using the socket alone", strerror(errno));
+		unlink(path);
+		free(buffer);
+		return;
+	}
+	struct hsm_ring_shared *shared = p;
+	shared->magic = HSM_RING_MAGIC;
+	shared->version = HSM_RING_VERSION;
+	shared->size = size;
+	/* Neither side polls yet: each rings the other's doorbell. */
+	atomic_store(&shared->server_idle, 1);
+	atomic_store(&shared->shim_idle, 1);
+
+	struct builder b = { 0 };
+	size_t f = begin_frame(&b, HSM_SHIM_OP_RING, new_id());
+	put_u32(&b, size);
+	put_u32(&b, 0);
+	put_bytes(&b, path, strlen(path));
+	end_frame(&b, f);
+	int ok = send_locked(&b) == 0;
+	free_builder(&b);
+	uint8_t header[HSMP_HEADER_SIZE];
+	uint8_t message[512];
+	struct hsmp_header h = { 0 };
+	ok = ok && read_full(s, header, sizeof(header)) == 0 &&
+	     hsmp_decode_header(header, &h) == HSMP_HEADER_OK && h.op == HSM_SHIM_OP_RING &&
+	     h.length < sizeof(message) && read_full(s, message, h.length) == 0;
+	unlink(path);
+	if (ok && h.result == 0) {
+		ring = shared;
+		ring_length = length;
+		ring_out = hsm_ring_up(shared);
+		ring_in = hsm_ring_down(shared);
+		rx = buffer;
+		rx_len = 0;
+		return;
+	}
+	munmap(p, length);
+	free(buffer);
+	if (!ok) {
+		/* The socket is out of step now: nothing more can go on it. */
+		warn("hsm-shim: %s did not answer the ring offer", socket_path);
+		shutdown(s, SHUT_RDWR);
+	} else if (ring_wanted > 1) {
+		warn("hsm-shim: the server refused the ring (%s: %.*s); using the socket alone",
+		     strerror(h.error), (int)h.length, (const char *)message);
+	}
 }
 
 /* Connect and greet the server, once per process (lock held). 0 or -1 with errno. */
@@ -1042,6 +1396,8 @@ static int connect_locked(void)
 	    hsmp_decode_header(header, &h) == HSMP_HEADER_OK && h.op == HSM_SHIM_OP_HELLO &&
 	    h.result == 0 && h.length <= sizeof(skip) && read_full(s, skip, h.length) == 0) {
 		conn_state = CONN_UP;
+		if (ring_wanted)
+			ring_offer(s);
 	} else {
 		warn("hsm-shim: %s did not answer HELLO as an hsmctl simulation server", socket_path);
 		sock = -1;
@@ -1056,7 +1412,7 @@ static int connect_locked(void)
 	/* The reader never takes a signal: they go to the threads that may be in a call. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int e = pthread_create(&reader_thread, &attr, reader_main, NULL);
+	int e = pthread_create(&reader_thread, &attr, ring ? ring_reader_main : reader_main, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (e) {
@@ -1088,7 +1444,7 @@ static int call(uint16_t op, const void *payload, uint32_t length, struct reply 
 	size_t f = begin_frame(&b, op, id);
 	put_bytes(&b, payload, length);
 	end_frame(&b, f);
-	int r = finish_call(&b, w, 0, out, 1, &m);
+	int r = finish_call(&b, w, 0, out, &m);
 	free_builder(&b);
 	return r;
 }
@@ -1294,13 +1650,22 @@ static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
 	int pm = request == ACRN_IOCTL_PM_GET_CPU_STATE;
 
 	/* Unknown requests travel without their argument: the kernel never reads it (§1.6). */
+	struct masked m;
+	struct builder b = { 0 };
+	lock_all(&m);
+	if (conn_state != CONN_UP) {
+		unlock_all(&m);
+		errno = EIO;
+		return -1;
+	}
 	if (info && info->kind == HSMP_ARG_VALUE) {
 		kind = HSMP_ARG_VALUE;
 		value = arg;
+		read_with_live_pages(0, NULL, 0);
 	} else if (info && info->kind == HSMP_ARG_BUFFER) {
 		/* memdup_user: the bytes the kernel reads; PM reads the u64 cmd only. */
 		uint32_t size = pm ? 8 : info->buffer_size;
-		size_t got = mem_read(arg, bytes, size);
+		size_t got = read_with_live_pages(arg, bytes, size);
 		if (got > 0) {
 			kind = HSMP_ARG_BUFFER;
 			nbytes = (uint32_t)got; /* short: the simulation faults as the kernel does */
@@ -1309,15 +1674,8 @@ static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
 				nbytes = info->buffer_size; /* room for the 48 bytes written back */
 			}
 		}
-	}
-
-	struct masked m;
-	struct builder b = { 0 };
-	lock_all(&m);
-	if (conn_state != CONN_UP) {
-		unlock_all(&m);
-		errno = EIO;
-		return -1;
+	} else {
+		read_with_live_pages(0, NULL, 0);
 	}
 	int32_t sim_fd = fd_target[fd];
 	if (info && kind == HSMP_ARG_BUFFER && nbytes >= info->buffer_size) {
@@ -1358,7 +1716,7 @@ static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
 	put_bytes(&b, bytes, nbytes);
 	end_frame(&b, f);
 	struct reply rep;
-	int r = finish_call(&b, w, info && info->blocking, &rep, 1, &m);
+	int r = finish_call(&b, w, info && info->blocking, &rep, &m);
 	free_builder(&b);
 	if (r < 0)
 		return -1;
@@ -1422,6 +1780,16 @@ static void child_after_fork(void)
 	 * /dev/null files (SHIM.md, "Limits"); opening the device again connects anew. */
 	pthread_mutex_init(&lock, NULL);
 	pthread_mutex_init(&wlock, NULL);
+	pthread_mutex_init(&rdlock, NULL);
+	self_pid = getpid();
+	if (ring) {
+		munmap(ring, ring_length);
+		ring = NULL;
+		free(rx);
+		rx = NULL;
+		rx_len = 0;
+	}
+	atomic_store(&ring_lost, 0);
 	if (sock >= 0)
 		sys_close(sock);
 	sock = -1;
@@ -1434,8 +1802,10 @@ static void child_after_fork(void)
 			sys_close(eventfds[i].private_fd);
 		eventfds[i].used = 0;
 	}
-	for (uint32_t i = 0; i < region_count; i++)
+	for (uint32_t i = 0; i < region_count; i++) {
 		free(regions[i].shadow);
+		free(regions[i].now);
+	}
 	region_count = 0;
 	memset(waiters, 0, sizeof(waiters));
 	wake_fd = -1;
@@ -1444,12 +1814,30 @@ static void child_after_fork(void)
 __attribute__((constructor)) static void shim_init(void)
 {
 	resolve_all();
+	self_pid = getpid();
 	const char *dev = getenv("HSM_SHIM_DEVICE");
 	if (dev && *dev)
 		device_path = dev;
 	const char *s = getenv("HSM_SHIM_SOCKET");
 	if (s && *s)
 		socket_path = s;
+	const char *transport = getenv("HSM_SHIM_TRANSPORT");
+	if (transport && strcmp(transport, "socket") == 0)
+		ring_wanted = 0;
+	else if (transport && strcmp(transport, "ring") == 0)
+		ring_wanted = 2;
+	else if (transport && *transport && strcmp(transport, "auto") != 0)
+		warn("hsm-shim: HSM_SHIM_TRANSPORT=%s: expected ring, socket or auto; using auto",
+		     transport);
+	const char *spin = getenv("HSM_SHIM_SPIN_US");
+	if (spin && *spin) {
+		char *end;
+		unsigned long long us = strtoull(spin, &end, 10);
+		if (*end || us > 1000000)
+			warn("hsm-shim: HSM_SHIM_SPIN_US=%s: expected 0 to 1000000 (microseconds)", spin);
+		else
+			spin_ns = us * 1000ull;
+	}
 	pthread_atfork(NULL, NULL, child_after_fork);
 }
 

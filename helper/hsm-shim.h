@@ -32,6 +32,12 @@ enum hsm_shim_op {
 	HSM_SHIM_OP_SIGNAL = 0x108,
 	/* server -> shim, the shim replies with the same op and id: u32 mode, u32 0. */
 	HSM_SHIM_OP_SYNC = 0x109,
+	/*
+	 * shim -> server, right after HELLO, reply result 0 or refused: u32 ring size, u32 0,
+	 * the path of a ring file (hsm-ring.h). Accepted: every later frame, both ways, goes
+	 * on the ring, and the socket carries only doorbell bytes.
+	 */
+	HSM_SHIM_OP_RING = 0x10a,
 };
 
 /* Mirrored memory (SHIM.md, "Memory"). */
@@ -62,6 +68,7 @@ enum hsm_shim_fd_kind {
 #define HSM_SHIM_EFD_ID_SIZE 8u
 #define HSM_SHIM_SIGNAL_SIZE 16u
 #define HSM_SHIM_SYNC_SIZE 8u
+#define HSM_SHIM_RING_FIXED_SIZE 8u
 #define HSM_SHIM_MAX_PROGRAM 255u
 
 #endif /* HSM_SHIM_H */

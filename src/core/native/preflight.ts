@@ -44,6 +44,11 @@ export function vmSamplePath(): string {
 }
 
 /** The shim's load generator (helper/shim-load.c), used by `npm run bench -- native`. */
+/** The server side of the shim's ring, a Node-API addon (helper/hsm-ring-addon.c). */
+export function ringAddonPath(): string {
+  return join(HELPER_DIR, 'build', 'hsm_ring.node')
+}
+
 export function shimLoadPath(): string {
   return join(HELPER_DIR, 'build', 'shim-load')
 }

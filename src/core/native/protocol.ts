@@ -181,7 +181,11 @@ export function decodeHeader(bytes: Uint8Array, offset = 0): FrameHeader | Heade
     op: v.getUint16(offset + 6, true),
     id: v.getUint32(offset + 8, true),
     length: v.getUint32(offset + 12, true),
-    result: v.getBigInt64(offset + 16, true),
+    // Most results are 0: no BigInt to make for them.
+    result:
+      v.getUint32(offset + 16, true) === 0 && v.getUint32(offset + 20, true) === 0
+        ? 0n
+        : v.getBigInt64(offset + 16, true),
     errno: v.getInt32(offset + 24, true),
   }
 }

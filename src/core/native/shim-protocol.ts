@@ -25,6 +25,11 @@ export const ShimOp = {
   SIGNAL: 0x108,
   /** server -> shim, replied with the same op and id: u32 mode, u32 0. */
   SYNC: 0x109,
+  /**
+   * shim -> server, right after HELLO; reply result 0 or refused: u32 ring size, u32 0,
+   * the ring file's path. Accepted: every later frame goes on the ring (ring.ts).
+   */
+  RING: 0x10a,
 } as const
 
 export const ShimRole = { IOREQ: 1, RAM: 2, MONITOR: 3 } as const
@@ -44,6 +49,7 @@ export const ShimSize = {
   EFD_ID: 8,
   SIGNAL: 16,
   SYNC: 8,
+  RING_FIXED: 8,
   MAX_PROGRAM: 255,
 } as const
 
@@ -215,5 +221,31 @@ export function decodeId(what: string, payload: Uint8Array): bigint {
 export function encodeSync(mode: number): Uint8Array {
   const out = new Uint8Array(ShimSize.SYNC)
   view(out).setUint32(0, mode, true)
+  return out
+}
+
+export interface RingOffer {
+  readonly size: number
+  readonly path: string
+}
+
+export function decodeRingOffer(payload: Uint8Array): RingOffer {
+  if (payload.byteLength <= ShimSize.RING_FIXED || payload.byteLength > ShimSize.RING_FIXED + 4095) {
+    throw new FrameError(EINVAL, `ring offer payload of ${payload.byteLength} bytes`)
+  }
+  const v = view(payload)
+  if (v.getUint32(4, true) !== 0) throw new FrameError(EINVAL, 'ring offer: reserved bytes')
+  const path = decoder.decode(payload.subarray(ShimSize.RING_FIXED))
+  if (!path.startsWith('/') || path.includes('\0')) {
+    throw new FrameError(EINVAL, 'ring offer: the path must be absolute')
+  }
+  return { size: v.getUint32(0, true), path }
+}
+
+export function encodeRingOffer(offer: RingOffer): Uint8Array {
+  const path = new TextEncoder().encode(offer.path)
+  const out = new Uint8Array(ShimSize.RING_FIXED + path.byteLength)
+  view(out).setUint32(0, offer.size, true)
+  out.set(path, ShimSize.RING_FIXED)
   return out
 }

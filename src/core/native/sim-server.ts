@@ -49,6 +49,7 @@ import {
   decodeId,
   decodeIdValue,
   decodeMirror,
+  decodeRingOffer,
   decodeShimHello,
   type DiffRange,
   encodeDiff,
@@ -61,10 +62,14 @@ import {
   ShimSize,
   SyncMode,
 } from './shim-protocol.js'
+import { kickRings, noteAsync, openRing, type RingLink, ringAddon, ringAddonError } from './ring.js'
 
 // Linux errno values the ABI table does not list (the helper protocol's own refusals).
 const E2BIG = 7
+const ENOSYS = 38
 const EPROTO = 71
+/** What the server writes on a shimmed process's socket to wake its reader (ring.ts). */
+const DOORBELL = Buffer.of(1)
 const PAGE = 4096n
 const PAGE_MASK = 0xfffn
 /** A mirrored region may be at most this large (a RAM segment of a small VM). */
@@ -126,6 +131,8 @@ interface ServerEventfd {
 export function diffRanges(live: Uint8Array, shadow: Uint8Array): DiffRange[] {
   const ranges: DiffRange[] = []
   const n = live.byteLength
+  // Mostly nothing changed: one native compare (memcmp) says so before any loop.
+  if (n === shadow.byteLength && sameBytes(live, shadow)) return ranges
   const aligned = live.byteOffset % 4 === 0 && shadow.byteOffset % 4 === 0 && n % 4 === 0
   const a = aligned ? new Uint32Array(live.buffer, live.byteOffset, n >> 2) : undefined
   const b = aligned ? new Uint32Array(shadow.buffer, shadow.byteOffset, n >> 2) : undefined
@@ -149,6 +156,12 @@ export function diffRanges(live: Uint8Array, shadow: Uint8Array): DiffRange[] {
     i = j
   }
   return ranges
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  )
 }
 
 /** DIFF payloads for `ranges`, each within a frame. */
@@ -198,6 +211,10 @@ class Session {
   private nextRequest = 1
   private readonly pendingSyncs = new Map<number, () => void>()
   private readonly decoder: FrameDecoder
+  /** The shared-memory ring the process offered (ring.ts); the socket then only rings. */
+  private link: RingLink | undefined
+  /** Past HELLO (and the ring offer): a SYNC may go out from now on. */
+  private settled = false
 
   constructor(
     private readonly server: SimServer,
@@ -206,6 +223,11 @@ class Session {
     this.proc = server.platform.spawn()
     this.decoder = new FrameDecoder({
       frame: (frame) => {
+        // An ioctl with nothing before it runs at once: its reply goes out in this turn.
+        if (frame.op === Op.IOCTL && !this.pumping && this.queue.length === 0) {
+          this.ioctlNow(frame)
+          return
+        }
         this.queue.push(frame)
         void this.pump()
       },
@@ -230,7 +252,8 @@ class Session {
           `frame payload of ${h.length} bytes is over the ${MAX_PAYLOAD}-byte limit`,
         ),
     })
-    socket.on('data', (chunk: Buffer) => this.decoder.push(chunk))
+    // With a ring, bytes on the socket are doorbells: the process put frames in it.
+    socket.on('data', (chunk: Buffer) => (this.link ? kickRings() : this.decoder.push(chunk)))
     socket.on('error', () => {})
     socket.on('close', () => this.end())
   }
@@ -257,6 +280,7 @@ class Session {
   private end(): void {
     if (this.closed) return
     this.closed = true
+    this.link?.close()
     for (const e of this.eventfds.values()) e.ctx.removeWaiter(e.waiter)
     this.eventfds.clear()
     void this.proc.exit()
@@ -274,18 +298,61 @@ class Session {
 
   private send(init: Parameters<typeof encodeFrame>[0]): void {
     if (this.closed) return
+    if (this.link) {
+      this.link.send(encodeFrame(init))
+      return
+    }
     this.out.push(encodeFrame(init))
     if (!this.flushing) {
       this.flushing = true
       queueMicrotask(() => {
         this.flushing = false
-        const out = this.out
-        this.out = []
-        if (!this.closed && out.length) {
-          this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out))
-        }
+        this.flushSocket()
       })
     }
+  }
+
+  private flushSocket(): void {
+    const out = this.out
+    this.out = []
+    if (!this.closed && out.length) {
+      this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out))
+    }
+  }
+
+  /** The process offered a ring: answer on the socket, then move every frame to the ring. */
+  private acceptRing(frame: Frame): void {
+    if (!this.shim || this.link || this.settled) {
+      throw new FrameError(EPROTO, 'a ring offer comes right after the shim hello, once')
+    }
+    const offer = decodeRingOffer(frame.payload)
+    const addon = ringAddon()
+    if (!addon) {
+      this.refuse(frame.id, frame.op, ENOSYS, `this server has no ring: ${ringAddonError()}`)
+      return
+    }
+    let link: RingLink
+    try {
+      link = openRing(addon, offer.path, offer.size, {
+        input: (bytes) => this.decoder.push(bytes),
+        doorbell: () => {
+          if (!this.closed) this.socket.write(DOORBELL)
+        },
+      })
+    } catch (e) {
+      const errno = (e as { errno?: unknown }).errno
+      this.refuse(
+        frame.id,
+        frame.op,
+        typeof errno === 'number' ? errno : Errno.EIO,
+        `ring ${offer.path}: ${(e as Error).message}`,
+      )
+      return
+    }
+    this.reply(frame, 0n)
+    this.flushSocket()
+    this.link = link
+    this.settled = true
   }
 
   private reply(frame: Frame, result: bigint, errno = 0, payload?: Uint8Array): void {
@@ -318,7 +385,7 @@ class Session {
    * ours go out, and its eventfd signals are applied, all before this resolves.
    */
   async sync(): Promise<void> {
-    if (!this.shim || this.closed) return
+    if (!this.shim || this.closed || !this.settled) return
     await this.request(SyncMode.PULL)
     if (this.closed) return
     this.sendDiffs(true)
@@ -348,6 +415,7 @@ class Session {
   private async pump(): Promise<void> {
     if (this.pumping) return
     this.pumping = true
+    noteAsync(1)
     try {
       while (this.queue.length && !this.closed) {
         const frame = this.queue.shift()!
@@ -360,10 +428,24 @@ class Session {
       }
     } finally {
       this.pumping = false
+      noteAsync(-1)
     }
   }
 
-  private async handle(frame: Frame): Promise<void> {
+  private ioctlNow(frame: Frame): void {
+    if (this.closed) return
+    try {
+      if (!this.wellFormed(frame)) return
+      this.settled = true
+      this.ioctl(frame)
+    } catch (e) {
+      if (e instanceof FrameError) this.refuse(frame.id, frame.op, e.errno, e.message)
+      else this.refuse(frame.id, frame.op, Errno.EIO, `server error: ${String(e)}`)
+    }
+  }
+
+  /** The header checks every request passes; false when it was refused. */
+  private wellFormed(frame: Frame): boolean {
     if (frame.version !== VERSION) {
       this.refuse(
         frame.id,
@@ -371,13 +453,7 @@ class Session {
         EPROTO,
         `protocol version ${frame.version}; this server speaks ${VERSION}`,
       )
-      return
-    }
-    if (frame.op === ShimOp.SYNC && this.shim) {
-      // The shimmed process answering our SYNC (after its DIFF frames).
-      this.pendingSyncs.get(frame.id)?.()
-      this.pendingSyncs.delete(frame.id)
-      return
+      return false
     }
     if (
       frame.flags !== 0 ||
@@ -391,10 +467,25 @@ class Session {
         EPROTO,
         'a request has a non-zero id and zero flags, result and errno',
       )
+      return false
+    }
+    return true
+  }
+
+  private async handle(frame: Frame): Promise<void> {
+    if (frame.op === ShimOp.SYNC && this.shim && frame.version === VERSION) {
+      // The shimmed process answering our SYNC (after its DIFF frames).
+      this.pendingSyncs.get(frame.id)?.()
+      this.pendingSyncs.delete(frame.id)
       return
     }
+    if (!this.wellFormed(frame)) return
     const p = frame.payload
+    if (frame.op !== ShimOp.HELLO && frame.op !== ShimOp.RING) this.settled = true
     switch (frame.op) {
+      case ShimOp.RING:
+        this.acceptRing(frame)
+        return
       case Op.HELLO:
         if (p.byteLength !== 0) throw new FrameError(Errno.EINVAL, 'hello payload must be empty')
         this.reply(frame, 0n, 0, this.server.hello())
@@ -668,16 +759,23 @@ class Session {
       const back = req.kind === ArgKind.BUFFER && readsBack(request) ? req.bytes : undefined
       this.reply(frame, result, errno, back)
     }
-    this.proc.ioctl(req.fd, request, arg).then(
-      (r) => done(BigInt(r), 0),
-      (e: unknown) => {
-        if (e instanceof HsmError) done(-1n, e.errno)
-        else {
-          restore?.()
-          this.refuse(frame.id, frame.op, Errno.EINVAL, e instanceof Error ? e.message : String(e))
-        }
-      },
-    )
+    const failed = (e: unknown) => {
+      if (e instanceof HsmError) done(-1n, e.errno)
+      else {
+        restore?.()
+        this.refuse(frame.id, frame.op, Errno.EINVAL, e instanceof Error ? e.message : String(e))
+      }
+    }
+    // Answered at once unless the call blocks: a shimmed call waits for nothing else.
+    let ret: number | Promise<number>
+    try {
+      ret = this.proc.ioctlReturn(req.fd, request, arg)
+    } catch (e) {
+      failed(e)
+      return
+    }
+    if (typeof ret === 'number') done(ret < 0 ? -1n : BigInt(ret), ret < 0 ? -ret : 0)
+    else ret.then((r) => done(r < 0 ? -1n : BigInt(r), r < 0 ? -r : 0), failed)
   }
 
   /** Rewrite the process's addresses and fds inside a struct argument; undo for read-back. */

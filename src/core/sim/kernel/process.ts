@@ -76,9 +76,30 @@ export class SimProcess implements HsmProcess {
   }
 
   ioctl(fd: number, request: number, arg?: IoctlArg): Promise<number> {
+    let ret: number | Promise<number>
+    try {
+      ret = this.ioctlReturn(fd, request, arg)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (typeof ret === 'number') {
+      return ret < 0 ? fail(ioctlName(request), -ret) : Promise.resolve(ret)
+    }
+    return ret.then((r) => {
+      if (r < 0) throw new HsmError(ioctlName(request), -r)
+      return r
+    })
+  }
+
+  /**
+   * ioctl as the system call returns it: a value, or -errno; a promise only when the
+   * call blocks (ATTACH). For callers that answer at once when they can (the shim's
+   * server, native/sim-server.ts); throws only on a bug, never for an errno.
+   */
+  ioctlReturn(fd: number, request: number, arg?: IoctlArg): number | Promise<number> {
     const file = this.fds.get(fd)
-    if (!file) return fail(ioctlName(request), Errno.EBADF)
-    if (this.compat32 && file.kind === 'hsm') return fail(ioctlName(request), Errno.ENOTTY)
+    if (!file) return -Errno.EBADF
+    if (this.compat32 && file.kind === 'hsm') return -Errno.ENOTTY
     // The call holds the file: a close meanwhile defers its release to our return.
     file.get()
     let ret: number | Promise<number>
@@ -86,16 +107,15 @@ export class SimProcess implements HsmProcess {
       ret = file.ioctl(this, request >>> 0, arg)
     } catch (err) {
       file.put()
-      return Promise.reject(err)
+      throw err
     }
     if (typeof ret === 'number') {
       file.put()
-      return ret < 0 ? fail(ioctlName(request), -ret) : Promise.resolve(ret)
+      return ret
     }
     return ret.then(
       (r) => {
         file.put()
-        if (r < 0) throw new HsmError(ioctlName(request), -r)
         return r
       },
       (err: unknown) => {

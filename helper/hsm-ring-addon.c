@@ -1,0 +1,323 @@
+/*
+ * build/hsm_ring.node: the server side of the shim's shared-memory ring (hsm-ring.h,
+ * SHIM.md "The ring") for Node.js, which cannot map a shared file or poll memory by
+ * itself. A Node-API module, so it loads in any Node.js of the same ABI version.
+ * src/core/native/ring.ts wraps it; nothing else uses it.
+ *
+ *   open(path, size)   map a ring file the shim made; a handle (throws with .errno)
+ *   close(h)           unmap (also done when the handle is collected)
+ *   read(h)            the bytes the shim has sent (a Buffer), or null
+ *   write(h, bytes, offset)  copy bytes[offset..] in as far as they fit: how many did
+ *   peerIdle(h)        is the shim not polling (so it needs the doorbell)?
+ *   goIdle(h)          stop polling: false if input came meanwhile (still polling)
+ *   busy(h)            polling again: the shim needs no doorbell
+ *   wait(handles, ns)  spin until one of the rings has input, at most ns: its index, or -1
+ */
+#define NAPI_VERSION 8
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hsm-ring.h"
+
+struct ring {
+	struct hsm_ring_shared *shared;
+	size_t length;
+	struct hsm_ring_end up;   /* we consume */
+	struct hsm_ring_end down; /* we produce */
+};
+
+#define CHECK(call)                                                                  \
+	do {                                                                         \
+		if ((call) != napi_ok) {                                             \
+			napi_throw_error(env, NULL, "hsm_ring: " #call " failed");  \
+			return NULL;                                                 \
+		}                                                                    \
+	} while (0)
+
+static void unmap(struct ring *r)
+{
+	if (r->shared) {
+		munmap(r->shared, r->length);
+		r->shared = NULL;
+	}
+}
+
+static void finalize(napi_env env, void *data, void *hint)
+{
+	(void)env;
+	(void)hint;
+	unmap(data);
+	free(data);
+}
+
+static napi_value throw_errno(napi_env env, int e, const char *what)
+{
+	char message[256];
+	snprintf(message, sizeof(message), "%s: %s", what, strerror(e));
+	napi_value msg, error, code;
+	napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
+	napi_create_error(env, NULL, msg, &error);
+	napi_create_int32(env, e, &code);
+	napi_set_named_property(env, error, "errno", code);
+	napi_throw(env, error);
+	return NULL;
+}
+
+/* The ring behind a handle; NULL (with an exception) when it is not one, or closed. */
+static struct ring *ring_of(napi_env env, napi_value v)
+{
+	napi_valuetype t;
+	void *data = NULL;
+	if (napi_typeof(env, v, &t) != napi_ok || t != napi_external ||
+	    napi_get_value_external(env, v, &data) != napi_ok || !data) {
+		napi_throw_type_error(env, NULL, "hsm_ring: not a ring handle");
+		return NULL;
+	}
+	struct ring *r = data;
+	if (!r->shared) {
+		napi_throw_error(env, NULL, "hsm_ring: the ring is closed");
+		return NULL;
+	}
+	return r;
+}
+
+static napi_value args(napi_env env, napi_callback_info info, size_t want, napi_value *argv)
+{
+	size_t argc = want;
+	CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	if (argc < want) {
+		napi_throw_type_error(env, NULL, "hsm_ring: too few arguments");
+		return NULL;
+	}
+	return argv[0];
+}
+
+static napi_value boolean(napi_env env, int b)
+{
+	napi_value v;
+	CHECK(napi_get_boolean(env, b != 0, &v));
+	return v;
+}
+
+static napi_value ring_open(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	if (!args(env, info, 2, argv))
+		return NULL;
+	char path[4096];
+	size_t len;
+	uint32_t size;
+	if (napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok ||
+	    napi_get_value_uint32(env, argv[1], &size) != napi_ok) {
+		napi_throw_type_error(env, NULL, "hsm_ring.open(path: string, size: number)");
+		return NULL;
+	}
+	if (!hsm_ring_size_ok(size))
+		return throw_errno(env, EINVAL, "ring size");
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return throw_errno(env, errno, "open");
+	struct stat st;
+	size_t length = hsm_ring_file_size(size);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != length) {
+		close(fd);
+		return throw_errno(env, EINVAL, "ring file size");
+	}
+	void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int e = errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return throw_errno(env, e, "mmap");
+	struct hsm_ring_shared *s = p;
+	if (s->magic != HSM_RING_MAGIC || s->version != HSM_RING_VERSION || s->size != size) {
+		munmap(p, length);
+		return throw_errno(env, EPROTO, "ring header");
+	}
+	struct ring *r = calloc(1, sizeof(*r));
+	if (!r) {
+		munmap(p, length);
+		return throw_errno(env, ENOMEM, "ring");
+	}
+	r->shared = s;
+	r->length = length;
+	r->up = hsm_ring_up(s);
+	r->down = hsm_ring_down(s);
+	napi_value handle;
+	if (napi_create_external(env, r, finalize, NULL, &handle) != napi_ok) {
+		unmap(r);
+		free(r);
+		napi_throw_error(env, NULL, "hsm_ring: napi_create_external failed");
+		return NULL;
+	}
+	return handle;
+}
+
+static napi_value ring_close(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1];
+	void *data = NULL;
+	if (!args(env, info, 1, argv))
+		return NULL;
+	if (napi_get_value_external(env, argv[0], &data) == napi_ok && data)
+		unmap(data);
+	return NULL;
+}
+
+static napi_value ring_read(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], out;
+	if (!args(env, info, 1, argv))
+		return NULL;
+	struct ring *r = ring_of(env, argv[0]);
+	if (!r)
+		return NULL;
+	uint32_t n = hsm_ring_available(&r->up);
+	if (n == 0) {
+		CHECK(napi_get_null(env, &out));
+		return out;
+	}
+	if (n > r->up.size) /* only a broken peer moves its tail that far */
+		return throw_errno(env, EPROTO, "ring tail");
+	void *bytes;
+	CHECK(napi_create_buffer(env, n, &bytes, &out));
+	hsm_ring_take(&r->up, bytes, n);
+	return out;
+}
+
+static napi_value ring_write(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3], out;
+	if (!args(env, info, 3, argv))
+		return NULL;
+	struct ring *r = ring_of(env, argv[0]);
+	if (!r)
+		return NULL;
+	napi_typedarray_type type;
+	size_t length, offset_in_buffer;
+	void *data;
+	napi_value buffer;
+	uint32_t from;
+	if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &buffer,
+				     &offset_in_buffer) != napi_ok ||
+	    type != napi_uint8_array || napi_get_value_uint32(env, argv[2], &from) != napi_ok ||
+	    from > length) {
+		napi_throw_type_error(env, NULL, "hsm_ring.write(ring, bytes: Uint8Array, offset)");
+		return NULL;
+	}
+	size_t left = length - from;
+	uint32_t n = hsm_ring_put(&r->down, (const uint8_t *)data + from,
+				  left > UINT32_MAX ? UINT32_MAX : (uint32_t)left);
+	CHECK(napi_create_uint32(env, n, &out));
+	return out;
+}
+
+static napi_value ring_peer_idle(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1];
+	if (!args(env, info, 1, argv))
+		return NULL;
+	struct ring *r = ring_of(env, argv[0]);
+	return r ? boolean(env, hsm_ring_peer_idle(&r->shared->shim_idle)) : NULL;
+}
+
+static napi_value ring_go_idle(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1];
+	if (!args(env, info, 1, argv))
+		return NULL;
+	struct ring *r = ring_of(env, argv[0]);
+	return r ? boolean(env, hsm_ring_go_idle(&r->shared->server_idle, &r->up)) : NULL;
+}
+
+static napi_value ring_busy(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1];
+	if (!args(env, info, 1, argv))
+		return NULL;
+	struct ring *r = ring_of(env, argv[0]);
+	if (r)
+		atomic_store_explicit(&r->shared->server_idle, 0, memory_order_seq_cst);
+	return NULL;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+#define MAX_WAIT_RINGS 256
+
+static napi_value ring_wait(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2], out;
+	if (!args(env, info, 2, argv))
+		return NULL;
+	uint32_t count;
+	double ns;
+	if (napi_get_array_length(env, argv[0], &count) != napi_ok ||
+	    napi_get_value_double(env, argv[1], &ns) != napi_ok) {
+		napi_throw_type_error(env, NULL, "hsm_ring.wait(rings: handle[], ns: number)");
+		return NULL;
+	}
+	if (count > MAX_WAIT_RINGS)
+		count = MAX_WAIT_RINGS;
+	struct ring *rings[MAX_WAIT_RINGS];
+	for (uint32_t i = 0; i < count; i++) {
+		napi_value v;
+		CHECK(napi_get_element(env, argv[0], i, &v));
+		if (!(rings[i] = ring_of(env, v)))
+			return NULL;
+	}
+	int32_t found = -1;
+	uint64_t deadline = now_ns() + (ns > 0 ? (uint64_t)ns : 0);
+	for (unsigned spins = 0;; spins++) {
+		for (uint32_t i = 0; i < count && found < 0; i++)
+			if (hsm_ring_available(&rings[i]->up))
+				found = (int32_t)i;
+		if (found >= 0)
+			break;
+		/* The clock costs more than a look at the rings: read it every few rounds. */
+		if ((spins & 15) == 0 && now_ns() >= deadline)
+			break;
+		hsm_ring_relax();
+	}
+	CHECK(napi_create_int32(env, found, &out));
+	return out;
+}
+
+static napi_value init(napi_env env, napi_value exports)
+{
+	static const struct {
+		const char *name;
+		napi_callback fn;
+	} fns[] = {
+		{ "open", ring_open },		{ "close", ring_close },
+		{ "read", ring_read },		{ "write", ring_write },
+		{ "peerIdle", ring_peer_idle }, { "goIdle", ring_go_idle },
+		{ "busy", ring_busy },		{ "wait", ring_wait },
+	};
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		napi_value f;
+		CHECK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));
+		CHECK(napi_set_named_property(env, exports, fns[i].name, f));
+	}
+	napi_value v;
+	CHECK(napi_create_uint32(env, HSM_RING_DEFAULT_SIZE, &v));
+	CHECK(napi_set_named_property(env, exports, "defaultSize", v));
+	CHECK(napi_create_uint32(env, HSM_RING_DATA_OFFSET, &v));
+	CHECK(napi_set_named_property(env, exports, "dataOffset", v));
+	return exports;
+}
+
+NAPI_MODULE(hsm_ring, init)

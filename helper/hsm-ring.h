@@ -1,0 +1,173 @@
+/*
+ * The shim's shared-memory transport (helper/SHIM.md, "The ring"): two single-producer,
+ * single-consumer byte rings in one shared file, carrying exactly the frames that would
+ * otherwise cross the unix socket. Both sides poll while calls keep coming, so a call
+ * costs no sleep and no system call; a side that stops polling says so (its `idle`
+ * word), and the other then rings its doorbell: one byte on the unix socket, which
+ * stays open for that and for telling that the peer is gone.
+ *
+ * Used by libhsm-shim.so (the process side) and by build/hsm_ring.node (the Node.js
+ * addon of the server side, hsm-ring-addon.c). Header-only, C11 atomics.
+ *
+ * Layout (every counter a free-running u32 byte count; each on its own cache line so
+ * the two sides do not false-share):
+ *
+ *   0     magic "HSMR", version, size of each ring (a power of two), 0
+ *   64    up.tail     shim -> server ring, written by the shim
+ *   128   up.head     ... consumed by the server
+ *   192   down.tail   server -> shim ring, written by the server
+ *   256   down.head   ... consumed by the shim
+ *   320   server_idle 1: the server is not polling, the shim rings the doorbell
+ *   384   shim_idle   1: the shim is not polling, the server rings the doorbell
+ *   4096  up bytes, then down bytes
+ */
+#ifndef HSM_RING_H
+#define HSM_RING_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HSM_RING_MAGIC 0x524d5348u /* "HSMR" */
+#define HSM_RING_VERSION 1u
+#define HSM_RING_DATA_OFFSET 4096u
+#define HSM_RING_MIN_SIZE 4096u
+#define HSM_RING_MAX_SIZE (1u << 26)
+/* What the shim asks for: a frame of the largest payload fits whole. */
+#define HSM_RING_DEFAULT_SIZE (2u << 20)
+
+struct hsm_ring_shared {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t size;
+	uint32_t reserved;
+	uint8_t pad0[48];
+	_Atomic uint32_t up_tail;
+	uint8_t pad1[60];
+	_Atomic uint32_t up_head;
+	uint8_t pad2[60];
+	_Atomic uint32_t down_tail;
+	uint8_t pad3[60];
+	_Atomic uint32_t down_head;
+	uint8_t pad4[60];
+	_Atomic uint32_t server_idle;
+	uint8_t pad5[60];
+	_Atomic uint32_t shim_idle;
+	uint8_t pad6[60];
+};
+
+_Static_assert(sizeof(struct hsm_ring_shared) == 448, "ring header layout");
+_Static_assert(offsetof(struct hsm_ring_shared, up_tail) == 64, "ring header layout");
+_Static_assert(offsetof(struct hsm_ring_shared, shim_idle) == 384, "ring header layout");
+
+static inline size_t hsm_ring_file_size(uint32_t size)
+{
+	return (size_t)HSM_RING_DATA_OFFSET + 2 * (size_t)size;
+}
+
+static inline int hsm_ring_size_ok(uint32_t size)
+{
+	return size >= HSM_RING_MIN_SIZE && size <= HSM_RING_MAX_SIZE && (size & (size - 1)) == 0;
+}
+
+/* One direction, seen from one side. */
+struct hsm_ring_end {
+	_Atomic uint32_t *tail;
+	_Atomic uint32_t *head;
+	uint8_t *data;
+	uint32_t size;
+};
+
+static inline struct hsm_ring_end hsm_ring_up(struct hsm_ring_shared *s)
+{
+	struct hsm_ring_end e = { &s->up_tail, &s->up_head,
+				  (uint8_t *)s + HSM_RING_DATA_OFFSET, s->size };
+	return e;
+}
+
+static inline struct hsm_ring_end hsm_ring_down(struct hsm_ring_shared *s)
+{
+	struct hsm_ring_end e = { &s->down_tail, &s->down_head,
+				  (uint8_t *)s + HSM_RING_DATA_OFFSET + s->size, s->size };
+	return e;
+}
+
+/* Bytes the consumer may take. */
+static inline uint32_t hsm_ring_available(const struct hsm_ring_end *e)
+{
+	return atomic_load_explicit(e->tail, memory_order_acquire) -
+	       atomic_load_explicit(e->head, memory_order_relaxed);
+}
+
+/*
+ * Producer: copy up to n bytes in; returns how many fit. The bytes are visible to the
+ * consumer once the tail moves (release).
+ */
+static inline uint32_t hsm_ring_put(struct hsm_ring_end *e, const uint8_t *p, uint32_t n)
+{
+	uint32_t tail = atomic_load_explicit(e->tail, memory_order_relaxed);
+	uint32_t head = atomic_load_explicit(e->head, memory_order_acquire);
+	uint32_t room = e->size - (tail - head);
+	if (n > room)
+		n = room;
+	if (n == 0)
+		return 0;
+	uint32_t at = tail & (e->size - 1);
+	uint32_t first = e->size - at < n ? e->size - at : n;
+	memcpy(e->data + at, p, first);
+	memcpy(e->data, p + first, n - first);
+	atomic_store_explicit(e->tail, tail + n, memory_order_release);
+	return n;
+}
+
+/* Consumer: copy up to n bytes out; returns how many. */
+static inline uint32_t hsm_ring_take(struct hsm_ring_end *e, uint8_t *p, uint32_t n)
+{
+	uint32_t head = atomic_load_explicit(e->head, memory_order_relaxed);
+	uint32_t have = atomic_load_explicit(e->tail, memory_order_acquire) - head;
+	if (n > have)
+		n = have;
+	if (n == 0)
+		return 0;
+	uint32_t at = head & (e->size - 1);
+	uint32_t first = e->size - at < n ? e->size - at : n;
+	memcpy(p, e->data + at, first);
+	memcpy(p + first, e->data, n - first);
+	atomic_store_explicit(e->head, head + n, memory_order_release);
+	return n;
+}
+
+/*
+ * The idle handshake (Dekker's): a side going idle stores its flag and then looks at
+ * its input; a producer stores its tail and then looks at the consumer's flag. With a
+ * full fence between store and load on both sides, at least one of them sees the
+ * other: either the idle side finds the new bytes, or the producer rings the doorbell.
+ */
+static inline int hsm_ring_go_idle(_Atomic uint32_t *idle, const struct hsm_ring_end *input)
+{
+	atomic_store_explicit(idle, 1, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (hsm_ring_available(input)) {
+		atomic_store_explicit(idle, 0, memory_order_relaxed);
+		return 0; /* input came meanwhile: go on polling */
+	}
+	return 1;
+}
+
+static inline int hsm_ring_peer_idle(_Atomic uint32_t *peer_idle)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit(peer_idle, memory_order_relaxed) != 0;
+}
+
+static inline void hsm_ring_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+#endif /* HSM_RING_H */

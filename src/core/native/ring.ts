@@ -1,0 +1,261 @@
+// The server side of the shim's shared-memory ring (helper/hsm-ring.h, SHIM.md "The
+// ring"). A shimmed process offers a ring file right after its HELLO; from then on its
+// frames and ours cross in shared memory, and the unix socket carries only doorbell
+// bytes. While calls keep coming the server polls the rings (a bounded spin in C between
+// event-loop turns), so a call costs it no wake-up; when they stop it says so in each
+// ring and sleeps until a doorbell.
+//
+// Node.js cannot map a shared file or poll memory, so the rings go through a Node-API
+// addon, helper/build/hsm_ring.node (hsm-ring-addon.c), built with the helper. Without
+// it the server refuses the offer (ENOSYS) and the shim keeps to its socket.
+
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { ringAddonPath } from './preflight.js'
+
+/** An opaque handle of the addon (a Node-API external). */
+export type RingHandle = { readonly __ring: unique symbol }
+
+export interface RingAddon {
+  open(path: string, size: number): RingHandle
+  close(ring: RingHandle): void
+  read(ring: RingHandle): Buffer | null
+  write(ring: RingHandle, bytes: Uint8Array, offset: number): number
+  peerIdle(ring: RingHandle): boolean
+  goIdle(ring: RingHandle): boolean
+  busy(ring: RingHandle): void
+  wait(rings: readonly RingHandle[], ns: number): number
+  readonly defaultSize: number
+}
+
+let addon: RingAddon | null | undefined
+
+/** The addon, or undefined when it was not built (or does not load: said once, by why). */
+export function ringAddon(): RingAddon | undefined {
+  if (addon === undefined) {
+    const path = ringAddonPath()
+    addon = null
+    if (process.env.HSMCTL_RING === '0') return undefined
+    if (existsSync(path)) {
+      try {
+        addon = createRequire(import.meta.url)(path) as RingAddon
+      } catch (e) {
+        addonError = `${path} does not load: ${(e as Error).message}`
+      }
+    } else {
+      addonError = `${path} is not built (make -C helper needs Node.js's node_api.h)`
+    }
+  }
+  return addon ?? undefined
+}
+
+let addonError = 'disabled by HSMCTL_RING=0'
+
+/** Why ringAddon() gave nothing. */
+export function ringAddonError(): string {
+  return addonError
+}
+
+/** How long the server polls after the last frame before it sleeps (HSMCTL_RING_SPIN_US). */
+const SPIN_WINDOW_NS = (() => {
+  const us = Number(process.env.HSMCTL_RING_SPIN_US ?? 200)
+  return Number.isFinite(us) && us >= 0 ? us * 1000 : 200_000
+})()
+
+/** The longest single spin in C; the event loop gets a turn after one that found nothing. */
+const WAIT_SLICE_NS = 10_000
+/** While frames keep coming, the event loop still gets a turn this often. */
+const TURN_NS = 100_000
+/** Microtask turns given to the handlers of the frames just taken before polling again. */
+const MICROTASK_HOPS = 8
+
+export interface RingPeer {
+  /** Bytes the shimmed process sent: frames, possibly split. */
+  input(bytes: Buffer): void
+  /** Wake the process's reader: one byte on the socket. */
+  doorbell(): void
+}
+
+/** One shimmed process's ring, seen from the server. */
+export class RingLink {
+  private pending: Uint8Array[] = []
+  private pendingAt = 0
+  closed = false
+
+  constructor(
+    private readonly addon: RingAddon,
+    readonly handle: RingHandle,
+    private readonly peer: RingPeer,
+  ) {}
+
+  /** Frames out, in order: what does not fit waits for the process to take some. */
+  send(bytes: Uint8Array): void {
+    if (this.closed) return
+    if (this.pending.length) {
+      this.pending.push(bytes)
+      poller.kick()
+      return
+    }
+    const n = this.addon.write(this.handle, bytes, 0)
+    if (n > 0 && this.addon.peerIdle(this.handle)) this.peer.doorbell()
+    if (n < bytes.byteLength) {
+      this.pending.push(bytes)
+      this.pendingAt = n
+      poller.kick()
+    }
+  }
+
+  get backlog(): boolean {
+    return this.pending.length > 0
+  }
+
+  /** Take input and push out what waited. Whether anything moved. */
+  service(): boolean {
+    if (this.closed) return false
+    let moved = false
+    const input = this.addon.read(this.handle)
+    if (input) {
+      moved = true
+      this.peer.input(input)
+    }
+    let wrote = false
+    while (this.pending.length && !this.closed) {
+      const bytes = this.pending[0]!
+      const n = this.addon.write(this.handle, bytes, this.pendingAt)
+      if (n === 0) break
+      wrote = true
+      this.pendingAt += n
+      if (this.pendingAt < bytes.byteLength) break
+      this.pending.shift()
+      this.pendingAt = 0
+    }
+    if (wrote) {
+      moved = true
+      if (this.addon.peerIdle(this.handle)) this.peer.doorbell()
+    }
+    return moved
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.pending = []
+    poller.remove(this)
+    this.addon.close(this.handle)
+  }
+}
+
+/**
+ * Polls every link of this process while frames keep coming: a turn takes what is there,
+ * lets the event loop run the handlers (their replies go straight into the rings), and
+ * comes back with setImmediate; with nothing there it spins in C for a slice. After the
+ * spin window with nothing, every ring is told the server sleeps, and a doorbell wakes it.
+ */
+class RingPoller {
+  private readonly links = new Set<RingLink>()
+  private handles: RingHandle[] = []
+  private polling = false
+  private lastActive = 0
+  private addon: RingAddon | undefined
+
+  add(link: RingLink, addon: RingAddon): void {
+    this.addon = addon
+    this.links.add(link)
+    this.handles = [...this.links].map((l) => l.handle)
+    this.kick()
+  }
+
+  remove(link: RingLink): void {
+    if (!this.links.delete(link)) return
+    this.handles = [...this.links].map((l) => l.handle)
+  }
+
+  /** Input may be waiting (a doorbell, or output backed up): poll. */
+  kick(): void {
+    this.lastActive = now()
+    if (this.polling || this.links.size === 0) return
+    this.polling = true
+    for (const l of this.links) this.addon!.busy(l.handle)
+    setImmediate(() => void this.poll())
+  }
+
+  private async poll(): Promise<void> {
+    let turnStarted = now()
+    for (;;) {
+      if (this.links.size === 0) {
+        this.polling = false
+        return
+      }
+      let moved = false
+      let backlog = false
+      for (const l of this.links) {
+        if (l.service()) moved = true
+        if (l.backlog) backlog = true
+      }
+      let t = now()
+      if (moved || backlog) {
+        this.lastActive = t
+        // Frames queued behind others are handled by promise chains: a few microtask
+        // turns send their replies (an ioctl on its own was answered in service()).
+        if (asyncWork > 0) {
+          for (let hop = 0; hop < MICROTASK_HOPS && asyncWork > 0; hop++) await undefined
+          t = now()
+        }
+      } else if (t - this.lastActive < SPIN_WINDOW_NS) {
+        const found = this.addon!.wait(this.handles, WAIT_SLICE_NS) >= 0
+        t = now()
+        if (found) this.lastActive = t
+        // Quiet rings: the event loop may have other work (the helper's replies, say).
+        else turnStarted = -Infinity
+      } else if (this.sleep()) {
+        return
+      }
+      if (t - turnStarted >= TURN_NS) {
+        // Let the event loop run (sockets, timers) at least this often.
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        turnStarted = now()
+      }
+    }
+  }
+
+  /** Tell every ring the server stops polling; false if input came meanwhile. */
+  private sleep(): boolean {
+    const addon = this.addon!
+    for (const l of this.links) {
+      if (!addon.goIdle(l.handle)) {
+        for (const k of this.links) addon.busy(k.handle)
+        this.lastActive = now()
+        return false
+      }
+    }
+    this.polling = false
+    return true
+  }
+}
+
+const poller = new RingPoller()
+
+/** Frames being handled asynchronously by the sessions (noteAsync). */
+let asyncWork = 0
+
+/** A session starts (+1) or finishes (-1) handling queued frames. */
+export function noteAsync(delta: number): void {
+  asyncWork += delta
+}
+
+/** A doorbell rang: some process put frames in its ring. */
+export function kickRings(): void {
+  poller.kick()
+}
+
+/** Nanoseconds, as a double (no BigInt per turn). */
+function now(): number {
+  return performance.now() * 1e6
+}
+
+/** Map the ring file a shimmed process offered and start polling it. */
+export function openRing(addon: RingAddon, path: string, size: number, peer: RingPeer): RingLink {
+  const link = new RingLink(addon, addon.open(path, size), peer)
+  poller.add(link, addon)
+  return link
+}
