@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -173,8 +174,16 @@ static size_t rx_len;
 #define RX_CAP (HSMP_HEADER_SIZE + HSMP_MAX_PAYLOAD)
 /* Set when the connection is lost: a sender waiting for room gives up. */
 static atomic_int ring_lost;
-/* How long a caller polls for its reply before it sleeps (HSM_SHIM_SPIN_US). */
-static uint64_t spin_ns = 100000;
+/*
+ * How long a caller polls for its reply before it sleeps (HSM_SHIM_SPIN_US). A call that
+ * does not block is answered in microseconds unless the server is busy (a garbage
+ * collection, say), and sleeping then costs far more than polling: so it polls long.
+ * A blocking call (ATTACH) mostly waits for a guest, so it polls briefly.
+ */
+static uint64_t spin_ns = 1000000;
+#define BLOCKING_SPIN_NS 50000ull
+/* After this long, a poll also yields the CPU: the server may be waiting for it. */
+#define SPIN_YIELD_NS 50000ull
 /* HSM_SHIM_TRANSPORT: 0 socket only, 1 ring when the server offers it, 2 ring or warn. */
 static int ring_wanted = 1;
 
@@ -969,7 +978,7 @@ static void send_interrupt(void)
 	free_builder(&b);
 }
 
-static void ring_lead(struct waiter *w);
+static void ring_lead(struct waiter *w, uint64_t budget);
 
 /*
  * Send the frames in `b` whose last one is the request `id` (already registered as `w`)
@@ -992,7 +1001,7 @@ static int finish_call(struct builder *b, struct waiter *w, int blocking, struct
 	 * handler that calls ioctl must not find this thread holding the ring. */
 	int masked = 1;
 	if (ring)
-		ring_lead(w);
+		ring_lead(w, blocking && spin_ns > BLOCKING_SPIN_NS ? BLOCKING_SPIN_NS : spin_ns);
 	if (!atomic_load(&w->done)) {
 		unmask_signals(m);
 		masked = 0;
@@ -1200,9 +1209,9 @@ static int drain_until_idle(void)
  * rdlock consumes the ring; while a caller does, the server sends no doorbell, so a
  * steady stream of calls costs neither side a sleep or a system call.
  */
-static void ring_lead(struct waiter *w)
+static void ring_lead(struct waiter *w, uint64_t budget)
 {
-	uint64_t deadline = now_ns() + spin_ns;
+	uint64_t start = now_ns(), deadline = start + budget, yield_after = start + SPIN_YIELD_NS;
 	unsigned spins = 0;
 	while (!atomic_load(&w->done)) {
 		if (pthread_mutex_trylock(&rdlock) == 0) {
@@ -1215,8 +1224,13 @@ static void ring_lead(struct waiter *w)
 				}
 				if (atomic_load(&w->done))
 					break;
-				if ((++spins & 15) == 0 && now_ns() >= deadline)
-					break;
+				if ((++spins & 15) == 0) {
+					uint64_t t = now_ns();
+					if (t >= deadline)
+						break;
+					if (t >= yield_after)
+						sched_yield();
+				}
 				hsm_ring_relax();
 			}
 			if (!bad)
@@ -1227,8 +1241,13 @@ static void ring_lead(struct waiter *w)
 			return;
 		}
 		/* Another thread consumes the ring; it hands our reply over. */
-		if ((++spins & 15) == 0 && now_ns() >= deadline)
-			return;
+		if ((++spins & 15) == 0) {
+			uint64_t t = now_ns();
+			if (t >= deadline)
+				return;
+			if (t >= yield_after)
+				sched_yield();
+		}
 		hsm_ring_relax();
 	}
 }

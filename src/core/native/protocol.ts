@@ -146,7 +146,12 @@ export function encodeHeaderInto(into: Uint8Array, offset: number, h: FrameHeade
   v.setUint16(offset + 6, h.op, true)
   v.setUint32(offset + 8, h.id, true)
   v.setUint32(offset + 12, h.length, true)
-  v.setBigInt64(offset + 16, h.result, true)
+  if (h.result === 0n) {
+    v.setUint32(offset + 16, 0, true)
+    v.setUint32(offset + 20, 0, true)
+  } else {
+    v.setBigInt64(offset + 16, h.result, true)
+  }
   v.setInt32(offset + 24, h.errno, true)
   v.setUint32(offset + 28, headerCheck(into, offset), true)
 }
@@ -221,8 +226,38 @@ export class FrameDecoder {
 
   push(chunk: Uint8Array): void {
     if (chunk.byteLength === 0) return
-    this.chunks.push(chunk)
-    this.buffered += chunk.byteLength
+    let at = 0
+    if (this.buffered === 0 && this.discard === 0 && !this.resyncing) {
+      // Nothing held back: take the whole frames straight out of the chunk.
+      const v = view(chunk)
+      while (chunk.byteLength - at >= HEADER_SIZE) {
+        if (v.getUint32(at, true) !== MAGIC || v.getUint32(at + 28, true) !== headerCheck(chunk, at))
+          break
+        const length = v.getUint32(at + 12, true)
+        if (length > MAX_PAYLOAD || chunk.byteLength - at - HEADER_SIZE < length) break
+        const start = at + HEADER_SIZE
+        const frame: Frame = {
+          version: chunk[at + 4]!,
+          flags: chunk[at + 5]!,
+          op: v.getUint16(at + 6, true),
+          id: v.getUint32(at + 8, true),
+          length,
+          result:
+            v.getUint32(at + 16, true) === 0 && v.getUint32(at + 20, true) === 0
+              ? 0n
+              : v.getBigInt64(at + 16, true),
+          errno: v.getInt32(at + 24, true),
+          payload: copyOf(chunk, start, start + length),
+        }
+        at = start + length
+        this.events.frame(frame)
+      }
+      if (at === chunk.byteLength) return
+    }
+    // A part of a frame, or something to report: the general path.
+    const rest = at === 0 ? chunk : chunk.subarray(at)
+    this.chunks.push(rest)
+    this.buffered += rest.byteLength
     this.drain()
   }
 

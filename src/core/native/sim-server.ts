@@ -119,6 +119,9 @@ interface Region {
   readonly live: Uint8Array
   /** The bytes both sides agreed on at the last exchange. */
   readonly shadow: Uint8Array
+  /** Both as Buffers, for a native compare at every call. */
+  readonly liveBuffer: Buffer
+  readonly shadowBuffer: Buffer
 }
 
 interface ServerEventfd {
@@ -373,6 +376,7 @@ class Session {
   private sendDiffs(all: boolean): void {
     for (const r of this.regions.values()) {
       if (!all && r.role === ShimRole.RAM) continue
+      if (r.liveBuffer.equals(r.shadowBuffer)) continue
       const ranges = diffRanges(r.live, r.shadow)
       if (ranges.length === 0) continue
       for (const payload of diffPayloads(r.id, ranges))
@@ -669,14 +673,18 @@ class Session {
     const length = Number(m.length)
     // Fresh zeroed pages, as the shim's shadow starts zeroed: the process's bytes follow.
     const simAddress = await this.proc.mmap(length)
+    const live = this.proc.view(simAddress, length)
+    const shadow = new Uint8Array(length)
     this.regions.set(m.region, {
       id: m.region,
       role: m.role,
       address: m.address,
       length,
       simAddress,
-      live: this.proc.view(simAddress, length),
-      shadow: new Uint8Array(length),
+      live,
+      shadow,
+      liveBuffer: Buffer.from(live.buffer, live.byteOffset, live.byteLength),
+      shadowBuffer: Buffer.from(shadow.buffer, shadow.byteOffset, shadow.byteLength),
     })
   }
 
