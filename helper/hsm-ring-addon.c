@@ -6,7 +6,7 @@
  *
  *   open(path, size)   map a ring file the shim made; a handle (throws with .errno)
  *   close(h)           unmap (also done when the handle is collected)
- *   read(h)            the bytes the shim has sent (a Buffer), or null
+ *   readInto(h, into)  copy what the shim has sent into a Uint8Array: how many bytes
  *   write(h, bytes, offset)  copy bytes[offset..] in as far as they fit: how many did
  *   peerIdle(h)        is the shim not polling (so it needs the doorbell)?
  *   goIdle(h)          stop polling: false if input came meanwhile (still polling)
@@ -172,24 +172,39 @@ static napi_value ring_close(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
-static napi_value ring_read(napi_env env, napi_callback_info info)
+/* The bytes a typed array argument covers (a Uint8Array only). */
+static uint8_t *bytes_of(napi_env env, napi_value v, size_t *length)
 {
-	napi_value argv[1], out;
-	if (!args(env, info, 1, argv))
+	napi_typedarray_type type;
+	size_t offset;
+	void *data;
+	napi_value buffer;
+	if (napi_get_typedarray_info(env, v, &type, length, &data, &buffer, &offset) != napi_ok ||
+	    type != napi_uint8_array)
+		return NULL;
+	return data;
+}
+
+static napi_value ring_read_into(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2], out;
+	if (!args(env, info, 2, argv))
 		return NULL;
 	struct ring *r = ring_of(env, argv[0]);
 	if (!r)
 		return NULL;
-	uint32_t n = hsm_ring_available(&r->up);
-	if (n == 0) {
-		CHECK(napi_get_null(env, &out));
-		return out;
+	size_t length;
+	uint8_t *into = bytes_of(env, argv[1], &length);
+	if (!into && length != 0) {
+		napi_throw_type_error(env, NULL, "hsm_ring.readInto(ring, into: Uint8Array)");
+		return NULL;
 	}
-	if (n > r->up.size) /* only a broken peer moves its tail that far */
+	if (hsm_ring_available(&r->up) > r->up.size) /* only a broken peer moves its tail so */
 		return throw_errno(env, EPROTO, "ring tail");
-	void *bytes;
-	CHECK(napi_create_buffer(env, n, &bytes, &out));
-	hsm_ring_take(&r->up, bytes, n);
+	uint32_t n = into ? hsm_ring_take(&r->up, into,
+					  length > UINT32_MAX ? UINT32_MAX : (uint32_t)length)
+			  : 0;
+	CHECK(napi_create_uint32(env, n, &out));
 	return out;
 }
 
@@ -201,20 +216,16 @@ static napi_value ring_write(napi_env env, napi_callback_info info)
 	struct ring *r = ring_of(env, argv[0]);
 	if (!r)
 		return NULL;
-	napi_typedarray_type type;
-	size_t length, offset_in_buffer;
-	void *data;
-	napi_value buffer;
+	size_t length;
 	uint32_t from;
-	if (napi_get_typedarray_info(env, argv[1], &type, &length, &data, &buffer,
-				     &offset_in_buffer) != napi_ok ||
-	    type != napi_uint8_array || napi_get_value_uint32(env, argv[2], &from) != napi_ok ||
+	const uint8_t *data = bytes_of(env, argv[1], &length);
+	if ((!data && length != 0) || napi_get_value_uint32(env, argv[2], &from) != napi_ok ||
 	    from > length) {
 		napi_throw_type_error(env, NULL, "hsm_ring.write(ring, bytes: Uint8Array, offset)");
 		return NULL;
 	}
 	size_t left = length - from;
-	uint32_t n = hsm_ring_put(&r->down, (const uint8_t *)data + from,
+	uint32_t n = hsm_ring_put(&r->down, data + from,
 				  left > UINT32_MAX ? UINT32_MAX : (uint32_t)left);
 	CHECK(napi_create_uint32(env, n, &out));
 	return out;
@@ -303,7 +314,7 @@ static napi_value init(napi_env env, napi_value exports)
 		napi_callback fn;
 	} fns[] = {
 		{ "open", ring_open },		{ "close", ring_close },
-		{ "read", ring_read },		{ "write", ring_write },
+		{ "readInto", ring_read_into },		{ "write", ring_write },
 		{ "peerIdle", ring_peer_idle }, { "goIdle", ring_go_idle },
 		{ "busy", ring_busy },		{ "wait", ring_wait },
 	};

@@ -224,14 +224,21 @@ export class FrameDecoder {
     return this.buffered + this.discard
   }
 
-  push(chunk: Uint8Array): void {
+  /**
+   * Bytes of the stream. `transient`: the chunk's memory is reused after this call, so
+   * what is kept for a later frame is copied (payloads always are).
+   */
+  push(chunk: Uint8Array, transient = false): void {
     if (chunk.byteLength === 0) return
     let at = 0
     if (this.buffered === 0 && this.discard === 0 && !this.resyncing) {
       // Nothing held back: take the whole frames straight out of the chunk.
       const v = view(chunk)
       while (chunk.byteLength - at >= HEADER_SIZE) {
-        if (v.getUint32(at, true) !== MAGIC || v.getUint32(at + 28, true) !== headerCheck(chunk, at))
+        if (
+          v.getUint32(at, true) !== MAGIC ||
+          v.getUint32(at + 28, true) !== headerCheck(chunk, at)
+        )
           break
         const length = v.getUint32(at + 12, true)
         if (length > MAX_PAYLOAD || chunk.byteLength - at - HEADER_SIZE < length) break
@@ -255,7 +262,7 @@ export class FrameDecoder {
       if (at === chunk.byteLength) return
     }
     // A part of a frame, or something to report: the general path.
-    const rest = at === 0 ? chunk : chunk.subarray(at)
+    const rest = transient ? chunk.slice(at) : at === 0 ? chunk : chunk.subarray(at)
     this.chunks.push(rest)
     this.buffered += rest.byteLength
     this.drain()

@@ -19,7 +19,7 @@ export type RingHandle = { readonly __ring: unique symbol }
 export interface RingAddon {
   open(path: string, size: number): RingHandle
   close(ring: RingHandle): void
-  read(ring: RingHandle): Buffer | null
+  readInto(ring: RingHandle, into: Uint8Array): number
   write(ring: RingHandle, bytes: Uint8Array, offset: number): number
   peerIdle(ring: RingHandle): boolean
   goIdle(ring: RingHandle): boolean
@@ -69,9 +69,12 @@ const TURN_NS = 100_000
 /** Microtask turns given to the handlers of the frames just taken before polling again. */
 const MICROTASK_HOPS = 8
 
+/** Where input is copied out of the rings: reused, so the peer copies what it keeps. */
+const inbox = new Uint8Array(1 << 20)
+
 export interface RingPeer {
-  /** Bytes the shimmed process sent: frames, possibly split. */
-  input(bytes: Buffer): void
+  /** Bytes the shimmed process sent: frames, possibly split; only valid during the call. */
+  input(bytes: Uint8Array): void
   /** Wake the process's reader: one byte on the socket. */
   doorbell(): void
 }
@@ -113,10 +116,10 @@ export class RingLink {
   service(): boolean {
     if (this.closed) return false
     let moved = false
-    const input = this.addon.read(this.handle)
-    if (input) {
+    const n = this.addon.readInto(this.handle, inbox)
+    if (n > 0) {
       moved = true
-      this.peer.input(input)
+      this.peer.input(inbox.subarray(0, n))
     }
     let wrote = false
     while (this.pending.length && !this.closed) {
@@ -193,7 +196,14 @@ class RingPoller {
         if (l.backlog) backlog = true
       }
       let t = now()
-      if (moved || backlog) {
+      if (backlog && !moved) {
+        // The process has not made room yet (its doorbell was rung): wait a slice, or a
+        // millisecond once it is slow (stopped, say), rather than spin on it.
+        if (t - this.lastActive < SPIN_WINDOW_NS) this.addon!.wait(this.handles, WAIT_SLICE_NS)
+        else await new Promise<void>((resolve) => setTimeout(resolve, 1))
+        t = now()
+        turnStarted = -Infinity
+      } else if (moved) {
         this.lastActive = t
         // Frames queued behind others are handled by promise chains: a few microtask
         // turns send their replies (an ioctl on its own was answered in service()).

@@ -230,7 +230,10 @@ export interface RingOffer {
 }
 
 export function decodeRingOffer(payload: Uint8Array): RingOffer {
-  if (payload.byteLength <= ShimSize.RING_FIXED || payload.byteLength > ShimSize.RING_FIXED + 4095) {
+  if (
+    payload.byteLength <= ShimSize.RING_FIXED ||
+    payload.byteLength > ShimSize.RING_FIXED + 4095
+  ) {
     throw new FrameError(EINVAL, `ring offer payload of ${payload.byteLength} bytes`)
   }
   const v = view(payload)

@@ -337,7 +337,7 @@ class Session {
     let link: RingLink
     try {
       link = openRing(addon, offer.path, offer.size, {
-        input: (bytes) => this.decoder.push(bytes),
+        input: (bytes) => this.decoder.push(bytes, true),
         doorbell: () => {
           if (!this.closed) this.socket.write(DOORBELL)
         },
@@ -355,7 +355,14 @@ class Session {
     this.reply(frame, 0n)
     this.flushSocket()
     this.link = link
+    this.settle()
+  }
+
+  /** Past the greeting: count the shimmed process by the transport it settled on. */
+  private settle(): void {
+    if (this.settled) return
     this.settled = true
+    if (this.shim) this.server.shimTransports[this.link ? 'ring' : 'socket']++
   }
 
   private reply(frame: Frame, result: bigint, errno = 0, payload?: Uint8Array): void {
@@ -440,7 +447,7 @@ class Session {
     if (this.closed) return
     try {
       if (!this.wellFormed(frame)) return
-      this.settled = true
+      this.settle()
       this.ioctl(frame)
     } catch (e) {
       if (e instanceof FrameError) this.refuse(frame.id, frame.op, e.errno, e.message)
@@ -485,7 +492,7 @@ class Session {
     }
     if (!this.wellFormed(frame)) return
     const p = frame.payload
-    if (frame.op !== ShimOp.HELLO && frame.op !== ShimOp.RING) this.settled = true
+    if (frame.op !== ShimOp.HELLO && frame.op !== ShimOp.RING) this.settle()
     switch (frame.op) {
       case ShimOp.RING:
         this.acceptRing(frame)
@@ -828,6 +835,8 @@ class Session {
 /** Serves one simulated platform on a unix socket; see the file comment. */
 export class SimServer {
   private readonly sessionSet = new Set<Session>()
+  /** Shimmed processes served so far, by transport: the ring, or the socket alone. */
+  readonly shimTransports = { ring: 0, socket: 0 }
 
   private constructor(
     readonly platform: SimPlatform,

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest'
 import { NativeProcess } from '../../../../src/core/native/helper-process.js'
+import { ringAddon } from '../../../../src/core/native/ring.js'
 import { SimServer } from '../../../../src/core/native/sim-server.js'
 import type { IoctlArg } from '../../../../src/core/hsm-process.js'
 import { createSimPlatform, type GuestAccess } from '../../../../src/index.js'
@@ -27,6 +28,20 @@ import type {
 } from './backend.js'
 
 export const SHIM = join(ROOT, 'helper', 'build', 'libhsm-shim.so')
+
+/**
+ * The shim's transport these tests go through (vitest.config.ts runs them once per
+ * transport): the shared-memory ring, or the socket alone.
+ */
+const TRANSPORT = process.env.HSMCTL_TEST_SHIM_TRANSPORT === 'socket' ? 'socket' : 'ring'
+
+/** Every shimmed helper of a test went through TRANSPORT (a refused ring would not). */
+async function checkTransport(server: SimServer): Promise<void> {
+  const other = TRANSPORT === 'ring' ? 'socket' : 'ring'
+  if (TRANSPORT === 'ring' && !ringAddon() && process.env.HSMCTL_CI !== '1') return
+  const n = server.shimTransports[other]
+  if (n > 0) throw new Error(`${n} shimmed helper(s) used the ${other}, not the ${TRANSPORT}`)
+}
 
 interface Live {
   server: Promise<SimServer>
@@ -43,7 +58,9 @@ async function teardown(): Promise<void> {
   await Promise.all(
     all.map(async (l) => {
       await Promise.all(l.procs.map(async (p) => (await p.catch(() => undefined))?.exit()))
-      await (await l.server).close()
+      const server = await l.server
+      await server.close()
+      await checkTransport(server)
     }),
   )
 }
@@ -125,7 +142,7 @@ class NativeSystem implements ConformanceSystem {
       NativeProcess.start({
         helper: HELPER,
         checkDevice: false,
-        env: { LD_PRELOAD: SHIM, HSM_SHIM_SOCKET: this.socket },
+        env: { LD_PRELOAD: SHIM, HSM_SHIM_SOCKET: this.socket, HSM_SHIM_TRANSPORT: TRANSPORT },
       }),
     )
     ready.catch(() => {})
