@@ -4,7 +4,8 @@
  * itself. A Node-API module, so it loads in any Node.js of the same ABI version.
  * src/core/native/ring.ts wraps it; nothing else uses it.
  *
- *   open(path, size)   map a ring file the shim made; a handle (throws with .errno)
+ *   open(path, size)   map a ring file the shim made (a sealed memfd, named by its
+ *                      /proc/PID/fd/N); a handle (throws with .errno)
  *   close(h)           unmap (also done when the handle is collected)
  *   readInto(h, into)  copy what the shim has sent into a Uint8Array: how many bytes
  *   write(h, bytes, offset)  copy bytes[offset..] in as far as they fit: how many did
@@ -12,6 +13,12 @@
  *   goIdle(h)          stop polling: false if input came meanwhile (still polling)
  *   busy(h)            polling again: the shim needs no doorbell
  *   wait(handles, ns)  spin until one of the rings has input, at most ns: its index, or -1
+ *   createRingFile(size)  a ring file as the shim makes it, an fd of this process: for
+ *                      tests and tools that play the shim's side
+ *
+ * The peer is not trusted: its index is checked at every read and write (EPROTO when it
+ * could not be), the file must be sealed against shrinking, and our own indices are
+ * never read back from the file.
  */
 #define NAPI_VERSION 8
 #define _GNU_SOURCE
@@ -123,7 +130,8 @@ static napi_value ring_open(napi_env env, napi_callback_info info)
 	}
 	if (!hsm_ring_size_ok(size))
 		return throw_errno(env, EINVAL, "ring size");
-	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO named here must not hang the server. */
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return throw_errno(env, errno, "open");
 	struct stat st;
@@ -131,6 +139,12 @@ static napi_value ring_open(napi_env env, napi_callback_info info)
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != length) {
 		close(fd);
 		return throw_errno(env, EINVAL, "ring file size");
+	}
+	/* Shrunk under our mapping, it would kill us with SIGBUS. */
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+		close(fd);
+		return throw_errno(env, EPERM, "ring file not sealed against shrinking (F_SEAL_SHRINK)");
 	}
 	void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	int e = errno;
@@ -149,8 +163,8 @@ static napi_value ring_open(napi_env env, napi_callback_info info)
 	}
 	r->shared = s;
 	r->length = length;
-	r->up = hsm_ring_up(s);
-	r->down = hsm_ring_down(s);
+	r->up = hsm_ring_up(s, size, 0);
+	r->down = hsm_ring_down(s, size, 1);
 	napi_value handle;
 	if (napi_create_external(env, r, finalize, NULL, &handle) != napi_ok) {
 		unmap(r);
@@ -199,12 +213,12 @@ static napi_value ring_read_into(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, NULL, "hsm_ring.readInto(ring, into: Uint8Array)");
 		return NULL;
 	}
-	if (hsm_ring_available(&r->up) > r->up.size) /* only a broken peer moves its tail so */
-		return throw_errno(env, EPROTO, "ring tail");
-	uint32_t n = into ? hsm_ring_take(&r->up, into,
-					  length > UINT32_MAX ? UINT32_MAX : (uint32_t)length)
-			  : 0;
-	CHECK(napi_create_uint32(env, n, &out));
+	int64_t n = into ? hsm_ring_take(&r->up, into,
+					 length > UINT32_MAX ? UINT32_MAX : (uint32_t)length)
+			 : 0;
+	if (n < 0)
+		return throw_errno(env, EPROTO, "the peer's ring tail");
+	CHECK(napi_create_uint32(env, (uint32_t)n, &out));
 	return out;
 }
 
@@ -225,9 +239,10 @@ static napi_value ring_write(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	size_t left = length - from;
-	uint32_t n = hsm_ring_put(&r->down, data + from,
-				  left > UINT32_MAX ? UINT32_MAX : (uint32_t)left);
-	CHECK(napi_create_uint32(env, n, &out));
+	int64_t n = hsm_ring_put(&r->down, data + from, left > UINT32_MAX ? UINT32_MAX : (uint32_t)left);
+	if (n < 0)
+		return throw_errno(env, EPROTO, "the peer's ring head");
+	CHECK(napi_create_uint32(env, (uint32_t)n, &out));
 	return out;
 }
 
@@ -294,7 +309,7 @@ static napi_value ring_wait(napi_env env, napi_callback_info info)
 	uint64_t deadline = now_ns() + (ns > 0 ? (uint64_t)ns : 0);
 	for (unsigned spins = 0;; spins++) {
 		for (uint32_t i = 0; i < count && found < 0; i++)
-			if (hsm_ring_available(&rings[i]->up))
+			if (hsm_ring_has_input(&rings[i]->up))
 				found = (int32_t)i;
 		if (found >= 0)
 			break;
@@ -304,6 +319,33 @@ static napi_value ring_wait(napi_env env, napi_callback_info info)
 		hsm_ring_relax();
 	}
 	CHECK(napi_create_int32(env, found, &out));
+	return out;
+}
+
+static napi_value ring_create_file(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], out;
+	if (!args(env, info, 1, argv))
+		return NULL;
+	uint32_t size;
+	if (napi_get_value_uint32(env, argv[0], &size) != napi_ok || !hsm_ring_size_ok(size))
+		return throw_errno(env, EINVAL, "ring size");
+	int fd = memfd_create("hsm-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return throw_errno(env, errno, "memfd_create");
+	struct hsm_ring_shared header = { .magic = HSM_RING_MAGIC,
+					  .version = HSM_RING_VERSION,
+					  .size = size };
+	atomic_store(&header.server_idle, 1);
+	atomic_store(&header.shim_idle, 1);
+	if (ftruncate(fd, (off_t)hsm_ring_file_size(size)) < 0 ||
+	    pwrite(fd, &header, sizeof(header), 0) != (ssize_t)sizeof(header) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		int e = errno;
+		close(fd);
+		return throw_errno(env, e, "ring file");
+	}
+	CHECK(napi_create_int32(env, fd, &out));
 	return out;
 }
 
@@ -317,6 +359,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "readInto", ring_read_into },		{ "write", ring_write },
 		{ "peerIdle", ring_peer_idle }, { "goIdle", ring_go_idle },
 		{ "busy", ring_busy },		{ "wait", ring_wait },
+		{ "createRingFile", ring_create_file },
 	};
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
 		napi_value f;

@@ -6,8 +6,10 @@
  * word), and the other then rings its doorbell: one byte on the unix socket, which
  * stays open for that and for telling that the peer is gone.
  *
- * Used by libhsm-shim.so (the process side) and by build/hsm_ring.node (the Node.js
- * addon of the server side, hsm-ring-addon.c). Header-only, C11 atomics.
+ * The file is a memfd of the shimmed process, sealed against shrinking and growing (so
+ * neither side can pull the pages from under the other: SIGBUS); the server opens it as
+ * /proc/PID/fd/N. Used by libhsm-shim.so (the process side) and by build/hsm_ring.node
+ * (the Node.js addon of the server side, hsm-ring-addon.c). Header-only, C11 atomics.
  *
  * Layout (every counter a free-running u32 byte count; each on its own cache line so
  * the two sides do not false-share):
@@ -71,70 +73,83 @@ static inline int hsm_ring_size_ok(uint32_t size)
 	return size >= HSM_RING_MIN_SIZE && size <= HSM_RING_MAX_SIZE && (size & (size - 1)) == 0;
 }
 
-/* One direction, seen from one side. */
+/*
+ * One direction, seen from one side. Each side keeps its own index (`mine`: the tail of
+ * a producer, the head of a consumer) and only publishes it: the shared copy is never
+ * read back, and the peer's index is loaded once per operation and checked, so a peer
+ * that writes nonsense into the file cannot make this side copy outside the ring.
+ */
 struct hsm_ring_end {
 	_Atomic uint32_t *tail;
 	_Atomic uint32_t *head;
 	uint8_t *data;
 	uint32_t size;
+	uint32_t mine;
 };
 
-static inline struct hsm_ring_end hsm_ring_up(struct hsm_ring_shared *s)
+static inline struct hsm_ring_end hsm_ring_up(struct hsm_ring_shared *s, uint32_t size, int producer)
 {
-	struct hsm_ring_end e = { &s->up_tail, &s->up_head,
-				  (uint8_t *)s + HSM_RING_DATA_OFFSET, s->size };
+	struct hsm_ring_end e = { &s->up_tail, &s->up_head, (uint8_t *)s + HSM_RING_DATA_OFFSET,
+				  size, 0 };
+	e.mine = atomic_load_explicit(producer ? e.tail : e.head, memory_order_relaxed);
 	return e;
 }
 
-static inline struct hsm_ring_end hsm_ring_down(struct hsm_ring_shared *s)
+static inline struct hsm_ring_end hsm_ring_down(struct hsm_ring_shared *s, uint32_t size,
+						int producer)
 {
 	struct hsm_ring_end e = { &s->down_tail, &s->down_head,
-				  (uint8_t *)s + HSM_RING_DATA_OFFSET + s->size, s->size };
+				  (uint8_t *)s + HSM_RING_DATA_OFFSET + size, size, 0 };
+	e.mine = atomic_load_explicit(producer ? e.tail : e.head, memory_order_relaxed);
 	return e;
 }
 
-/* Bytes the consumer may take. */
-static inline uint32_t hsm_ring_available(const struct hsm_ring_end *e)
+/* Consumer: is there anything to take (or a broken peer to find out about)? */
+static inline int hsm_ring_has_input(const struct hsm_ring_end *e)
 {
-	return atomic_load_explicit(e->tail, memory_order_acquire) -
-	       atomic_load_explicit(e->head, memory_order_relaxed);
+	return atomic_load_explicit(e->tail, memory_order_acquire) != e->mine;
 }
 
 /*
- * Producer: copy up to n bytes in; returns how many fit. The bytes are visible to the
- * consumer once the tail moves (release).
+ * Producer: copy up to n bytes in; how many fit, or -1 when the consumer's head is not
+ * one it could have (the peer is broken). The bytes are the consumer's once the tail
+ * moves (release).
  */
-static inline uint32_t hsm_ring_put(struct hsm_ring_end *e, const uint8_t *p, uint32_t n)
+static inline int64_t hsm_ring_put(struct hsm_ring_end *e, const uint8_t *p, uint32_t n)
 {
-	uint32_t tail = atomic_load_explicit(e->tail, memory_order_relaxed);
-	uint32_t head = atomic_load_explicit(e->head, memory_order_acquire);
-	uint32_t room = e->size - (tail - head);
+	uint32_t used = e->mine - atomic_load_explicit(e->head, memory_order_acquire);
+	if (used > e->size)
+		return -1;
+	uint32_t room = e->size - used;
 	if (n > room)
 		n = room;
 	if (n == 0)
 		return 0;
-	uint32_t at = tail & (e->size - 1);
+	uint32_t at = e->mine & (e->size - 1);
 	uint32_t first = e->size - at < n ? e->size - at : n;
 	memcpy(e->data + at, p, first);
 	memcpy(e->data, p + first, n - first);
-	atomic_store_explicit(e->tail, tail + n, memory_order_release);
+	e->mine += n;
+	atomic_store_explicit(e->tail, e->mine, memory_order_release);
 	return n;
 }
 
-/* Consumer: copy up to n bytes out; returns how many. */
-static inline uint32_t hsm_ring_take(struct hsm_ring_end *e, uint8_t *p, uint32_t n)
+/* Consumer: copy up to n bytes out; how many, or -1 for a tail the peer could not have. */
+static inline int64_t hsm_ring_take(struct hsm_ring_end *e, uint8_t *p, uint32_t n)
 {
-	uint32_t head = atomic_load_explicit(e->head, memory_order_relaxed);
-	uint32_t have = atomic_load_explicit(e->tail, memory_order_acquire) - head;
+	uint32_t have = atomic_load_explicit(e->tail, memory_order_acquire) - e->mine;
+	if (have > e->size)
+		return -1;
 	if (n > have)
 		n = have;
 	if (n == 0)
 		return 0;
-	uint32_t at = head & (e->size - 1);
+	uint32_t at = e->mine & (e->size - 1);
 	uint32_t first = e->size - at < n ? e->size - at : n;
 	memcpy(p, e->data + at, first);
 	memcpy(p + first, e->data, n - first);
-	atomic_store_explicit(e->head, head + n, memory_order_release);
+	e->mine += n;
+	atomic_store_explicit(e->head, e->mine, memory_order_release);
 	return n;
 }
 
@@ -148,7 +163,7 @@ static inline int hsm_ring_go_idle(_Atomic uint32_t *idle, const struct hsm_ring
 {
 	atomic_store_explicit(idle, 1, memory_order_seq_cst);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (hsm_ring_available(input)) {
+	if (hsm_ring_has_input(input)) {
 		atomic_store_explicit(idle, 0, memory_order_relaxed);
 		return 0; /* input came meanwhile: go on polling */
 	}

@@ -232,6 +232,8 @@ static struct waiter waiters[MAX_WAITERS];
 
 /* Each calling thread sleeps on an eventfd of its own; closed when the thread ends. */
 static __thread int wake_fd = -1;
+/* The waiter this thread polls the ring for (ring_lead): its reply needs no wake-up. */
+static __thread struct waiter *leading_for;
 static pthread_key_t wake_key;
 static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
 
@@ -480,18 +482,30 @@ static void ring_doorbell(void)
 	(void)!send(sock, &bell, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/* Has the server hung up? (Doorbell bytes stay where they are, for the reader.) */
+static int server_gone(void)
+{
+	struct pollfd p = { .fd = sock, .events = POLLRDHUP };
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 /* Copy frames into the ring (lock held), waiting for room when the server is behind. */
 static int ring_send_locked(const uint8_t *p, size_t n)
 {
 	unsigned rounds = 0;
 	while (n > 0) {
-		if (atomic_load(&ring_lost)) {
+		int64_t put = atomic_load(&ring_lost)
+				      ? -1
+				      : hsm_ring_put(&ring_out, p,
+						     n > UINT32_MAX ? UINT32_MAX : (uint32_t)n);
+		if (put < 0) {
+			/* Lost, or a head the server could not have written: no more calls. */
+			atomic_store(&ring_lost, 1);
 			errno = EIO;
 			return -1;
 		}
-		uint32_t put = hsm_ring_put(&ring_out, p, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n);
 		p += put;
-		n -= put;
+		n -= (size_t)put;
 		if (n == 0)
 			break;
 		if (hsm_ring_peer_idle(&ring->server_idle))
@@ -499,6 +513,11 @@ static int ring_send_locked(const uint8_t *p, size_t n)
 		if (++rounds < 1000) {
 			hsm_ring_relax();
 		} else {
+			/* The reader may be the one waiting here (a SYNC): see to a dead server. */
+			if (rounds % 64 == 0 && server_gone()) {
+				atomic_store(&ring_lost, 1);
+				continue;
+			}
 			struct timespec pause = { 0, 20000 };
 			nanosleep(&pause, NULL);
 		}
@@ -934,8 +953,10 @@ static void complete_waiter(struct waiter *w, const struct hsmp_header *h, const
 		memcpy(w->payload, p, n);
 	w->length = n;
 	atomic_store(&w->done, 1);
-	/* A caller polling the ring for its own reply sees `done`: no wake-up to send. */
-	if (w->wake_fd != wake_fd) {
+	/* A caller polling the ring for this very reply sees `done`: no wake-up to send. (Not
+	 * any waiter of this thread: a signal handler's call may complete the one its
+	 * interrupted caller sleeps on.) */
+	if (w != leading_for) {
 		uint64_t one = 1;
 		(void)!sys_write(w->wake_fd, &one, sizeof(one));
 	}
@@ -1164,8 +1185,10 @@ lost:
 static int drain_ring(void)
 {
 	for (;;) {
-		uint32_t got = hsm_ring_take(&ring_in, rx + rx_len, (uint32_t)(RX_CAP - rx_len));
-		rx_len += got;
+		int64_t got = hsm_ring_take(&ring_in, rx + rx_len, (uint32_t)(RX_CAP - rx_len));
+		if (got < 0)
+			return -1; /* a tail the server could not have written */
+		rx_len += (size_t)got;
 		size_t at = 0;
 		while (rx_len - at >= HSMP_HEADER_SIZE) {
 			struct hsmp_header h;
@@ -1216,6 +1239,7 @@ static void ring_lead(struct waiter *w, uint64_t budget)
 	while (!atomic_load(&w->done)) {
 		if (pthread_mutex_trylock(&rdlock) == 0) {
 			atomic_store(&ring->shim_idle, 0);
+			leading_for = w;
 			int bad = 0;
 			for (;;) {
 				if (drain_ring() < 0) {
@@ -1235,6 +1259,7 @@ static void ring_lead(struct waiter *w, uint64_t budget)
 			}
 			if (!bad)
 				bad = drain_until_idle() < 0;
+			leading_for = NULL;
 			pthread_mutex_unlock(&rdlock);
 			if (bad)
 				ring_give_up();
@@ -1277,41 +1302,38 @@ static void *ring_reader_main(void *arg)
 }
 
 /*
- * Offer the server a ring (socket connected, HELLO answered, no reader yet): a file in
- * /dev/shm it maps, unlinked as soon as it has answered. A server that cannot (an older
- * one, or one without build/hsm_ring.node) refuses, and the socket carries everything.
+ * Offer the server a ring (socket connected, HELLO answered, no reader yet): a memfd,
+ * sealed so that neither side can shrink it under the other, which the server opens as
+ * /proc/PID/fd/N while it answers; the fd is closed then (the mapping stays). A server
+ * that cannot (an older one, one without build/hsm_ring.node, one not allowed to open
+ * our fds) refuses, and the socket carries everything.
  */
 static void ring_offer(int s)
 {
 	uint32_t size = HSM_RING_DEFAULT_SIZE;
 	size_t length = hsm_ring_file_size(size);
-	char path[96];
-	int fd = -1;
-	for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
-		snprintf(path, sizeof(path), "/dev/shm/hsm-shim-%d-%" PRIx64, (int)getpid(),
-			 now_ns() ^ ((uint64_t)attempt << 48));
-		fd = (int)syscall(SYS_openat, AT_FDCWD, path,
-				  O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0 && errno != EEXIST)
-			break;
-	}
-	if (fd < 0) {
-		if (ring_wanted > 1)
-			warn("hsm-shim: no ring (/dev/shm: %s); using the socket alone", strerror(errno));
-		return;
+	char path[64];
+	int fd = memfd_create("hsm-shim-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd >= 0) {
+		/* Out of the program's way: its next open gets the number it expects. */
+		int high = sys_dupfd(fd, PRIVATE_FD_MIN);
+		sys_close(fd);
+		fd = high;
 	}
 	void *p = MAP_FAILED;
-	uint8_t *buffer = malloc(RX_CAP);
-	if (buffer && ftruncate(fd, (off_t)length) == 0)
+	uint8_t *buffer = fd >= 0 ? malloc(RX_CAP) : NULL;
+	if (buffer && ftruncate(fd, (off_t)length) == 0 &&
+	    syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
 		p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	sys_close(fd);
 	if (p == MAP_FAILED) {
 		if (ring_wanted > 1)
 			warn("hsm-shim: no ring (%s); using the socket alone", strerror(errno));
-		unlink(path);
+		if (fd >= 0)
+			sys_close(fd);
 		free(buffer);
 		return;
 	}
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)self_pid, fd);
 	struct hsm_ring_shared *shared = p;
 	shared->magic = HSM_RING_MAGIC;
 	shared->version = HSM_RING_VERSION;
@@ -1329,17 +1351,30 @@ static void ring_offer(int s)
 	int ok = send_locked(&b) == 0;
 	free_builder(&b);
 	uint8_t header[HSMP_HEADER_SIZE];
-	uint8_t message[512];
+	char message[512];
 	struct hsmp_header h = { 0 };
 	ok = ok && read_full(s, header, sizeof(header)) == 0 &&
 	     hsmp_decode_header(header, &h) == HSMP_HEADER_OK && h.op == HSM_SHIM_OP_RING &&
-	     h.length < sizeof(message) && read_full(s, message, h.length) == 0;
-	unlink(path);
+	     h.length <= HSMP_MAX_PAYLOAD;
+	/* The answer's text: what fits is kept for the warning, the rest read and dropped. */
+	size_t kept = 0;
+	for (uint32_t left = ok ? h.length : 0; ok && left > 0;) {
+		char scrap[512];
+		size_t n = left < sizeof(scrap) ? left : sizeof(scrap);
+		ok = read_full(s, (uint8_t *)scrap, n) == 0;
+		if (ok && kept < sizeof(message)) {
+			size_t c = n < sizeof(message) - kept ? n : sizeof(message) - kept;
+			memcpy(message + kept, scrap, c);
+			kept += c;
+		}
+		left -= (uint32_t)n;
+	}
+	sys_close(fd);
 	if (ok && h.result == 0) {
 		ring = shared;
 		ring_length = length;
-		ring_out = hsm_ring_up(shared);
-		ring_in = hsm_ring_down(shared);
+		ring_out = hsm_ring_up(shared, size, 1);
+		ring_in = hsm_ring_down(shared, size, 0);
 		rx = buffer;
 		rx_len = 0;
 		return;
@@ -1352,7 +1387,7 @@ static void ring_offer(int s)
 		shutdown(s, SHUT_RDWR);
 	} else if (ring_wanted > 1) {
 		warn("hsm-shim: the server refused the ring (%s: %.*s); using the socket alone",
-		     strerror(h.error), (int)h.length, (const char *)message);
+		     strerror(h.error), (int)kept, message);
 	}
 }
 

@@ -25,6 +25,8 @@ export interface RingAddon {
   goIdle(ring: RingHandle): boolean
   busy(ring: RingHandle): void
   wait(rings: readonly RingHandle[], ns: number): number
+  /** A ring file as the shim makes it (a sealed memfd): an fd of this process. */
+  createRingFile(size: number): number
   readonly defaultSize: number
 }
 
@@ -77,6 +79,8 @@ export interface RingPeer {
   input(bytes: Uint8Array): void
   /** Wake the process's reader: one byte on the socket. */
   doorbell(): void
+  /** The ring holds what the process could not have written: it is dropped. */
+  broken(error: Error): void
 }
 
 /** One shimmed process's ring, seen from the server. */
@@ -99,7 +103,13 @@ export class RingLink {
       poller.kick()
       return
     }
-    const n = this.addon.write(this.handle, bytes, 0)
+    let n: number
+    try {
+      n = this.addon.write(this.handle, bytes, 0)
+    } catch (e) {
+      this.fail(e instanceof Error ? e : new Error(String(e)))
+      return
+    }
     if (n > 0 && this.addon.peerIdle(this.handle)) this.peer.doorbell()
     if (n < bytes.byteLength) {
       this.pending.push(bytes)
@@ -146,6 +156,12 @@ export class RingLink {
     poller.remove(this)
     this.addon.close(this.handle)
   }
+
+  /** The ring is broken: close it and tell the session. */
+  fail(error: Error): void {
+    this.close()
+    this.peer.broken(error)
+  }
 }
 
 /**
@@ -165,6 +181,8 @@ class RingPoller {
     this.addon = addon
     this.links.add(link)
     this.handles = [...this.links].map((l) => l.handle)
+    // Already polling: this ring's process need not ring either.
+    if (this.polling) addon.busy(link.handle)
     this.kick()
   }
 
@@ -192,8 +210,13 @@ class RingPoller {
       let moved = false
       let backlog = false
       for (const l of this.links) {
-        if (l.service()) moved = true
-        if (l.backlog) backlog = true
+        try {
+          if (l.service()) moved = true
+          if (l.backlog) backlog = true
+        } catch (e) {
+          // One process's broken ring ends its session, not the server.
+          l.fail(e instanceof Error ? e : new Error(String(e)))
+        }
       }
       let t = now()
       if (backlog && !moved) {

@@ -341,6 +341,10 @@ class Session {
         doorbell: () => {
           if (!this.closed) this.socket.write(DOORBELL)
         },
+        broken: (error) => {
+          this.server.log(`client ${this.who()}: ${error.message}; closing its connection`)
+          this.close()
+        },
       })
     } catch (e) {
       const errno = (e as { errno?: unknown }).errno

@@ -8,16 +8,7 @@
 //    larger than the ring, and the server going away mid-run.
 
 import { spawn } from 'node:child_process'
-import {
-  closeSync,
-  ftruncateSync,
-  mkdtempSync,
-  openSync,
-  readSync,
-  rmSync,
-  symlinkSync,
-  writeSync,
-} from 'node:fs'
+import { closeSync, mkdtempSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,7 +38,6 @@ import { buildHelper, helperUnavailable, ROOT } from './support.js'
 const E = (code: string) => errnoByCode(code)!.errno
 const dir = mkdtempSync(join(tmpdir(), 'hsmctl-ring-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-let files = 0
 
 // hsm-ring.h's layout.
 const MAGIC = 0x524d5348
@@ -64,7 +54,7 @@ const AT = {
   data: 4096,
 }
 
-/** The shim's side of a ring file, through file reads and writes. */
+/** The shim's side of a ring file (a sealed memfd, as the shim makes it), through its fd. */
 class ShimSide {
   readonly path: string
   private readonly fd: number
@@ -72,16 +62,11 @@ class ShimSide {
 
   constructor(
     readonly size: number,
-    options: { magic?: number; fileSize?: number } = {},
+    options: { magic?: number } = {},
   ) {
-    this.path = join(dir, `ring-${files++}`)
-    this.fd = openSync(this.path, 'w+')
-    ftruncateSync(this.fd, options.fileSize ?? AT.data + 2 * size)
-    this.set(AT.magic, options.magic ?? MAGIC)
-    this.set(AT.version, 1)
-    this.set(AT.size, size)
-    this.set(AT.serverIdle, 1)
-    this.set(AT.shimIdle, 1)
+    this.fd = addon!.createRingFile(size)
+    this.path = `/proc/self/fd/${this.fd}` // what the shim offers: /proc/PID/fd/N
+    if (options.magic !== undefined) this.set(AT.magic, options.magic)
   }
 
   get(at: number): number {
@@ -158,22 +143,23 @@ describe.skipIf(noAddon)('hsm_ring.node (the server side of the ring)', () => {
   const ring: RingAddon = addon!
   beforeAll(() => expect(ring, 'build/hsm_ring.node').toBeDefined())
 
-  it('maps only a ring file: absent, wrong size, wrong magic, a symlink or a bad ring size are refused', () => {
+  it('maps only a sealed ring file: absent, unsealed, wrong size, wrong magic or a bad ring size are refused', () => {
+    const made = new ShimSide(4096)
+    expect(made.get(AT.magic)).toBe(MAGIC) // createRingFile writes the header as the shim does
+    expect([made.get(AT.size), made.get(AT.serverIdle), made.get(AT.shimIdle)]).toEqual([
+      4096, 1, 1,
+    ])
     expect(errnoOf(() => ring.open(join(dir, 'absent'), 4096))).toBe(E('ENOENT'))
-    const short = new ShimSide(4096, { fileSize: 4096 })
-    expect(errnoOf(() => ring.open(short.path, 4096))).toBe(E('EINVAL'))
+    // A plain file, right but for the seal: the shim could shrink it under us (SIGBUS).
+    expect(errnoOf(() => ring.open(plainRing(), 4096))).toBe(E('EPERM'))
     const alien = new ShimSide(4096, { magic: 0x12345678 })
     expect(errnoOf(() => ring.open(alien.path, 4096))).toBe(E('EPROTO'))
-    const good = new ShimSide(4096)
-    expect(errnoOf(() => ring.open(good.path, 8192))).toBe(E('EINVAL')) // the file is 4096's
-    expect(errnoOf(() => ring.open(good.path, 6144))).toBe(E('EINVAL')) // not a power of 2
-    const link = join(dir, 'link')
-    symlinkSync(good.path, link)
-    expect(errnoOf(() => ring.open(link, 4096))).toBe(E('ELOOP'))
-    const h = ring.open(good.path, 4096)
+    expect(errnoOf(() => ring.open(made.path, 8192))).toBe(E('EINVAL')) // the file is 4096's
+    expect(errnoOf(() => ring.open(made.path, 6144))).toBe(E('EINVAL')) // not a power of 2
+    const h = ring.open(made.path, 4096)
     ring.close(h)
     expect(() => ring.readInto(h, new Uint8Array(8))).toThrow(/closed/)
-    for (const s of [short, alien, good]) s.close()
+    for (const s of [made, alien]) s.close()
   })
 
   it('carries byte streams both ways in order across the wrap, as far as there is room (a property)', () => {
@@ -262,11 +248,19 @@ describe.skipIf(noAddon)('hsm_ring.node (the server side of the ring)', () => {
     b.close()
   })
 
-  it('refuses a tail moved past the ring (a broken peer) instead of reading beyond it', () => {
+  it('refuses indices the shim could not have written instead of copying beyond the ring', () => {
     const shim = new ShimSide(4096)
     const h = ring.open(shim.path, 4096)
     shim.set(AT.upTail, 4097)
     expect(errnoOf(() => ring.readInto(h, new Uint8Array(8192)))).toBe(E('EPROTO'))
+    shim.set(AT.downHead, 0x8000_0000) // "more room than the ring has"
+    expect(errnoOf(() => ring.write(h, new Uint8Array(1 << 20), 0))).toBe(E('EPROTO'))
+    // Its own indices are not read back: a peer rewriting them changes nothing here.
+    shim.set(AT.upTail, 0)
+    shim.set(AT.downHead, 0)
+    shim.set(AT.downTail, 1234)
+    expect(ring.write(h, Uint8Array.of(7), 0)).toBe(1)
+    expect(shim.get(AT.downTail)).toBe(1)
     ring.close(h)
     shim.close()
   })
@@ -355,8 +349,12 @@ function expectRefused(frame: Frame, errno: string, message: RegExp): void {
 
 describe.skipIf(noAddon)('SimServer over a ring (a raw client playing the shim)', () => {
   let server: SimServer
+  const logged: string[] = []
   beforeAll(async () => {
-    server = await SimServer.listen(join(dir, 'raw.sock'), { platform: createSimPlatform() })
+    server = await SimServer.listen(join(dir, 'raw.sock'), {
+      platform: createSimPlatform(),
+      log: (line) => logged.push(line),
+    })
     return () => server.close()
   })
 
@@ -403,14 +401,34 @@ describe.skipIf(noAddon)('SimServer over a ring (a raw client playing the shim)'
     c.shim.close()
   })
 
+  it('ends the session of a process whose ring turns to nonsense, and serves the others', async () => {
+    const bad = await RingClient.connect(server.path, new ShimSide(4096))
+    const good = await RingClient.connect(server.path, new ShimSide(4096))
+    expect((await bad.offer()).result).toBe(0n)
+    expect((await good.offer()).result).toBe(0n)
+    const closed = new Promise((resolve) => bad.socket.once('close', resolve))
+    bad.shim.set(AT.upTail, 0x4000_0000) // a tail it could not have written
+    bad.socket.write(Buffer.of(1))
+    await closed
+    good.send(encodeFrame({ op: Op.OPEN, id: 3, payload: encodeOpen('/dev/acrn_hsm') }))
+    const [open] = await good.receive(1)
+    expect(open).toMatchObject({ op: Op.OPEN, id: 3, errno: 0 })
+    expect(logged.join('\n')).toMatch(
+      /client pid 4242 \(fake\): the peer's ring tail: Protocol error; closing its connection/,
+    )
+    good.end()
+    for (const c of [bad, good]) c.shim.close()
+  })
+
   it('refuses bad offers with the errno of what is wrong, and only right after HELLO', async () => {
     const cases: Array<[string, (c: RingClient) => Promise<Frame>, string, RegExp]> = [
       [
         'absent file',
-        (c) => c.offer(join(dir, 'absent-ring')),
+        (c) => c.offer('/proc/self/fd/99999'),
         'ENOENT',
-        /ring .*absent-ring: open: No such file/,
+        /ring .*99999: open: No such file/,
       ],
+      ['unsealed file', (c) => c.offer(plainRing()), 'EPERM', /not sealed against shrinking/],
       ['relative path', (c) => c.offer('ring'), 'EINVAL', /path must be absolute/],
       ['wrong size', (c) => c.offer(c.shim.path, 8192), 'EINVAL', /ring file size/],
     ]
@@ -431,6 +449,18 @@ describe.skipIf(noAddon)('SimServer over a ring (a raw client playing the shim)'
     }
   })
 })
+
+/** A plain file laid out as a ring of 4 KiB: right but for the seal. */
+function plainRing(): string {
+  const path = join(dir, 'plain-ring')
+  const bytes = new Uint8Array(4096 * 3)
+  const v = new DataView(bytes.buffer)
+  v.setUint32(0, MAGIC, true)
+  v.setUint32(4, 1, true)
+  v.setUint32(8, 4096, true)
+  writeFileSync(path, bytes)
+  return path
+}
 
 function mmapPayload(length: bigint): Uint8Array {
   const b = new Uint8Array(8)
