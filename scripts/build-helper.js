@@ -85,3 +85,10 @@ if (make.status !== 0 || !existsSync(built) || !existsSync(testing)) {
   process.exit(strict ? 1 : 0)
 }
 say(`built ${built}`)
+if (!existsSync(join(helperDir, 'build', 'hsm_ring.node'))) {
+  say(
+    "the shim's ring (build/hsm_ring.node) was not built: Node.js's headers (node_api.h) are not " +
+      'installed beside this node or in /usr/include/node. Shimmed programs then talk to the ' +
+      'simulation over the socket alone (helper/SHIM.md, "The ring"), about 8 times slower.',
+  )
+}

@@ -6,9 +6,11 @@
 // of the path. For reference, `helper read` is a frame to the helper and back with no
 // syscall at all (the read op copies 8 bytes of its own memory): the frame protocol alone.
 // Every shimmed ioctl is one synchronous round trip between the helper and this process's
-// event loop, so the figure is bound by that latency (see helper/SHIM.md, "Cost").
-// `shim-load` (helper/shim-load.c) is the ceiling of the shim path without the helper: a C
-// program issuing the same ioctl under the shim from 1 thread and from 16 at once, with the
+// event loop, so the figure is bound by that latency (see helper/SHIM.md, "Cost"). The
+// shim's calls cross in its shared-memory ring (the default); `helper + shim, socket` is
+// the same with HSM_SHIM_TRANSPORT=socket, the transport it falls back to.
+// `shim-load` (helper/shim-load.c) is the shim path without the helper: a C program
+// issuing the same ioctl under the shim from 1 thread and from 16 at once, with the
 // context switches it takes per call.
 //
 //   npm run build && npm run bench -- native        (BENCH_CALLS=20000 to change the count)
@@ -26,22 +28,36 @@ const dist = new URL('../../dist/', import.meta.url)
 const load = (path) => import(new URL(path, dist).href)
 
 export async function run() {
-  const [{ createSimPlatform }, { SimServer }, { NativeProcess }, preflight, { Ioctl }] =
-    await Promise.all([
-      load('core/sim/index.js'),
-      load('core/native/sim-server.js'),
-      load('core/native/helper-process.js'),
-      load('core/native/preflight.js'),
-      load('core/abi/ioctls.js'),
-    ])
+  const [
+    { createSimPlatform },
+    { SimServer },
+    { NativeProcess },
+    preflight,
+    { Ioctl },
+    { ringAddonError },
+  ] = await Promise.all([
+    load('core/sim/index.js'),
+    load('core/native/sim-server.js'),
+    load('core/native/helper-process.js'),
+    load('core/native/preflight.js'),
+    load('core/abi/ioctls.js'),
+    load('core/native/ring.js'),
+  ])
   const calls = Number(process.env.BENCH_CALLS ?? 20_000)
   const dir = mkdtempSync(join(tmpdir(), 'hsmctl-bench-'))
   const platform = createSimPlatform()
   const server = await SimServer.listen(join(dir, 'sim.sock'), { platform })
-  const native = await NativeProcess.start({
-    checkDevice: false,
-    env: { LD_PRELOAD: preflight.shimPath(), HSM_SHIM_SOCKET: server.path },
-  })
+  const shimmed = (transport) =>
+    NativeProcess.start({
+      checkDevice: false,
+      env: {
+        LD_PRELOAD: preflight.shimPath(),
+        HSM_SHIM_SOCKET: server.path,
+        HSM_SHIM_TRANSPORT: transport,
+      },
+    })
+  const native = await shimmed('ring')
+  const overSocket = await shimmed('socket')
   const alone = await NativeProcess.start({ device: '/dev/null', checkDevice: false })
   const scratch = await alone.mmap(4096)
   const sim = platform.spawn()
@@ -60,9 +76,16 @@ export async function run() {
     const notify = new Uint8Array(8) // vmid 0, reserved 0, vcpu 0
     const simFd = await vmOf(sim)
     const nativeFd = await vmOf(native)
+    const socketFd = await vmOf(overSocket)
+    if (server.shimTransports.ring !== 1) {
+      console.log(
+        `the ring was refused (${ringAddonError()}): both rows below went over the socket`,
+      )
+    }
     const backends = {
       'in-process sim': (n) => [sim, simFd, n],
       'helper + shim': (n) => [native, nativeFd, n],
+      'helper + shim, socket': (n) => [overSocket, socketFd, n],
       'helper read*': (n) => [alone, -1, n],
     }
     const call = (proc, fd) =>
@@ -80,8 +103,14 @@ export async function run() {
     }
     const results = {}
     for (const [label, args] of Object.entries(backends)) {
-      const oneAtATime = await opsPerSecond((n) => serial(args(n)), Math.round(calls / 4), 3)
-      const piped = await opsPerSecond((n) => pipelined(args(n)), calls, 3)
+      // The socket is slow: fewer calls, the same rounds.
+      const scale = label.endsWith('socket') ? 4 : 1
+      const oneAtATime = await opsPerSecond(
+        (n) => serial(args(n)),
+        Math.round(calls / 4 / scale),
+        3,
+      )
+      const piped = await opsPerSecond((n) => pipelined(args(n)), Math.round(calls / scale), 3)
       results[label] = { oneAtATime, piped }
     }
     const base = results['in-process sim']
@@ -91,7 +120,7 @@ export async function run() {
           ? ''
           : `   ratio ${fmt(r.piped / base.piped, 3)}x / ${fmt(r.oneAtATime / base.oneAtATime, 3)}x`
       console.log(
-        `${label.padEnd(16)} pipelined ${fmt(r.piped, 0).padStart(9)}/s   one at a time ${fmt(r.oneAtATime, 0).padStart(9)}/s${ratio}`,
+        `${label.padEnd(21)} pipelined ${fmt(r.piped, 0).padStart(9)}/s   one at a time ${fmt(r.oneAtATime, 0).padStart(9)}/s${ratio}`,
       )
     }
     // The shim alone, from C, against the same server.
@@ -107,7 +136,7 @@ export async function run() {
         if (!m) throw new Error(`shim-load printed: ${line}`)
         const label = `shim-load ×${threads}`
         console.log(
-          `${label.padEnd(16)} ${threads === 1 ? 'one at a time' : 'concurrent   '} ${fmt(Number(m[1]), 0).padStart(9)}/s   ${m[2]} context switches per call in the program`,
+          `${label.padEnd(21)} ${threads === 1 ? 'one at a time' : 'concurrent   '} ${fmt(Number(m[1]), 0).padStart(9)}/s   ${m[2]} context switches per call in the program`,
         )
       }
     } else {
@@ -125,6 +154,7 @@ export async function run() {
     )
   } finally {
     await native.exit()
+    await overSocket.exit()
     await alone.exit()
     await server.close()
     rmSync(dir, { recursive: true, force: true })
