@@ -514,8 +514,11 @@ describe.skipIf(helperUnavailable)('the shim on its ring', () => {
 
   it('falls back to its socket when the server has no ring, and says so only when told to use one', async () => {
     const socket = join(dir, 'noring.sock')
-    const { child } = await serveInChild(socket, { HSMCTL_RING: '0' })
+    const { child, log } = await serveInChild(socket, { HSMCTL_RING: '0' })
     try {
+      expect(log()).toMatch(
+        /sim serve: no shared-memory ring \(disabled by HSMCTL_RING=0\): shimmed programs use the socket alone/,
+      )
       const env = { LD_PRELOAD: shimPath(), HSM_SHIM_SOCKET: socket }
       const quiet = await run(shimLoadPath(), ['1', '50'], env)
       expect(quiet.stderr).toBe('')
@@ -541,7 +544,8 @@ describe.skipIf(helperUnavailable)('the shim on its ring', () => {
     'fails every call with EIO, once said, when the server goes away mid-run',
     async () => {
       const socket = join(dir, 'dies.sock')
-      const { child } = await serveInChild(socket)
+      const { child, log } = await serveInChild(socket)
+      expect(log()).toMatch(/sim serve: shimmed programs talk to it through a shared-memory ring/)
       const load = run(shimLoadPath(), ['2', '100000000'], {
         LD_PRELOAD: shimPath(),
         HSM_SHIM_SOCKET: socket,
