@@ -1,8 +1,10 @@
 #!/bin/sh
 # Soak: one daemon, many VMs coming and going while workloads, watches, ioeventfds and
-# interrupt injections run against them, for SECONDS (default 600). Every command has a
-# deadline; one that misses it is a hang: the script prints which, the daemon's status
-# and console, and exits 1. Meant to be run by hand (it is not part of npm test).
+# interrupt injections run against them, for SECONDS (default 600). The daemon also serves
+# its platform to shimmed programs (--serve-sim): each round, when the helper is built,
+# build/shim-load hammers it from several threads through the shim's ring. Every command
+# has a deadline; one that misses it is a hang: the script prints which, the daemon's
+# status and console, and exits 1. Meant to be run by hand (it is not part of npm test).
 #
 #   scripts/soak.sh [SECONDS]
 set -u
@@ -30,7 +32,10 @@ cmd() {
   return "$status"
 }
 
-cmd 30 daemon start || { cat "$tmp/out"; exit 1; }
+sock="$tmp/sim.sock"
+load="$root/helper/build/shim-load"
+shim="$root/helper/build/libhsm-shim.so"
+cmd 30 daemon start --serve-sim "$sock" || { cat "$tmp/out"; exit 1; }
 end=$(($(date +%s) + seconds))
 round=0
 while [ "$(date +%s)" -lt "$end" ]; do
@@ -46,6 +51,16 @@ while [ "$(date +%s)" -lt "$end" ]; do
   cmd 20 irq inject "soak-a-$round" --msi 0xfee00000:0x41
   cmd 20 guest access "soak-b-$round" --vcpu 0 --pio 0x3f8 --write 0x41 --size 1
   cmd 30 guest run "soak-c-$round" --workload virtio-notify --rate 0 --count 20000 --wait
+  if [ -x "$load" ]; then
+    step=$((step + 1))
+    timeout -k 5 60 env LD_PRELOAD="$shim" HSM_SHIM_SOCKET="$sock" "$load" 4 20000 >"$tmp/out" 2>&1
+    status=$?
+    if [ "$status" != 0 ]; then
+      echo "soak: shim-load failed at step $step (status $status; 124 is a hang):"
+      cat "$tmp/out"
+      exit 1
+    fi
+  fi
   sleep 1
   for n in a b c; do
     name="soak-$n-$round"
