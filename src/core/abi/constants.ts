@@ -172,6 +172,12 @@ export const MemRegionOp = {
 
 // --- Hypervisor (acrn-hypervisor acrn_common.h) ------------------------------------
 
+/**
+ * vCPUs a VM may have: one ioreq slot each, and HSM scans only slots below vcpu_num
+ * without checking it against 16, so the hypervisor's cap is what keeps them apart (§4.1).
+ */
+export const MAX_VCPUS_PER_VM = ACRN_IO_REQUEST_MAX
+
 /** `acrn_irqline_ops.op`, the high 32 bits of SET_IRQLINE's value (§7.1). */
 export const GsiOp = {
   SET_HIGH: 0,

@@ -14,6 +14,7 @@ import {
   INTR_MONITOR_BUFFER_MAX,
   IoeventfdFlag,
   IrqfdFlag,
+  MAX_VCPUS_PER_VM,
   Memmap,
   PAGE_SIZE,
   PmCmd,
@@ -294,11 +295,11 @@ export class VmManager {
       // vCPUs come from the affinity (A.2): take the first N pCPUs a User VM may use
       const { userVmAffinity } = await this.opts.platform.inventory()
       const allowed = [...Array(64).keys()].filter((cpu) => (userVmAffinity >> BigInt(cpu)) & 1n)
-      const limit = Math.min(16, allowed.length)
+      const limit = Math.min(MAX_VCPUS_PER_VM, allowed.length)
       if (!Number.isInteger(options.vcpus) || options.vcpus < 1 || options.vcpus > limit) {
         throw new UsageError(`${options.vcpus} vCPUs is not possible here`, {
           flag: '--vcpus',
-          hint: `a User VM may use ${allowed.length} pCPUs here (${allowed.join(', ')}), one vCPU each, at most 16`,
+          hint: `a User VM may use ${allowed.length} pCPUs here (${allowed.join(', ')}), one vCPU each, at most ${MAX_VCPUS_PER_VM}`,
         })
       }
       cpuAffinity = allowed

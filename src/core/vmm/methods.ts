@@ -1,6 +1,7 @@
 // The daemon's VM methods: each checks its params (a socket message is user input like
 // any other) and makes one VmManager call. 64-bit values arrive as hex strings.
 
+import { MAX_VCPUS_PER_VM } from '../abi/constants.js'
 import { UsageError } from '../errors.js'
 import type { Handler } from '../daemon/server.js'
 import { parseInteger } from '../parse/number.js'
@@ -128,7 +129,7 @@ export function vmmMethods(
     'vm.create': with_((p) =>
       m.create({
         name: name(p),
-        ...(p.has('vcpus') ? { vcpus: p.int('vcpus', 1, 16) } : {}),
+        ...(p.has('vcpus') ? { vcpus: p.int('vcpus', 1, MAX_VCPUS_PER_VM) } : {}),
         ...(p.has('cpuAffinity') ? { cpuAffinity: p.big('cpuAffinity', 1n) } : {}),
         ...(p.has('flags') ? { flags: p.big('flags') } : {}),
       }),

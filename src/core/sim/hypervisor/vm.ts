@@ -2,7 +2,7 @@
 // preconditions of Appendix A.2/A.3. A failed precondition returns -1, which userspace
 // sees as EPERM (§0, §11.14).
 
-import { ACRN_INVALID_VMID, ACRN_IO_REQUEST_MAX } from '../../abi/constants.js'
+import { ACRN_INVALID_VMID, MAX_VCPUS_PER_VM } from '../../abi/constants.js'
 import { encode, offsetOf } from '../../abi/layout.js'
 import { acrn_regs, acrn_vcpu_regs, acrn_vm_creation } from '../../abi/structs.js'
 import { Ept } from './ept.js'
@@ -116,7 +116,6 @@ export function isValidCr0Cr4(cr0: bigint, cr4: bigint): boolean {
 
 // --- Lifecycle hypercalls (A.2, A.3) -----------------------------------------------------
 
-const MAX_VCPUS_PER_VM = ACRN_IO_REQUEST_MAX
 const CREATION_VMID = offsetOf(acrn_vm_creation, 'vmid')
 const CREATION_VCPU_NUM = offsetOf(acrn_vm_creation, 'vcpu_num')
 const CREATION_UUID = offsetOf(acrn_vm_creation, 'uuid')
