@@ -322,7 +322,11 @@ export class NativeProcess implements HsmProcess {
       throw new HsmError('read', Errno.EFAULT)
     }
     if (length <= MAX_PAYLOAD) {
-      return (await this.syscall('read', Op.READ, encodeRead(address, length))).payload
+      const { payload } = await this.syscall('read', Op.READ, encodeRead(address, length))
+      // Bytes of their own, as SimProcess gives: a small payload is a view into a slab.
+      return payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength
+        ? payload
+        : payload.slice()
     }
     // Larger than a frame: pipelined pieces, like one memcpy done in steps.
     const parts: Promise<Reply>[] = []

@@ -130,9 +130,30 @@ function view(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
-/** A plain Uint8Array copy of bytes[start, end) (Buffer#slice would share memory). */
+// Frames and payloads of up to SLAB_PIECE bytes are views into shared slabs (so mind
+// their byteOffset): a small Uint8Array of its own lives on V8's heap, and the DataView
+// an encoder or decoder puts over it would move it off the heap, a malloc and a copy for
+// every frame. A slab is never reused, only dropped once no view is left: a fresh view is
+// zeroed and nobody else's.
+const SLAB = 16 * 1024
+const SLAB_PIECE = 1024
+let slab = new ArrayBuffer(SLAB)
+let slabUsed = 0
+
+function zeroed(n: number): Uint8Array {
+  if (n > SLAB_PIECE) return new Uint8Array(n)
+  if (slabUsed + n > SLAB) {
+    slab = new ArrayBuffer(SLAB)
+    slabUsed = 0
+  }
+  const out = new Uint8Array(slab, slabUsed, n)
+  slabUsed += (n + 7) & ~7 // 8-byte aligned, as a malloc'd buffer would be
+  return out
+}
+
+/** A copy of bytes[start, end) that the receiver may keep (Buffer#slice would share memory). */
 function copyOf(bytes: Uint8Array, start: number, end = bytes.byteLength): Uint8Array {
-  const out = new Uint8Array(Math.max(0, end - start))
+  const out = zeroed(Math.max(0, end - start))
   out.set(bytes.subarray(start, end))
   return out
 }
@@ -159,7 +180,7 @@ export function encodeHeaderInto(into: Uint8Array, offset: number, h: FrameHeade
 /** One frame: header and payload. */
 export function encodeFrame(init: FrameInit): Uint8Array {
   const payload = init.payload ?? new Uint8Array(0)
-  const out = new Uint8Array(HEADER_SIZE + payload.byteLength)
+  const out = zeroed(HEADER_SIZE + payload.byteLength)
   encodeHeaderInto(out, 0, {
     version: init.version ?? VERSION,
     flags: init.flags ?? 0,
@@ -370,7 +391,7 @@ function expectZero(what: string, reserved: number | bigint): void {
 }
 
 function fixed(size: number, fill: (v: DataView) => void): Uint8Array {
-  const out = new Uint8Array(size)
+  const out = zeroed(size)
   fill(view(out))
   return out
 }
@@ -414,7 +435,7 @@ export interface IoctlRequest {
 
 /** ioctl: i32 fd, u32 request, u16 kind, u16 + u32 reserved, u64 value, then the bytes. */
 export function encodeIoctl(req: IoctlRequest): Uint8Array {
-  const out = new Uint8Array(PayloadSize.IOCTL_FIXED + req.bytes.byteLength)
+  const out = zeroed(PayloadSize.IOCTL_FIXED + req.bytes.byteLength)
   const v = view(out)
   v.setInt32(0, req.fd, true)
   v.setUint32(4, req.request >>> 0, true)
@@ -469,7 +490,7 @@ export function decodeRead(payload: Uint8Array): { address: bigint; length: numb
 
 /** write: u64 address, then the bytes. */
 export function encodeWrite(address: bigint, bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(PayloadSize.WRITE_FIXED + bytes.byteLength)
+  const out = zeroed(PayloadSize.WRITE_FIXED + bytes.byteLength)
   view(out).setBigUint64(0, address, true)
   out.set(bytes, PayloadSize.WRITE_FIXED)
   return out

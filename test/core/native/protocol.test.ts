@@ -129,7 +129,7 @@ describe('frame header (PROTOCOL.md, "Frames")', () => {
     expect([...b.subarray(12, 16)]).toEqual([0, 0, 0, 0])
     expect([...b.subarray(16, 24)]).toEqual([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
     expect([...b.subarray(24, 28)]).toEqual([22, 0, 0, 0])
-    const check = new DataView(b.buffer).getUint32(28, true)
+    const check = new DataView(b.buffer, b.byteOffset).getUint32(28, true)
     expect(check).toBe(headerCheck(b))
   })
 
