@@ -16,6 +16,10 @@
  *    written to the process's eventfd, and the process's write(2) to one is forwarded
  *    before write returns, so an irqfd injects synchronously as in the kernel (§6.3).
  *
+ * The frames cross in a shared-memory ring when the server takes one (ring_offer, SHIM.md
+ * "The ring"): a caller polls for its own reply, so a call costs no sleep; the socket is
+ * left for doorbells and for telling that the server is gone.
+ *
  * Nothing here is the kernel's code; the behaviour follows spec/hsm-behaviour.md.
  */
 #define _GNU_SOURCE

@@ -1,8 +1,9 @@
 /*
  * The device shim's extension of the hsm-helper frame protocol (helper/SHIM.md).
  *
- * libhsm-shim.so speaks the frames of hsm-protocol.h on a unix socket to a simulated
- * platform (`hsmctl sim serve --socket PATH`, `hsmctl daemon run --serve-sim PATH`). It
+ * libhsm-shim.so speaks the frames of hsm-protocol.h to a simulated platform (`hsmctl
+ * sim serve --socket PATH`, `hsmctl daemon run --serve-sim PATH`): on its unix socket, or
+ * after a RING offer the server took, in a shared-memory ring (hsm-ring.h). It
  * uses the helper's ops OPEN, CLOSE and IOCTL as they are, and these extra ops for what a
  * real process shares with the kernel by pointer or by fd. src/core/native/shim-protocol.ts
  * is the TypeScript twin; test/core/native/shim-protocol.test.ts compares the two.
