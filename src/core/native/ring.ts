@@ -1,5 +1,5 @@
 // The server side of the shim's shared-memory ring (helper/hsm-ring.h, SHIM.md "The
-// ring"). A shimmed process offers a ring file right after its HELLO; from then on its
+// ring"). A shimmed process offers a ring (a sealed memfd) right after its HELLO; then its
 // frames and ours cross in shared memory, and the unix socket carries only doorbell
 // bytes. While calls keep coming the server polls the rings (a bounded spin in C between
 // event-loop turns), so a call costs it no wake-up; when they stop it says so in each
@@ -31,8 +31,9 @@ export interface RingAddon {
 }
 
 let addon: RingAddon | null | undefined
+let addonError = 'disabled by HSMCTL_RING=0'
 
-/** The addon, or undefined when it was not built (or does not load: said once, by why). */
+/** The addon, or undefined when it was not built or does not load (ringAddonError: why). */
 export function ringAddon(): RingAddon | undefined {
   if (addon === undefined) {
     const path = ringAddonPath()
@@ -50,8 +51,6 @@ export function ringAddon(): RingAddon | undefined {
   }
   return addon ?? undefined
 }
-
-let addonError = 'disabled by HSMCTL_RING=0'
 
 /** Why ringAddon() gave nothing. */
 export function ringAddonError(): string {
