@@ -645,6 +645,64 @@ static void op_mmap(const struct hsmp_header *h, const uint8_t *p)
 	reply(h->id, h->op, 0, (int64_t)(uintptr_t)address, 0, NULL, 0);
 }
 
+/*
+ * munmap of pages inside one of the helper's mappings (never of its own code, heap or
+ * stack): the mapping loses them, and what is left of it on either side stays. Pages the
+ * kernel pinned (a VM's RAM, its ioreq page) stay the kernel's until the VM lets them go.
+ */
+static void op_munmap(const struct hsmp_header *h, const uint8_t *p)
+{
+	if (!expect_length(h, "munmap", HSMP_MUNMAP_SIZE))
+		return;
+	uint64_t address = hsmp_get64(p);
+	uint64_t length = hsmp_get64(p + 8);
+	if (address % PAGE_SIZE_4K != 0 || length == 0 || length > UINT64_MAX - PAGE_SIZE_4K) {
+		refuse(h->id, h->op, EINVAL,
+		       "munmap: 0x%" PRIx64 "..+%" PRIu64 " is not a page-aligned, non-empty range",
+		       address, length);
+		return;
+	}
+	length = (length + PAGE_SIZE_4K - 1) & ~(PAGE_SIZE_4K - 1);
+	size_t i = 0;
+	while (i < mapping_count &&
+	       !(address >= mappings[i].start && address - mappings[i].start < mappings[i].length &&
+		 length <= mappings[i].length - (address - mappings[i].start)))
+		i++;
+	if (i == mapping_count) {
+		refuse(h->id, h->op, EFAULT,
+		       "munmap: 0x%" PRIx64 "..+%" PRIu64 " is not inside one of hsm-helper's mappings",
+		       address, length);
+		return;
+	}
+	struct mapping m = mappings[i];
+	uint64_t tail = m.start + m.length - (address + length);
+	/* Cut from the middle: one more mapping to remember, so make room first. */
+	if (address > m.start && tail > 0 && mapping_count == mapping_cap) {
+		size_t cap = mapping_cap * 2;
+		struct mapping *grown = realloc(mappings, cap * sizeof(*grown));
+		if (!grown) {
+			refuse(h->id, h->op, ENOMEM, "munmap: no memory to track the mappings left");
+			return;
+		}
+		mappings = grown;
+		mapping_cap = cap;
+	}
+	if (munmap((void *)(uintptr_t)address, (size_t)length) < 0) {
+		reply(h->id, h->op, 0, -1, errno, NULL, 0);
+		return;
+	}
+	if (address > m.start) {
+		mappings[i].length = address - m.start;
+		if (tail > 0)
+			mappings[mapping_count++] = (struct mapping){ address + length, tail };
+	} else if (tail > 0) {
+		mappings[i] = (struct mapping){ address + length, tail };
+	} else {
+		mappings[i] = mappings[--mapping_count];
+	}
+	reply(h->id, h->op, 0, 0, 0, NULL, 0);
+}
+
 static void op_read(const struct hsmp_header *h, const uint8_t *p)
 {
 	if (!expect_length(h, "read", HSMP_READ_SIZE) || !expect_zero(h, "read", hsmp_get32(p + 12)))
@@ -804,6 +862,9 @@ static void handle_frame(const struct hsmp_header *h, const uint8_t *p)
 		break;
 	case HSMP_OP_EVENTFD_READ:
 		op_eventfd_read(h, p);
+		break;
+	case HSMP_OP_MUNMAP:
+		op_munmap(h, p);
 		break;
 	case HSMP_OP_EVENTFD_WRITE:
 		op_eventfd_write(h, p);

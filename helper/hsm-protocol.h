@@ -46,6 +46,7 @@ enum hsmp_op {
 	HSMP_OP_EVENTFD = 7,
 	HSMP_OP_EVENTFD_READ = 8,
 	HSMP_OP_EVENTFD_WRITE = 9,
+	HSMP_OP_MUNMAP = 10,
 	/* Only in the test build (-DHSM_HELPER_TESTING); unknown op elsewhere. */
 	HSMP_OP_TEST_WAIT = 0x7f00,
 	/* Unsolicited, id 0: the input stream was not a frame (bad magic or check). */
@@ -72,6 +73,7 @@ enum hsmp_arg {
 #define HSMP_EVENTFD_SIZE 8u
 #define HSMP_EVENTFD_READ_SIZE 8u
 #define HSMP_EVENTFD_WRITE_SIZE 16u
+#define HSMP_MUNMAP_SIZE 16u
 #define HSMP_TEST_WAIT_SIZE 8u
 #define HSMP_HELLO_FIXED_SIZE 16u
 

@@ -21,6 +21,11 @@ export interface HsmProcess {
   ioctl(fd: number, request: number, arg?: IoctlArg): Promise<number>
   /** An anonymous, zeroed, page-aligned private mapping of `length` bytes; its address. */
   mmap(length: number): Promise<bigint>
+  /**
+   * munmap(2) of memory from `mmap`: the pages of [address, address + length) go; pages a
+   * VM pinned stay the kernel's until it lets go of them (§3.4).
+   */
+  munmap(address: bigint, length: number): Promise<void>
   /** Read the process's own memory (inside its mappings). */
   read(address: bigint, length: number): Promise<Uint8Array>
   /** Write the process's own memory (inside its mappings). */

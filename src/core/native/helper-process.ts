@@ -22,6 +22,7 @@ import {
   encodeFrame,
   encodeIoctl,
   encodeMmap,
+  encodeMunmap,
   encodeOpen,
   encodeRead,
   encodeWrite,
@@ -309,6 +310,13 @@ export class NativeProcess implements HsmProcess {
     }
     if (reply.result < 0n) throw replyError(name, reply)
     return Number(reply.result)
+  }
+
+  async munmap(address: bigint, length: number): Promise<void> {
+    if (!Number.isSafeInteger(length) || length <= 0 || address < 0n || address > U64_MAX) {
+      throw new HsmError('munmap', Errno.EINVAL)
+    }
+    await this.syscall('munmap', Op.MUNMAP, encodeMunmap(address, BigInt(length)))
   }
 
   async mmap(length: number): Promise<bigint> {

@@ -26,6 +26,7 @@ export const Op = {
   EVENTFD: 7,
   EVENTFD_READ: 8,
   EVENTFD_WRITE: 9,
+  MUNMAP: 10,
   /** Only in the test build of the helper (hsm-helper-testing); unknown op elsewhere. */
   TEST_WAIT: 0x7f00,
   /** Unsolicited, id 0: the input was not a frame (bad magic or header check). */
@@ -71,6 +72,7 @@ export const PayloadSize = {
   EVENTFD: 8,
   EVENTFD_READ: 8,
   EVENTFD_WRITE: 16,
+  MUNMAP: 16,
   TEST_WAIT: 8,
   HELLO_FIXED: 16,
 } as const
@@ -472,6 +474,18 @@ export function encodeMmap(length: bigint): Uint8Array {
 
 export function decodeMmap(payload: Uint8Array): bigint {
   return expectLength('mmap', payload, 8).getBigUint64(0, true)
+}
+
+/** munmap: u64 address, u64 length. */
+export function encodeMunmap(address: bigint, length: bigint): Uint8Array {
+  return fixed(PayloadSize.MUNMAP, (v) => {
+    v.setBigUint64(0, BigInt.asUintN(64, address), true)
+    v.setBigUint64(8, BigInt.asUintN(64, length), true)
+  })
+}
+export function decodeMunmap(payload: Uint8Array): { address: bigint; length: bigint } {
+  const v = expectLength('munmap', payload, PayloadSize.MUNMAP)
+  return { address: v.getBigUint64(0, true), length: v.getBigUint64(8, true) }
 }
 
 /** read: u64 address, u32 length, u32 reserved. */

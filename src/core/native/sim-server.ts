@@ -27,6 +27,7 @@ import {
   decodeFd,
   decodeIoctl,
   decodeMmap,
+  decodeMunmap,
   decodeOpen,
   decodeRead,
   decodeWrite,
@@ -538,6 +539,17 @@ class Session {
         }
         const at = await this.syscall(frame, () => this.proc.mmap(Number(length)))
         if (at !== undefined) this.reply(frame, at)
+        return
+      }
+      case Op.MUNMAP: {
+        const { address, length } = decodeMunmap(p)
+        if (length > BigInt(Number.MAX_SAFE_INTEGER)) {
+          throw new FrameError(Errno.EINVAL, `munmap: length ${length} is not a usable size`)
+        }
+        const ok = await this.syscall(frame, () =>
+          this.proc.munmap(address, Number(length)).then(() => true),
+        )
+        if (ok !== undefined) this.reply(frame, 0n)
         return
       }
       case Op.READ: {

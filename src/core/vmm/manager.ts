@@ -308,8 +308,9 @@ export class VmManager {
     }
     const fd = await this.proc.open(this.opts.platform.device ?? HSM_DEVICE)
     let created = false
+    let ioreqBuf: bigint | undefined
     try {
-      const ioreqBuf = await this.proc.mmap(PAGE_SIZE)
+      ioreqBuf = await this.proc.mmap(PAGE_SIZE)
       const uuid = new Uint8Array(16)
       uuid.set(new TextEncoder().encode(name).subarray(0, 15)) // the hypervisor reads it as a name (A.1)
       const creation = encode(S.acrn_vm_creation, {
@@ -366,8 +367,18 @@ export class VmManager {
         await this.proc.ioctl(fd, Ioctl.DESTROY_VM).catch(() => {})
       }
       await this.proc.close(fd).catch(() => {})
+      await this.unmap(ioreqBuf, PAGE_SIZE)
       throw e
     }
+  }
+
+  /**
+   * Give back memory the daemon mapped for a VM, once the VM no longer pins it (it was
+   * destroyed, or never got it): hsmd lives long, and a mapping is host memory.
+   */
+  private async unmap(address: bigint | undefined, size: bigint | number): Promise<void> {
+    if (address === undefined) return
+    await this.proc.munmap(address, Math.max(Number(size), 1)).catch(() => {})
   }
 
   async start(name: string): Promise<VmDetails> {
@@ -421,6 +432,9 @@ export class VmManager {
     for (const e of vm.ioeventfds) await this.proc.close(e.efd).catch(() => {})
     for (const q of vm.irqfds) await this.proc.close(q.efd).catch(() => {})
     await this.proc.close(vm.fd).catch(() => {})
+    await this.unmap(vm.ioreqBuf, PAGE_SIZE)
+    await this.unmap(vm.monitorPage, PAGE_SIZE)
+    for (const seg of vm.memsegs) if (seg.type === 'ram') await this.unmap(seg.vma, seg.size)
     await vm.console.close()
     if (options.rollback) rmSync(vm.console.path, { force: true })
     this.vms.delete(name)
@@ -488,15 +502,21 @@ export class VmManager {
     if (seg.type === 'ram') {
       // RAM is Service-VM memory the kernel pins and maps into the guest (§3.4 B)
       const vma = await this.mapRam(seg.size, options.flag)
-      if (payload) await this.proc.write(vma, payload)
-      const memmap = encode(S.acrn_vm_memmap, {
-        type: Memmap.RAM,
-        attr: seg.access,
-        user_vm_pa: seg.gpa,
-        vma_base: vma,
-        len: seg.size,
-      })
-      await this.ioctl(vm, Ioctl.SET_MEMSEG, memmap)
+      try {
+        if (payload) await this.proc.write(vma, payload)
+        const memmap = encode(S.acrn_vm_memmap, {
+          type: Memmap.RAM,
+          attr: seg.access,
+          user_vm_pa: seg.gpa,
+          vma_base: vma,
+          len: seg.size,
+        })
+        await this.ioctl(vm, Ioctl.SET_MEMSEG, memmap)
+      } catch (e) {
+        // the kernel did not pin it (§3.4): nobody else has it
+        await this.unmap(vma, seg.size)
+        throw e
+      }
       info = { ...seg, vma }
     } else {
       if (seg.hpa === undefined)

@@ -305,9 +305,16 @@ function vmIntrMonitor(vm: AcrnVm, proc: SimProcess, arg: IoctlArg): number {
   const address = valueArg(arg, 'VM_INTR_MONITOR')
   if (address > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT
   const pages = proc.mm.pinPages(Number(address), 1)
-  if (pages.length !== 1) return -Errno.EFAULT
+  if (pages.length !== 1) {
+    proc.mm.unpinPages(pages)
+    return -Errno.EFAULT
+  }
   const ret = vm.module.hcall.vmIntrMonitor(vm.vmidArg, pages[0]!)
-  if (ret < 0) return ret
+  if (ret < 0) {
+    proc.mm.unpinPages(pages)
+    return ret
+  }
+  if (vm.monitorPage !== null) vm.module.hv.memory.unpin([vm.monitorPage])
   vm.monitorPage = pages[0]!
   return 0
 }

@@ -476,7 +476,10 @@ export function ioreqInit(vm: AcrnVm, proc: SimProcess, bufAddress: bigint): num
   if (vm.ioreqPage) return -Errno.EEXIST
   if (bufAddress > MAX_SAFE) return -Errno.EFAULT
   const pinned = proc.mm.pinPages(Number(bufAddress), 1)
-  if (pinned.length !== 1) return -Errno.EFAULT
+  if (pinned.length !== 1) {
+    proc.mm.unpinPages(pinned)
+    return -Errno.EFAULT
+  }
   const pa = pinned[0]!
   const memory = vm.module.hv.memory
   // HC_SET_IOREQ_BUFFER takes the address of an 8-byte struct holding the page's address.
@@ -484,7 +487,10 @@ export function ioreqInit(vm: AcrnVm, proc: SimProcess, bufAddress: bigint): num
   new DataView(holder.bytes.buffer).setBigUint64(0, BigInt(pa), true)
   const ret = vm.module.hcall.setIoreqBuffer(vm.vmidArg, holder.pa)
   memory.kfree(holder.pa)
-  if (ret < 0) return ret
+  if (ret < 0) {
+    memory.unpin(pinned)
+    return ret
+  }
   const backing = memory.resolve(pa, PAGE_SIZE)!
   vm.ioreqPage = {
     pa,
@@ -498,5 +504,6 @@ export function ioreqInit(vm: AcrnVm, proc: SimProcess, bufAddress: bigint): num
 export function ioreqDeinit(vm: AcrnVm): void {
   for (const client of [...vm.clients]) ioreqClientDestroy(client)
   if (vm.defaultClient) ioreqClientDestroy(vm.defaultClient)
+  if (vm.ioreqPage) vm.module.hv.memory.unpin([vm.ioreqPage.pa])
   vm.ioreqPage = null
 }

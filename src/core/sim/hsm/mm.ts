@@ -117,8 +117,14 @@ function ramMap(vm: AcrnVm, proc: SimProcess, memmap: DataView): number {
 
   const pages = proc.mm.pinPages(vmaBase, nrPages)
   // Fewer pages pinned than asked: they are unpinned again.
-  if (pages.length < nrPages) return -Errno.EFAULT
-  if (vm.mappingCount >= ACRN_MEM_MAPPING_MAX) return -Errno.ENOMEM
+  if (pages.length < nrPages) {
+    proc.mm.unpinPages(pages)
+    return -Errno.EFAULT
+  }
+  if (vm.mappingCount >= ACRN_MEM_MAPPING_MAX) {
+    proc.mm.unpinPages(pages)
+    return -Errno.ENOMEM
+  }
   const userVmPa = memmap.getBigUint64(MEMMAP_USER_VM_PA, true)
   const record: RamMapping = { userVmPa, size: len, npages: nrPages, pages }
   vm.mappings.push(record)
@@ -136,6 +142,7 @@ function ramMap(vm: AcrnVm, proc: SimProcess, memmap: DataView): number {
   if (ret < 0) {
     vm.mappings.pop()
     vm.mappingCount--
+    proc.mm.unpinPages(pages)
     return ret
   }
   return 0
@@ -180,5 +187,6 @@ export function unsetMemseg(vm: AcrnVm, proc: SimProcess, arg: IoctlArg): number
 
 /** At VM destroy: drop every record and unpin; the record count is not reset (§2.3 step 8). */
 export function unmapAll(vm: AcrnVm): void {
+  for (const record of vm.mappings) vm.module.hv.memory.unpin(record.pages)
   vm.mappings = []
 }

@@ -121,6 +121,7 @@ function releaseResources(vm: AcrnVm): void {
   ioeventfdDeinit(vm)
   irqfdDeinit(vm)
   ioreqDeinit(vm)
+  if (vm.monitorPage !== null) vm.module.hv.memory.unpin([vm.monitorPage])
   vm.monitorPage = null
   unmapAll(vm)
 }

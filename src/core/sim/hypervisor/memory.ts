@@ -10,6 +10,7 @@
 // Physical addresses stay below 2^52, so they are plain numbers internally.
 
 import { PAGE_SIZE } from '../../abi/constants.js'
+import { RangeAllocator } from '../ranges.js'
 import type { HostInventory } from './inventory.js'
 
 export interface Frames {
@@ -18,6 +19,14 @@ export interface Frames {
   readonly length: number
   readonly buffer: SharedArrayBuffer
   readonly byteOffset: number
+  /**
+   * References to each page: 1 while a process maps it, and 1 per pin (a page the kernel
+   * pinned stays the hypervisor's after the process unmaps it, §3.4). When no page of the
+   * range is referenced any more the frames go back to the host.
+   */
+  readonly refs: Uint32Array
+  /** Pages with a reference. */
+  used: number
 }
 
 /** A resolved physical range: the backing buffer and where the range starts in it. */
@@ -32,9 +41,9 @@ const KERNEL_HEAP_SIZE = 0x0200_0000
 const KERNEL_HEAP_ALIGN = 64
 
 export class HostMemory {
+  /** Sorted by physical address. */
   private readonly frames: Frames[] = []
-  private nextFrame: number
-  private readonly frameLimit: number
+  private readonly space: RangeAllocator
   private readonly heap = new Map<number, Uint8Array>()
   private heapCursor = 0
   private readonly ram: ReadonlyArray<readonly [number, number]>
@@ -50,26 +59,73 @@ export class HostMemory {
     // Process pages come from the largest RAM range (high memory on the default board).
     let best: readonly [number, number] = [0, 0]
     for (const r of this.ram) if (r[1] - r[0] > best[1] - best[0]) best = r
-    this.nextFrame = best[0]
-    this.frameLimit = best[1]
+    this.space = new RangeAllocator(best[0], best[1])
   }
 
-  /** Bytes of host RAM still free for process memory. */
+  /** The most host RAM one process mapping can still get (its frames are contiguous). */
   framesLeft(): number {
-    return this.frameLimit - this.nextFrame
+    return this.space.largest()
   }
 
-  /** Back `length` bytes (a page multiple) of process memory with host RAM frames. */
+  /**
+   * Back `length` bytes (a page multiple) of process memory with host RAM frames, each
+   * page referenced once by the mapping.
+   */
   allocateFrames(
     buffer: SharedArrayBuffer,
     byteOffset: number,
     length: number,
   ): number | undefined {
-    if (this.nextFrame + length > this.frameLimit) return undefined
-    const pa = this.nextFrame
-    this.nextFrame += length
-    this.frames.push({ pa, length, buffer, byteOffset })
+    const pa = this.space.allocate(length)
+    if (pa === undefined) return undefined
+    const pages = length / PAGE_SIZE
+    const frames: Frames = {
+      pa,
+      length,
+      buffer,
+      byteOffset,
+      refs: new Uint32Array(pages).fill(1),
+      used: pages,
+    }
+    let i = this.frames.length
+    while (i > 0 && this.frames[i - 1]!.pa > pa) i--
+    this.frames.splice(i, 0, frames)
     return pa
+  }
+
+  /** pin_user_pages: one more reference to each page (they must be process RAM). */
+  pin(pages: readonly number[]): void {
+    for (const pa of pages) {
+      const f = this.frameAt(pa)
+      if (!f) throw new Error(`pin of 0x${pa.toString(16)}, which is not process RAM`)
+      const i = (pa - f.pa) / PAGE_SIZE
+      if (f.refs[i]!++ === 0) f.used++
+    }
+  }
+
+  /** unpin_user_pages: drop a pin from each page. */
+  unpin(pages: readonly number[]): void {
+    for (const pa of pages) this.release(pa, 1)
+  }
+
+  /** A process unmapped `length` bytes of frames from `pa`: drop the mapping's references. */
+  unmapFrames(pa: number, length: number): void {
+    this.release(pa, length / PAGE_SIZE)
+  }
+
+  private release(pa: number, pages: number): void {
+    const f = this.frameAt(pa)
+    if (!f) throw new Error(`release of 0x${pa.toString(16)}, which is not process RAM`)
+    const first = (pa - f.pa) / PAGE_SIZE
+    for (let i = first; i < first + pages; i++) {
+      if (f.refs[i] === 0)
+        throw new Error(`page 0x${(f.pa + i * PAGE_SIZE).toString(16)} released twice`)
+      if (--f.refs[i]! === 0) f.used--
+    }
+    if (f.used === 0) {
+      this.frames.splice(this.frames.indexOf(f), 1)
+      this.space.free(f.pa, f.length)
+    }
   }
 
   /** The frames holding `pa`, if it is RAM handed out to a process. */

@@ -132,6 +132,17 @@ export class SimProcess implements HsmProcess {
   }
 
   /**
+   * munmap(2): the pages of [address, address + length) are gone from this process;
+   * pages the kernel pinned (RAM of a VM, its ioreq page) stay the hypervisor's until the
+   * VM lets go of them (§3.4, §2.3). EINVAL for an unaligned address or a zero length.
+   */
+  munmap(address: bigint, length: number): Promise<void> {
+    const at = userAddress(address)
+    const ret = at < 0 || !Number.isSafeInteger(length) ? -Errno.EINVAL : this.mm.munmap(at, length)
+    return ret < 0 ? fail('munmap', -ret) : Promise.resolve()
+  }
+
+  /**
    * mmap of raw physical pages (a PCI BAR through sysfs, or /dev/mem): a VM_PFNMAP
    * mapping, which SET_MEMSEG handles without pinning (§3.4 A). Sim only.
    */
@@ -231,6 +242,8 @@ export class SimProcess implements HsmProcess {
       this.fds.delete(fd)
       file.put()
     }
+    // Its memory goes back to the host (what a VM still pins, when the VM lets it go).
+    this.mm.unmapAll()
     return Promise.resolve()
   }
 

@@ -4,7 +4,17 @@
 // gives, §3.4 A). Addresses are numbers here (user addresses stay below 2^47).
 
 import { PAGE_SIZE } from '../../abi/constants.js'
+import { Errno } from '../../abi/errno.js'
 import type { HostMemory } from '../hypervisor/memory.js'
+import { RangeAllocator } from '../ranges.js'
+
+/** The addresses one mmap took (its guard page included), shared by what munmap leaves. */
+interface Reservation {
+  readonly start: number
+  readonly length: number
+  /** Mappings still in it: at 0 the addresses can be handed out again. */
+  pieces: number
+}
 
 export interface AnonMapping {
   readonly kind: 'anon'
@@ -13,7 +23,9 @@ export interface AnonMapping {
   /** Physical address of the first page (the frames are contiguous). */
   readonly pa: number
   readonly buffer: SharedArrayBuffer
+  /** This mapping's bytes (a part of `buffer` once munmap cut the mapping). */
   readonly u8: Uint8Array
+  readonly reservation: Reservation
 }
 
 export interface PfnMapping {
@@ -23,32 +35,33 @@ export interface PfnMapping {
   /** Physical address of each page, in order (need not be contiguous). */
   readonly pages: readonly number[]
   readonly writable: boolean
+  readonly reservation: Reservation
 }
 
 export type Mapping = AnonMapping | PfnMapping
 
-// Where mmap places mappings, growing up, one guard page between them.
+// Where mmap places mappings, first fit, a guard page after each.
 const MMAP_BASE = 0x7f00_0000_0000
 const MMAP_TOP = 0x7fff_ffff_0000
+/** TASK_SIZE on x86-64: munmap past it is EINVAL. */
+const TASK_SIZE = 0x7fff_ffff_f000
 
 const roundUp = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE
 
 export class UserMemory {
-  private readonly mappings: Mapping[] = []
-  private next = MMAP_BASE
+  private mappings: Mapping[] = []
+  private readonly space = new RangeAllocator(MMAP_BASE, MMAP_TOP)
 
   constructor(private readonly host: HostMemory) {}
 
-  private place(length: number): number | undefined {
-    if (this.next + length > MMAP_TOP) return undefined
-    const start = this.next
-    this.next += length + PAGE_SIZE
-    return start
+  private place(length: number): Reservation | undefined {
+    const start = this.space.allocate(length + PAGE_SIZE)
+    return start === undefined ? undefined : { start, length: length + PAGE_SIZE, pieces: 1 }
   }
 
   /** The largest anonymous mapping that can still succeed: address space and host RAM left. */
   available(): number {
-    const room = Math.max(0, MMAP_TOP - this.next)
+    const room = Math.max(0, this.space.largest() - PAGE_SIZE)
     return Math.floor(Math.min(room, this.host.framesLeft()) / PAGE_SIZE) * PAGE_SIZE
   }
 
@@ -65,28 +78,86 @@ export class UserMemory {
       if (e instanceof RangeError) return undefined
       throw e
     }
-    const start = this.place(size)
-    if (start === undefined) return undefined
+    const reservation = this.place(size)
+    if (reservation === undefined) return undefined
     const pa = this.host.allocateFrames(buffer, 0, size)
-    if (pa === undefined) return undefined
+    if (pa === undefined) {
+      this.space.free(reservation.start, reservation.length)
+      return undefined
+    }
     this.mappings.push({
       kind: 'anon',
-      start,
+      start: reservation.start,
       length: size,
       pa,
       buffer,
       u8: new Uint8Array(buffer),
+      reservation,
     })
-    return start
+    return reservation.start
   }
 
   /** A VM_PFNMAP mapping of the given physical pages (page-aligned addresses). */
   mmapPfn(pages: readonly number[], writable: boolean): number | undefined {
     const size = pages.length * PAGE_SIZE
-    const start = this.place(size)
-    if (start === undefined) return undefined
-    this.mappings.push({ kind: 'pfn', start, length: size, pages: [...pages], writable })
+    const reservation = this.place(size)
+    if (reservation === undefined) return undefined
+    const start = reservation.start
+    this.mappings.push({
+      kind: 'pfn',
+      start,
+      length: size,
+      pages: [...pages],
+      writable,
+      reservation,
+    })
     return start
+  }
+
+  /**
+   * munmap(2): every page of [address, address + length) goes, whatever mapping it is in
+   * (a mapping cut in the middle leaves two); pages not mapped are fine. The frames of a
+   * page the kernel pinned stay the hypervisor's until it is unpinned (§3.4). 0 or -EINVAL.
+   */
+  munmap(address: number, length: number): number {
+    if (address % PAGE_SIZE !== 0 || !(length > 0)) return -Errno.EINVAL
+    const end = address + roundUp(length)
+    if (end > TASK_SIZE) return -Errno.EINVAL
+    const kept: Mapping[] = []
+    for (const m of this.mappings) {
+      const lo = Math.max(m.start, address)
+      const hi = Math.min(m.start + m.length, end)
+      if (lo >= hi) {
+        kept.push(m)
+        continue
+      }
+      if (m.kind === 'anon') this.host.unmapFrames(m.pa + (lo - m.start), hi - lo)
+      const pieces = [this.piece(m, m.start, lo), this.piece(m, hi, m.start + m.length)].filter(
+        (p): p is Mapping => p !== undefined,
+      )
+      kept.push(...pieces)
+      m.reservation.pieces += pieces.length - 1
+      if (m.reservation.pieces === 0) this.space.free(m.reservation.start, m.reservation.length)
+    }
+    this.mappings = kept
+    return 0
+  }
+
+  /** What is left of `m` in [start, end), if anything. */
+  private piece(m: Mapping, start: number, end: number): Mapping | undefined {
+    if (end <= start) return undefined
+    const skip = start - m.start
+    if (m.kind === 'pfn') {
+      const pages = m.pages.slice(skip / PAGE_SIZE, (end - m.start) / PAGE_SIZE)
+      return { ...m, start, length: end - start, pages }
+    }
+    const u8 = new Uint8Array(m.buffer, m.u8.byteOffset + skip, end - start)
+    return { ...m, start, length: end - start, pa: m.pa + skip, u8 }
+  }
+
+  /** The process is gone: everything it mapped goes. */
+  unmapAll(): void {
+    for (const m of [...this.mappings]) this.munmap(m.start, m.length)
   }
 
   /** find_vma: the mapping containing `address`. */
@@ -151,7 +222,7 @@ export class UserMemory {
   view(address: number, length: number): Uint8Array | undefined {
     const m = this.vma(address)
     if (!m || m.kind !== 'anon' || address + length > m.start + m.length) return undefined
-    return new Uint8Array(m.buffer, address - m.start, length)
+    return new Uint8Array(m.buffer, m.u8.byteOffset + (address - m.start), length)
   }
 
   /**
@@ -167,6 +238,12 @@ export class UserMemory {
       if (!m || m.kind !== 'anon') break
       pages.push(m.pa + (va - m.start))
     }
+    this.host.pin(pages)
     return pages
+  }
+
+  /** unpin_user_pages: the pins pinPages took (the kernel's side is done with them). */
+  unpinPages(pages: readonly number[]): void {
+    this.host.unpin(pages)
   }
 }

@@ -91,6 +91,9 @@ class ShimmedHelper implements ConformanceProcess {
   async mmap(length: number) {
     return (await this.p()).mmap(length)
   }
+  async munmap(address: bigint, length: number) {
+    return (await this.p()).munmap(address, length)
+  }
   async read(address: bigint, length: number) {
     return (await this.p()).read(address, length)
   }
