@@ -276,7 +276,7 @@ describe('bad input changes nothing', () => {
       code: 1,
       message:
         "--size: mmap failed: ENOMEM (Cannot allocate memory): the simulated Service-VM process (hsmd) could not map 1T for the guest's RAM",
-      hint: /^Hint: ask for a smaller --size: at most \d+M can be mapped now$/,
+      hint: /^Hint: ask for a smaller --size: at most \d+[MG] can be mapped now$/,
     },
   ])('$args → exit $code', async ({ args, code, message, hint }) => {
     expectError(s.run(...args), code, message, hint)

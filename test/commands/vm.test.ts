@@ -159,7 +159,7 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
         code: 1,
         message:
           "--memory: mmap failed: ENOMEM (Cannot allocate memory): the simulated Service-VM process (hsmd) could not map 1T for the guest's RAM",
-        hint: /^Hint: ask for a smaller --memory: at most \d+M can be mapped now$/,
+        hint: /^Hint: ask for a smaller --memory: at most \d+[MG] can be mapped now$/,
       },
       // more than any address space: refused the same way, not as an EINVAL from mmap
       {
@@ -183,7 +183,7 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
         code: 'ENOMEM',
         errno: 12,
         request: 'mmap',
-        hint: expect.stringMatching(/^ask for a smaller --memory: at most \d+M/),
+        hint: expect.stringMatching(/^ask for a smaller --memory: at most \d+[MG]/),
       })
       expect(s.vms()).toEqual(before)
       const list = s.run('vm', 'list')

@@ -92,6 +92,11 @@ export interface SimInspector {
   ioreqSlots(vmid: number): SlotInfo[]
   /** Kernel buffers currently allocated (every ioctl frees its copies: a leak check). */
   kernelBuffers(): number
+  /**
+   * Host RAM no process maps and no VM pins, in bytes: the largest free run (a mapping's
+   * frames are contiguous). Memory a process unmaps or leaves at exit comes back: a leak check.
+   */
+  freeRam(): number
   /** How many times each hypercall was issued since the platform started, by §8 name. */
   hypercalls(): Readonly<Record<string, number>>
 }
@@ -123,6 +128,7 @@ function vmInfo(vm: HvVm): VmInfo {
 export function createInspector(hv: Hypervisor): SimInspector {
   return Object.freeze({
     host: () => hv.inventory,
+    freeRam: () => hv.memory.framesLeft(),
     vms: () => [...hv.userVms()].filter((vm) => vm.state !== 'powered-off').map(vmInfo),
     vm: (vmid: number) => {
       const vm = live(hv, vmid)

@@ -21,6 +21,7 @@ import {
   encodeFrame,
   encodeIoctl,
   encodeMmap,
+  encodeMunmap,
   encodeOpen,
   encodeRead,
   encodeWrite,
@@ -403,6 +404,24 @@ describe.skipIf(helperUnavailable)('hsm-helper with raw frames', () => {
         () => ({ op: Op.MMAP, payload: encodeMmap(0n) }),
         'EINVAL',
         /not a usable size/,
+      ],
+      [
+        "munmap of the helper's own stack (not one of its mappings)",
+        () => ({ op: Op.MUNMAP, payload: encodeMunmap(0x7ffd_0000_0000n, 4096n) }),
+        'EFAULT',
+        /not inside one of hsm-helper's mappings/,
+      ],
+      [
+        'munmap of an unaligned address',
+        () => ({ op: Op.MUNMAP, payload: encodeMunmap(0x1001n, 4096n) }),
+        'EINVAL',
+        /page-aligned/,
+      ],
+      [
+        'munmap payload of the wrong size',
+        () => ({ op: Op.MUNMAP, payload: new Uint8Array(8) }),
+        'EINVAL',
+        /munmap payload is 8 bytes, expected 16/,
       ],
     ]
 

@@ -3,7 +3,7 @@
 // checks gets the kernel's ENOTTY, so the errno mapping of both kinds of failure shows.
 // The test build of the helper (test_wait) proves out-of-order replies without a device.
 
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -140,6 +140,39 @@ describe.skipIf(helperUnavailable)('NativeProcess over hsm-helper', () => {
       )
       await expectHsmError(proc.write(a - 1n, new Uint8Array(1)), 'write', 'EFAULT', /outside/)
       await expectHsmError(proc.mmap(0), 'mmap', 'EINVAL')
+    })
+
+    it('munmap takes pages out of a mapping, only of its own mappings, and what is left stays', async () => {
+      const proc = await start()
+      const a = await proc.mmap(3 * 4096)
+      await proc.write(a, new Uint8Array(3 * 4096).fill(7))
+      await proc.munmap(a + 4096n, 1) // the middle page: the mapping is cut in two
+      await expectHsmError(proc.read(a + 4096n, 1), 'read', 'EFAULT', /outside/)
+      expect([...(await proc.read(a + 4095n, 1)), ...(await proc.read(a + 8192n, 1))]).toEqual([
+        7, 7,
+      ])
+      await expectHsmError(proc.read(a, 4097), 'read', 'EFAULT', /outside/)
+      await expectHsmError(
+        proc.munmap(a + 4096n, 4096),
+        'munmap',
+        'EFAULT',
+        /not inside one of hsm-helper's mappings/,
+      )
+      await expectHsmError(proc.munmap(a + 1n, 4096), 'munmap', 'EINVAL', /page-aligned/)
+      await expectHsmError(proc.munmap(a, 0), 'munmap', 'EINVAL')
+      await proc.munmap(a, 4096)
+      await proc.munmap(a + 8192n, 4096)
+      await expectHsmError(proc.read(a + 8192n, 1), 'read', 'EFAULT', /outside/)
+      // Mapping and unmapping 64 MiB many times over: the helper's address space does not grow.
+      const vmSize = () =>
+        Number(/VmSize:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))![1])
+      const before = vmSize()
+      for (let i = 0; i < 32; i++) {
+        const big = await proc.mmap(64 << 20)
+        await proc.write(big + BigInt((64 << 20) - 1), Uint8Array.of(1))
+        await proc.munmap(big, 64 << 20)
+      }
+      expect(vmSize() - before).toBeLessThan(64 << 10) // in kB: less than one of them
     })
 
     it('copies more than a frame in pipelined pieces', async () => {

@@ -47,6 +47,11 @@ const MMAP_TOP = 0x7fff_ffff_0000
 const TASK_SIZE = 0x7fff_ffff_f000
 
 const roundUp = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE
+/**
+ * One mapping is one buffer, and a typed array over it holds at most 4 GiB: a larger
+ * mapping is ENOMEM here (src/core/sim/README.md, deviations); map RAM in pieces.
+ */
+const MAX_MAPPING = 2 ** 32
 
 export class UserMemory {
   private mappings: Mapping[] = []
@@ -62,7 +67,8 @@ export class UserMemory {
   /** The largest anonymous mapping that can still succeed: address space and host RAM left. */
   available(): number {
     const room = Math.max(0, this.space.largest() - PAGE_SIZE)
-    return Math.floor(Math.min(room, this.host.framesLeft()) / PAGE_SIZE) * PAGE_SIZE
+    const most = Math.min(room, this.host.framesLeft(), MAX_MAPPING)
+    return Math.floor(most / PAGE_SIZE) * PAGE_SIZE
   }
 
   /** An anonymous, zeroed, private mapping; undefined when memory runs out. */

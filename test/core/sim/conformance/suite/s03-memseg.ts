@@ -221,6 +221,40 @@ export function memsegSuite(backend: ConformanceBackend) {
     )
   })
 
+  describe(`§3.4 pinned RAM outlives the process's mapping [${backend.name}]`, () => {
+    it.skipIf(lacks(backend, 'guest', 'inspect'))(
+      '§3.4 after munmap the guest still reads and writes the pinned pages',
+      async () => {
+        const sys = backend.create()
+        const vm = await runningVm(sys, { client: false })
+        const guest = await vm.proc.mmap(Number(MiB))
+        await vm.proc.ioctl(
+          vm.fd,
+          Ioctl.SET_MEMSEG,
+          memmap({ type: Memmap.RAM, vma_base: guest, len: MiB }),
+        )
+        await vm.proc.write(guest + 0x800n, Uint8Array.of(0x78, 0x56, 0x34, 0x12))
+        const access = guestOf(sys)
+        const read = () =>
+          access({ vmid: vm.vmid, vcpu: 0, type: 'mmio', dir: 'read', addr: 0x800, size: 4 })
+        expect(await read()).toBe(0x12345678n)
+        await vm.proc.munmap(guest, Number(MiB))
+        expect(await errnoOf(vm.proc.read(guest + 0x800n, 4))).toBe('EFAULT')
+        expect(await read()).toBe(0x12345678n)
+        await access({
+          vmid: vm.vmid,
+          vcpu: 0,
+          type: 'mmio',
+          dir: 'write',
+          addr: 0x800,
+          size: 4,
+          value: 0xcafe,
+        })
+        expect(await read()).toBe(0xcafen)
+      },
+    )
+  })
+
   describe(`§3.4 A PFN-mapped areas [${backend.name}]`, () => {
     const pfnCases: Array<[string, bigint[], boolean, number, bigint, string]> = [
       ['span past the end of the VMA', [BAR, BAR + 0x1000n], true, 0x7, 0x3000n, 'EINVAL'],
