@@ -216,6 +216,7 @@ struct region {
 	uint8_t *shadow; /* the bytes both sides agreed on at the last exchange */
 	uint8_t *now;    /* live pages only: their bytes as read with the call's argument */
 	int now_valid;
+	int gone; /* the process unmapped it: not read again until it is declared again */
 };
 static struct region regions[MAX_REGIONS];
 static uint32_t region_count;
@@ -588,6 +589,7 @@ static void emit_diffs(struct builder *b, struct region *r)
 		size_t got = mem_read(r->address, cur, r->length);
 		if (got < r->length) {
 			free(cur); /* unmapped since: nothing more to share */
+			r->gone = 1;
 			return;
 		}
 	}
@@ -668,7 +670,7 @@ static size_t read_with_live_pages(uint64_t address, void *buf, size_t n)
 	for (uint32_t i = 0; i < region_count && vm_rw_works; i++) {
 		struct region *r = &regions[i];
 		r->now_valid = 0;
-		if (r->role == HSM_SHIM_ROLE_RAM)
+		if (r->role == HSM_SHIM_ROLE_RAM || r->gone)
 			continue;
 		if (count == MAX_GATHER)
 			break;
@@ -720,7 +722,7 @@ static void apply_diff(const uint8_t *p, uint32_t length)
 static void emit_all_diffs(struct builder *b, int all)
 {
 	for (uint32_t i = 0; i < region_count; i++)
-		if (all || regions[i].role != HSM_SHIM_ROLE_RAM)
+		if ((all || regions[i].role != HSM_SHIM_ROLE_RAM) && !regions[i].gone)
 			emit_diffs(b, &regions[i]);
 }
 
@@ -735,8 +737,10 @@ static void declare_region(struct builder *b, uint32_t role, uint64_t address, u
 {
 	for (uint32_t i = 0; i < region_count; i++) {
 		struct region *r = &regions[i];
-		if (r->role == role && r->address == address && r->length == length)
+		if (r->role == role && r->address == address && r->length == length) {
+			r->gone = 0; /* mapped again, for another VM say */
 			return;
+		}
 	}
 	if (region_count == MAX_REGIONS || length > (1ull << 34) || !writable_range(address, length))
 		return;
