@@ -618,7 +618,7 @@ static void op_mmap(const struct hsmp_header *h, const uint8_t *p)
 		       length);
 		return;
 	}
-	if (mapping_count == MAX_MAPPINGS) {
+	if (mapping_count >= MAX_MAPPINGS) {
 		refuse(h->id, h->op, ENOMEM, "mmap: %d mappings already", MAX_MAPPINGS);
 		return;
 	}
@@ -676,7 +676,12 @@ static void op_munmap(const struct hsmp_header *h, const uint8_t *p)
 	}
 	struct mapping m = mappings[i];
 	uint64_t tail = m.start + m.length - (address + length);
-	/* Cut from the middle: one more mapping to remember, so make room first. */
+	/* Cut from the middle: one more mapping to remember (as Linux, ENOMEM past the limit). */
+	if (address > m.start && tail > 0 && mapping_count >= MAX_MAPPINGS) {
+		refuse(h->id, h->op, ENOMEM, "munmap: cutting a mapping in two would make %d",
+		       MAX_MAPPINGS + 1);
+		return;
+	}
 	if (address > m.start && tail > 0 && mapping_count == mapping_cap) {
 		size_t cap = mapping_cap * 2;
 		struct mapping *grown = realloc(mappings, cap * sizeof(*grown));

@@ -309,6 +309,7 @@ export class VmManager {
     const fd = await this.proc.open(this.opts.platform.device ?? HSM_DEVICE)
     let created = false
     let ioreqBuf: bigint | undefined
+    let managed: ManagedVm | undefined
     try {
       ioreqBuf = await this.proc.mmap(PAGE_SIZE)
       const uuid = new Uint8Array(16)
@@ -357,16 +358,26 @@ export class VmManager {
           this.opts.trace,
         ),
       }
+      managed = vm
       this.vms.set(name, vm)
       this.save(vm)
       return this.show(name)
     } catch (e) {
+      // the journal could not take it, say: no VM of that name is left behind
+      if (managed) {
+        this.vms.delete(name)
+        managed.client.stop()
+      }
       if (created) {
         // CREATE_VM succeeded: the hypervisor destroys only a paused VM (A.3)
         await this.proc.ioctl(fd, Ioctl.PAUSE_VM).catch(() => {})
         await this.proc.ioctl(fd, Ioctl.DESTROY_VM).catch(() => {})
       }
       await this.proc.close(fd).catch(() => {})
+      if (managed) {
+        await managed.client.done // its ATTACH ended with the VM (or the fd)
+        await managed.console.close()
+      }
       await this.unmap(ioreqBuf, PAGE_SIZE)
       throw e
     }

@@ -17,6 +17,15 @@ import { createSimPlatform, Ioctl, Memmap } from '../../../src/index.js'
 import { memmap, vmCreation } from './conformance/helpers.js'
 
 const MiB = 1 << 20
+const GiB = 1n << 30n
+const SMALL_HOST = {
+  ram: [
+    { base: 0x0n, size: 0x9f000n },
+    { base: 0x100000n, size: (256n << 20n) - 0x100000n },
+    { base: 4n * GiB, size: 512n << 20n },
+  ],
+  hypervisorRam: { base: 0x0800_0000n, size: 64n << 20n },
+}
 
 async function errnoOf(call: Promise<unknown>): Promise<string> {
   try {
@@ -159,10 +168,45 @@ describe('munmap in a simulated process', () => {
   })
 })
 
+describe('a VM orphaned at release (§1.5) keeps its pages', () => {
+  it("exit with the VM running: the pins leak as in the kernel, and nobody else gets the guest's RAM", async () => {
+    const platform = createSimPlatform()
+    const proc = platform.spawn()
+    const before = platform.inspect.freeRam()
+    const fd = await proc.open('/dev/acrn_hsm')
+    const page = await proc.mmap(4096)
+    await proc.ioctl(fd, Ioctl.CREATE_VM, vmCreation({ ioreq_buf: page, cpu_affinity: 0b10n }))
+    const ram = await proc.mmap(MiB)
+    await proc.ioctl(
+      fd,
+      Ioctl.SET_MEMSEG,
+      memmap({ type: Memmap.RAM, vma_base: ram, len: BigInt(MiB) }),
+    )
+    await proc.ioctl(fd, Ioctl.START_VM)
+    await proc.exit() // the destroy fails (running, A.3): the VM is orphaned
+    const vmid = platform.inspect.vms()[0]!.vmid
+    expect(platform.inspect.vm(vmid)!.state).toBe('running')
+    expect(platform.inspect.freeRam()).toBeLessThan(before)
+    const other = platform.spawn()
+    const mine = await other.mmap(MiB)
+    await platform.guestAccess({
+      vmid,
+      vcpu: 0,
+      type: 'mmio',
+      dir: 'write',
+      addr: 0x10,
+      size: 4,
+      value: 0xdeadbeef,
+    })
+    expect([...(await other.read(mine + 0x10n, 4))]).toEqual([0, 0, 0, 0])
+  })
+})
+
 describe('hsmd gives back what it mapped for a VM', () => {
   it('create and destroy of VMs larger than half the host, many times over', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hsmctl-mem-'))
-    const platform = simVmmPlatform()
+    // a small host (512 MiB for processes): quick to fill several times over
+    const platform = simVmmPlatform({ inventory: SMALL_HOST })
     const manager = new VmManager({ platform, journal: new Journal(dir), stateDir: dir })
     try {
       const free = () => platform.sim.inspect.freeRam()
@@ -187,6 +231,26 @@ describe('hsmd gives back what it mapped for a VM', () => {
       expect(free()).toBe(withPage)
       await manager.destroy('refused')
       expect(free()).toBe(before)
+    } finally {
+      await manager.shutdown()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a create the journal cannot record leaves no VM, no entry and no memory behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hsmctl-mem-'))
+    const platform = simVmmPlatform()
+    const journal = new Journal(dir)
+    journal.save = () => {
+      throw new Error('disk full')
+    }
+    const manager = new VmManager({ platform, journal, stateDir: dir })
+    try {
+      const before = platform.sim.inspect.freeRam()
+      await expect(manager.create({ name: 'lost', vcpus: 1 })).rejects.toThrow(/disk full/)
+      expect(manager.list().map((v) => v.name)).toEqual([])
+      expect(platform.sim.inspect.vms()).toEqual([])
+      expect(platform.sim.inspect.freeRam()).toBe(before)
     } finally {
       await manager.shutdown()
       rmSync(dir, { recursive: true, force: true })

@@ -500,10 +500,13 @@ export function ioreqInit(vm: AcrnVm, proc: SimProcess, bufAddress: bigint): num
   return 0
 }
 
-/** acrn_ioreq_deinit: kernel clients in list order, then the default client; unpin the page. */
-export function ioreqDeinit(vm: AcrnVm): void {
+/**
+ * acrn_ioreq_deinit: kernel clients in list order, then the default client; unpin the
+ * page (not for a VM orphaned at release, whose guest may still fill it).
+ */
+export function ioreqDeinit(vm: AcrnVm, unpin = true): void {
   for (const client of [...vm.clients]) ioreqClientDestroy(client)
   if (vm.defaultClient) ioreqClientDestroy(vm.defaultClient)
-  if (vm.ioreqPage) vm.module.hv.memory.unpin([vm.ioreqPage.pa])
+  if (unpin && vm.ioreqPage) vm.module.hv.memory.unpin([vm.ioreqPage.pa])
   vm.ioreqPage = null
 }

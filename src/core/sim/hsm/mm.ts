@@ -185,8 +185,11 @@ export function unsetMemseg(vm: AcrnVm, proc: SimProcess, arg: IoctlArg): number
   ])
 }
 
-/** At VM destroy: drop every record and unpin; the record count is not reset (§2.3 step 8). */
-export function unmapAll(vm: AcrnVm): void {
-  for (const record of vm.mappings) vm.module.hv.memory.unpin(record.pages)
+/**
+ * At VM destroy: drop every record and unpin; the record count is not reset (§2.3 step 8).
+ * A VM orphaned at release keeps its pages pinned (`unpin` false): the guest runs on.
+ */
+export function unmapAll(vm: AcrnVm, unpin = true): void {
+  if (unpin) for (const record of vm.mappings) vm.module.hv.memory.unpin(record.pages)
   vm.mappings = []
 }

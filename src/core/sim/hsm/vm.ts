@@ -108,22 +108,26 @@ export function acrnVmDestroy(vm: AcrnVm): number {
     vm.flags &= ~DESTROYED
     return ret
   }
-  releaseResources(vm)
+  releaseResources(vm, true)
   vm.setVmid(ACRN_INVALID_VMID)
   return 0
 }
 
-/** Steps 3-8 of §2.3: off the dispatch list, ioeventfds, irqfds, clients, pages, records. */
-function releaseResources(vm: AcrnVm): void {
+/**
+ * Steps 3-8 of §2.3: off the dispatch list, ioeventfds, irqfds, clients, pages, records.
+ * `unpin`: the hypervisor let the VM go; otherwise (a VM orphaned at release) the pages
+ * stay pinned, as the kernel leaks them: the guest may still be using them.
+ */
+function releaseResources(vm: AcrnVm, unpin: boolean): void {
   const list = vm.module.vmList
   const i = list.indexOf(vm)
   if (i >= 0) list.splice(i, 1)
   ioeventfdDeinit(vm)
   irqfdDeinit(vm)
-  ioreqDeinit(vm)
-  if (vm.monitorPage !== null) vm.module.hv.memory.unpin([vm.monitorPage])
+  ioreqDeinit(vm, unpin)
+  if (unpin && vm.monitorPage !== null) vm.module.hv.memory.unpin([vm.monitorPage])
   vm.monitorPage = null
-  unmapAll(vm)
+  unmapAll(vm, unpin)
 }
 
 /**
@@ -140,7 +144,7 @@ export function acrnVmRelease(vm: AcrnVm): void {
     vm.clients.length > 0 ||
     vm.irqfds.length > 0
   ) {
-    releaseResources(vm)
+    releaseResources(vm, false)
   }
   vm.setVmid(ACRN_INVALID_VMID)
 }
