@@ -200,7 +200,17 @@ export type HeaderStatus = 'bad-magic' | 'bad-check'
 
 /** Decode the header at `offset` (HEADER_SIZE bytes must be there); the version is not judged. */
 export function decodeHeader(bytes: Uint8Array, offset = 0): FrameHeader | HeaderStatus {
-  const v = view(bytes)
+  return headerAt(view(bytes), bytes, offset)
+}
+
+/** A frame of a decoded header (written out: a spread costs more than the decode). */
+function withPayload(h: FrameHeader, payload: Uint8Array): Frame {
+  const { version, flags, op, id, length, result, errno } = h
+  return { version, flags, op, id, length, result, errno, payload }
+}
+
+/** decodeHeader over a DataView of `bytes` the caller already has. */
+function headerAt(v: DataView, bytes: Uint8Array, offset: number): FrameHeader | HeaderStatus {
   if (v.getUint32(offset, true) !== MAGIC) return 'bad-magic'
   if (v.getUint32(offset + 28, true) !== headerCheck(bytes, offset)) return 'bad-check'
   return {
@@ -258,29 +268,14 @@ export class FrameDecoder {
       // Nothing held back: take the whole frames straight out of the chunk.
       const v = view(chunk)
       while (chunk.byteLength - at >= HEADER_SIZE) {
-        if (
-          v.getUint32(at, true) !== MAGIC ||
-          v.getUint32(at + 28, true) !== headerCheck(chunk, at)
-        )
-          break
-        const length = v.getUint32(at + 12, true)
+        const header = headerAt(v, chunk, at)
+        if (typeof header === 'string') break
+        const { length } = header
         if (length > MAX_PAYLOAD || chunk.byteLength - at - HEADER_SIZE < length) break
         const start = at + HEADER_SIZE
-        const frame: Frame = {
-          version: chunk[at + 4]!,
-          flags: chunk[at + 5]!,
-          op: v.getUint16(at + 6, true),
-          id: v.getUint32(at + 8, true),
-          length,
-          result:
-            v.getUint32(at + 16, true) === 0 && v.getUint32(at + 20, true) === 0
-              ? 0n
-              : v.getBigInt64(at + 16, true),
-          errno: v.getInt32(at + 24, true),
-          payload: copyOf(chunk, start, start + length),
-        }
         at = start + length
-        this.events.frame(frame)
+        const payload = copyOf(chunk, start, at)
+        this.events.frame(withPayload(header, payload))
       }
       if (at === chunk.byteLength) return
     }
@@ -352,7 +347,7 @@ export class FrameDecoder {
       const whole = this.head(total)
       const payload = copyOf(whole, HEADER_SIZE, total)
       this.consume(total)
-      this.events.frame({ ...header, payload })
+      this.events.frame(withPayload(header, payload))
     }
   }
 
