@@ -120,9 +120,6 @@ interface Region {
   readonly live: Uint8Array
   /** The bytes both sides agreed on at the last exchange. */
   readonly shadow: Uint8Array
-  /** Both as Buffers, for a native compare at every call. */
-  readonly liveBuffer: Buffer
-  readonly shadowBuffer: Buffer
 }
 
 interface ServerEventfd {
@@ -136,7 +133,7 @@ export function diffRanges(live: Uint8Array, shadow: Uint8Array): DiffRange[] {
   const ranges: DiffRange[] = []
   const n = live.byteLength
   // Mostly nothing changed: one native compare (memcmp) says so before any loop.
-  if (n === shadow.byteLength && sameBytes(live, shadow)) return ranges
+  if (n === shadow.byteLength && Buffer.compare(live, shadow) === 0) return ranges
   const aligned = live.byteOffset % 4 === 0 && shadow.byteOffset % 4 === 0 && n % 4 === 0
   const a = aligned ? new Uint32Array(live.buffer, live.byteOffset, n >> 2) : undefined
   const b = aligned ? new Uint32Array(shadow.buffer, shadow.byteOffset, n >> 2) : undefined
@@ -160,12 +157,6 @@ export function diffRanges(live: Uint8Array, shadow: Uint8Array): DiffRange[] {
     i = j
   }
   return ranges
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
-    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-  )
 }
 
 /** DIFF payloads for `ranges`, each within a frame. */
@@ -388,7 +379,6 @@ class Session {
   private sendDiffs(all: boolean): void {
     for (const r of this.regions.values()) {
       if (!all && r.role === ShimRole.RAM) continue
-      if (r.liveBuffer.equals(r.shadowBuffer)) continue
       const ranges = diffRanges(r.live, r.shadow)
       if (ranges.length === 0) continue
       for (const payload of diffPayloads(r.id, ranges))
@@ -696,18 +686,14 @@ class Session {
     const length = Number(m.length)
     // Fresh zeroed pages, as the shim's shadow starts zeroed: the process's bytes follow.
     const simAddress = await this.proc.mmap(length)
-    const live = this.proc.view(simAddress, length)
-    const shadow = new Uint8Array(length)
     this.regions.set(m.region, {
       id: m.region,
       role: m.role,
       address: m.address,
       length,
       simAddress,
-      live,
-      shadow,
-      liveBuffer: Buffer.from(live.buffer, live.byteOffset, live.byteLength),
-      shadowBuffer: Buffer.from(shadow.buffer, shadow.byteOffset, shadow.byteLength),
+      live: this.proc.view(simAddress, length),
+      shadow: new Uint8Array(length),
     })
   }
 
