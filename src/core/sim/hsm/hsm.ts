@@ -305,10 +305,7 @@ function vmIntrMonitor(vm: AcrnVm, proc: SimProcess, arg: IoctlArg): number {
   const address = valueArg(arg, 'VM_INTR_MONITOR')
   if (address > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT
   const pages = proc.mm.pinPages(Number(address), 1)
-  if (pages.length !== 1) {
-    proc.mm.unpinPages(pages)
-    return -Errno.EFAULT
-  }
+  if (!pages) return -Errno.EFAULT
   const ret = vm.module.hcall.vmIntrMonitor(vm.vmidArg, pages[0]!)
   if (ret < 0) {
     proc.mm.unpinPages(pages)

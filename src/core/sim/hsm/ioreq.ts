@@ -476,10 +476,7 @@ export function ioreqInit(vm: AcrnVm, proc: SimProcess, bufAddress: bigint): num
   if (vm.ioreqPage) return -Errno.EEXIST
   if (bufAddress > MAX_SAFE) return -Errno.EFAULT
   const pinned = proc.mm.pinPages(Number(bufAddress), 1)
-  if (pinned.length !== 1) {
-    proc.mm.unpinPages(pinned)
-    return -Errno.EFAULT
-  }
+  if (!pinned) return -Errno.EFAULT
   const pa = pinned[0]!
   const memory = vm.module.hv.memory
   // HC_SET_IOREQ_BUFFER takes the address of an 8-byte struct holding the page's address.

@@ -115,12 +115,9 @@ function ramMap(vm: AcrnVm, proc: SimProcess, memmap: DataView): number {
   const vma = proc.mm.vma(vmaBase)
   if (vma?.kind === 'pfn') return ramMapPfn(vm, vma, vmaBase, memmap, nrPages)
 
+  // Fewer pages pinned than asked: they are unpinned again (pinPages does that).
   const pages = proc.mm.pinPages(vmaBase, nrPages)
-  // Fewer pages pinned than asked: they are unpinned again.
-  if (pages.length < nrPages) {
-    proc.mm.unpinPages(pages)
-    return -Errno.EFAULT
-  }
+  if (!pages) return -Errno.EFAULT
   if (vm.mappingCount >= ACRN_MEM_MAPPING_MAX) {
     proc.mm.unpinPages(pages)
     return -Errno.ENOMEM

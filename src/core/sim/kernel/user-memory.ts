@@ -232,16 +232,17 @@ export class UserMemory {
   }
 
   /**
-   * pin_user_pages(FOLL_WRITE | FOLL_LONGTERM) from the page containing `address`: the
-   * physical address of each page pinned, stopping at the first page that cannot be
-   * (unmapped, or a PFN mapping, which has no struct pages to pin).
+   * pin_user_pages(FOLL_WRITE | FOLL_LONGTERM) of `count` pages from the page containing
+   * `address`: the physical address of each. Undefined, with nothing pinned, when one of
+   * them cannot be (unmapped, or a PFN mapping, which has no struct pages to pin): every
+   * HSM caller unpins a short result again and fails (§2.2, §3.4, §7.3).
    */
-  pinPages(address: number, count: number): number[] {
+  pinPages(address: number, count: number): number[] | undefined {
     const pages: number[] = []
     let va = address - (address % PAGE_SIZE)
     for (let i = 0; i < count; i++, va += PAGE_SIZE) {
       const m = this.vma(va)
-      if (!m || m.kind !== 'anon') break
+      if (!m || m.kind !== 'anon') return undefined
       pages.push(m.pa + (va - m.start))
     }
     this.host.pin(pages)
