@@ -34,7 +34,7 @@ by \`hsmctl guest access\`, serve the daemon's own platform instead: \`hsmctl da
   async run(): Promise<void> {
     const { flags } = await this.parse(SimServe)
     const socket = resolve(flags.socket)
-    const [{ serveSimPlatform }, { shimPath }, { ringAddon, ringAddonError }] = await Promise.all([
+    const [{ serveSimPlatform }, { shimPath }, { ringStatus }] = await Promise.all([
       import('../../core/native/sim-server.js'),
       import('../../core/native/preflight.js'),
       import('../../core/native/ring.js'),
@@ -45,9 +45,7 @@ by \`hsmctl guest access\`, serve the daemon's own platform instead: \`hsmctl da
     process.stderr.write(
       `sim serve: pid ${process.pid} serving a simulated platform on ${socket}\n` +
         `sim serve: run programs with LD_PRELOAD=${shimPath()} HSM_SHIM_SOCKET=${socket}\n` +
-        (ringAddon()
-          ? 'sim serve: shimmed programs talk to it through a shared-memory ring\n'
-          : `sim serve: no shared-memory ring (${ringAddonError()}): shimmed programs use the socket alone\n`),
+        `sim serve: ${ringStatus()}\n`,
     )
     await new Promise<void>((done) => {
       const stop = (signal: string) => {

@@ -74,18 +74,14 @@ async function serveSim(
   path: string,
   log?: (line: string) => void,
 ): Promise<{ platform: VmmPlatform; close(): Promise<void> }> {
-  const [{ SimServer }, { isSimPlatform }, { ringAddon, ringAddonError }] = await Promise.all([
+  const [{ SimServer }, { isSimPlatform }, { ringAddon, ringStatus }] = await Promise.all([
     import('../native/sim-server.js'),
     import('../vmm/sim-platform.js'),
     import('../native/ring.js'),
   ])
   if (!isSimPlatform(platform)) throw new UsageError('--serve-sim needs --backend sim')
   const server = await SimServer.listen(path, { platform: platform.sim, ...(log ? { log } : {}) })
-  if (!ringAddon()) {
-    log?.(
-      `--serve-sim: no shared-memory ring (${ringAddonError()}): shimmed programs use the socket alone`,
-    )
-  }
+  if (!ringAddon()) log?.(`--serve-sim: ${ringStatus()}`)
   const holderOf = (vmid: number) => {
     const s = server.sessions().find((info) => info.vmids.includes(vmid))
     return s ? `pid ${s.pid}${s.program ? ` (${s.program})` : ''}` : undefined

@@ -57,6 +57,13 @@ export function ringAddonError(): string {
   return addonError
 }
 
+/** What a server says at start-up about how shimmed programs will reach it. */
+export function ringStatus(): string {
+  return ringAddon()
+    ? 'shimmed programs talk to it through a shared-memory ring'
+    : `no shared-memory ring (${ringAddonError()}): shimmed programs use the socket alone`
+}
+
 /** How long the server polls after the last frame before it sleeps (HSMCTL_RING_SPIN_US). */
 const SPIN_WINDOW_NS = (() => {
   const us = Number(process.env.HSMCTL_RING_SPIN_US ?? 200)
