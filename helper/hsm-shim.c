@@ -1240,10 +1240,36 @@ static int drain_until_idle(void)
  * rdlock consumes the ring; while a caller does, the server sends no doorbell, so a
  * steady stream of calls costs neither side a sleep or a system call.
  */
+/* A bounded poll: spin_more() waits a moment, or says the budget is spent. */
+struct spin {
+	uint64_t deadline, yield_after;
+	unsigned rounds;
+};
+
+static struct spin spin_for(uint64_t budget)
+{
+	uint64_t start = now_ns();
+	struct spin s = { start + budget, start + SPIN_YIELD_NS, 0 };
+	return s;
+}
+
+static int spin_more(struct spin *s)
+{
+	/* The clock costs more than a look at the ring: read it every few rounds. */
+	if ((++s->rounds & 15) == 0) {
+		uint64_t t = now_ns();
+		if (t >= s->deadline)
+			return 0;
+		if (t >= s->yield_after)
+			sched_yield();
+	}
+	hsm_ring_relax();
+	return 1;
+}
+
 static void ring_lead(struct waiter *w, uint64_t budget)
 {
-	uint64_t start = now_ns(), deadline = start + budget, yield_after = start + SPIN_YIELD_NS;
-	unsigned spins = 0;
+	struct spin spin = spin_for(budget);
 	while (!atomic_load(&w->done)) {
 		if (pthread_mutex_trylock(&rdlock) == 0) {
 			atomic_store(&ring->shim_idle, 0);
@@ -1254,16 +1280,8 @@ static void ring_lead(struct waiter *w, uint64_t budget)
 					bad = 1;
 					break;
 				}
-				if (atomic_load(&w->done))
+				if (atomic_load(&w->done) || !spin_more(&spin))
 					break;
-				if ((++spins & 15) == 0) {
-					uint64_t t = now_ns();
-					if (t >= deadline)
-						break;
-					if (t >= yield_after)
-						sched_yield();
-				}
-				hsm_ring_relax();
 			}
 			if (!bad)
 				bad = drain_until_idle() < 0;
@@ -1274,14 +1292,8 @@ static void ring_lead(struct waiter *w, uint64_t budget)
 			return;
 		}
 		/* Another thread consumes the ring; it hands our reply over. */
-		if ((++spins & 15) == 0) {
-			uint64_t t = now_ns();
-			if (t >= deadline)
-				return;
-			if (t >= yield_after)
-				sched_yield();
-		}
-		hsm_ring_relax();
+		if (!spin_more(&spin))
+			return;
 	}
 }
 
