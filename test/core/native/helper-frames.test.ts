@@ -39,6 +39,7 @@ import {
   HELPER,
   helperUnavailable,
   RawHelper,
+  expectRefused,
 } from './support.js'
 
 const E = (code: string) => errnoByCode(code)!.errno
@@ -73,13 +74,6 @@ const memseg = (type: number, vmaBase: bigint, len: bigint) =>
     [16, 64, vmaBase],
     [24, 64, len],
   ])
-
-function expectRefused(frame: Frame, errno: string, message: RegExp): void {
-  expect(frame.flags & FLAG_REFUSED, decodeMessage(frame.payload)).toBe(FLAG_REFUSED)
-  expect(frame.result).toBe(-1n)
-  expect(frame.errno).toBe(E(errno))
-  expect(decodeMessage(frame.payload)).toMatch(message)
-}
 
 /** Passed validation: the kernel answered (ENOTTY from /dev/null), not the helper. */
 function expectKernelAnswer(frame: Frame): void {

@@ -22,7 +22,6 @@ import {
   encodeFrame,
   encodeOpen,
   type Frame,
-  FLAG_REFUSED,
   FrameDecoder,
   type FrameInit,
   Op,
@@ -33,7 +32,7 @@ import { encodeRingOffer, encodeShimHello, ShimOp } from '../../../src/core/nati
 import { createSimPlatform, Memmap } from '../../../src/index.js'
 import { guestOf, memmap, runningVm } from '../sim/conformance/helpers.js'
 import { nativeBackend, useNativeBackend } from '../sim/conformance/native-backend.js'
-import { buildHelper, helperUnavailable, ROOT } from './support.js'
+import { buildHelper, expectRefused, helperUnavailable, ROOT } from './support.js'
 
 const E = (code: string) => errnoByCode(code)!.errno
 const dir = mkdtempSync(join(tmpdir(), 'hsmctl-ring-'))
@@ -339,12 +338,6 @@ class RingClient {
   end(): void {
     this.socket.destroy()
   }
-}
-
-function expectRefused(frame: Frame, errno: string, message: RegExp): void {
-  expect(frame.flags & FLAG_REFUSED, decodeMessage(frame.payload)).toBe(FLAG_REFUSED)
-  expect(frame.errno).toBe(E(errno))
-  expect(decodeMessage(frame.payload)).toMatch(message)
 }
 
 describe.skipIf(noAddon)('SimServer over a ring (a raw client playing the shim)', () => {

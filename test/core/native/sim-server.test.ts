@@ -41,7 +41,7 @@ import {
   ShimRole,
 } from '../../../src/core/native/shim-protocol.js'
 import { createSimPlatform, type SimPlatform } from '../../../src/index.js'
-import { ROOT } from './support.js'
+import { expectRefused, ROOT } from './support.js'
 
 const E = (code: string) => errnoByCode(code)!.errno
 const dir = mkdtempSync(join(tmpdir(), 'hsmctl-simserve-'))
@@ -107,13 +107,6 @@ class RawClient {
   end(): void {
     this.socket.end()
   }
-}
-
-function expectRefused(frame: Frame, errno: string, message: RegExp): void {
-  expect(frame.flags & FLAG_REFUSED, decodeMessage(frame.payload)).toBe(FLAG_REFUSED)
-  expect(frame.result).toBe(-1n)
-  expect(frame.errno).toBe(E(errno))
-  expect(decodeMessage(frame.payload)).toMatch(message)
 }
 
 const creation = (ioreqBuf: bigint) => {

@@ -4,9 +4,13 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { expect } from 'vitest'
+import { errnoByCode } from '../../../src/core/abi/errno.js'
 import { helperPath } from '../../../src/core/native/preflight.js'
 import {
+  decodeMessage,
   encodeFrame,
+  FLAG_REFUSED,
   type Frame,
   FrameDecoder,
   type FrameInit,
@@ -16,6 +20,14 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.
 export const BUILD_SCRIPT = join(ROOT, 'scripts', 'build-helper.js')
 export const HELPER = helperPath()
 export const HELPER_TESTING = helperPath({ testing: true })
+
+/** A frame refused by the helper or the server itself: -1, the errno, a message saying why. */
+export function expectRefused(frame: Frame, errno: string, message: RegExp): void {
+  expect(frame.flags & FLAG_REFUSED, decodeMessage(frame.payload)).toBe(FLAG_REFUSED)
+  expect(frame.result).toBe(-1n)
+  expect(frame.errno).toBe(errnoByCode(errno)!.errno)
+  expect(decodeMessage(frame.payload)).toMatch(message)
+}
 
 /** A character device any user may open and whose ioctls all fail with ENOTTY. */
 export const FAKE_DEVICE = '/dev/null'

@@ -8,13 +8,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { HsmError } from '../../../src/core/errors.js'
 import { RangeAllocator } from '../../../src/core/sim/ranges.js'
 import { Journal } from '../../../src/core/vmm/journal.js'
 import { VmManager } from '../../../src/core/vmm/manager.js'
 import { simVmmPlatform } from '../../../src/core/vmm/sim-platform.js'
 import { createSimPlatform, Ioctl, Memmap } from '../../../src/index.js'
-import { memmap, vmCreation } from './conformance/helpers.js'
+import { errnoOf, memmap, vmCreation } from './conformance/helpers.js'
 
 const MiB = 1 << 20
 const GiB = 1n << 30n
@@ -25,16 +24,6 @@ const SMALL_HOST = {
     { base: 4n * GiB, size: 512n << 20n },
   ],
   hypervisorRam: { base: 0x0800_0000n, size: 64n << 20n },
-}
-
-async function errnoOf(call: Promise<unknown>): Promise<string> {
-  try {
-    await call
-    return 'OK'
-  } catch (e) {
-    if (e instanceof HsmError) return e.code
-    throw e
-  }
 }
 
 describe('RangeAllocator', () => {
