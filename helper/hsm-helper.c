@@ -211,18 +211,21 @@ static struct mapping *mappings;
 static size_t mapping_count;
 static size_t mapping_cap;
 
+/* The mapping that holds all of [address, address + length), or mapping_count if none. */
+static size_t mapping_holding(uint64_t address, uint64_t length)
+{
+	size_t i = 0;
+	while (i < mapping_count &&
+	       !(address >= mappings[i].start && address - mappings[i].start < mappings[i].length &&
+		 length <= mappings[i].length - (address - mappings[i].start)))
+		i++;
+	return i;
+}
+
 /* [address, address + length) lies inside one of the helper's mappings. */
 static int inside_mappings(uint64_t address, uint64_t length)
 {
-	if (length == 0)
-		return 1;
-	for (size_t i = 0; i < mapping_count; i++) {
-		const struct mapping *m = &mappings[i];
-		if (address >= m->start && address - m->start < m->length &&
-		    length <= m->length - (address - m->start))
-			return 1;
-	}
-	return 0;
+	return length == 0 || mapping_holding(address, length) < mapping_count;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -663,11 +666,7 @@ static void op_munmap(const struct hsmp_header *h, const uint8_t *p)
 		return;
 	}
 	length = (length + PAGE_SIZE_4K - 1) & ~(PAGE_SIZE_4K - 1);
-	size_t i = 0;
-	while (i < mapping_count &&
-	       !(address >= mappings[i].start && address - mappings[i].start < mappings[i].length &&
-		 length <= mappings[i].length - (address - mappings[i].start)))
-		i++;
+	size_t i = mapping_holding(address, length);
 	if (i == mapping_count) {
 		refuse(h->id, h->op, EFAULT,
 		       "munmap: 0x%" PRIx64 "..+%" PRIu64 " is not inside one of hsm-helper's mappings",
