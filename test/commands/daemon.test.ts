@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { hsmctl } from '../support/cli.js'
+import { expectError } from '../support/hsmd-session.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'hsmctl-cli-daemon-'))
 const env = { HSMCTL_RUNTIME_DIR: join(dir, 'run'), HSMCTL_STATE_DIR: join(dir, 'state') }
@@ -63,6 +64,28 @@ describe('hsmctl daemon', () => {
     expect(r.code).toBe(5)
     expect(r.stderr).toMatch(/no-such-acrn_hsm does not exist/)
     expect(r.stderr).toMatch(/Is this the ACRN Service VM\?/)
+  })
+
+  // issue 13 item 13: the starting command prints hsmd's own error, not "see the log"
+  it.each([
+    ['daemon start', ['daemon', 'start']],
+    ['host devices', ['host', 'devices']],
+  ])('%s on the native backend prints the daemon’s own error and hint (exit 5)', (_, args) => {
+    const device = join(dir, 'no-such-acrn_hsm')
+    const r = hsmctl([...args, '--backend', 'native'], { ...env, HSMCTL_DEVICE: device })
+    expectError(
+      r,
+      5,
+      `${device} does not exist`,
+      /Is this the ACRN Service VM\?.*use the simulation: --backend sim/,
+    )
+    expect(r.stderr).not.toMatch(/exited with status|see .*\.log/)
+  })
+
+  it('daemon start prints the error of a daemon its flags stop from starting (exit 2)', () => {
+    const r = run('daemon', 'start', '--device', join(dir, 'acrn_hsm'))
+    expectError(r, 2, /^Error: --device: names the real HSM device; it needs --backend native$/m)
+    expect(r.stderr).not.toMatch(/exited with status/)
   })
 
   it('an unknown backend is a usage error (exit 2)', () => {

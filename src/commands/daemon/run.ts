@@ -26,6 +26,8 @@ the foreground to watch its log. Ctrl-C or SIGTERM stops it cleanly.`
     const { flags } = await this.parse(DaemonRun)
     const backend = flags.backend as Backend
     const { startVmmDaemon } = await import('../../core/daemon/vmm-daemon.js')
+    // a command that started us on demand prints our own error (core/daemon/startup.ts)
+    const { reportStartup } = await import('../../core/daemon/startup.js')
     let daemon
     try {
       daemon = await startVmmDaemon({
@@ -35,12 +37,15 @@ the foreground to watch its log. Ctrl-C or SIGTERM stops it cleanly.`
         log: (line) => process.stderr.write(`hsmd: ${line}\n`),
       })
     } catch (e) {
+      let error = e
       if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
         const { ConflictError } = await import('../../core/errors.js')
-        throw new ConflictError((e as Error).message, 'stop it first with `hsmctl daemon stop`')
+        error = new ConflictError((e as Error).message, 'stop it first with `hsmctl daemon stop`')
       }
-      throw e
+      reportStartup(error)
+      throw error
     }
+    reportStartup(undefined)
     process.stderr.write(
       `hsmd (${backend}) pid ${process.pid} listening on ${daemon.server.path}\n`,
     )

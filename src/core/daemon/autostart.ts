@@ -4,10 +4,12 @@
 import { spawn } from 'node:child_process'
 import { mkdirSync, openSync, closeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { DaemonUnreachableError } from '../errors.js'
 import { connect, type DaemonClient } from './client.js'
 import { logPath, socketPath, stateDir, type Backend } from './paths.js'
+import { STARTUP_FD_ENV, startupError } from './startup.js'
 
 const RUN_JS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'run.js')
 
@@ -37,39 +39,55 @@ export async function ensureDaemon(options: EnsureOptions): Promise<DaemonClient
   const log = logPath(options.backend, env)
   mkdirSync(stateDir(env), { recursive: true, mode: 0o700 })
   const fd = openSync(log, 'a', 0o600)
+  // fd 3: hsmd's own error if it cannot start (startup.ts), so we print it, not "see the log"
   const child = spawn(process.execPath, [RUN_JS, 'daemon', 'run', '--backend', options.backend], {
     detached: true,
-    stdio: ['ignore', fd, fd],
-    env,
+    stdio: ['ignore', fd, fd, 'pipe'],
+    env: { ...env, [STARTUP_FD_ENV]: '3' },
   })
   closeSync(fd)
   let exited: number | null = null
   child.once('exit', (code) => (exited = code ?? -1))
   child.unref()
+  const startup = child.stdio[3] as Readable
+  let report = ''
+  let reported = false
+  startup.setEncoding('utf8')
+  startup.on('data', (chunk: string) => (report += chunk))
+  startup.once('close', () => (reported = true))
+  startup.once('error', () => (reported = true))
   const deadline = Date.now() + (options.timeout ?? 10_000)
-  for (;;) {
-    try {
-      const client = await connect(path)
-      if (child.pid !== undefined) options.onStart?.({ pid: child.pid, socket: path, log })
-      return client
-    } catch (e) {
-      if (!isAbsent(e)) throw unreachable(path, e)
-    }
-    if (exited !== null) {
-      // It may have lost a start race to another command's daemon: try that one.
+  try {
+    for (;;) {
       try {
-        return await connect(path)
-      } catch {
-        throw new DaemonUnreachableError(
-          `hsmd exited with status ${exited} while starting`,
-          `see ${log}`,
-        )
+        const client = await connect(path)
+        if (child.pid !== undefined) options.onStart?.({ pid: child.pid, socket: path, log })
+        return client
+      } catch (e) {
+        if (!isAbsent(e)) throw unreachable(path, e)
       }
+      // its report is complete once the pipe closed (it may close after the exit event)
+      if (exited !== null && (reported || Date.now() > deadline)) {
+        // It may have lost a start race to another command's daemon: try that one.
+        try {
+          return await connect(path)
+        } catch {
+          throw (
+            startupError(report, log) ??
+            new DaemonUnreachableError(
+              `hsmd exited with status ${exited} while starting`,
+              `see ${log}`,
+            )
+          )
+        }
+      }
+      if (Date.now() > deadline) {
+        throw new DaemonUnreachableError(`hsmd did not open ${path} in time`, `see ${log}`)
+      }
+      await new Promise((r) => setTimeout(r, 25))
     }
-    if (Date.now() > deadline) {
-      throw new DaemonUnreachableError(`hsmd did not open ${path} in time`, `see ${log}`)
-    }
-    await new Promise((r) => setTimeout(r, 25))
+  } finally {
+    startup.destroy()
   }
 }
 

@@ -51,7 +51,7 @@ export interface VmmDaemonOptions {
 async function platformFor(options: VmmDaemonOptions): Promise<VmmPlatform> {
   if (options.backend === 'sim') {
     if (options.device !== undefined) {
-      throw new UsageError('--device names the real HSM device; it needs --backend native', {
+      throw new UsageError('names the real HSM device; it needs --backend native', {
         flag: '--device',
       })
     }
@@ -59,7 +59,7 @@ async function platformFor(options: VmmDaemonOptions): Promise<VmmPlatform> {
     return simVmmPlatform()
   }
   if (options.serveSim !== undefined) {
-    throw new UsageError('--serve-sim serves the simulation; it needs --backend sim', {
+    throw new UsageError('serves the simulation; it needs --backend sim', {
       flag: '--serve-sim',
     })
   }
