@@ -3,13 +3,15 @@
 // physical address" and "host physical address" are the same number here.
 //
 // Two kinds of memory can be resolved to bytes:
-// - RAM frames that back process mappings (a SharedArrayBuffer each), so the ioreq page
-//   the hypervisor writes is the very memory the process mmapped;
+// - RAM frames that back process mappings (a memfd mapped in hsmd, or a SharedArrayBuffer
+//   without the addon: kernel/shared-memory.ts), so the ioreq page the hypervisor writes
+//   and the RAM KVM maps into a guest are the very memory the process mmapped;
 // - kernel buffers: the kernel copies of user structs HSM passes to hypercalls by
 //   physical address (spec §0: "a simulator can model them as opaque handles").
 // Physical addresses stay below 2^52, so they are plain numbers internally.
 
 import { PAGE_SIZE } from '../../abi/constants.js'
+import { discardPages } from '../kernel/shared-memory.js'
 import { RangeAllocator } from '../ranges.js'
 import type { HostInventory } from './inventory.js'
 
@@ -17,8 +19,12 @@ export interface Frames {
   /** Physical address of the first byte. */
   readonly pa: number
   readonly length: number
-  readonly buffer: SharedArrayBuffer
+  readonly buffer: ArrayBufferLike
   readonly byteOffset: number
+  /** Where hsmd has the first byte (for KVM), when the frames are real shared memory. */
+  readonly address: bigint | undefined
+  /** Memory of hsmd's own (a memfd it made): given back to the host when the frames go. */
+  readonly owned: boolean
   /**
    * References to each page: 1 while a process maps it, and 1 per pin (a page the kernel
    * pinned stays the hypervisor's after the process unmaps it, §3.4). When no page of the
@@ -72,8 +78,11 @@ export class HostMemory {
    * page referenced once by the mapping.
    */
   allocateFrames(
-    buffer: SharedArrayBuffer,
-    byteOffset: number,
+    backing: {
+      readonly buffer: ArrayBufferLike
+      readonly address: bigint | undefined
+      readonly fd: number | undefined
+    },
     length: number,
   ): number | undefined {
     const pa = this.space.allocate(length)
@@ -82,8 +91,10 @@ export class HostMemory {
     const frames: Frames = {
       pa,
       length,
-      buffer,
-      byteOffset,
+      buffer: backing.buffer,
+      byteOffset: 0,
+      address: backing.address,
+      owned: backing.fd !== undefined,
       refs: new Uint32Array(pages).fill(1),
       used: pages,
     }
@@ -125,6 +136,8 @@ export class HostMemory {
     if (f.used === 0) {
       this.frames.splice(this.frames.indexOf(f), 1)
       this.space.free(f.pa, f.length)
+      // hsmd's RSS goes down now, not when the buffer is collected
+      if (f.owned) discardPages(f, f.byteOffset, f.length)
     }
   }
 
@@ -141,6 +154,12 @@ export class HostMemory {
       else return f
     }
     return undefined
+  }
+
+  /** Where hsmd has the byte at `pa` (what KVM maps), if it is shared process RAM. */
+  hostAddress(pa: number): bigint | undefined {
+    const f = this.frameAt(pa)
+    return f?.address === undefined ? undefined : f.address + BigInt(pa - f.pa)
   }
 
   /** Ordinary, refcounted system RAM (what a PFN mapping must not contain, §3.4 A). */

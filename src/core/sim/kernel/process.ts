@@ -132,6 +132,23 @@ export class SimProcess implements HsmProcess {
   }
 
   /**
+   * mmap(MAP_SHARED) of a file another process shares (a shimmed program's RAM memfd,
+   * named by its /proc/PID/fd/N): both processes see the same pages, with no copy. Sim
+   * only; the errno of a file that cannot be mapped is the mmap's.
+   */
+  mmapFile(path: string, offset: number, length: number): Promise<bigint> {
+    if (!Number.isSafeInteger(length) || length <= 0 || !Number.isSafeInteger(offset) || offset < 0)
+      return fail('mmap', Errno.EINVAL)
+    let start: number | undefined
+    try {
+      start = this.mm.mmapFile(path, offset, length)
+    } catch (e) {
+      return fail('mmap', (e as { errno?: number }).errno ?? Errno.EINVAL)
+    }
+    return start === undefined ? fail('mmap', Errno.ENOMEM) : Promise.resolve(BigInt(start))
+  }
+
+  /**
    * munmap(2): the pages of [address, address + length) are gone from this process;
    * pages the kernel pinned (RAM of a VM, its ioreq page) stay the hypervisor's until the
    * VM lets go of them (§3.4, §2.3). EINVAL for an unaligned address or a zero length.

@@ -1,12 +1,13 @@
-// A process's address space: anonymous mappings backed by host RAM frames (a
-// SharedArrayBuffer each, so the hypervisor and HSM see the very bytes the process
-// reads), and PFN mappings of raw physical pages (what mmap of a device BAR or /dev/mem
+// A process's address space: mappings backed by host RAM frames (real shared memory, a
+// memfd of hsmd's or a shimmed program's own file: kernel/shared-memory.ts; so the
+// hypervisor, HSM, KVM and the program see the very bytes the process reads), and PFN mappings of raw physical pages (what mmap of a device BAR or /dev/mem
 // gives, §3.4 A). Addresses are numbers here (user addresses stay below 2^47).
 
 import { PAGE_SIZE } from '../../abi/constants.js'
 import { Errno } from '../../abi/errno.js'
 import type { HostMemory } from '../hypervisor/memory.js'
 import { RangeAllocator } from '../ranges.js'
+import { allocateBacking, mapSharedFile, type Backing } from './shared-memory.js'
 
 /** The addresses one mmap took (its guard page included), shared by what munmap leaves. */
 interface Reservation {
@@ -22,7 +23,7 @@ export interface AnonMapping {
   readonly length: number
   /** Physical address of the first page (the frames are contiguous). */
   readonly pa: number
-  readonly buffer: SharedArrayBuffer
+  readonly buffer: ArrayBufferLike
   /** This mapping's bytes (a part of `buffer` once munmap cut the mapping). */
   readonly u8: Uint8Array
   readonly reservation: Reservation
@@ -76,17 +77,33 @@ export class UserMemory {
     const size = roundUp(length)
     // check before backing it: the backing buffer is real memory of hsmd
     if (size > this.available()) return undefined
-    let buffer: SharedArrayBuffer
+    let backing: Backing
     try {
-      buffer = new SharedArrayBuffer(size)
+      backing = allocateBacking(size)
     } catch (e) {
       // hsmd itself could not get that much memory: ENOMEM, as the kernel would say
       if (e instanceof RangeError) return undefined
       throw e
     }
+    return this.insert(backing, size)
+  }
+
+  /**
+   * A shared mapping of `length` bytes of a file from `offset` (a shimmed program's RAM,
+   * named by /proc/PID/fd/N): the process and the program share its pages, as two
+   * processes mapping one memfd do. Undefined when memory runs out; throws with `errno`
+   * when the file cannot be mapped.
+   */
+  mmapFile(path: string, offset: number, length: number, writable = true): number | undefined {
+    const size = roundUp(length)
+    if (size > this.available()) return undefined
+    return this.insert(mapSharedFile(path, offset, size, writable), size)
+  }
+
+  private insert(backing: Backing, size: number): number | undefined {
     const reservation = this.place(size)
     if (reservation === undefined) return undefined
-    const pa = this.host.allocateFrames(buffer, 0, size)
+    const pa = this.host.allocateFrames(backing, size)
     if (pa === undefined) {
       this.space.free(reservation.start, reservation.length)
       return undefined
@@ -96,8 +113,8 @@ export class UserMemory {
       start: reservation.start,
       length: size,
       pa,
-      buffer,
-      u8: new Uint8Array(buffer),
+      buffer: backing.buffer,
+      u8: new Uint8Array(backing.buffer, 0, size),
       reservation,
     })
     return reservation.start
