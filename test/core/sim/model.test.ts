@@ -825,7 +825,8 @@ async function setup(): Promise<{ model: Model; real: Real }> {
 describe('model-based: random ioctl and guest-access sequences (§2, §4, §5, §10.2)', () => {
   it(
     'keeps the invariants; at the end every access has completed exactly once',
-    { timeout: 60_000 },
+    // a hang guard only: the work is bounded by numRuns, whatever the machine's speed
+    { timeout: 600_000 },
     async () => {
       await fc.assert(
         fc.asyncProperty(fc.commands(commands, { maxCommands: 60, size: 'max' }), async (cmds) => {
@@ -847,8 +848,9 @@ describe('model-based: random ioctl and guest-access sequences (§2, §4, §5, �
           expect(real.platform.inspect.vms()).toEqual([])
           expect(real.platform.inspect.kernelBuffers()).toBe(0)
         }),
-        // Shrinking a failure can take long: cap the whole run.
-        { numRuns: 200, interruptAfterTimeLimit: 30_000, markInterruptAsFailure: true },
+        // Bounded work, not time (a time limit failed this on a loaded machine). A failure
+        // is reported as found, unshrunk: shrinking 60-command runs can take minutes.
+        { numRuns: 200, endOnFailure: true },
       )
       // The generator reaches the interesting states: completed, discarded and refused accesses.
       expect(stats.value).toBeGreaterThan(50)
