@@ -1,0 +1,67 @@
+// The CPU engine: what executes a simulated VM's guest code (issue 10). The hypervisor
+// model (vm-execution.ts) drives it through this interface only, so that engines other
+// than KVM (a JIT such as libunicorn, for hosts without hardware virtualization) can be
+// added beside kvm.ts.
+
+/** A PIO or MMIO access the guest made that the engine cannot complete itself. */
+export interface CpuExit {
+  readonly kind: 'pio' | 'mmio'
+  readonly write: boolean
+  /** Port or guest-physical address. */
+  readonly addr: number | bigint
+  /** 1, 2 or 4 bytes for PIO; 1 to 8 for MMIO. */
+  readonly size: number
+  /** The value written (0n for a read). */
+  readonly value: bigint
+}
+
+export interface VcpuStatus {
+  readonly state: 'executing' | 'halted' | 'waiting' | 'paused' | 'stopped'
+  /** Exits by reason (pio, mmio, hlt, shutdown, ...). */
+  readonly exits: Readonly<Record<string, number>>
+}
+
+export interface MemoryRegion {
+  readonly gpa: number
+  readonly size: number
+  /** Where hsmd (this process) has the bytes: a shared mapping's address. */
+  readonly hostAddress: bigint
+  readonly readonly: boolean
+}
+
+export interface CpuVmOptions {
+  readonly vcpus: number
+  /**
+   * Called on the main thread for each exit; the vCPU then waits, executing nothing,
+   * until `complete`. The object may be reused for the vCPU's next exit: copy what you keep.
+   */
+  readonly onExit: (vcpu: number, exit: CpuExit) => void
+  /** The vCPU stopped for good (triple fault, failed entry, internal error). */
+  readonly onFault?: (vcpu: number, reason: string) => void
+}
+
+export interface CpuEngine {
+  readonly name: string
+  createVm(options: CpuVmOptions): CpuVm
+}
+
+export interface CpuVm {
+  /** Replaces every memory slot. */
+  setMemory(regions: readonly MemoryRegion[]): void
+  /** struct acrn_regs bytes, as SET_VCPU_REGS passes them (§2.5). */
+  setRegs(vcpu: number, regs: Uint8Array): void
+  getRegs(vcpu: number): Uint8Array
+  /** Start or continue executing: every vCPU, or one. A vCPU waiting for `complete` keeps waiting. */
+  run(vcpu?: number): void
+  /** Stop between two instructions; returns once stopped. */
+  pause(vcpu?: number): void
+  /** vCPUs to the x86 power-on state, interrupt controllers reset, waits dropped. */
+  reset(): void
+  /** The vCPU's exit is done: a read's value lands in the guest's register or memory operand. */
+  complete(vcpu: number, value: bigint): void
+  injectMsi(addr: bigint, data: number): void
+  setIrqLine(gsi: number, level: 0 | 1): void
+  status(): VcpuStatus[]
+  /** Ends the threads and frees everything. */
+  destroy(): void
+}
