@@ -230,7 +230,15 @@ describe('vm apply -f', () => {
         text: 'vcpus: 1\n',
         code: 2,
         message: 'no-name.yaml: name:',
-        hint: 'use up to 32 letters, digits',
+        hint: 'use up to 15 letters, digits',
+      },
+      {
+        name: 'long name',
+        text: 'name: production-web-01\nvcpus: 1\n',
+        code: 2,
+        message:
+          "long-name.yaml: name: 'production-web-01' is 17 bytes long; a VM name has at most 15",
+        hint: 'the hypervisor keeps the first 15 bytes',
       },
       {
         name: 'not yaml',

@@ -145,6 +145,14 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
       },
       { args: ['x', '--flag', 'bogus'], code: 2, message: "--flag: unknown VM flag 'bogus'" },
       { args: ['bad name'], code: 2, message: "NAME: 'bad name' is not a valid VM name" },
+      // issue 13 item 17: the hypervisor keeps 15 bytes of a name (16 with the NUL, A.1), so
+      // production-web-01 and production-web-02 would be one name to it: both refused up front
+      ...['production-web-01', 'production-web-02'].map((name) => ({
+        args: [name],
+        code: 2,
+        message: `NAME: '${name}' is 17 bytes long; a VM name has at most 15`,
+        hint: 'the hypervisor keeps the first 15 bytes of a VM’s name (16 with the NUL)',
+      })),
       { args: [], code: 2, message: 'NAME is required when not running interactively' },
       // pCPU 0 belongs to the Service VM: outside the configured affinity (A.2)
       {
@@ -229,6 +237,20 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
       })
       expect(await s.snapshot()).toEqual(before)
     })
+  })
+})
+
+describe('VM names (the hypervisor’s 16-byte name field, A.1)', () => {
+  it('two 15-byte names that differ only in their last byte are two VMs', () => {
+    for (const name of ['production-web1', 'production-web2']) {
+      const r = s.run('vm', 'create', name)
+      expect(r.code, r.stderr).toBe(0)
+    }
+    expect(s.json('vm', 'show', 'production-web2').vmid).not.toBe(
+      s.json('vm', 'show', 'production-web1').vmid,
+    )
+    for (const name of ['production-web1', 'production-web2'])
+      expect(s.run('vm', 'destroy', name, '--yes').code).toBe(0)
   })
 })
 

@@ -19,7 +19,11 @@ short wizard asks for the settings.`
   ]
 
   static override args = {
-    name: Args.string({ description: 'Unique VM name (letters, digits, _ . -).', required: false }),
+    name: Args.string({
+      description:
+        'Unique VM name: up to 15 letters, digits, _ . - (the hypervisor keeps 15 bytes).',
+      required: false,
+    }),
   }
 
   static override flags = {

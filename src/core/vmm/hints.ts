@@ -7,7 +7,7 @@ import { HsmError } from '../errors.js'
 
 const HINTS: Readonly<Record<string, string>> = {
   'CREATE_VM:EINVAL':
-    'the hypervisor refused the VM (no free VM slot, a CPU affinity outside the configured one, or reserved fields set)',
+    'the hypervisor refused the VM (no free VM slot, a VM of that name already, a CPU affinity outside the configured one, or reserved fields set)',
   'DESTROY_VM:EPERM': 'the hypervisor destroys only paused VMs; run `hsmctl vm pause NAME` first',
   'START_VM:EPERM':
     'the hypervisor starts only a VM that was just created (or reset); a paused VM does not resume: `hsmctl vm reset NAME --yes` restarts it from its reset state, then start it',

@@ -287,6 +287,14 @@ export class VmManager {
         'pick another name, or destroy it first',
       )
     }
+    // the hypervisor refuses a name one of its VMs has (A.1, A.2): say whose it is
+    const namesake = this.opts.platform.hypervisorVms?.().find((vm) => vm.name === name)
+    if (namesake) {
+      throw new ConflictError(
+        `the hypervisor already has a VM named '${name}' (vmid ${namesake.vmid}) that this daemon does not hold${namesake.holder ? ` (${namesake.holder} does)` : ''}`,
+        'pick another name; `hsmctl vm list` shows it as an outside VM',
+      )
+    }
     if (options.vcpus !== undefined && options.cpuAffinity !== undefined) {
       throw new UsageError('give --vcpus or --cpu-affinity, not both')
     }
@@ -313,7 +321,7 @@ export class VmManager {
     try {
       ioreqBuf = await this.proc.mmap(PAGE_SIZE)
       const uuid = new Uint8Array(16)
-      uuid.set(new TextEncoder().encode(name).subarray(0, 15)) // the hypervisor reads it as a name (A.1)
+      uuid.set(new TextEncoder().encode(name)) // the hypervisor reads it as a name (A.1); checkVmName kept it to 15 bytes
       const creation = encode(S.acrn_vm_creation, {
         uuid,
         vm_flag: options.flags ?? 0n,

@@ -85,14 +85,31 @@ export interface VmSpec {
   state: VmRunState
 }
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/
+/**
+ * The hypervisor reads CREATE_VM's 16 "uuid" bytes as a NUL-terminated name and tells VMs
+ * apart by it (A.1): a longer name would be cut, and two names sharing their first 15
+ * bytes would be one VM to it. acrn-dm keeps to 15 bytes too.
+ */
+export const MAX_VM_NAME_BYTES = 15
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/
 
 export function checkVmName(name: unknown, where = 'name'): string {
   if (typeof name !== 'string' || !NAME_RE.test(name)) {
     throw new UsageError(`'${String(name)}' is not a valid VM name`, {
       flag: where,
-      hint: 'use up to 32 letters, digits, _ . - (starting with a letter or digit)',
+      hint: `use up to ${MAX_VM_NAME_BYTES} letters, digits, _ . - (starting with a letter or digit)`,
     })
+  }
+  // the name is ASCII: one byte a character
+  if (name.length > MAX_VM_NAME_BYTES) {
+    throw new UsageError(
+      `'${name}' is ${name.length} bytes long; a VM name has at most ${MAX_VM_NAME_BYTES}`,
+      {
+        flag: where,
+        hint: `the hypervisor keeps the first ${MAX_VM_NAME_BYTES} bytes of a VM’s name (16 with the NUL) and tells VMs apart by them; pick a shorter name`,
+      },
+    )
   }
   return name
 }

@@ -8,7 +8,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { parsePackedBdf } from '../../../src/core/parse/bdf.js'
 import { Journal } from '../../../src/core/vmm/journal.js'
 import { VmManager } from '../../../src/core/vmm/manager.js'
-import { simVmmPlatform } from '../../../src/core/vmm/sim-platform.js'
+import { isSimPlatform, simVmmPlatform } from '../../../src/core/vmm/sim-platform.js'
+import { Ioctl } from '../../../src/core/abi/ioctls.js'
+import { encode } from '../../../src/core/abi/layout.js'
+import * as structs from '../../../src/core/abi/structs.js'
+import { ConflictError } from '../../../src/core/errors.js'
 import { dumpSpec, parseSpec } from '../../../src/core/vmm/spec.js'
 
 let dir: string
@@ -105,5 +109,28 @@ describe('vm dump / vm apply round trip', () => {
       /ASSIGN_PCIDEV failed/,
     )
     expect(manager.list().map((v) => v.name)).toEqual(['owner'])
+  })
+})
+
+describe('VM names (A.1: the hypervisor tells VMs apart by name)', () => {
+  it('a name another process’s VM has in the hypervisor is a conflict (exit 4), not an HSM refusal', async () => {
+    const platform = manager.platform
+    if (!isSimPlatform(platform)) throw new Error('the sim platform')
+    const outside = platform.sim.spawn()
+    const fd = await outside.open('/dev/acrn_hsm')
+    const uuid = new Uint8Array(16)
+    uuid.set(new TextEncoder().encode('elsewhere'))
+    await outside.ioctl(
+      fd,
+      Ioctl.CREATE_VM,
+      encode(structs.acrn_vm_creation, { uuid, ioreq_buf: await outside.mmap(4096) }),
+    )
+    const refused = await manager.create({ name: 'elsewhere' }).catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(ConflictError)
+    expect((refused as ConflictError).message).toBe(
+      "the hypervisor already has a VM named 'elsewhere' (vmid 1) that this daemon does not hold",
+    )
+    expect(manager.list().filter((v) => v.owner === 'hsmd')).toEqual([])
+    await outside.exit()
   })
 })
