@@ -56,6 +56,7 @@
 #include "hsm-protocol.h"
 #include "hsm-ring.h"
 #include "hsm-shim.h"
+#include "hsm-shim-node.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -1541,20 +1542,41 @@ static void notify(uint16_t op, const void *payload, uint32_t length)
 /* ------------------------------------------------------------------------------------ */
 /* Placeholders for HSM fds.                                                             */
 
-static int is_device(const char *path)
-{
-	return socket_path && path && strcmp(path, device_path) == 0;
-}
+/* The name older kernels gave the device (the VHM); acrn-dm tries it first. */
+#define LEGACY_DEVICE "/dev/acrn_vhm"
 
 /* openat: only an absolute path can name the device whatever the directory fd. */
-static int is_absolute_device(const char *path)
+int shim_is_device_path(const char *path, int absolute)
 {
-	return path && path[0] == '/' && is_device(path);
+	return socket_path && path && (!absolute || path[0] == '/') &&
+	       strcmp(path, device_path) == 0;
+}
+
+/* Answered as missing, so that a program falls through to the simulated device. */
+int shim_is_hidden_path(const char *path, int absolute)
+{
+	return socket_path && path && (!absolute || path[0] == '/') &&
+	       strcmp(path, LEGACY_DEVICE) == 0 && strcmp(device_path, LEGACY_DEVICE) != 0;
+}
+
+int shim_active(void)
+{
+	return socket_path != NULL;
+}
+
+const char *shim_device_path(void)
+{
+	return device_path;
 }
 
 static int is_hsm(int fd)
 {
 	return fd >= 0 && fd < FD_LIMIT && atomic_load(&fd_kind[fd]) == FDK_HSM;
+}
+
+int shim_is_placeholder(int fd)
+{
+	return is_hsm(fd);
 }
 
 static int shim_open(int flags)
@@ -1915,6 +1937,20 @@ __attribute__((constructor)) static void shim_init(void)
 	pthread_atfork(NULL, NULL, child_after_fork);
 }
 
+/* Opens the shim answers itself: the device, and the legacy name (missing, ENOENT). */
+static int claimed(const char *path, int absolute)
+{
+	return shim_is_device_path(path, absolute) || shim_is_hidden_path(path, absolute);
+}
+
+static int open_claimed(const char *path, int flags)
+{
+	if (shim_is_device_path(path, 0))
+		return shim_open(flags);
+	errno = ENOENT;
+	return -1;
+}
+
 static mode_t mode_arg(int flags, va_list ap)
 {
 	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? va_arg(ap, mode_t) : 0;
@@ -1926,8 +1962,8 @@ EXPORT int open(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	if (is_device(path))
-		return shim_open(flags);
+	if (claimed(path, 0))
+		return open_claimed(path, flags);
 	RESOLVE(open);
 	return real_open(path, flags, mode);
 }
@@ -1938,8 +1974,8 @@ EXPORT int open64(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	if (is_device(path))
-		return shim_open(flags);
+	if (claimed(path, 0))
+		return open_claimed(path, flags);
 	RESOLVE(open64);
 	return real_open64(path, flags, mode);
 }
@@ -1950,8 +1986,8 @@ EXPORT int openat(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	if (is_absolute_device(path))
-		return shim_open(flags);
+	if (claimed(path, 1))
+		return open_claimed(path, flags);
 	RESOLVE(openat);
 	return real_openat(dirfd, path, flags, mode);
 }
@@ -1962,8 +1998,8 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	if (is_absolute_device(path))
-		return shim_open(flags);
+	if (claimed(path, 1))
+		return open_claimed(path, flags);
 	RESOLVE(openat64);
 	return real_openat64(dirfd, path, flags, mode);
 }
@@ -1971,32 +2007,32 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 /* The _FORTIFY_SOURCE entry points. */
 EXPORT int __open_2(const char *path, int flags)
 {
-	if (is_device(path))
-		return shim_open(flags);
+	if (claimed(path, 0))
+		return open_claimed(path, flags);
 	RESOLVE(__open_2);
 	return real___open_2(path, flags);
 }
 
 EXPORT int __open64_2(const char *path, int flags)
 {
-	if (is_device(path))
-		return shim_open(flags);
+	if (claimed(path, 0))
+		return open_claimed(path, flags);
 	RESOLVE(__open64_2);
 	return real___open64_2(path, flags);
 }
 
 EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
-	if (is_absolute_device(path))
-		return shim_open(flags);
+	if (claimed(path, 1))
+		return open_claimed(path, flags);
 	RESOLVE(__openat_2);
 	return real___openat_2(dirfd, path, flags);
 }
 
 EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
-	if (is_absolute_device(path))
-		return shim_open(flags);
+	if (claimed(path, 1))
+		return open_claimed(path, flags);
 	RESOLVE(__openat64_2);
 	return real___openat64_2(dirfd, path, flags);
 }
