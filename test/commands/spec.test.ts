@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { MAX_LINE } from '../../src/core/daemon/protocol.js'
 import { expectError, hsmdSession, type Json } from '../support/hsmd-session.js'
 
 const s = hsmdSession('spec', { start: false })
@@ -271,11 +272,42 @@ describe('vm apply -f', () => {
       expect(await s.snapshot()).toEqual(before)
     })
 
-    it('a missing spec file → exit 2', async () => {
+    // issue 13 item 18: a spec over hsmd's request limit is "too large" (exit 2), never
+    // "the connection to hsmd closed" (exit 5)
+    it('a spec file over 1 MiB is refused as too large before it is parsed (exit 2)', async () => {
+      const text = `name: huge\n  x: [${'#'.repeat(MAX_LINE)}\n` // not even YAML
+      const spec = file('huge.yaml', text)
+      const size = text.length
+      expectError(
+        s.run('vm', 'apply', '-f', spec),
+        2,
+        `--file: ${spec} is ${size} bytes; a spec file is at most ${MAX_LINE} (1 MiB)`,
+        'hsmd takes requests of at most 1 MiB',
+      )
+      expect(await s.snapshot()).toEqual(before)
+    })
+
+    it('a spec whose request is over hsmd’s limit is too large (exit 2), the daemon unharmed', async () => {
+      // a YAML escape of 4 bytes is a JSON escape of 6: the file is under 1 MiB, the request over
+      const spec = file(
+        'escapes.yaml',
+        `name: escapes\nmemory:\n  - gpa: 0\n    size: 4K\n    file: "${'\\x01'.repeat(200_000)}"\n`,
+      )
+      expectError(
+        s.run('vm', 'apply', '-f', spec),
+        2,
+        /^Error: the request to hsmd \(vm\.apply\) is \d+ bytes; hsmd takes at most 1048576 \(1 MiB\)$/m,
+        'hsmd reads requests of at most 1 MiB',
+      )
+      expect(await s.snapshot()).toEqual(before)
+    })
+
+    it('a missing spec file → exit 3, as the README says', async () => {
       expectError(
         s.run('vm', 'apply', '-f', join(s.dir, 'nothing.yaml')),
-        2,
-        `--file: No file found at ${join(s.dir, 'nothing.yaml')}`,
+        3,
+        `--file: ${join(s.dir, 'nothing.yaml')} does not exist`,
+        'check the path',
       )
       expectError(s.run('vm', 'apply'), 2, /Missing required flag file/)
       expect(await s.snapshot()).toEqual(before)

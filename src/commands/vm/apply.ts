@@ -18,15 +18,29 @@ state to leave it in. If any step fails, the VM is destroyed again: nothing is h
   ]
 
   static override flags = {
-    file: Flags.file({ char: 'f', description: 'The spec file.', required: true, exists: true }),
+    file: Flags.string({
+      char: 'f',
+      description: 'The spec file.',
+      required: true,
+      helpValue: 'FILE',
+    }),
   }
 
   async run(): Promise<VmJson> {
     const { flags } = await this.parse(VmApply)
-    const { readFileSync } = await import('node:fs')
     const { dirname, resolve } = await import('node:path')
     const { parseSpec, specToObject } = await import('../../core/vmm/spec.js')
-    const spec = parseSpec(readFileSync(flags.file, 'utf8'), flags.file)
+    const { readUserFile } = await import('../../core/user-file.js')
+    const { MAX_LINE } = await import('../../core/daemon/protocol.js')
+    // bounded before it is parsed: a spec larger than hsmd's request limit cannot be sent
+    const text = readUserFile(flags.file, {
+      flag: '--file',
+      what: 'spec file',
+      maxBytes: MAX_LINE,
+      sizeHint:
+        'hsmd takes requests of at most 1 MiB, and a VM’s spec is a few kilobytes (see `hsmctl vm dump NAME`)',
+    }).toString('utf8')
+    const spec = parseSpec(text, flags.file)
     // payload paths are relative to the spec; the daemon gets absolute ones
     for (const m of spec.memory)
       if (m.file !== undefined) m.file = resolve(dirname(flags.file), m.file)

@@ -2,8 +2,8 @@
 // matched by id; errors come back as the same hsmctl error classes the daemon threw.
 
 import { createConnection, type Socket } from 'node:net'
-import { DaemonUnreachableError } from '../errors.js'
-import { LineSplitter, rpcToError, stringify, type RpcResponse } from './protocol.js'
+import { DaemonUnreachableError, UsageError } from '../errors.js'
+import { LineSplitter, MAX_LINE, rpcToError, stringify, type RpcResponse } from './protocol.js'
 
 export interface DaemonClient {
   call<T = unknown>(method: string, params?: unknown): Promise<T>
@@ -21,6 +21,15 @@ export function connect(path: string): Promise<DaemonClient> {
       resolve(clientOver(socket, path))
     })
   })
+}
+
+function tooLarge(method: string, line: string): UsageError {
+  return new UsageError(
+    `the request to hsmd (${method}) is ${Buffer.byteLength(line)} bytes; hsmd takes at most ${MAX_LINE} (1 MiB)`,
+    {
+      hint: 'hsmd reads requests of at most 1 MiB: send less at once (a smaller spec, fewer entries)',
+    },
+  )
 }
 
 function clientOver(socket: Socket, path: string): DaemonClient {
@@ -41,6 +50,13 @@ function clientOver(socket: Socket, path: string): DaemonClient {
       } catch {
         failAll('hsmd sent a line that is not JSON')
         socket.destroy()
+        return
+      }
+      if (response.id === null && response.error) {
+        // not an answer to one call: about the connection (a request hsmd could not take)
+        const error = rpcToError(response.error)
+        for (const p of pending.values()) p.reject(error)
+        pending.clear()
         return
       }
       const entry = typeof response.id === 'number' ? pending.get(response.id) : undefined
@@ -69,9 +85,12 @@ function clientOver(socket: Socket, path: string): DaemonClient {
         return Promise.reject(new DaemonUnreachableError(`not connected to hsmd (${path})`))
       }
       const id = nextId++
+      const line = stringify({ jsonrpc: '2.0', id, method, params })
+      // hsmd would refuse it and close the connection: say so without sending it
+      if (line.length > MAX_LINE) return Promise.reject(tooLarge(method, line))
       return new Promise<T>((resolve, reject) => {
         pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
-        socket.write(stringify({ jsonrpc: '2.0', id, method, params }) + '\n')
+        socket.write(line + '\n')
       })
     },
     close() {

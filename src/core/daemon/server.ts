@@ -76,21 +76,33 @@ function serve(socket: Socket, handlers: Record<string, Handler>, sockets: Set<S
   const send = (response: RpcResponse) => {
     if (!socket.destroyed) socket.write(stringify(response) + '\n')
   }
+  let overflowed = false
   const splitter = new LineSplitter(
     (line) => void handleLine(line, handlers, socket, send),
     () => {
+      // a usage error the client can rebuild (exit 2), not a lost daemon (exit 5)
       send({
         jsonrpc: '2.0',
         id: null,
         error: {
           code: RpcCode.INVALID_REQUEST,
-          message: `request line longer than ${MAX_LINE} bytes; closing`,
+          message: `the request is larger than ${MAX_LINE} bytes (1 MiB), the most hsmd takes; closing the connection`,
+          data: {
+            kind: 'usage',
+            exitCode: 2,
+            hint: 'send less at once (a smaller spec, fewer entries)',
+          },
         },
       })
+      overflowed = true
+      // read the rest and drop it: a close with unread data would reset the connection
+      // before the client reads the answer
       socket.end()
     },
   )
-  socket.on('data', (chunk: string) => splitter.push(chunk))
+  socket.on('data', (chunk: string) => {
+    if (!overflowed) splitter.push(chunk)
+  })
   socket.on('error', () => socket.destroy())
   socket.on('close', () => sockets.delete(socket))
 }

@@ -155,11 +155,27 @@ describe('bad messages get an error and change nothing', () => {
     expect(JSON.parse(after!)).toMatchObject({ id: 99, result: 'ok' }) // the connection goes on
   })
 
-  it('an over-long line is refused and that connection closed; others are unaffected', async () => {
+  it('an over-long line is refused as too large (exit 2) and that connection closed; others are unaffected', async () => {
     const replies = await raw('x'.repeat(MAX_LINE + 10), 1)
-    expect(JSON.parse(replies[0]!).error.message).toMatch(/longer than/)
+    const error = JSON.parse(replies[0]!).error
+    expect(error.message).toBe(
+      `the request is larger than ${MAX_LINE} bytes (1 MiB), the most hsmd takes; closing the connection`,
+    )
+    // a client rebuilds it as a usage error, not as a lost daemon
+    expect(error.data).toMatchObject({ kind: 'usage', exitCode: 2 })
     const client = await connect(path())
     expect(await client.call('echo', 1)).toBe(1)
+    client.close()
+  })
+
+  it('the client refuses a request over the limit as too large (exit 2) without sending it', async () => {
+    const client = await connect(path())
+    const refused = await client.call('echo', 'x'.repeat(MAX_LINE)).catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(UsageError)
+    expect((refused as UsageError).message).toMatch(
+      /^the request to hsmd \(echo\) is \d+ bytes; hsmd takes at most 1048576 \(1 MiB\)$/,
+    )
+    expect(await client.call('echo', 2)).toBe(2) // the connection goes on
     client.close()
   })
 })
