@@ -2,9 +2,15 @@
 // entry, oldest first) and bounded: trimmed to the newest entries when it is loaded. Each
 // entry is appended as it is typed, so several shells at once all keep theirs.
 
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { closeSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { stateDir, type Backend } from '../../core/daemon/paths.js'
+import {
+  ensurePrivateDir,
+  openPrivateFile,
+  readPrivateFile,
+  UnsafePathError,
+} from '../../core/daemon/private-files.js'
 
 export const HISTORY_SIZE = 1000
 
@@ -45,8 +51,12 @@ export class History {
     this.lines.length = Math.min(this.lines.length, this.size)
     if (!this.file) return
     try {
-      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 })
-      appendFileSync(this.file, line + '\n', { mode: 0o600 })
+      ensurePrivateDir({
+        path: dirname(this.file),
+        role: 'state directory',
+        variable: 'HSMCTL_STATE_DIR',
+      })
+      writeWhole(this.file, 'append', line + '\n')
     } catch (e) {
       if (!this.warned) process.stderr.write(`hsmctl: history not saved: ${(e as Error).message}\n`)
       this.warned = true
@@ -54,18 +64,31 @@ export class History {
   }
 }
 
+/** Write text to the history file, never through a link or into a FIFO. */
+function writeWhole(file: string, how: 'append' | 'replace', text: string) {
+  const fd = openPrivateFile(file, how)
+  try {
+    writeSync(fd, text)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 function load(file: string, size: number): string[] {
   let text: string
   try {
-    text = readFileSync(file, 'utf8')
-  } catch {
-    return [] // first run
+    text = readPrivateFile(file).toString('utf8')
+  } catch (e) {
+    // a link or a FIFO where the history goes is said once; no file is a first run
+    if (e instanceof UnsafePathError)
+      process.stderr.write(`hsmctl: history not loaded: ${e.message}\n`)
+    return []
   }
   const lines = text.split('\n').filter((l) => l !== '')
   if (lines.length > size) {
     lines.splice(0, lines.length - size)
     try {
-      writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 })
+      writeWhole(file, 'replace', lines.join('\n') + '\n')
     } catch {
       // trimming is housekeeping; the history still loads
     }

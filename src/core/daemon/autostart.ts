@@ -2,13 +2,14 @@
 // have to know it exists until they want to.
 
 import { spawn } from 'node:child_process'
-import { mkdirSync, openSync, closeSync } from 'node:fs'
+import { closeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { DaemonUnreachableError } from '../errors.js'
 import { connect, type DaemonClient } from './client.js'
-import { logPath, socketPath, stateDir, type Backend } from './paths.js'
+import { checkDaemonDirs, logPath, socketPath, type Backend } from './paths.js'
+import { openPrivateFile, UnsafePathError } from './private-files.js'
 import { STARTUP_FD_ENV, startupError } from './startup.js'
 
 const RUN_JS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'run.js')
@@ -31,14 +32,20 @@ function isAbsent(e: unknown): boolean {
 export async function ensureDaemon(options: EnsureOptions): Promise<DaemonClient> {
   const env = options.env ?? process.env
   const path = socketPath(options.backend, env)
+  checkDaemonDirs(env)
   try {
     return await connect(path)
   } catch (e) {
     if (!isAbsent(e)) throw unreachable(path, e)
   }
   const log = logPath(options.backend, env)
-  mkdirSync(stateDir(env), { recursive: true, mode: 0o700 })
-  const fd = openSync(log, 'a', 0o600)
+  let fd: number
+  try {
+    fd = openPrivateFile(log, 'append')
+  } catch (e) {
+    if (e instanceof UnsafePathError) throw new DaemonUnreachableError(e.message, e.hint)
+    throw e
+  }
   // fd 3: hsmd's own error if it cannot start (startup.ts), so we print it, not "see the log"
   const child = spawn(process.execPath, [RUN_JS, 'daemon', 'run', '--backend', options.backend], {
     detached: true,
@@ -100,6 +107,7 @@ function unreachable(path: string, e: unknown): DaemonUnreachableError {
 
 /** Connect only if a daemon runs; undefined otherwise (for `daemon status` and `stop`). */
 export async function connectIfRunning(backend: Backend, env: NodeJS.ProcessEnv = process.env) {
+  checkDaemonDirs(env, false)
   try {
     return await connect(socketPath(backend, env))
   } catch (e) {

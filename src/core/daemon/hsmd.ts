@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { UsageError } from '../errors.js'
-import { socketPath, type Backend } from './paths.js'
+import { checkDaemonDirs, socketPath, type Backend } from './paths.js'
 import { listen, type Handler, type RpcServer } from './server.js'
 
 export interface DaemonStatus {
@@ -50,6 +50,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     })
   }
   const path = socketPath(backend, options.env)
+  checkDaemonDirs(options.env)
   const started = Date.now()
   const version = packageVersion()
   let resolveStopped!: () => void

@@ -1,10 +1,16 @@
 // Where the daemon lives (ARCHITECTURE.md, "Daemon"): one per user and backend, its
-// socket in a 0700 runtime directory, its journal in the state directory. Tests point
-// HSMCTL_RUNTIME_DIR and HSMCTL_STATE_DIR at temp dirs.
+// socket in a private runtime directory, its journal in the state directory, both checked
+// by private-files.ts. Tests point HSMCTL_RUNTIME_DIR and HSMCTL_STATE_DIR at temp dirs.
 
-import { mkdirSync, statSync, chmodSync } from 'node:fs'
 import { homedir, tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
+import { DaemonUnreachableError } from '../errors.js'
+import {
+  checkPrivateDir,
+  ensurePrivateDir,
+  UnsafePathError,
+  type PrivateDir,
+} from './private-files.js'
 
 export type Backend = 'sim' | 'native'
 
@@ -30,18 +36,28 @@ export function logPath(backend: Backend, env: NodeJS.ProcessEnv = process.env):
   return join(stateDir(env), `hsmd-${backend}.log`)
 }
 
+/** The runtime dir as ensurePrivateDir checks it. */
+export function runtimePrivateDir(env: NodeJS.ProcessEnv = process.env): PrivateDir {
+  return { path: runtimeDir(env), role: 'runtime directory', variable: 'HSMCTL_RUNTIME_DIR' }
+}
+
+export function statePrivateDir(env: NodeJS.ProcessEnv = process.env): PrivateDir {
+  return { path: stateDir(env), role: 'state directory', variable: 'HSMCTL_STATE_DIR' }
+}
+
 /**
- * Create a private directory (0700) or check that an existing one is ours and private:
- * the socket inside grants full control of the VMs.
+ * Check the daemon's two directories before using them (creating them when `create`):
+ * one that is not safe makes the daemon unreachable (exit 5), said with the reason. The
+ * client checks too, so that it never talks to a socket in someone else's directory.
  */
-export function ensurePrivateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const st = statSync(dir)
-  if (!st.isDirectory()) throw new Error(`${dir} is not a directory`)
-  if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
-    throw new Error(
-      `${dir} belongs to uid ${st.uid}, not to you; refusing to put the hsmd socket there`,
-    )
+export function checkDaemonDirs(env: NodeJS.ProcessEnv = process.env, create = true): void {
+  try {
+    for (const dir of [runtimePrivateDir(env), statePrivateDir(env)]) {
+      if (create) ensurePrivateDir(dir)
+      else checkPrivateDir(dir)
+    }
+  } catch (e) {
+    if (e instanceof UnsafePathError) throw new DaemonUnreachableError(e.message, e.hint)
+    throw e
   }
-  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700)
 }

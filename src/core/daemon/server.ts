@@ -2,10 +2,10 @@
 // Every malformed message gets an error response and the connection goes on; a line over
 // MAX_LINE closes that connection (it cannot be resynchronised cheaply).
 
-import { chmodSync, existsSync, unlinkSync } from 'node:fs'
+import { lstatSync, unlinkSync } from 'node:fs'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { dirname } from 'node:path'
-import { ensurePrivateDir } from './paths.js'
+import { ensurePrivateDir } from './private-files.js'
 import {
   checkRequest,
   errorToRpc,
@@ -36,9 +36,22 @@ function isAlive(path: string): Promise<boolean> {
   })
 }
 
+function lstatOrUndefined(path: string) {
+  try {
+    return lstatSync(path)
+  } catch {
+    return undefined
+  }
+}
+
 export async function listen(path: string, handlers: Record<string, Handler>): Promise<RpcServer> {
-  ensurePrivateDir(dirname(path))
-  if (existsSync(path)) {
+  ensurePrivateDir({
+    path: dirname(path),
+    role: 'runtime directory',
+    variable: 'HSMCTL_RUNTIME_DIR',
+  })
+  // lstat: a link left there is removed itself, never followed
+  if (lstatOrUndefined(path)) {
     if (await isAlive(path)) {
       const e = new Error(`another hsmd is already serving ${path}`) as Error & { code: string }
       e.code = 'EADDRINUSE'
@@ -58,7 +71,7 @@ export async function listen(path: string, handlers: Record<string, Handler>): P
       resolve()
     })
   })
-  chmodSync(path, 0o600)
+  // no chmod after the fact: the umask made it 0600, and chmod would follow a link
   return {
     path,
     connections: () => sockets.size,

@@ -2,7 +2,6 @@
 // and the VM methods on the socket. `daemon stop` pauses and destroys every VM and keeps
 // their specs in the journal.
 
-import { readFileSync } from 'node:fs'
 import { isAbsolute } from 'node:path'
 import { NotFoundError, UsageError } from '../errors.js'
 import { TraceHub } from '../trace/hub.js'
@@ -14,7 +13,8 @@ import { guestMethods } from '../vmm/guest-methods.js'
 import { traceMethods } from '../trace/methods.js'
 import type { VmmPlatform } from '../vmm/platform.js'
 import { startDaemon, type RunningDaemon } from './hsmd.js'
-import { stateDir, type Backend } from './paths.js'
+import { readRegularFile } from './private-files.js'
+import { checkDaemonDirs, stateDir, type Backend } from './paths.js'
 
 export interface VmmDaemon extends RunningDaemon {
   manager: VmManager
@@ -26,8 +26,14 @@ function readPayload(file: string): Uint8Array {
   if (!isAbsolute(file))
     throw new UsageError(`payload path '${file}' is not absolute`, { flag: '--file' })
   try {
-    return new Uint8Array(readFileSync(file))
+    // a FIFO or a device would block or feed the daemon forever
+    return new Uint8Array(readRegularFile(file))
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTREG')
+      throw new UsageError((e as Error).message, {
+        flag: '--file',
+        hint: 'a payload is a file of bytes to load',
+      })
     throw new NotFoundError(
       `cannot read payload ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     )
@@ -102,6 +108,7 @@ async function serveSim(
 
 export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaemon> {
   const env = options.env ?? process.env
+  checkDaemonDirs(env)
   let platform = await platformFor(options)
   let served: { close(): Promise<void> } | undefined
   if (options.serveSim !== undefined) {

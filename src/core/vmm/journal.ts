@@ -4,16 +4,22 @@
 
 import {
   closeSync,
+  constants,
   fsyncSync,
-  mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
   renameSync,
-  rmSync,
+  unlinkSync,
   writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
+import {
+  checkPrivateDir,
+  ensurePrivateDir,
+  openPrivateFile,
+  readPrivateFile,
+  type PrivateDir,
+} from '../daemon/private-files.js'
 import { specFromObject, specToObject, type VmSpec } from './spec.js'
 
 export interface JournalEntry {
@@ -36,31 +42,50 @@ export class Journal {
     return join(this.dir, `${name}.json`)
   }
 
+  private privateDir(): PrivateDir {
+    return { path: this.dir, role: 'journal directory', variable: 'HSMCTL_STATE_DIR' }
+  }
+
   save(spec: VmSpec): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 })
+    ensurePrivateDir(this.privateDir())
     const target = this.file(spec.name)
     const temp = `${target}.${process.pid}.tmp`
-    const fd = openSync(temp, 'w', 0o600)
+    removeIfThere(temp) // ours by its name: left by an earlier process with our pid
+    // a new file (O_EXCL, no link followed); the rename replaces whatever NAME.json was,
+    // a link included, without writing through it
+    const fd = openPrivateFile(temp, 'create')
     try {
-      writeSync(fd, JSON.stringify(specToObject(spec), null, 2) + '\n')
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
+      try {
+        writeSync(fd, JSON.stringify(specToObject(spec), null, 2) + '\n')
+        fsyncSync(fd)
+      } finally {
+        closeSync(fd)
+      }
+      renameSync(temp, target)
+    } catch (e) {
+      try {
+        unlinkSync(temp)
+      } catch {
+        // already gone
+      }
+      throw e
     }
-    renameSync(temp, target)
     this.syncDir()
     this.cache().set(spec.name, { name: spec.name, spec })
   }
 
   remove(name: string): void {
-    rmSync(this.file(name), { force: true })
+    removeIfThere(this.file(name)) // a link goes, not its target
     this.syncDir()
     this.cache().delete(name)
   }
 
   private syncDir() {
     try {
-      const fd = openSync(this.dir, 'r')
+      const fd = openSync(
+        this.dir,
+        constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW,
+      )
       try {
         fsyncSync(fd)
       } finally {
@@ -83,6 +108,7 @@ export class Journal {
 
   private read(): JournalEntry[] {
     let files: string[]
+    if (!checkPrivateDir(this.privateDir())) return []
     try {
       files = readdirSync(this.dir)
     } catch {
@@ -96,11 +122,22 @@ export class Journal {
         try {
           return {
             name,
-            spec: specFromObject(JSON.parse(readFileSync(join(this.dir, f), 'utf8')), f),
+            spec: specFromObject(
+              JSON.parse(readPrivateFile(join(this.dir, f)).toString('utf8')),
+              f,
+            ),
           }
         } catch (e) {
           return { name, error: (e as Error).message }
         }
       })
+  }
+}
+
+function removeIfThere(path: string) {
+  try {
+    unlinkSync(path)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
   }
 }

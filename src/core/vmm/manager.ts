@@ -3,8 +3,7 @@
 // or a few ioctls through the HsmProcess interface, so it behaves the same on both
 // backends; a failed operation rolls back what it did, so nothing is left half-made.
 
-import { mkdirSync, readFileSync, rmSync } from 'node:fs'
-import { createWriteStream, type WriteStream } from 'node:fs'
+import { createWriteStream, unlinkSync, type WriteStream } from 'node:fs'
 import { join } from 'node:path'
 import {
   ACCESS_SIZES,
@@ -24,6 +23,7 @@ import { Ioctl } from '../abi/ioctls.js'
 import { decode, encode } from '../abi/layout.js'
 import { formatSize } from '../parse/size.js'
 import * as S from '../abi/structs.js'
+import { ensurePrivateDir, openPrivateFile, readAll } from '../daemon/private-files.js'
 import { ConflictError, HsmError, NotFoundError, UsageError } from '../errors.js'
 import type { HsmProcess } from '../hsm-process.js'
 import type { TraceHub } from '../trace/hub.js'
@@ -159,16 +159,26 @@ const GSI_OPS: Readonly<Record<GsiOpName, number>> = {
   'pulse-low': GsiOp.FALLING_PULSE,
 }
 
-/** A VM's serial console: bytes the guest wrote to its UART, appended to a log file. */
+/**
+ * A VM's serial console: bytes the guest wrote to its UART, appended to a log file that
+ * the daemon opened once (no link followed) and reads back through the same fd.
+ */
 class ConsoleLog {
   readonly path: string
+  private readonly fd: number
   private stream: WriteStream
   bytes = 0
 
   constructor(dir: string, name: string) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    ensurePrivateDir({ path: dir, role: 'console log directory', variable: 'HSMCTL_STATE_DIR' })
     this.path = join(dir, `${name}.log`)
-    this.stream = createWriteStream(this.path, { flags: 'w', mode: 0o600 })
+    this.fd = openPrivateFile(this.path, 'replace')
+    this.stream = createWriteStream('', { fd: this.fd, autoClose: true })
+  }
+
+  /** Everything written so far, from byte `from` (flush first). */
+  read(from = 0): Buffer {
+    return readAll(this.fd, from)
   }
 
   write(byte: number) {
@@ -455,7 +465,13 @@ export class VmManager {
     await this.unmap(vm.monitorPage, PAGE_SIZE)
     for (const seg of vm.memsegs) if (seg.type === 'ram') await this.unmap(seg.vma, seg.size)
     await vm.console.close()
-    if (options.rollback) rmSync(vm.console.path, { force: true })
+    if (options.rollback) {
+      try {
+        unlinkSync(vm.console.path)
+      } catch {
+        // already gone
+      }
+    }
     this.vms.delete(name)
     this.opts.onVmDestroyed?.(vm.vmid)
     if (!options.keepJournal) this.opts.journal.remove(name)
@@ -1165,13 +1181,14 @@ export class VmManager {
   ): Promise<{ name: string; path: string; offset: number; data: string }> {
     const vm = this.vm(name)
     await vm.console.flush()
-    const all = readFileSync(vm.console.path)
-    const start = Math.min(Math.max(0, offset), all.byteLength)
+    const size = vm.console.bytes
+    const start = Math.min(Math.max(0, offset), size)
+    const data = vm.console.read(start)
     return {
       name,
       path: vm.console.path,
-      offset: all.byteLength,
-      data: all.subarray(start).toString('latin1'),
+      offset: start + data.byteLength,
+      data: data.toString('latin1'),
     }
   }
 

@@ -1,9 +1,10 @@
 // The shell's history file: kept across runs, newest first for readline, bounded.
 
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
 import { History, historyFile } from '../../../src/cli/shell/history.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'hsmctl-history-'))
@@ -60,5 +61,31 @@ describe('history', () => {
     const h = new History(undefined)
     h.add('vm create "two\nlines"')
     expect(h.entries()).toEqual([])
+  })
+
+  it('a history file planted as a link or a FIFO is neither followed nor waited on', () => {
+    // issue 13, item 2: lines typed in the shell must not land in someone else's file
+    const precious = join(dir, 'precious')
+    const body = 'root-owned\n'.repeat(2000) // more lines than the size: load would trim it
+    writeFileSync(precious, body)
+    const link = join(dir, 'linked-history')
+    symlinkSync(precious, link)
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+    try {
+      const h = new History(link, 10)
+      expect(h.entries()).toEqual([])
+      h.add('vm create secret')
+      expect(readFileSync(precious, 'utf8')).toBe(body)
+      const fifo = join(dir, 'fifo-history')
+      execFileSync('mkfifo', [fifo])
+      const f = new History(fifo) // would block forever on a plain open
+      f.add('vm list')
+      expect(f.entries()).toEqual(['vm list'])
+      const said = stderr.mock.calls.map((c) => String(c[0])).join('')
+      expect(said).toContain(`history not loaded: refusing to use ${link}: it is a symbolic link`)
+      expect(said).toContain(`history not saved: refusing to use ${fifo}: it is a FIFO`)
+    } finally {
+      stderr.mockRestore()
+    }
   })
 })
