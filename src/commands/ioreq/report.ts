@@ -6,6 +6,10 @@ import type { ViewRow } from '../../core/trace/view.js'
 export default class IoreqReport extends HsmCommand {
   static override summary = 'Summarise a recording: the table of `ioreq watch`, offline.'
 
+  static override description = `Rates are requests over the recording's span: from the moment the recorder started to
+the moment it stopped (for a recorder killed before it could note its stop, from the
+first request to the last); --json gives that span as "seconds".`
+
   static override examples = [
     '<%= config.bin %> <%= command.id %> trace.hsmtrace',
     '<%= config.bin %> <%= command.id %> trace.hsmtrace --format csv',
@@ -30,9 +34,9 @@ export default class IoreqReport extends HsmCommand {
     'by-vcpu': Flags.boolean({ description: 'One row per vCPU.' }),
   }
 
-  async run(): Promise<{ file: string; records: number; rows: ViewRow[] }> {
+  async run(): Promise<{ file: string; records: number; seconds: number; rows: ViewRow[] }> {
     const { args, flags } = await this.parse(IoreqReport)
-    const { readTraceFile } = await import('../../core/trace/file.js')
+    const { readTraceFile, recordingSpanMs } = await import('../../core/trace/file.js')
     const { TraceStats } = await import('../../core/trace/stats.js')
     const { TopModel } = await import('../../core/trace/view.js')
     const { compileFilter } = await import('../../core/trace/filter.js')
@@ -51,22 +55,21 @@ export default class IoreqReport extends HsmCommand {
     stats.ingest(file.records)
     const model = new TopModel({ filter, sort: flags.sort as 'count' })
     const names = new Map(file.header.vms.map((v) => [v.vmid, v.name]))
+    const spanMs = recordingSpanMs(file)
+    // two samples: nothing at the recording's start, everything at its end, so that each
+    // rate is requests over the recording's span
+    model.update([], 0)
     // filtered before the vCPUs are merged, as the daemon does for `ioreq watch`
     model.update(
       stats.rows(compileFilter(filter), flags['by-vcpu']),
-      0,
+      spanMs,
       (id) => names.get(id) ?? String(id),
     )
     const rows = model.rows()
     if (!this.jsonEnabled()) {
-      const text = renderTop(
-        rows,
-        { count: model.totals.count, rate: 0 },
-        flags.format as 'table',
-        file.header.createdAt,
-      )
+      const text = renderTop(rows, model.totals, flags.format as 'table', file.header.createdAt)
       if (text !== '') this.log(text)
     }
-    return { file: args.file, records: file.count, rows }
+    return { file: args.file, records: file.count, seconds: spanMs / 1000, rows }
   }
 }

@@ -174,6 +174,26 @@ export function parseTraceFile(data: Uint8Array, path: string): TraceFile {
   return { header, records, count, partialTail: body.byteLength - count * RECORD_SIZE }
 }
 
+/**
+ * How long a recording ran, in ms: from the recorder's start to its stop (the header's
+ * times), or, for a recorder killed before it wrote its stop time, from the first request
+ * to the last. A report's rates are requests over this span.
+ */
+export function recordingSpanMs(file: TraceFile): number {
+  const start = Date.parse(file.header.createdAt)
+  const stop = file.header.stoppedAt === undefined ? NaN : Date.parse(file.header.stoppedAt)
+  if (stop >= start) return stop - start
+  const view = new DataView(file.records.buffer, file.records.byteOffset, file.records.byteLength)
+  let first = Infinity
+  let last = -Infinity
+  for (let o = 0; o < file.records.byteLength; o += RECORD_SIZE) {
+    const t = view.getFloat64(o, true)
+    if (t < first) first = t
+    if (t > last) last = t
+  }
+  return last > first ? last - first : 0
+}
+
 export function readTraceFile(path: string): TraceFile {
   let data: Buffer
   try {
