@@ -260,8 +260,14 @@ export class TraceStats {
         size = this.sizes[i]!
         for (let b = 0; b < BUCKETS; b++) hist[b]! += this.hist[i * BUCKETS + b]!
       }
+      // the key's fields one by one: a spread here made rows() ten times slower
       const row: TraceRow = {
-        ...key,
+        vmid: key.vmid,
+        vcpu: key.vcpu,
+        type: key.type,
+        dir: key.dir,
+        client: key.client,
+        addr: key.addr,
         count,
         latMin: count ? min : 0,
         latAvg: count ? sum / count : 0,
