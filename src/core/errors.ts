@@ -21,6 +21,11 @@ export const EXIT_CODES = [
   },
   { code: 5, name: 'daemon', meaning: 'the hsmd daemon or the backend could not be reached' },
   { code: 130, name: 'interrupted', meaning: 'interrupted by Ctrl-C (SIGINT)' },
+  {
+    code: 141,
+    name: 'stdout-closed',
+    meaning: 'the reader of stdout went away (as `head` does): stopped quietly, as by SIGPIPE',
+  },
 ] as const
 
 export type ExitCode = (typeof EXIT_CODES)[number]['code']
