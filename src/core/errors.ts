@@ -20,6 +20,12 @@ export const EXIT_CODES = [
     meaning: 'the request clashes with existing state (duplicate name, busy device)',
   },
   { code: 5, name: 'daemon', meaning: 'the hsmd daemon or the backend could not be reached' },
+  {
+    code: 126,
+    name: 'not-executable',
+    meaning: '`sim exec`: the program could not be executed (as sh says)',
+  },
+  { code: 127, name: 'no-program', meaning: '`sim exec`: the program was not found (as sh says)' },
   { code: 130, name: 'interrupted', meaning: 'interrupted by Ctrl-C (SIGINT)' },
   {
     code: 141,
@@ -89,4 +95,14 @@ export class DaemonUnreachableError extends HsmctlError {
 
 export class InterruptedError extends HsmctlError {
   readonly exitCode = 130 as const
+}
+
+/** `sim exec`: the program exists but cannot be run (not a file, no execute permission). */
+export class NotExecutableError extends HsmctlError {
+  readonly exitCode = 126 as const
+}
+
+/** `sim exec`: no such program (on PATH, or at the path given). */
+export class ProgramNotFoundError extends HsmctlError {
+  readonly exitCode = 127 as const
 }

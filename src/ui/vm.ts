@@ -31,7 +31,8 @@ export function renderVmList(vms: Wire<VmSummary>[]): string {
       c[STATE_COLOUR[vm.state]](vm.state),
       vm.vcpus ?? '-',
       size(vm.memory),
-      vm.owner,
+      // an outside VM's holder when the daemon knows it (a program under `sim exec`)
+      vm.holder ?? vm.owner,
       duration(vm.uptimeSeconds),
     ]),
   )

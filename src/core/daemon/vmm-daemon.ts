@@ -15,6 +15,7 @@ import type { VmmPlatform } from '../vmm/platform.js'
 import { startDaemon, type RunningDaemon } from './hsmd.js'
 import { readRegularFile } from './private-files.js'
 import { checkDaemonDirs, stateDir, type Backend } from './paths.js'
+import { SimService, simServeSocket } from './sim-serving.js'
 
 export interface VmmDaemon extends RunningDaemon {
   manager: VmManager
@@ -74,48 +75,14 @@ async function platformFor(options: VmmDaemonOptions): Promise<VmmPlatform> {
   return nativeVmmPlatform({ ...(options.device !== undefined ? { device: options.device } : {}) })
 }
 
-/** Serve the sim platform to shimmed programs; their VMs get a holder in `vm list`. */
-async function serveSim(
-  platform: VmmPlatform,
-  path: string,
-  log?: (line: string) => void,
-): Promise<{ platform: VmmPlatform; close(): Promise<void> }> {
-  const [{ SimServer }, { isSimPlatform }, { ringAddon, ringStatus }] = await Promise.all([
-    import('../native/sim-server.js'),
-    import('../vmm/sim-platform.js'),
-    import('../native/ring.js'),
-  ])
-  if (!isSimPlatform(platform)) throw new UsageError('--serve-sim needs --backend sim')
-  const server = await SimServer.listen(path, { platform: platform.sim, ...(log ? { log } : {}) })
-  if (!ringAddon()) log?.(`--serve-sim: ${ringStatus()}`)
-  const holderOf = (vmid: number) => {
-    const s = server.sessions().find((info) => info.vmids.includes(vmid))
-    return s ? `pid ${s.pid}${s.program ? ` (${s.program})` : ''}` : undefined
-  }
-  const listed = platform.hypervisorVms?.bind(platform)
-  return {
-    platform: {
-      ...platform,
-      hypervisorVms: () =>
-        (listed?.() ?? []).map((vm) => {
-          const holder = holderOf(vm.vmid)
-          return holder ? { ...vm, holder } : vm
-        }),
-    },
-    close: () => server.close(),
-  }
-}
-
 export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaemon> {
   const env = options.env ?? process.env
   checkDaemonDirs(env)
-  let platform = await platformFor(options)
-  let served: { close(): Promise<void> } | undefined
-  if (options.serveSim !== undefined) {
-    const s = await serveSim(platform, options.serveSim, options.log)
-    platform = s.platform
-    served = s
-  }
+  const bare = await platformFor(options)
+  // shimmed programs' VMs, from --serve-sim or `sim exec` (sim.serve), show their holder
+  const sim = new SimService(bare, options.log)
+  const platform = sim.wrap(bare)
+  if (options.serveSim !== undefined) await sim.serve(options.serveSim)
   const trace = new TraceHub()
   // The simulation sees every request, whoever handles it; otherwise trace our own client's.
   if (platform.traceRequests) platform.traceRequests((r) => trace.publish(r))
@@ -136,12 +103,14 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
       ...traceMethods(trace, () =>
         manager.list().flatMap((v) => (v.vmid === null ? [] : [{ vmid: v.vmid, name: v.name }])),
       ),
+      // `sim exec`: serve the simulation to shimmed programs, if --serve-sim did not already
+      'sim.serve': () => sim.serve(simServeSocket(env)),
     },
     onStop: async () => {
       try {
         await manager.shutdown()
       } finally {
-        await served?.close()
+        await sim.close()
         // the helper closes whatever is left, as a process exit would (§1.5)
         const helper = platform.process as { exit?: () => Promise<unknown> }
         if (platform.backend === 'native') await helper.exit?.()

@@ -33,9 +33,12 @@ export function helperPath(options: HelperPathOptions = {}): string {
   return fromEnv ? resolve(fromEnv) : join(HELPER_DIR, 'build', 'hsm-helper')
 }
 
-/** The device shim (helper/SHIM.md), helper/build/libhsm-shim.so in this package. */
-export function shimPath(): string {
-  return join(HELPER_DIR, 'build', 'libhsm-shim.so')
+/**
+ * The device shim (helper/SHIM.md): $HSMCTL_SHIM when set (an installed copy elsewhere),
+ * else helper/build/libhsm-shim.so in this package.
+ */
+export function shimPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.HSMCTL_SHIM ? resolve(env.HSMCTL_SHIM) : join(HELPER_DIR, 'build', 'libhsm-shim.so')
 }
 
 /** The sample client (helper/vm-sample.c), helper/build/vm-sample in this package. */
@@ -80,7 +83,8 @@ function codeOf(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code
 }
 
-const BUILD_HINT =
+/** How to build the helper, the shim and the ring's addon (`make -C helper`). */
+export const BUILD_HINT =
   'build it with `npm run build` (it builds the helper whenever a C compiler is present) ' +
   `or \`make -C ${HELPER_DIR}\`; it needs a C compiler (gcc or clang) and <linux/acrn.h> ` +
   '(Debian: apt-get install gcc libc6-dev linux-libc-dev)'
