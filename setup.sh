@@ -1,7 +1,8 @@
 #!/bin/sh
 # One-step set-up from a fresh clone: the Debian packages the tests need (a C compiler
 # and make, the kernel UAPI header <linux/acrn.h> from linux-libc-dev, mandoc to lint
-# the man pages, tmux for the terminal tests), then the npm packages, which also builds
+# the man pages, tmux for the terminal tests, binutils' as, ld and objcopy for the guests
+# the KVM tests assemble), then the npm packages, which also builds
 # hsmctl (npm's prepare script) and the C helper. Safe to run again.
 set -eu
 cd "$(dirname "$0")"
@@ -12,6 +13,7 @@ command -v make >/dev/null 2>&1 || need="$need make"
 [ -f /usr/include/linux/acrn.h ] || need="$need linux-libc-dev"
 command -v mandoc >/dev/null 2>&1 || need="$need mandoc"
 command -v tmux >/dev/null 2>&1 || need="$need tmux"
+{ command -v as && command -v ld && command -v objcopy; } >/dev/null 2>&1 || need="$need binutils"
 if [ -n "$need" ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""

@@ -7,7 +7,7 @@
 export interface CpuExit {
   readonly kind: 'pio' | 'mmio'
   readonly write: boolean
-  /** Port or guest-physical address. */
+  /** Port or guest-physical address (the KVM engine gives numbers: GPAs fit in 52 bits). */
   readonly addr: number | bigint
   /** 1, 2 or 4 bytes for PIO; 1 to 8 for MMIO. */
   readonly size: number
@@ -16,15 +16,21 @@ export interface CpuExit {
 }
 
 export interface VcpuStatus {
+  /**
+   * stopped: faulted (onFault said why), runs again only after setRegs or reset; waiting:
+   * an exit awaits `complete` (even while paused); paused; halted: in HLT, or an AP
+   * waiting for INIT/SIPI; executing.
+   */
   readonly state: 'executing' | 'halted' | 'waiting' | 'paused' | 'stopped'
-  /** Exits by reason (pio, mmio, hlt, shutdown, ...). */
+  /** Exits by reason (pio, mmio, hlt, irq for interrupts injected, kick, shutdown, ...). */
   readonly exits: Readonly<Record<string, number>>
 }
 
 export interface MemoryRegion {
   readonly gpa: number
   readonly size: number
-  /** Where hsmd (this process) has the bytes: a shared mapping's address. */
+  /** Where hsmd (this process) has the bytes: a shared mapping's address. gpa, size and
+   * hostAddress are page-aligned. */
   readonly hostAddress: bigint
   readonly readonly: boolean
 }
@@ -42,26 +48,31 @@ export interface CpuVmOptions {
 
 export interface CpuEngine {
   readonly name: string
+  /** A VM whose vCPUs are at the power-on state (ACRN's realmode_init_vregs), paused. */
   createVm(options: CpuVmOptions): CpuVm
 }
 
 export interface CpuVm {
   /** Replaces every memory slot. */
   setMemory(regions: readonly MemoryRegion[]): void
-  /** struct acrn_regs bytes, as SET_VCPU_REGS passes them (§2.5). */
+  /**
+   * struct acrn_regs bytes (288), as SET_VCPU_REGS passes them (§2.5), applied as ACRN's
+   * set_vcpu_regs() does. An exit the vCPU was waiting on is dropped (a read gets 0).
+   */
   setRegs(vcpu: number, regs: Uint8Array): void
   getRegs(vcpu: number): Uint8Array
   /** Start or continue executing: every vCPU, or one. A vCPU waiting for `complete` keeps waiting. */
   run(vcpu?: number): void
   /** Stop between two instructions; returns once stopped. */
   pause(vcpu?: number): void
-  /** vCPUs to the x86 power-on state, interrupt controllers reset, waits dropped. */
+  /** vCPUs to the x86 power-on state (paused until run), interrupt controllers reset, waits dropped. */
   reset(): void
   /** The vCPU's exit is done: a read's value lands in the guest's register or memory operand. */
   complete(vcpu: number, value: bigint): void
-  injectMsi(addr: bigint, data: number): void
+  /** An MSI as the vLAPICs receive it: how many vCPUs it reached (0: masked or no match). */
+  injectMsi(addr: bigint, data: number): number
   setIrqLine(gsi: number, level: 0 | 1): void
   status(): VcpuStatus[]
-  /** Ends the threads and frees everything. */
+  /** Ends the threads and frees everything; every later call but destroy throws. */
   destroy(): void
 }

@@ -1,0 +1,307 @@
+// The KVM CPU engine (engine.ts): each vCPU is a KVM vCPU run by its own native thread in
+// helper/build/hsm_kvm.node (helper/hsm-kvm-addon.c). An exit reaches JavaScript through
+// a 64-byte record per vCPU in memory shared with the addon; while exits keep coming the
+// main thread polls those records (a bounded spin in C between event-loop turns, as the
+// shim's rings are polled, src/core/native/ring.ts), and when they stop it sleeps until a
+// vCPU wakes it (a uv_async).
+
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { HELPER_DIR } from '../../../native/preflight.js'
+import type { CpuEngine, CpuExit, CpuVm, CpuVmOptions, MemoryRegion, VcpuStatus } from './engine.js'
+
+/** The exit object of a vCPU, filled again for each of its exits. */
+type ExitRecord = { -readonly [K in keyof CpuExit]: CpuExit[K] }
+
+/** An opaque handle of the addon (a Node-API external). */
+type VmHandle = { readonly __kvmVm: unique symbol }
+
+interface KvmAddon {
+  /** undefined when /dev/kvm is usable, else why not (one line). */
+  open(): string | undefined
+  /** [0]: exits posted so far (u32); [4]: the main thread polls. */
+  readonly control: ArrayBuffer
+  setWake(fn: () => void): void
+  setPolling(on: boolean): void
+  wait(seen: number, ns: number): boolean
+  createVm(vcpus: number): { vm: VmHandle; records: ArrayBuffer }
+  setMemory(vm: VmHandle, regions: readonly MemoryRegion[]): void
+  setRegs(vm: VmHandle, vcpu: number, regs: Uint8Array): void
+  getRegs(vm: VmHandle, vcpu: number): Uint8Array
+  run(vm: VmHandle, vcpu: number): void
+  pause(vm: VmHandle, vcpu: number): void
+  reset(vm: VmHandle): void
+  complete(vm: VmHandle, vcpu: number, value: bigint): void
+  fault(vm: VmHandle, vcpu: number): string
+  injectMsi(vm: VmHandle, addr: bigint, data: number): number
+  setIrqLine(vm: VmHandle, gsi: number, level: number): void
+  status(vm: VmHandle): VcpuStatus[]
+  destroy(vm: VmHandle): void
+}
+
+export const kvmAddonPath = () => join(HELPER_DIR, 'build', 'hsm_kvm.node')
+
+const KVM_DEVICE = '/dev/kvm'
+
+// The exit record (hsm-kvm-addon.c, struct exit_record), in 32-bit words.
+const RECORD_WORDS = 16
+const REC_POSTED = 1
+const REC_TAKEN = 2
+const REC_FAULT = 4
+const AT_STATE = 0
+const AT_KIND = 1
+const AT_WRITE = 2
+const AT_SIZE = 3
+const AT_ADDR = 4
+const AT_VALUE64 = 3 // in 64-bit words
+
+let loaded: { addon: KvmAddon } | { reason: string } | undefined
+
+function load(): { addon: KvmAddon } | { reason: string } {
+  if (loaded) return loaded
+  const path = kvmAddonPath()
+  if (process.env.HSMCTL_KVM === '0') loaded = { reason: 'disabled by HSMCTL_KVM=0' }
+  else if (!existsSync(KVM_DEVICE))
+    loaded = { reason: `${KVM_DEVICE} does not exist (no KVM on this host)` }
+  else if (!existsSync(path))
+    loaded = { reason: `${path} is not built (make -C helper needs Node.js's node_api.h)` }
+  else {
+    try {
+      const addon = createRequire(import.meta.url)(path) as KvmAddon
+      const why = addon.open()
+      loaded = why ? { reason: why } : { addon }
+    } catch (e) {
+      loaded = { reason: `${path} does not load: ${(e as Error).message}` }
+    }
+  }
+  return loaded
+}
+
+/** The KVM engine, or in one line why this host cannot have it. */
+export function kvmEngine(): { engine: CpuEngine } | { reason: string } {
+  const l = load()
+  if ('reason' in l) return l
+  const addon = l.addon
+  return {
+    engine: {
+      name: 'kvm',
+      createVm: (options) => new KvmVm(addon, options),
+    },
+  }
+}
+
+class KvmVm implements CpuVm {
+  private readonly handle: VmHandle
+  private readonly words: Int32Array
+  private readonly longs: BigUint64Array
+  /** One exit object per vCPU, filled again for each exit. */
+  private readonly exits: ExitRecord[]
+  private readonly vcpus: number
+  private readonly onExit: CpuVmOptions['onExit']
+  private readonly onFault: CpuVmOptions['onFault']
+  private destroyed = false
+
+  constructor(
+    private readonly addon: KvmAddon,
+    options: CpuVmOptions,
+  ) {
+    if (!Number.isInteger(options.vcpus) || options.vcpus < 1)
+      throw new RangeError(`a VM needs at least one vCPU (got ${options.vcpus})`)
+    const { vm, records } = addon.createVm(options.vcpus)
+    this.handle = vm
+    this.words = new Int32Array(records)
+    this.longs = new BigUint64Array(records)
+    this.vcpus = options.vcpus
+    this.onExit = options.onExit
+    this.onFault = options.onFault
+    this.exits = Array.from({ length: options.vcpus }, (): ExitRecord => ({
+      kind: 'pio',
+      write: false,
+      addr: 0,
+      size: 0,
+      value: 0n,
+    }))
+    poller.add(this, addon)
+  }
+
+  /** Hand posted exits and faults to the callbacks; whether there were any. */
+  deliver(): boolean {
+    let moved = false
+    const w = this.words
+    for (let v = 0; v < this.vcpus && !this.destroyed; v++) {
+      const at = v * RECORD_WORDS
+      const state = Atomics.load(w, at + AT_STATE)
+      if (state === REC_POSTED) {
+        moved = true
+        const exit = this.exits[v]!
+        exit.kind = w[at + AT_KIND] === 0 ? 'pio' : 'mmio'
+        exit.write = w[at + AT_WRITE] !== 0
+        exit.size = w[at + AT_SIZE]!
+        exit.addr = (w[at + AT_ADDR]! >>> 0) + (w[at + AT_ADDR + 1]! >>> 0) * 2 ** 32
+        exit.value = exit.write ? this.longs[v * (RECORD_WORDS / 2) + AT_VALUE64]! : 0n
+        Atomics.store(w, at + AT_STATE, REC_TAKEN)
+        this.call(() => this.onExit(v, exit))
+      } else if (state === REC_FAULT) {
+        moved = true
+        const reason = this.addon.fault(this.handle, v)
+        this.call(() => this.onFault?.(v, reason))
+      }
+    }
+    return moved
+  }
+
+  /** A callback that throws does not stop the other vCPUs' exits: it is rethrown apart. */
+  private call(fn: () => void): void {
+    try {
+      fn()
+    } catch (e) {
+      setImmediate(() => {
+        throw e
+      })
+    }
+  }
+
+  private get vm(): VmHandle {
+    if (this.destroyed) throw new Error('the VM was destroyed')
+    return this.handle
+  }
+
+  setMemory(regions: readonly MemoryRegion[]): void {
+    this.addon.setMemory(this.vm, regions)
+  }
+
+  setRegs(vcpu: number, regs: Uint8Array): void {
+    this.addon.setRegs(this.vm, vcpu, regs)
+  }
+
+  getRegs(vcpu: number): Uint8Array {
+    return this.addon.getRegs(this.vm, vcpu)
+  }
+
+  run(vcpu?: number): void {
+    this.addon.run(this.vm, vcpu ?? -1)
+  }
+
+  pause(vcpu?: number): void {
+    this.addon.pause(this.vm, vcpu ?? -1)
+  }
+
+  reset(): void {
+    this.addon.reset(this.vm)
+  }
+
+  complete(vcpu: number, value: bigint): void {
+    this.addon.complete(this.vm, vcpu, value)
+  }
+
+  injectMsi(addr: bigint, data: number): number {
+    return this.addon.injectMsi(this.vm, addr, data)
+  }
+
+  setIrqLine(gsi: number, level: 0 | 1): void {
+    this.addon.setIrqLine(this.vm, gsi, level)
+  }
+
+  status(): VcpuStatus[] {
+    return this.addon.status(this.vm)
+  }
+
+  destroy(): void {
+    if (this.destroyed) return
+    this.addon.destroy(this.handle)
+    this.destroyed = true
+    poller.remove(this)
+  }
+}
+
+/** How long the main thread polls after the last exit before it sleeps (HSMCTL_KVM_POLL_US). */
+const SPIN_WINDOW_NS = (() => {
+  const us = Number(process.env.HSMCTL_KVM_POLL_US ?? 200)
+  return Number.isFinite(us) && us >= 0 ? us * 1000 : 200_000
+})()
+/** The longest single spin in C; the event loop gets a turn after one that found nothing. */
+const WAIT_SLICE_NS = 10_000
+/** While exits keep coming, the event loop still gets a turn this often. */
+const TURN_NS = 100_000
+/** Microtask turns after a delivery, for completions that come through promise chains. */
+const MICROTASK_HOPS = 2
+
+/**
+ * Polls every live VM's exit records while exits keep coming; after the spin window with
+ * none it tells the vCPU threads so (they then wake it with the uv_async) and sleeps.
+ */
+class ExitPoller {
+  private readonly vms = new Set<KvmVm>()
+  private addon: KvmAddon | undefined
+  private control: Uint32Array | undefined
+  private polling = false
+  private lastActive = 0
+
+  add(vm: KvmVm, addon: KvmAddon): void {
+    if (!this.addon) {
+      this.addon = addon
+      this.control = new Uint32Array(addon.control)
+      addon.setWake(() => this.kick())
+    }
+    this.vms.add(vm)
+  }
+
+  remove(vm: KvmVm): void {
+    this.vms.delete(vm)
+  }
+
+  kick(): void {
+    this.lastActive = now()
+    if (this.polling) return
+    this.polling = true
+    this.addon!.setPolling(true)
+    void this.poll()
+  }
+
+  private async poll(): Promise<void> {
+    const addon = this.addon!
+    const control = this.control!
+    let turnStarted = now()
+    for (;;) {
+      if (this.vms.size === 0) {
+        addon.setPolling(false)
+        this.polling = false
+        return
+      }
+      const seen = Atomics.load(control, 0)
+      let moved = false
+      for (const vm of this.vms) if (vm.deliver()) moved = true
+      let t = now()
+      if (moved) {
+        this.lastActive = t
+        for (let hop = 0; hop < MICROTASK_HOPS; hop++) await undefined
+      } else if (t - this.lastActive < SPIN_WINDOW_NS) {
+        const found = addon.wait(seen, WAIT_SLICE_NS)
+        t = now()
+        if (found) this.lastActive = t
+        else turnStarted = -Infinity // quiet: the event loop may have other work
+      } else {
+        addon.setPolling(false)
+        // A vCPU that posted before it could see that must not be missed.
+        if (Atomics.load(control, 0) === seen) {
+          this.polling = false
+          return
+        }
+        addon.setPolling(true)
+        this.lastActive = now()
+      }
+      if (t - turnStarted >= TURN_NS) {
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        turnStarted = now()
+      }
+    }
+  }
+}
+
+const poller = new ExitPoller()
+
+/** Nanoseconds, as a double (no BigInt per turn). */
+function now(): number {
+  return performance.now() * 1e6
+}
