@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { encode, decode } from '../../../../src/core/abi/layout.js'
 import { acrn_regs } from '../../../../src/core/abi/structs.js'
-import type { CpuExit, CpuVm, VcpuState } from '../../../../src/core/sim/hypervisor/cpu/engine.js'
+import type { CpuExit, CpuVm, VcpuStatus } from '../../../../src/core/sim/hypervisor/cpu/engine.js'
 import { kvmEngine } from '../../../../src/core/sim/hypervisor/cpu/kvm.js'
 import { allocateBacking, type Backing } from '../../../../src/core/sim/kernel/shared-memory.js'
 import { assemble, assemblerUnavailable } from '../../../support/assemble.js'
@@ -150,7 +150,7 @@ class Guest {
     return this.exits.filter((e) => e.write && e.addr === port).map((e) => e.value)
   }
 
-  state(vcpu = 0): VcpuState {
+  state(vcpu = 0): VcpuStatus['state'] {
     return this.vm.status()[vcpu]!.state
   }
 
