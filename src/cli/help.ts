@@ -13,6 +13,18 @@ export function exitCodesSection(): string {
 }
 
 export default class HsmctlHelp extends Help {
+  /** `help vm lst` and `vm lst --help`: the unknown command as when it is run. */
+  override async showHelp(argv: string[]): Promise<void> {
+    try {
+      await super.showHelp(argv)
+    } catch (e) {
+      const unknown = /^Command (\S+) not found\.$/.exec((e as Error).message)
+      if (!unknown) throw e
+      const { failUnknownCommand } = await import('./unknown-command.js')
+      failUnknownCommand(unknown[1]!, this.config)
+    }
+  }
+
   protected override async showRootHelp(): Promise<void> {
     await super.showRootHelp()
     this.log('')

@@ -12,7 +12,11 @@ export const EXIT_CODES = [
     name: 'hsm',
     meaning: 'the HSM (or hypervisor) refused: the ioctl, errno and a hint are printed',
   },
-  { code: 2, name: 'usage', meaning: 'bad flags, arguments or input files; nothing was changed' },
+  {
+    code: 2,
+    name: 'usage',
+    meaning: 'an unknown command, bad flags, arguments or input files; nothing was changed',
+  },
   { code: 3, name: 'not-found', meaning: 'a named VM, device, struct or file does not exist' },
   {
     code: 4,
