@@ -8,9 +8,11 @@
  * Unlike the original it checks every call, zeroes notify.reserved (§9.2 10: the original
  * leaves it uninitialised, and a non-zero value makes NOTIFY fail with EINVAL), answers
  * PIO reads with 0xff bytes rather than whatever the slot held, and ships no 16-bit
- * payload: on the simulation, `hsmctl guest access` plays the guest.
+ * payload of its own: `--payload FILE` loads one (a flat real-mode binary, like the
+ * original's built-in one) at GPA 0, and on the simulation the vCPU executes it; without
+ * one, `hsmctl guest access` plays the guest.
  *
- *   vm-sample [--device PATH]      default /dev/acrn_hsm
+ *   vm-sample [--device PATH] [--payload FILE]   default /dev/acrn_hsm, no payload
  *
  * Under the device shim: LD_PRELOAD=helper/build/libhsm-shim.so HSM_SHIM_SOCKET=...
  */
@@ -61,11 +63,16 @@ static void vm_exit(int sig)
 int main(int argc, char **argv)
 {
 	const char *device = "/dev/acrn_hsm";
-	if (argc == 3 && strcmp(argv[1], "--device") == 0) {
-		device = argv[2];
-	} else if (argc != 1) {
-		fprintf(stderr, "usage: vm-sample [--device PATH]\n");
-		return 2;
+	const char *payload = NULL;
+	for (int i = 1; i < argc; i += 2) {
+		if (i + 1 < argc && strcmp(argv[i], "--device") == 0) {
+			device = argv[i + 1];
+		} else if (i + 1 < argc && strcmp(argv[i], "--payload") == 0) {
+			payload = argv[i + 1];
+		} else {
+			fprintf(stderr, "usage: vm-sample [--device PATH] [--payload FILE]\n");
+			return 2;
+		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -76,6 +83,22 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	memset(guest_memory, 0, GUEST_MEMORY_SIZE);
+	if (payload) {
+		FILE *f = fopen(payload, "rb");
+		if (!f) {
+			fprintf(stderr, "vm-sample: cannot open %s: %s\n", payload, strerror(errno));
+			return 1;
+		}
+		size_t n = fread(guest_memory, 1, GUEST_MEMORY_SIZE, f);
+		int more = fgetc(f) != EOF;
+		fclose(f);
+		if (more) {
+			fprintf(stderr, "vm-sample: %s is larger than the guest's %d bytes of RAM\n",
+				payload, GUEST_MEMORY_SIZE);
+			return 1;
+		}
+		printf("loaded %zu bytes of %s at GPA 0\n", n, payload);
+	}
 
 	hsm_fd = open(device, O_RDWR | O_CLOEXEC);
 	if (hsm_fd < 0) {

@@ -96,14 +96,55 @@ export function renderVm(vm: Wire<VmDetails>): string {
     | {
         gsi?: { lines?: { gsi: number; level: number }[] }
         msi?: { vcpu: number; vector: number; count: number }[]
+        vcpus?: VcpuView[]
+        slots?: { vcpu: number; state: string; type: number; direction: number; address: string }[]
       }
     | undefined
+  const execution = vm.execution as { engine?: string; reason?: string } | undefined
+  if (execution?.reason) section('vCPUs', [`do not execute guest code: ${execution.reason}`])
+  else if (execution?.engine && hv?.vcpus?.length)
+    section(
+      `vCPUs (${execution.engine})`,
+      hv.vcpus.map((v) =>
+        vcpuLine(
+          v,
+          hv.slots?.find((s) => s.vcpu === v.id),
+        ),
+      ),
+    )
   if (hv?.msi?.length)
     section(
       'MSIs delivered',
       hv.msi.map((m) => `vCPU ${m.vcpu} vector ${hex(m.vector)}: ${m.count}`),
     )
   return lines.join('\n')
+}
+
+interface VcpuView {
+  id: number
+  requestOutstanding: boolean
+  execution?: { state: string; exits: Record<string, number>; fault?: string }
+}
+
+const REQUEST_TYPES = ['PIO', 'MMIO', 'PCICFG']
+
+/** `vCPU 0  waiting for PIO 0x3fd read  exits pio 12, hlt 1` */
+function vcpuLine(
+  v: VcpuView,
+  slot: { state: string; type: number; direction: number; address: string } | undefined,
+): string {
+  const e = v.execution
+  if (!e) return `vCPU ${v.id}  not started`
+  let state = e.state
+  if (v.requestOutstanding && slot)
+    state = `waiting for ${REQUEST_TYPES[slot.type] ?? 'request'} ${slot.address} ${slot.direction === 1 ? 'write' : 'read'} (${slot.state})`
+  else if (e.state === 'waiting') state = 'waiting for its request'
+  if (e.fault) state = `stopped: ${e.fault}`
+  const exits = Object.entries(e.exits)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ')
+  return `vCPU ${v.id}  ${state}${exits ? `  exits ${exits}` : ''}`
 }
 
 export type VmJson = Omit<Wire<VmDetails>, 'ptdevs' | 'vdevs'> & {

@@ -31,6 +31,7 @@ const VM_DETAIL_KEYS = [
   'irqfds',
   'clients',
   'console',
+  'execution',
   'hypervisor',
 ]
 
@@ -370,7 +371,17 @@ describe('lifecycle: start, pause, reset, destroy (§2.5, A.3)', () => {
         },
         { args: ['--vcpu', '16'], code: 2, message: '--vcpu: 16 is out of range' },
         { args: ['--rip', '0x12g'], code: 2, message: "--rip: '0x12g' is not a number" },
-        { args: ['--preset', 'long-mode'], code: 2, message: /--preset=long-mode to be one of/ },
+        {
+          args: ['--preset', 'unreal-mode'],
+          code: 2,
+          message: /--preset=unreal-mode to be one of/,
+        },
+        {
+          args: ['--preset', 'long-mode', '--rip', '0x2000'],
+          code: 2,
+          message: '--cr3: the long-mode preset needs the guest’s page tables',
+          hint: 'give --cr3 GPA of a PML4',
+        },
         { args: ['--file', '/nonexistent/regs.json'], code: 2, message: '--file: No file found' },
         {
           args: ['--file', 'BAD_KEY', '--vcpu', '0'],

@@ -36,9 +36,13 @@ export interface HsmdSession {
  * A session whose daemon `daemon start` starts before the file's tests (unless
  * `start: false`: then the first command starts it on demand) and stops after them.
  */
-export function hsmdSession(name: string, options: { start?: boolean } = {}): HsmdSession {
+export function hsmdSession(
+  name: string,
+  options: { start?: boolean; env?: NodeJS.ProcessEnv } = {},
+): HsmdSession {
   const dir = mkdtempSync(join(tmpdir(), `hsmctl-cli-${name}-`))
   const env = {
+    ...options.env,
     HSMCTL_RUNTIME_DIR: join(dir, 'run'),
     HSMCTL_STATE_DIR: join(dir, 'state'),
     HSMCTL_BACKEND: 'sim',

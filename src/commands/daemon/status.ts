@@ -36,6 +36,13 @@ export default class DaemonStatusCommand extends HsmCommand {
           `  version      ${status.version}`,
           `  started      ${status.startedAt} (${status.uptimeSeconds}s ago)`,
           `  connections  ${status.connections}`,
+          ...(status.execution
+            ? [
+                'engine' in status.execution
+                  ? `  guest code   executes on ${status.execution.engine}`
+                  : `  guest code   does not execute: ${status.execution.reason}`,
+              ]
+            : []),
         ].join('\n'),
       )
       return { running: true, ...status }

@@ -16,6 +16,7 @@ short wizard asks for the settings.`
   static override examples = [
     '<%= config.bin %> <%= command.id %> demo --vcpus 1 --memory 64M',
     '<%= config.bin %> <%= command.id %> rt --cpu-affinity 0x6 --flag rt --flag lapic-passthrough',
+    '<%= config.bin %> <%= command.id %> hello --memory 1M --payload hello.bin --entry real-mode --start',
   ]
 
   static override args = {
@@ -39,6 +40,26 @@ short wizard asks for the settings.`
     memory: sizeFlag('memory', { align: 4096n, min: 4096n })({
       description: 'RAM to map at guest address 0 (64M, 1G).',
     }),
+    payload: Flags.file({
+      description:
+        'A flat binary loaded at guest address 0 of --memory; the BSP enters it in the --entry state.',
+      exists: true,
+      dependsOn: ['memory'],
+    }),
+    entry: Flags.string({
+      description: 'The BSP’s entry state for --payload (as vm regs set --preset).',
+      options: ['real-mode', 'protected-mode', 'long-mode'],
+      dependsOn: ['payload'],
+    }),
+    rip: hexFlag('rip')({
+      description: 'Where the payload is entered (default 0).',
+      dependsOn: ['payload'],
+    }),
+    cr3: hexFlag('cr3')({
+      description: 'long-mode: the page tables (PML4) the payload holds.',
+      dependsOn: ['payload'],
+    }),
+    start: Flags.boolean({ description: 'Start the VM once it is set up (START_VM).' }),
     flag: Flags.string({
       description:
         'VM flag, by name (rt, lapic-passthrough, io-completion-polling, ...) or number; repeatable.',
@@ -78,13 +99,29 @@ short wizard asks for the settings.`
           type: 'ram',
           access: 7,
           flag: '--memory',
+          ...(flags.payload ? { file: (await import('node:path')).resolve(flags.payload) } : {}),
         })
+        if (flags.payload) {
+          await this.call('vm.regs', {
+            name,
+            vcpu: 0,
+            preset: flags.entry ?? 'real-mode',
+            rip: flags.rip ?? 0n,
+            ...(flags.cr3 !== undefined ? { cr3: flags.cr3 } : {}),
+          })
+        }
       } catch (e) {
         // a failed command changes nothing: no VM, and no console log of one
         await this.call('vm.destroy', { name, rollback: true }).catch(() => {})
         throw e
       }
       vm = await this.call<Wire<VmDetails>>('vm.show', { name })
+    }
+    if (flags.start) {
+      vm = await this.call<Wire<VmDetails>>('vm.start', { name })
+      const execution = vm.execution as { reason?: string } | undefined
+      if (execution?.reason)
+        this.logToStderr(`note: vCPUs do not execute guest code: ${execution.reason}`)
     }
     const { renderVm, vmJson } = await import('../../ui/vm.js')
     this.log(renderVm(vm))

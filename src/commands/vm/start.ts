@@ -15,6 +15,10 @@ export default class VmStart extends DaemonCommand {
     const vm = await this.call<Wire<VmDetails>>('vm.start', { name: args.name })
     const { renderVm, vmJson } = await import('../../ui/vm.js')
     this.log(renderVm(vm))
+    const execution = vm.execution as { reason?: string } | undefined
+    // the VM runs, but nothing it was loaded with will execute: say so where it is seen
+    if (execution?.reason)
+      this.logToStderr(`note: vCPUs do not execute guest code: ${execution.reason}`)
     return vmJson(vm)
   }
 }

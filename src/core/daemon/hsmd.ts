@@ -17,6 +17,8 @@ export interface DaemonStatus {
   startedAt: string
   uptimeSeconds: number
   connections: number
+  /** Simulation: the engine guest code executes on, or why nothing executes (issue 10). */
+  execution?: { engine: string } | { reason: string }
 }
 
 export interface RunningDaemon {
@@ -31,6 +33,8 @@ export interface DaemonOptions {
   env?: NodeJS.ProcessEnv
   /** Extra RPC methods (the VM manager's). */
   methods?: Record<string, Handler>
+  /** Simulation: what executes guest code, for `daemon status`. */
+  execution?: () => { engine: string } | { reason: string }
   /** Called before the socket closes on stop: pause and destroy VMs, flush journals. */
   onStop?: () => Promise<void>
 }
@@ -77,6 +81,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     startedAt: new Date(started).toISOString(),
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
     connections: server.connections(),
+    ...(options.execution ? { execution: options.execution() } : {}),
   })
   server = await listen(path, {
     ...options.methods,

@@ -97,6 +97,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   const daemon = await startDaemon({
     backend: options.backend,
     env,
+    ...(platform.execution ? { execution: () => platform.execution!() } : {}),
     methods: {
       ...vmmMethods(manager, readPayload),
       ...guestMethods(traffic),

@@ -22,6 +22,7 @@ import {
 import type { GsiState, MsiDelivery } from './hypervisor/irqchip.js'
 import type { PassthroughTables } from './hypervisor/passthrough.js'
 import type { HvVm, VmState } from './hypervisor/vm.js'
+import type { VcpuExecution } from './hypervisor/vm-execution.js'
 
 export interface VcpuInfo {
   readonly id: number
@@ -97,6 +98,14 @@ export interface SimInspector {
    * frames are contiguous). Memory a process unmaps or leaves at exit comes back: a leak check.
    */
   freeRam(): number
+  /**
+   * Each vCPU executing guest code: state, exits by reason, a fault that stopped it (empty
+   * before START_VM or without an engine). It changes as the guest runs, so it is kept out
+   * of `vm()`, which only ioctls change.
+   */
+  vcpuExecution(vmid: number): VcpuExecution[]
+  /** The engine executing guest code, or why vCPUs execute nothing (one line). */
+  cpu(): { readonly engine: string } | { readonly reason: string }
   /** How many times each hypercall was issued since the platform started, by §8 name. */
   hypercalls(): Readonly<Record<string, number>>
 }
@@ -129,6 +138,8 @@ export function createInspector(hv: Hypervisor): SimInspector {
   return Object.freeze({
     host: () => hv.inventory,
     freeRam: () => hv.memory.framesLeft(),
+    vcpuExecution: (vmid: number) => live(hv, vmid)?.execution?.status() ?? [],
+    cpu: () => (hv.cpu.engine ? { engine: hv.cpu.engine.name } : { reason: hv.cpu.reason! }),
     vms: () => [...hv.userVms()].filter((vm) => vm.state !== 'powered-off').map(vmInfo),
     vm: (vmid: number) => {
       const vm = live(hv, vmid)

@@ -14,6 +14,8 @@
 // ioeventfd has completed by the time the microtask queue drains. In polling mode the
 // vCPU checks its slot once per macrotask. `settle()` waits for all of that.
 
+import type { CpuEngine } from './hypervisor/cpu/engine.js'
+import { kvmEngine } from './hypervisor/cpu/kvm.js'
 import { Hypervisor } from './hypervisor/hypervisor.js'
 import { defineInventory, type HostInventory } from './hypervisor/inventory.js'
 import type { CompletionObserver, GuestAccess } from './hypervisor/io.js'
@@ -21,6 +23,15 @@ import { HsmModule } from './hsm/hsm.js'
 import { createInspector, type SimInspector } from './inspect.js'
 import { SimKernel } from './kernel/kernel.js'
 import { SimProcess, type SpawnOptions } from './kernel/process.js'
+import type { CpuChoice } from './hypervisor/vm-execution.js'
+
+function chooseCpu(cpu: 'auto' | 'none' | CpuEngine): CpuChoice {
+  if (typeof cpu === 'object') return { engine: cpu }
+  if (cpu === 'none') return { reason: 'guest code execution is off (cpu: none)' }
+  if (process.env.HSMCTL_CPU === 'none')
+    return { reason: 'guest code execution is off (HSMCTL_CPU=none)' }
+  return kvmEngine()
+}
 
 export interface SimPlatformOptions {
   /** Host inventory fields replacing those of DEFAULT_INVENTORY. */
@@ -30,6 +41,12 @@ export interface SimPlatformOptions {
    * A udev rule can change them; HSM itself checks no privilege (§11.2).
    */
   readonly hsmNode?: { readonly uid?: number; readonly mode?: number }
+  /**
+   * What executes guest code (issue 10): 'auto' (the default) takes KVM where /dev/kvm
+   * works, 'none' executes nothing (vCPUs only make the accesses `guestAccess` asks for).
+   * `HSMCTL_CPU=none` in the environment makes 'auto' mean 'none'.
+   */
+  readonly cpu?: 'auto' | 'none' | CpuEngine
 }
 
 export interface SimPlatform {
@@ -63,7 +80,7 @@ export interface SimPlatform {
 
 export function createSimPlatform(options: SimPlatformOptions = {}): SimPlatform {
   const inventory = defineInventory(options.inventory)
-  const hv = new Hypervisor(inventory)
+  const hv = new Hypervisor(inventory, chooseCpu(options.cpu ?? 'auto'))
   const kernel = new SimKernel(hv)
   new HsmModule(kernel, hv, options.hsmNode)
   return Object.freeze({

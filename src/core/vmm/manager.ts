@@ -131,6 +131,8 @@ export interface VmDetails extends VmSummary {
   irqfds: IrqfdInfo[]
   clients: IoreqClientInfo[]
   console: string
+  /** Simulation: the engine its vCPUs execute on, or why they execute nothing. */
+  execution?: { engine: string } | { reason: string }
   hypervisor?: unknown
 }
 
@@ -226,6 +228,24 @@ function protectedModeRegs(entry: bigint) {
   return {
     cr0: 0x31n,
     cs_ar: 0xc09b,
+    cs_sel: 0x10,
+    cs_limit: 0xffff_ffff,
+    cs_base: 0n,
+    rip: entry,
+    ds_sel: 0x18,
+    es_sel: 0x18,
+    ss_sel: 0x18,
+  }
+}
+
+function longModeRegs(entry: bigint) {
+  // 64-bit, paging on (CR3 given), as acrn-dm enters a 64-bit kernel: PG|NE|ET|PE, PAE,
+  // EFER LME|LMA, a 64-bit code segment (L=1)
+  return {
+    cr0: 0x8000_0031n,
+    cr4: 0x20n,
+    ia32_efer: 0x500n,
+    cs_ar: 0xa09b,
     cs_sel: 0x10,
     cs_limit: 0xffff_ffff,
     cs_base: 0n,
@@ -493,10 +513,18 @@ export class VmManager {
         hint: `'${name}' has ${vm.vcpuNum} vCPU${vm.vcpuNum === 1 ? '' : 's'} (0..${vm.vcpuNum - 1})`,
       })
     }
+    if (regs.preset === 'long-mode' && regs.cr3 === undefined) {
+      throw new UsageError('the long-mode preset needs the guest’s page tables', {
+        flag: '--cr3',
+        hint: 'give --cr3 GPA of a PML4 your payload holds (identity-mapping the code it runs)',
+      })
+    }
     const base =
       regs.preset === 'protected-mode'
         ? protectedModeRegs(regs.rip ?? 0n)
-        : realModeRegs(regs.rip ?? 0n)
+        : regs.preset === 'long-mode'
+          ? longModeRegs(regs.rip ?? 0n)
+          : realModeRegs(regs.rip ?? 0n)
     const value = {
       vcpu_id: regs.vcpu,
       vcpu_regs: {
@@ -1169,6 +1197,7 @@ export class VmManager {
       irqfds: this.irqfdList(name),
       clients: this.ioreqClients(name),
       console: vm.console.path,
+      ...(this.opts.platform.execution ? { execution: this.opts.platform.execution() } : {}),
       ...(this.opts.platform.inspectVm
         ? { hypervisor: this.opts.platform.inspectVm(vm.vmid) }
         : {}),

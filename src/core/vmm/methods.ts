@@ -6,7 +6,13 @@ import { UsageError } from '../errors.js'
 import type { Handler } from '../daemon/server.js'
 import { parseInteger } from '../parse/number.js'
 import type { GsiOpName, VmManager } from './manager.js'
-import { specFromObject, specToObject, type MemsegSpec, type RegsSpec } from './spec.js'
+import {
+  REGS_PRESETS,
+  specFromObject,
+  specToObject,
+  type MemsegSpec,
+  type RegsSpec,
+} from './spec.js'
 
 /** Reads typed values out of a request's params, naming the param in every error. */
 export class Params {
@@ -108,7 +114,7 @@ function memseg(p: Params): MemsegSpec {
 function regs(p: Params): RegsSpec {
   const out: RegsSpec = {
     vcpu: p.int('vcpu', 0, 15),
-    preset: p.oneOf('preset', ['real-mode', 'protected-mode'] as const, 'real-mode'),
+    preset: p.oneOf('preset', REGS_PRESETS, 'real-mode'),
   }
   for (const reg of ['rip', 'rsp', 'cr0', 'cr3', 'cr4'] as const) {
     const v = p.optBig(reg)

@@ -83,6 +83,11 @@ export interface VmmPlatform {
    * default client handles.
    */
   traceRequests?(sink: (request: PublishedRequest) => void): void
+  /**
+   * Simulation only: what executes guest code (issue 10), or why nothing does. On
+   * hardware the hypervisor runs the vCPUs and this is absent.
+   */
+  execution?(): { engine: string } | { reason: string }
   /** Simulation only: the hypervisor's view of a VM (state, EPT, lines, MSIs...). */
   inspectVm?(vmid: number): unknown
   /**

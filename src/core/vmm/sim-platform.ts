@@ -120,14 +120,16 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
         })
       })
     },
+    execution: () => sim.inspect.cpu(),
     inspectVm(vmid: number) {
       const inspect = sim.inspect
       const vm = inspect.vm(vmid)
       if (!vm) return undefined
+      const execution = inspect.vcpuExecution(vmid)
       return {
         state: vm.state,
         pollingMode: vm.pollingMode,
-        vcpus: vm.vcpus,
+        vcpus: vm.vcpus.map((v, i) => ({ ...v, execution: execution[i] })),
         ept: inspect.ept(vmid),
         gsi: inspect.gsi(vmid),
         msi: inspect.msi(vmid),

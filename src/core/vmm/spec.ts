@@ -14,6 +14,10 @@ import { parseVmFlag, vmFlagNames } from './flags.js'
 
 export type VmRunState = 'created' | 'running' | 'paused'
 
+/** The vCPU entry states `vm regs set --preset` knows (issue 10: acrn-dm's and vm-sample's). */
+export const REGS_PRESETS = ['real-mode', 'protected-mode', 'long-mode'] as const
+export type RegsPreset = (typeof REGS_PRESETS)[number]
+
 export interface MemsegSpec {
   gpa: bigint
   size: bigint
@@ -28,7 +32,7 @@ export interface MemsegSpec {
 
 export interface RegsSpec {
   vcpu: number
-  preset: 'real-mode' | 'protected-mode'
+  preset: RegsPreset
   rip?: bigint
   rsp?: bigint
   cr0?: bigint
@@ -239,12 +243,12 @@ export function specFromObject(doc: unknown, source = 'spec'): VmSpec {
     const p = `regs[${i}]`
     const regs = r.object(g, p, ['vcpu', 'preset', 'rip', 'rsp', 'cr0', 'cr3', 'cr4'])
     const preset = regs.preset ?? 'real-mode'
-    if (preset !== 'real-mode' && preset !== 'protected-mode') {
-      r.fail(`${p}.preset`, `'${String(preset)}' is not real-mode or protected-mode`)
+    if (!REGS_PRESETS.includes(preset as RegsPreset)) {
+      r.fail(`${p}.preset`, `'${String(preset)}' is not one of ${REGS_PRESETS.join(', ')}`)
     }
     const out: RegsSpec = {
       vcpu: Number(r.scalar(regs.vcpu ?? 0, `${p}.vcpu`, (t) => parseInteger(t, { max: 15n }))),
-      preset,
+      preset: preset as RegsPreset,
     }
     for (const reg of ['rip', 'rsp', 'cr0', 'cr3', 'cr4'] as const) {
       if (regs[reg] !== undefined)

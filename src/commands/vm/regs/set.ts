@@ -9,12 +9,15 @@ export default class VmRegsSet extends DaemonCommand {
   static override summary = 'Set a vCPU’s registers (SET_VCPU_REGS) from a preset, flags or a file.'
 
   static override description = `Presets: real-mode (CR0 0x30, CS base from the entry's high bits and IP from its low 16,
-as vm-sample does, §9.2) and protected-mode (flat 32-bit segments, CR0 0x31). The VM must
-not be running. --file takes JSON or YAML: {vcpu, preset, rip, rsp, cr0, cr3, cr4}.`
+as vm-sample does), protected-mode (flat 32-bit segments, paging off, CR0 0x31, as acrn-dm
+enters a 32-bit ELF) and long-mode (64-bit: paging on with the page tables at --cr3,
+which is required, PAE, EFER LME|LMA). On the simulation the vCPU executes from there once
+the VM starts. The VM must not be running. --file takes JSON or YAML: {vcpu, preset, rip, rsp, cr0, cr3, cr4}.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> demo --vcpu 0 --rip 0x0',
     '<%= config.bin %> <%= command.id %> demo --vcpu 0 --preset protected-mode --rip 0x100000',
+    '<%= config.bin %> <%= command.id %> demo --preset long-mode --rip 0x2000 --cr3 0x1000',
     '<%= config.bin %> <%= command.id %> demo --file regs.json',
   ]
 
@@ -24,7 +27,7 @@ not be running. --file takes JSON or YAML: {vcpu, preset, rip, rsp, cr0, cr3, cr
     vcpu: intFlag('vcpu', 0n, 15n)({ description: 'The vCPU.', default: 0 }),
     preset: Flags.string({
       description: 'Register preset.',
-      options: ['real-mode', 'protected-mode'],
+      options: ['real-mode', 'protected-mode', 'long-mode'],
       default: 'real-mode',
     }),
     rip: hexFlag('rip')({ description: 'Entry point (guest physical address).' }),

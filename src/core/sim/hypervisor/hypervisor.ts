@@ -13,6 +13,7 @@ import { defineInventory, type HostInventory } from './inventory.js'
 import { IoreqEmulator } from './io.js'
 import { HostMemory } from './memory.js'
 import { Passthrough } from './passthrough.js'
+import type { CpuChoice } from './vm-execution.js'
 import { hcallGetCpuPmState } from './pm.js'
 import {
   HvVcpu,
@@ -50,7 +51,11 @@ export class Hypervisor {
   /** Hypercalls issued, indexed by id - 0x80000000 (§8 ids all fall in 0x80000000..0x800000ff). */
   readonly hypercallCounts = new Uint32Array(256)
 
-  constructor(inventory: HostInventory = defineInventory()) {
+  constructor(
+    inventory: HostInventory = defineInventory(),
+    /** What executes the vCPUs' guest code, or why nothing does (issue 10). */
+    readonly cpu: CpuChoice = { reason: 'no CPU engine was given to the simulation' },
+  ) {
     this.inventory = inventory
     this.memory = new HostMemory(inventory)
     this.io = new IoreqEmulator(this)
@@ -126,7 +131,7 @@ export class Hypervisor {
       case Hypercall.DESTROY_VM:
         return hcallDestroyVm(this, vm)
       case Hypercall.START_VM:
-        return hcallStartVm(vm)
+        return hcallStartVm(this, vm)
       case Hypercall.PAUSE_VM:
         return hcallPauseVm(vm)
       case Hypercall.RESET_VM:
@@ -169,7 +174,7 @@ export class Hypervisor {
     const gsi = Number(value & 0xffff_ffffn)
     const op = Number((value >> 32n) & 0xffff_ffffn)
     if (gsi >= vm.irq.gsiCount) return -1
-    vm.irq.setIrqline(gsi, op)
+    vm.irq.setIrqline(gsi, op, vm.execution)
     return 0
   }
 
@@ -180,11 +185,14 @@ export class Hypervisor {
     if (!msi) return -1
     const view = new DataView(msi.buffer, msi.byteOffset, acrn_msi_entry.size)
     // Only the low 32 address bits carry base and destination.
-    return vm.irq.injectMsi(
+    const ret = vm.irq.injectMsi(
       view.getUint32(MSI_ADDR, true),
       view.getUint32(MSI_DATA, true),
       vm.vcpuNum,
     )
+    if (ret === 0)
+      vm.execution?.injectMsi(view.getBigUint64(MSI_ADDR, true), view.getUint32(MSI_DATA, true))
+    return ret
   }
 
   /** HC_VM_SET_MEMORY_REGIONS(address of vm_memory_region_batch): the vmid is in the batch. */
@@ -213,11 +221,14 @@ export class Hypervisor {
         size: view.getBigUint64(at + OP_SIZE, true),
       })
     }
-    return applyRegionOps(
+    const ret = applyRegionOps(
       vm.ept,
       ops,
       (pa, size) => this.memory.isValidServiceRange(pa, size),
       this.memory.limit,
     )
+    // the ops before a failed one stay applied, so the engine follows either way
+    vm.execution?.memoryChanged()
+    return ret
   }
 }

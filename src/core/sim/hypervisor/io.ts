@@ -148,7 +148,11 @@ export class IoreqEmulator {
     return 0
   }
 
-  /** A vCPU traps: emulate what the hypervisor handles itself, else post a request. */
+  /**
+   * A vCPU traps (`platform.guestAccess`): emulate what the hypervisor handles itself, else
+   * post a request. On a vCPU that executes guest code the access happens between two of
+   * its instructions (vm-execution.ts holds it meanwhile).
+   */
   access(req: GuestAccess): Promise<bigint> {
     const vm = this.hv.userVm(req.vmid)
     if (!vm || vm.state !== 'running') {
@@ -169,14 +173,42 @@ export class IoreqEmulator {
       )
     }
     const mmio = req.type === 'mmio'
-    const write = req.dir === 'write'
-    const size = req.size
     const invalid = invalidAccess(req, mmio)
     if (invalid) return Promise.reject(new GuestAccessError('invalid', invalid))
+    const write = req.dir === 'write'
     const value = write ? (req.value ?? 0) : 0
+    // An executing vCPU stops between two instructions first.
+    const execution = vm.execution
+    const held = execution?.hold(vcpu.id) ?? false
+    const done = new Promise<bigint>((resolve, reject) => {
+      this.trap(vm, vcpu, mmio, write, req.addr, req.size, value, resolve, reject)
+    })
+    return held ? done.finally(() => execution!.release(vcpu.id)) : done
+  }
+
+  /**
+   * The trap itself, for a synthetic access and for an exit of an executing vCPU alike:
+   * MMIO to EPT-mapped memory is served here (A.4); anything else fills the vCPU's slot,
+   * goes PENDING and raises the upcall, and `done` runs with the value the guest sees when
+   * the request completes (`fail` if it is discarded). The vCPU must not be busy.
+   */
+  trap(
+    vm: HvVm,
+    vcpu: HvVcpu,
+    mmio: boolean,
+    write: boolean,
+    addr: bigint | number,
+    size: number,
+    value: bigint | number,
+    done: (value: bigint) => void,
+    fail: (error: Error) => void,
+  ): void {
     if (mmio) {
-      const direct = this.directMemoryAccess(vm, req.addr, size, write, value)
-      if (direct !== undefined) return Promise.resolve(direct)
+      const direct = this.directMemoryAccess(vm, addr, size, write, value)
+      if (direct !== undefined) {
+        done(direct)
+        return
+      }
     }
     const page = vm.ioreq!
     const dv = page.dv
@@ -186,7 +218,7 @@ export class IoreqEmulator {
     dv.setUint32(base + SLOT_TYPE, mmio ? IoreqType.MMIO : IoreqType.PORTIO, true)
     dv.setUint32(base + SLOT_POLLING, vm.polling ? 1 : 0, true)
     dv.setUint32(base + REQ_DIRECTION, write ? IoreqDir.WRITE : IoreqDir.READ, true)
-    setU64(dv, base + REQ_ADDRESS, req.addr)
+    setU64(dv, base + REQ_ADDRESS, addr)
     dv.setUint32(base + REQ_SIZE, size, true)
     if (write) {
       const masked = maskValue(value, size)
@@ -199,14 +231,11 @@ export class IoreqEmulator {
     vcpu.busyType = mmio ? IoreqType.MMIO : IoreqType.PORTIO
     vcpu.busyWrite = write
     vcpu.busySize = size
-    const done = new Promise<bigint>((resolve, reject) => {
-      vcpu.resolve = resolve
-      vcpu.reject = reject
-    })
+    vcpu.resolve = done
+    vcpu.reject = fail
     Atomics.store(page.i32, processedIndex(vcpu.id), IoreqState.PENDING)
     if (vm.polling) this.poll(vm, vcpu)
     this.hv.raiseUpcall()
-    return done
   }
 
   /**

@@ -90,10 +90,34 @@ export class IrqChip {
     this.ioapic = new Lines(gsiCount)
   }
 
-  /** HC_SET_IRQLINE after the GSI-count check: drive the vPIC (GSI 2 -> pin 0) and the vIOAPIC. */
-  setIrqline(gsi: number, op: number): void {
+  /**
+   * HC_SET_IRQLINE after the GSI-count check: drive the vPIC (GSI 2 -> pin 0) and the
+   * vIOAPIC; on executing vCPUs the engine's interrupt controllers see the same levels.
+   */
+  setIrqline(
+    gsi: number,
+    op: number,
+    cpu?: { setIrqLine(gsi: number, level: 0 | 1): void } | null,
+  ): void {
     if (gsi < VPIC_PINS) this.pic.apply(gsi === 2 ? 0 : gsi, op)
     this.ioapic.apply(gsi, op)
+    if (!cpu) return
+    switch (op) {
+      case GsiOp.SET_HIGH:
+        cpu.setIrqLine(gsi, 1)
+        break
+      case GsiOp.SET_LOW:
+        cpu.setIrqLine(gsi, 0)
+        break
+      case GsiOp.RAISING_PULSE:
+        cpu.setIrqLine(gsi, 1)
+        cpu.setIrqLine(gsi, 0)
+        break
+      case GsiOp.FALLING_PULSE:
+        cpu.setIrqLine(gsi, 0)
+        cpu.setIrqLine(gsi, 1)
+        break
+    }
   }
 
   /**

@@ -162,6 +162,30 @@ export class HostMemory {
     return f?.address === undefined ? undefined : f.address + BigInt(pa - f.pa)
   }
 
+  /**
+   * The run of [pa, pa + length) that starts at `pa` and lies in one piece of memory:
+   * inside one frame range (with hsmd's address of `pa`, when it is shared memory), or
+   * between frames (no address: device memory or RAM nobody mapped).
+   */
+  hostRun(pa: number, length: number): { address: bigint | undefined; length: number } {
+    const f = this.frameAt(pa)
+    if (f) {
+      const n = Math.min(length, f.pa + f.length - pa)
+      return {
+        address: f.address === undefined ? undefined : f.address + BigInt(pa - f.pa),
+        length: n,
+      }
+    }
+    let next = pa + length
+    for (const g of this.frames) {
+      if (g.pa > pa) {
+        next = Math.min(next, g.pa)
+        break
+      }
+    }
+    return { address: undefined, length: next - pa }
+  }
+
   /** Ordinary, refcounted system RAM (what a PFN mapping must not contain, §3.4 A). */
   isSystemRam(pa: number): boolean {
     if (pa >= this.hvStart && pa < this.hvEnd) return false

@@ -350,7 +350,7 @@ export class Passthrough {
       const e = vm.intx.find((x) => x.physPin === pirq)
       if (!e) continue
       e.count++
-      if (vm.state === 'running') vm.irq.setIrqline(e.virtPin, GsiOp.RAISING_PULSE)
+      if (vm.state === 'running') vm.irq.setIrqline(e.virtPin, GsiOp.RAISING_PULSE, vm.execution)
       return true
     }
     return false

@@ -8,6 +8,7 @@ import { acrn_regs, acrn_vcpu_regs, acrn_vm_creation } from '../../abi/structs.j
 import { Ept } from './ept.js'
 import type { Hypervisor } from './hypervisor.js'
 import { IrqChip } from './irqchip.js'
+import { VmExecution } from './vm-execution.js'
 import type { AssignedMmioDev, AssignedPciDev, IntxRemap, VirtualDevice } from './passthrough.js'
 
 export type VmState = 'powered-off' | 'created' | 'running' | 'paused'
@@ -59,6 +60,8 @@ export class HvVm {
   readonly intx: IntxRemap[] = []
   readonly vdevs = new Map<bigint, VirtualDevice>()
   intrDelayMs = 0n
+  /** Its vCPUs executing guest code, from START_VM (null without a CPU engine). */
+  execution: VmExecution | null = null
 
   constructor(
     readonly vmid: number,
@@ -166,10 +169,12 @@ export function hcallCreateVm(hv: Hypervisor, p1: bigint): number {
   return 0
 }
 
-/** HC_START_VM: the VM is CREATED and its ioreq buffer is set. */
-export function hcallStartVm(vm: HvVm): number {
+/** HC_START_VM: the VM is CREATED and its ioreq buffer is set; its vCPUs start executing. */
+export function hcallStartVm(hv: Hypervisor, vm: HvVm): number {
   if (vm.state !== 'created' || !vm.ioreq) return -1
   vm.state = 'running'
+  const engine = hv.cpu.engine
+  if (engine) (vm.execution ??= new VmExecution(hv, vm, engine)).start()
   return 0
 }
 
@@ -177,6 +182,7 @@ export function hcallStartVm(vm: HvVm): number {
 export function hcallPauseVm(vm: HvVm): number {
   if (vm.state === 'powered-off') return -1
   vm.state = 'paused'
+  vm.execution?.pause()
   return 0
 }
 
@@ -184,6 +190,7 @@ export function hcallPauseVm(vm: HvVm): number {
 export function hcallResetVm(hv: Hypervisor, vm: HvVm): number {
   if (vm.state !== 'paused') return -1
   hv.io.discardRequests(vm, 'the VM was reset')
+  vm.execution?.reset()
   for (const vcpu of vm.vcpus) resetRegs(vcpu.regs)
   vm.irq.reset()
   vm.state = 'created'
@@ -194,6 +201,8 @@ export function hcallResetVm(hv: Hypervisor, vm: HvVm): number {
 export function hcallDestroyVm(hv: Hypervisor, vm: HvVm): number {
   if (vm.state !== 'paused') return -1
   hv.io.discardRequests(vm, 'the VM was destroyed')
+  vm.execution?.destroy()
+  vm.execution = null
   hv.passthrough.releaseAll(vm)
   vm.state = 'powered-off'
   vm.vcpus = []

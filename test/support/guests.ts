@@ -1,0 +1,145 @@
+// Guest payloads of the tests that run guest code (issue 10), as GNU as source: assembled
+// at test time by assemble.ts, loaded at GPA 0, entered in the state each names.
+
+/** Real mode at GPA 0 (vm-sample's entry state): `text` to COM1, each byte once the LSR says the transmitter is empty. */
+export function hello16(text = 'Hello'): string {
+  return `
+.code16
+	mov $msg, %si
+next:
+	mov $0x3fd, %dx
+wait:
+	in (%dx), %al
+	test $0x20, %al
+	jz wait
+	mov $0x3f8, %dx
+	cs lodsb
+	test %al, %al
+	jz done
+	out %al, (%dx)
+	jmp next
+done:
+	hlt
+	jmp done
+msg:
+	.asciz "${text}"
+`
+}
+
+/**
+ * 32-bit protected mode entered flat at GPA 0 (the protected-mode preset: CS 0x10, data
+ * 0x18, paging off): our own GDT with those selectors, a stack at 64 KiB, an IDT whose
+ * vectors 0x30-0x3f go to `irq_VV` labels the body may define (`handlers`), then `body`.
+ * `out_str` prints the NUL-terminated string at %esi to COM1.
+ */
+export function prot32(body: string, handlers: Record<number, string> = {}): string {
+  const vectors = Object.keys(handlers).map(Number)
+  return `
+.code32
+	lgdt gdt_desc
+	ljmp $0x10, $1f
+1:	mov $0x18, %ax
+	mov %ax, %ds
+	mov %ax, %es
+	mov %ax, %ss
+	mov $0x10000, %esp
+${vectors
+  .map(
+    (v) => `	mov $irq_${v.toString(16)}, %eax
+	mov %ax, idt + ${v * 8}
+	movw $0x10, idt + ${v * 8 + 2}
+	movw $0x8e00, idt + ${v * 8 + 4}
+	shr $16, %eax
+	mov %ax, idt + ${v * 8 + 6}`,
+  )
+  .join('\n')}
+	lidt idt_desc
+${body}
+halt_forever:
+	hlt
+	jmp halt_forever
+
+out_str:
+	mov $0x3f8, %dx
+1:	lodsb
+	test %al, %al
+	jz 2f
+	out %al, (%dx)
+	jmp 1b
+2:	ret
+
+${vectors.map((v) => `irq_${v.toString(16)}:\n${handlers[v]}`).join('\n')}
+
+.balign 8
+gdt:
+	.quad 0
+	.quad 0
+	.quad 0x00cf9b000000ffff
+	.quad 0x00cf93000000ffff
+gdt_end:
+gdt_desc:
+	.word gdt_end - gdt - 1
+	.long gdt
+idt_desc:
+	.word 256 * 8 - 1
+	.long idt
+.balign 8
+idt:
+	.fill 256 * 8, 1, 0
+`
+}
+
+/** Software-enable the local APIC (SVR bit 8, spurious vector 0xff) and take interrupts. */
+export const ENABLE_LAPIC = `
+	movl $0x1ff, 0xfee000f0
+	sti`
+
+/**
+ * Mask both 8259s, as an APIC guest does: a GSI below 16 drives the vPIC too (A.3), and
+ * an uninitialised PIC would deliver it through LINT0 (ExtINT) at vector 0-15.
+ */
+export const MASK_PIC = `
+	mov $0xff, %al
+	out %al, $0x21
+	out %al, $0xa1`
+
+/** End of interrupt to the local APIC. */
+export const LAPIC_EOI = `	movl $0, 0xfee000b0`
+
+/**
+ * How a prot32 handler returns to the HLT loop: the interrupt frame dropped, interrupts
+ * on again. Not IRET: KVM-PVM (the software nested KVM of these CI machines) emulates
+ * guest instructions with KVM's emulator, which has no protected-mode IRET ("instruction
+ * emulation failed"); with hardware virtualization IRET runs natively. Interrupts here
+ * only ever arrive in the HLT loop, so nothing else is lost.
+ */
+export const IRQ_RETURN = `	add $12, %esp
+	sti
+	jmp halt_forever`
+
+/**
+ * 64-bit long mode entered at GPA 0 with CR3 = 0x1000 (the long-mode preset): page tables
+ * at 0x1000 (PML4), 0x2000 (PDPT), 0x3000 (PD, 2 MiB pages) identity-map the first 1 GiB.
+ * Prints `text` to COM1.
+ */
+export function long64(text = 'L64'): string {
+  return `
+.code64
+	lea msg(%rip), %rsi
+	mov $0x3f8, %dx
+1:	lodsb
+	test %al, %al
+	jz 2f
+	out %al, (%dx)
+	jmp 1b
+2:	hlt
+	jmp 2b
+msg:	.asciz "${text}"
+.org 0x1000
+	.quad 0x2003
+.org 0x2000
+	.quad 0x3003
+.org 0x3000
+${Array.from({ length: 512 }, (_, i) => `	.quad 0x${(i * 0x200000 + 0x83).toString(16)}`).join('\n')}
+`
+}
