@@ -46,6 +46,7 @@
 #include <linux/kvm.h>
 #include <node_api.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -193,10 +194,15 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static inline void relax(void)
+/* One round of a spin. Now and then the CPU is offered to another thread: on a machine
+ * with more runnable threads than cores, the thread we wait for may be queued behind us. */
+static inline void relax(unsigned round)
 {
+	if ((round & 31) == 31)
+		sched_yield();
 #if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
+	else
+		__builtin_ia32_pause();
 #endif
 }
 
@@ -376,7 +382,7 @@ static void park(struct vcpu *v, uint32_t seen, bool spin)
 				return;
 			if ((i & 63) == 63 && now_ns() >= deadline)
 				break;
-			relax();
+			relax(i);
 		}
 	}
 	atomic_store(&v->sleeping, 1);
@@ -443,7 +449,7 @@ static void wait_parked(struct vcpu *v)
 	atomic_store(&v->main_waits, 1);
 	for (unsigned i = 0; !atomic_load(&v->parked); i++) {
 		if (i < 1000)
-			relax();
+			relax(i);
 		else
 			futex_wait(&v->parked, 0);
 	}
@@ -1127,7 +1133,7 @@ static napi_value k_wait(napi_env env, napi_callback_info info)
 		}
 		if ((i & 15) == 0 && now_ns() >= deadline)
 			break;
-		relax();
+		relax(i);
 	}
 	CHECK(napi_get_boolean(env, found, &out));
 	return out;

@@ -9,6 +9,8 @@
  *                          `out 0x81`. Prints {"guest":"compute","count":N,"seconds":T}
  *   kvm-floor dump out|compute   the guest's bytes, raw, on stdout: the engine's bench
  *                          (scripts/bench/kvm.js) runs exactly these bytes
+ *   kvm-floor host N       the compute guest's loop run natively on the host, for scale.
+ *                          Prints {"guest":"host","count":N,"seconds":T}
  *
  * Both guests are 16-bit real-mode code at GPA 0 (CS base 0, IP 0) with ECX = N; both end
  * with `out 0x81, al` and then halt.
@@ -45,7 +47,7 @@ static double now(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: kvm-floor out|compute COUNT\n       kvm-floor dump out|compute\n");
+	fprintf(stderr, "usage: kvm-floor out|compute|host COUNT\n       kvm-floor dump out|compute\n");
 	return 2;
 }
 
@@ -53,6 +55,17 @@ int main(int argc, char **argv)
 {
 	if (argc != 3)
 		return usage();
+	if (strcmp(argv[1], "host") == 0) {
+		char *end;
+		unsigned long count = strtoul(argv[2], &end, 0);
+		if (*end || count == 0 || count > 0xffffffffUL)
+			return usage();
+		unsigned int ecx = (unsigned int)count;
+		double start = now();
+		__asm__ volatile("1: dec %0\n\tjnz 1b" : "+r"(ecx));
+		printf("{\"guest\":\"host\",\"count\":%lu,\"seconds\":%.9f}\n", count, now() - start);
+		return 0;
+	}
 	const struct kvm_bench_guest *guest = kvm_bench_guest(argv[strcmp(argv[1], "dump") == 0 ? 2 : 1]);
 	if (!guest)
 		return usage();

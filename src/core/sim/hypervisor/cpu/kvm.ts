@@ -125,15 +125,18 @@ class KvmVm implements CpuVm {
     poller.add(this, addon)
   }
 
-  /** Hand posted exits and faults to the callbacks; whether there were any. */
-  deliver(): boolean {
-    let moved = false
+  /**
+   * Hand posted exits and faults to the callbacks: 0 if there were none, 1 if each was
+   * completed at once, 2 if one still waits (its completion may be a promise away).
+   */
+  deliver(): number {
+    let moved = 0
     const w = this.words
     for (let v = 0; v < this.vcpus && !this.destroyed; v++) {
       const at = v * RECORD_WORDS
       const state = Atomics.load(w, at + AT_STATE)
       if (state === REC_POSTED) {
-        moved = true
+        moved = Math.max(moved, 1)
         const exit = this.exits[v]!
         exit.kind = w[at + AT_KIND] === 0 ? 'pio' : 'mmio'
         exit.write = w[at + AT_WRITE] !== 0
@@ -142,8 +145,9 @@ class KvmVm implements CpuVm {
         exit.value = exit.write ? this.longs[v * (RECORD_WORDS / 2) + AT_VALUE64]! : 0n
         Atomics.store(w, at + AT_STATE, REC_TAKEN)
         this.call(() => this.onExit(v, exit))
+        if (Atomics.load(w, at + AT_STATE) === REC_TAKEN) moved = 2
       } else if (state === REC_FAULT) {
-        moved = true
+        moved = Math.max(moved, 1)
         const reason = this.addon.fault(this.handle, v)
         this.call(() => this.onFault?.(v, reason))
       }
@@ -220,11 +224,14 @@ const SPIN_WINDOW_NS = (() => {
   const us = Number(process.env.HSMCTL_KVM_POLL_US ?? 200)
   return Number.isFinite(us) && us >= 0 ? us * 1000 : 200_000
 })()
-/** The longest single spin in C; the event loop gets a turn after one that found nothing. */
-const WAIT_SLICE_NS = 10_000
-/** While exits keep coming, the event loop still gets a turn this often. */
-const TURN_NS = 100_000
-/** Microtask turns after a delivery, for completions that come through promise chains. */
+/**
+ * The longest single spin in C. A guest takes a while between two exits (some 10 µs on a
+ * nested KVM): shorter slices would hand the event loop a turn between most of them.
+ */
+const WAIT_SLICE_NS = 50_000
+/** While the main thread polls, the event loop still gets a turn this often. */
+const TURN_NS = 200_000
+/** Microtask turns after an exit left waiting, for a completion that comes through a promise chain. */
 const MICROTASK_HOPS = 2
 
 /**
@@ -270,17 +277,15 @@ class ExitPoller {
         return
       }
       const seen = Atomics.load(control, 0)
-      let moved = false
-      for (const vm of this.vms) if (vm.deliver()) moved = true
+      let moved = 0
+      for (const vm of this.vms) moved = Math.max(moved, vm.deliver())
       let t = now()
       if (moved) {
         this.lastActive = t
-        for (let hop = 0; hop < MICROTASK_HOPS; hop++) await undefined
+        if (moved === 2) for (let hop = 0; hop < MICROTASK_HOPS; hop++) await undefined
       } else if (t - this.lastActive < SPIN_WINDOW_NS) {
-        const found = addon.wait(seen, WAIT_SLICE_NS)
+        if (addon.wait(seen, WAIT_SLICE_NS)) this.lastActive = now()
         t = now()
-        if (found) this.lastActive = t
-        else turnStarted = -Infinity // quiet: the event loop may have other work
       } else {
         addon.setPolling(false)
         // A vCPU that posted before it could see that must not be missed.
