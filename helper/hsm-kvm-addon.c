@@ -1419,6 +1419,13 @@ static napi_value k_set_regs(napi_env env, napi_callback_info info)
 	discard_exit(v);
 	const char *failed;
 	int rc = set_regs(v, &r, &failed);
+	/* START_VM launches the BSP with its VMCS made anew, so active even if it had halted
+	 * (start_vm(), init_guest_vmx()); APs keep waiting for INIT/SIPI. */
+	if (rc == 0 && i == 0) {
+		struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+		failed = "KVM_SET_MP_STATE";
+		rc = ioctl(v->fd, KVM_SET_MP_STATE, &mp);
+	}
 	int e = errno;
 	if (rc == 0)
 		atomic_store(&v->stopped, 0);

@@ -4,8 +4,12 @@
 // as KVM-PVM emulates every instruction) and no assertion depends on the machine's speed:
 // waits poll for a state and are bounded only by the test timeout.
 
-import { existsSync } from 'node:fs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { encode, decode } from '../../../../src/core/abi/layout.js'
 import { acrn_regs } from '../../../../src/core/abi/structs.js'
 import type { CpuExit, CpuVm, VcpuStatus } from '../../../../src/core/sim/hypervisor/cpu/engine.js'
@@ -586,6 +590,42 @@ d('the KVM CPU engine (issue 10)', () => {
     expect(g.exits.length).toBe(2)
   })
 
+  it('setRegs drops the exit a vCPU waits on (a string instruction included): it runs from the new registers', async () => {
+    const g = new Guest().load(
+      `.code16
+        in $0x60, %al
+        hlt
+        .org 0x100
+        cld
+        mov $0x700, %di
+        mov $4, %cx
+        mov $0x510, %dx
+        rep insb
+        hlt
+        .org 0x200
+        out %al, $0xe0
+        hlt`,
+      0,
+    )
+    g.device = () => undefined
+    for (const start of [0, 0x100]) {
+      g.vm.setRegs(0, realMode(start))
+      g.vm.run()
+      await g.until(() => g.state() === 'waiting')
+      g.vm.pause()
+      g.vm.setRegs(0, realMode(0x200))
+      expect(g.state()).toBe('paused')
+      expect(() => g.vm.complete(0, 0n)).toThrow(/no exit waiting/)
+      g.exits.length = 0
+      g.device = () => 0n
+      g.vm.run()
+      await g.until(() => g.state() === 'halted')
+      expect(plain(g.exits)).toEqual([{ kind: 'pio', write: true, addr: 0xe0, size: 1, value: 0n }])
+      expect(decode(acrn_regs, g.vm.getRegs(0)).rip).toBe(0x203n)
+      g.device = () => undefined
+    }
+  })
+
   it('destroy ends a vCPU that waits on an exit; the VM refuses every later call', async () => {
     const g = new Guest().load(
       `.code16
@@ -632,5 +672,57 @@ d('the KVM CPU engine (issue 10)', () => {
     expect(() => g.vm.setIrqLine(20, 2 as 1)).toThrow(/level/)
     expect(() => engine!.createVm({ vcpus: 0, onExit: () => {} })).toThrow(/vCPU/)
     expect(g.vm.status().map((s) => s.state)).toEqual(['paused'])
+  })
+
+  describe('the process ends with its VMs', () => {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..')
+    const dir = mkdtempSync(join(tmpdir(), 'hsmctl-kvm-exit-'))
+    afterAll(() => rmSync(dir, { recursive: true, force: true }))
+    // Two vCPUs: the BSP spins (jmp .) inside KVM_RUN, the AP waits for INIT/SIPI.
+    const script = join(dir, 'vm.mts')
+    writeFileSync(
+      script,
+      `import { kvmEngine } from '${root}/src/core/sim/hypervisor/cpu/kvm.ts'
+      import { allocateBacking } from '${root}/src/core/sim/kernel/shared-memory.ts'
+      const found = kvmEngine()
+      if ('reason' in found) throw new Error(found.reason)
+      const ram = allocateBacking(0x10000)
+      new Uint8Array(ram.buffer).set([0xeb, 0xfe], 0)
+      const vm = found.engine.createVm({ vcpus: 2, onExit: () => {} })
+      vm.setMemory([{ gpa: 0, size: 0x10000, hostAddress: ram.address, readonly: false }])
+      vm.setRegs(0, new Uint8Array(Buffer.from(process.argv[3], 'hex')))
+      vm.run()
+      while (vm.status()[0].state !== 'executing') await new Promise((r) => setTimeout(r, 1))
+      console.log('executing')
+      const how = process.argv[2]
+      if (how === 'exit') process.exit(7)
+      if (how === 'throw') throw new Error('thrown with vCPUs in KVM_RUN')
+      if (how === 'destroy') vm.destroy()
+      if (how === 'pause') vm.pause() // the VM outlives the script: the cleanup hook ends it
+      `,
+    )
+
+    function end(how: string): Promise<{ code: number | null; out: string }> {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', script, how, Buffer.from(realMode(0)).toString('hex')],
+        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      let out = ''
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()))
+      child.stderr.on('data', (b: Buffer) => (out += b.toString()))
+      return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })))
+    }
+
+    it.each([
+      ['process.exit()', 'exit', 7],
+      ['an uncaught exception', 'throw', 1],
+      ['its last VM destroyed, nothing left to do', 'destroy', 0],
+      ['a VM paused, nothing left to do', 'pause', 0],
+    ])('with vCPUs executing, it ends on %s', async (_what, how, code) => {
+      const r = await end(how)
+      expect(r.out).toMatch(/^executing/)
+      expect(r.code).toBe(code)
+    })
   })
 })
