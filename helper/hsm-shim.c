@@ -8,10 +8,12 @@
  * dup and fcntl(F_DUPFD) on placeholders are forwarded as helper frames (PROTOCOL.md,
  * extended by hsm-shim.h and SHIM.md). What the kernel shares with a process through
  * pointers and fds is emulated:
- *  - memory the kernel pins (ioreq page §2.2, RAM segments §3.4, monitor page §7.3) is
- *    mirrored: the server keeps its own pages, and both sides send the bytes they changed
- *    since the last exchange (DIFF frames; a shadow copy per region says what changed).
- *    The ioreq and monitor pages are exchanged around every call, RAM on SYNC only;
+ *  - RAM segments (§3.4) are shared: the program's RAM is a file (its own MAP_SHARED file,
+ *    or a memfd that private memory is turned into, in place: hsm-shim-ram.c) that the
+ *    server maps too (SHARE), so the guest, hsmd and the program use the same bytes;
+ *  - the ioreq page (§2.2) and the monitor page (§7.3) are mirrored: the server keeps its
+ *    own pages, and both sides send the bytes they changed since the last exchange (DIFF
+ *    frames; a shadow copy per region says what changed), around every call;
  *  - eventfds named in IOEVENTFD/IRQFD become server-side eventfds; ioeventfd signals are
  *    written to the process's eventfd, and the process's write(2) to one is forwarded
  *    before write returns, so an irqfd injects synchronously as in the kernel (§6.3).
@@ -57,6 +59,7 @@
 #include "hsm-ring.h"
 #include "hsm-shim.h"
 #include "hsm-shim-node.h"
+#include "hsm-shim-ram.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -211,9 +214,14 @@ static uint64_t next_eventfd_id = 1;
 
 struct region {
 	uint32_t id;
-	uint32_t role;
+	uint32_t role; /* 0: a region the server could not take, never used again */
 	uint64_t address;
 	uint64_t length;
+	/* RAM (shared, never mirrored): the file and where the range is in it... */
+	uint64_t dev, ino, file_offset;
+	/* ...and the memfd private memory was turned into, kept open to be named again. */
+	int fd;
+	/* ioreq and monitor pages (mirrored): */
 	uint8_t *shadow; /* the bytes both sides agreed on at the last exchange */
 	uint8_t *now;    /* live pages only: their bytes as read with the call's argument */
 	int now_valid;
@@ -221,6 +229,7 @@ struct region {
 };
 static struct region regions[MAX_REGIONS];
 static uint32_t region_count;
+static uint32_t next_region = 1;
 
 struct waiter {
 	int used;
@@ -614,7 +623,7 @@ static void emit_diffs(struct builder *b, struct region *r)
 		size_t j = i + 1;
 		while (j < r->length && cur[j] != r->shadow[j])
 			j++;
-		/* A range longer than a frame is split (only a RAM region can have one). */
+		/* A range longer than a frame is split (a mirrored page never is one). */
 		size_t max_range = HSMP_MAX_PAYLOAD - HSM_SHIM_DIFF_FIXED_SIZE - HSM_SHIM_RANGE_HEADER_SIZE;
 		if (j - i > max_range)
 			j = i + max_range;
@@ -671,7 +680,7 @@ static size_t read_with_live_pages(uint64_t address, void *buf, size_t n)
 	for (uint32_t i = 0; i < region_count && vm_rw_works; i++) {
 		struct region *r = &regions[i];
 		r->now_valid = 0;
-		if (r->role == HSM_SHIM_ROLE_RAM || r->gone)
+		if (!r->shadow || r->gone)
 			continue;
 		if (count == MAX_GATHER)
 			break;
@@ -719,11 +728,11 @@ static void apply_diff(const uint8_t *p, uint32_t length)
 	}
 }
 
-/* The changes of every region synced at each call (ioreq, monitor), or of all. Lock held. */
-static void emit_all_diffs(struct builder *b, int all)
+/* The changes of every mirrored region (ioreq, monitor pages; RAM is shared). Lock held. */
+static void emit_all_diffs(struct builder *b)
 {
 	for (uint32_t i = 0; i < region_count; i++)
-		if ((all || regions[i].role != HSM_SHIM_ROLE_RAM) && !regions[i].gone)
+		if (regions[i].shadow && !regions[i].gone)
 			emit_diffs(b, &regions[i]);
 }
 
@@ -748,10 +757,9 @@ static void declare_region(struct builder *b, uint32_t role, uint64_t address, u
 	uint8_t *shadow = calloc(1, length);
 	if (!shadow)
 		return;
-	static uint32_t next_region = 1;
 	struct region *r = &regions[region_count++];
 	*r = (struct region){ .id = next_region++, .role = role, .address = address,
-			      .length = length, .shadow = shadow };
+			      .length = length, .fd = -1, .shadow = shadow };
 	size_t f = begin_frame(b, HSM_SHIM_OP_MIRROR, 0);
 	put_u32(b, r->id);
 	put_u32(b, role);
@@ -1089,7 +1097,7 @@ static void handle_sync(uint32_t id, const uint8_t *p, uint32_t length)
 	struct builder b = { 0 };
 	lock_all(&m);
 	if (length >= HSM_SHIM_SYNC_SIZE && hsmp_get32(p) == HSM_SHIM_SYNC_PULL)
-		emit_all_diffs(&b, 1);
+		emit_all_diffs(&b);
 	size_t f = begin_frame(&b, HSM_SHIM_OP_SYNC, id);
 	end_frame(&b, f);
 	send_locked(&b);
@@ -1736,8 +1744,83 @@ static uint32_t pm_reply_size(uint64_t cmd)
 	}
 }
 
+/*
+ * SET_MEMSEG of RAM (§3.4 B): the range becomes a file the server maps too (SHARE), so
+ * the pages the simulation pins are the program's own, as the kernel's pin would make
+ * them. Done before the ioctl, outside the lock (it may copy memory and waits for the
+ * server). A range that cannot be shared is not declared: the server then hands the
+ * simulation an address it has not mapped, and the pin fails where the kernel's would.
+ */
+static void share_ram(unsigned long arg)
+{
+	struct acrn_vm_memmap m;
+	if (mem_read(arg, &m, sizeof(m)) < sizeof(m) || m.type != ACRN_MEMMAP_RAM)
+		return;
+	uint64_t address = PAGE_FLOOR(m.vma_base), pages = m.len >> 12;
+	if (pages == 0 || pages >= (1ull << 40) || !writable_range(address, pages * PAGE))
+		return;
+	uint64_t length = pages * PAGE;
+	struct ram_file f;
+	int e = ram_share_file(address, length, PRIVATE_FD_MIN, &f);
+	if (e < 0) {
+		warn("hsm-shim: cannot share RAM at 0x%" PRIx64 " (%" PRIu64 " bytes): %s", address,
+		     length, strerror(-e));
+		return;
+	}
+	struct masked mk;
+	lock_all(&mk);
+	struct region *r = NULL;
+	for (uint32_t i = 0; i < region_count; i++) {
+		struct region *x = &regions[i];
+		if (x->role == HSM_SHIM_ROLE_RAM && x->address == address && x->length == length &&
+		    x->dev == f.dev && x->ino == f.ino && x->file_offset == f.offset) {
+			unlock_all(&mk); /* the server maps this file here already */
+			ram_file_release(&f);
+			return;
+		}
+	}
+	if (region_count < MAX_REGIONS) {
+		r = &regions[region_count++];
+		*r = (struct region){ .id = next_region++, .role = HSM_SHIM_ROLE_RAM,
+				      .address = address, .length = length, .dev = f.dev,
+				      .ino = f.ino, .file_offset = f.offset,
+				      .fd = f.owned ? f.fd : -1 };
+	}
+	uint32_t id = r ? r->id : 0;
+	unlock_all(&mk);
+	if (!r) {
+		ram_file_release(&f);
+		return;
+	}
+	char path[64];
+	int n = snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)self_pid, f.fd);
+	uint8_t p[HSM_SHIM_SHARE_FIXED_SIZE + 64] = { 0 };
+	hsmp_put32(p, id);
+	hsmp_put32(p + 4, HSM_SHIM_ROLE_RAM);
+	hsmp_put64(p + 8, address);
+	hsmp_put64(p + 16, length);
+	hsmp_put64(p + 24, f.offset);
+	hsmp_put32(p + 32, f.page_size);
+	memcpy(p + HSM_SHIM_SHARE_FIXED_SIZE, path, (size_t)n);
+	struct reply rep;
+	int sent = call(HSM_SHIM_OP_SHARE, p, HSM_SHIM_SHARE_FIXED_SIZE + (uint32_t)n, &rep);
+	/* The server has the file mapped (or gave up) once it answered: our fd may go. */
+	ram_file_release(&f);
+	if (sent < 0 || rep.result < 0) {
+		if (sent == 0)
+			warn("hsm-shim: the server could not map RAM at 0x%" PRIx64 ": %s", address,
+			     strerror(rep.error));
+		lock_all(&mk);
+		r->role = 0; /* never matched again */
+		unlock_all(&mk);
+	}
+}
+
 static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
 {
+	if (request == ACRN_IOCTL_SET_MEMSEG)
+		share_ram(arg);
+
 	const struct hsm_ioctl_info *info = hsm_ioctl_lookup(request);
 	uint16_t kind = HSMP_ARG_NONE;
 	uint64_t value = 0;
@@ -1778,20 +1861,13 @@ static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
 		if (info->pointer == HSM_PTR_IOREQ_BUF) {
 			uint64_t a = hsmp_get64(bytes + offsetof(struct acrn_vm_creation, ioreq_buf));
 			declare_region(&b, HSM_SHIM_ROLE_IOREQ, PAGE_FLOOR(a), PAGE);
-		} else if (info->pointer == HSM_PTR_MEMSEG_RAM &&
-			   hsmp_get32(bytes + offsetof(struct acrn_vm_memmap, type)) ==
-				   ACRN_MEMMAP_RAM) {
-			uint64_t a = hsmp_get64(bytes + offsetof(struct acrn_vm_memmap, vma_base));
-			uint64_t pages = hsmp_get64(bytes + offsetof(struct acrn_vm_memmap, len)) >> 12;
-			if (pages && pages < (1ull << 40))
-				declare_region(&b, HSM_SHIM_ROLE_RAM, PAGE_FLOOR(a), pages * PAGE);
 		}
 		if (request == ACRN_IOCTL_IOEVENTFD || request == ACRN_IOCTL_IRQFD)
 			declare_fd(&b, (int32_t)hsmp_get32(bytes));
 	} else if (info && info->pointer == HSM_PTR_VALUE_PAGE) {
 		declare_region(&b, HSM_SHIM_ROLE_MONITOR, PAGE_FLOOR(value), PAGE);
 	}
-	emit_all_diffs(&b, 0);
+	emit_all_diffs(&b);
 	uint32_t id = new_id();
 	uint8_t back[512];
 	struct waiter *w = add_waiter(id, back, sizeof(back));
@@ -1901,6 +1977,8 @@ static void child_after_fork(void)
 	for (uint32_t i = 0; i < region_count; i++) {
 		free(regions[i].shadow);
 		free(regions[i].now);
+		if (regions[i].fd >= 0)
+			sys_close(regions[i].fd);
 	}
 	region_count = 0;
 	memset(waiters, 0, sizeof(waiters));

@@ -39,12 +39,19 @@ enum hsm_shim_op {
 	 * on the ring, and the socket carries only doorbell bytes.
 	 */
 	HSM_SHIM_OP_RING = 0x10a,
+	/*
+	 * shim -> server, reply result 0 or -1 with an errno: u32 region, u32 role (RAM),
+	 * u64 address, u64 length, u64 file offset of `address`, u32 the file's page size,
+	 * u32 0, then the path of the file (/proc/PID/fd/N). A RAM range the process maps
+	 * MAP_SHARED from that file: the server maps the same file, so both share the bytes.
+	 */
+	HSM_SHIM_OP_SHARE = 0x10b,
 };
 
-/* Mirrored memory (SHIM.md, "Memory"). */
+/* Memory the kernel pins (SHIM.md, "Memory the kernel pins"). */
 enum hsm_shim_role {
 	HSM_SHIM_ROLE_IOREQ = 1,   /* the ioreq page of CREATE_VM (§2.2): synced at every call */
-	HSM_SHIM_ROLE_RAM = 2,     /* a RAM segment (§3.4 B): synced on SYNC only */
+	HSM_SHIM_ROLE_RAM = 2,     /* a RAM segment (§3.4 B): shared (SHARE), never mirrored */
 	HSM_SHIM_ROLE_MONITOR = 3, /* the interrupt-monitor page (§7.3): synced at every call */
 };
 
@@ -70,6 +77,7 @@ enum hsm_shim_fd_kind {
 #define HSM_SHIM_SIGNAL_SIZE 16u
 #define HSM_SHIM_SYNC_SIZE 8u
 #define HSM_SHIM_RING_FIXED_SIZE 8u
+#define HSM_SHIM_SHARE_FIXED_SIZE 40u
 #define HSM_SHIM_MAX_PROGRAM 255u
 
 #endif /* HSM_SHIM_H */

@@ -1,8 +1,9 @@
 // ACRN's own device model, acrn-dm (built from ../shared/acrn-dm by scripts/build-acrn-dm.js,
 // cached in .cache/acrn-dm), run unmodified through `hsmctl sim exec` as the README shows:
-// it finds the device by stat() (no file on the host), creates its VM, sets up RAM, its
-// vCPU and its I/O client, starts the VM, serves a port write with its own UART, and on
-// SIGINT shuts down cleanly, leaving no VM.
+// it finds the device by stat() (no file on the host), creates its VM, sets up RAM (its
+// hugetlb memfd, shared with the guest: the ELF it loads is in guest RAM), its vCPU and its
+// I/O client, starts the VM, serves a port write with its own UART, and on SIGINT shuts
+// down cleanly, leaving no VM.
 //
 // acrn-dm needs root (it parses the host's MADT before anything else), the MADT itself,
 // and its Debian packages (installed by its build.sh with apt-get). Without root or an
@@ -148,6 +149,18 @@ describe.skipIf(machineCannot)('acrn-dm under hsmctl sim exec', () => {
       })
       expect(vm).toMatchObject({ memory: '0x8000000', vcpus: 1 })
       expect(vm!.holder).toMatch(/^pid \d+ \(acrn-dm\)$/)
+      // its RAM (a hugetlb memfd) is the guest's, no copy: the ELF it loaded is there (§3.4 B)
+      const code = hsmctl(
+        ['guest', 'access', NAME, '--mmio', '0x100054', '--read', '--size', '4', '--json'],
+        env,
+      )
+      expect(code.code, code.stderr).toBe(0)
+      expect(JSON.parse(code.stdout).result).toBe('0x3f8ba66') // 66 ba f8 03: mov $0x3f8,%dx
+      expect(out).not.toMatch(/hsm-shim: cannot share|could not map RAM/)
+      // shared as the file it is, not copied into one of the shim's
+      const maps = readFileSync(`/proc/${/\d+/.exec(vm!.holder!)![0]}/maps`, 'utf8')
+      expect(maps).toMatch(/ rw-s .*\/memfd:acrn_memfd/)
+      expect(maps).not.toMatch(/hsm-shim-ram/)
       // its own UART (COM1 on stdio) prints what a vCPU writes to 0x3f8
       const before = out.length
       const write = hsmctl(

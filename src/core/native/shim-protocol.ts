@@ -30,6 +30,12 @@ export const ShimOp = {
    * the ring file's path. Accepted: every later frame goes on the ring (ring.ts).
    */
   RING: 0x10a,
+  /**
+   * shim -> server, reply result 0 or -1 with an errno: u32 region, u32 role (RAM), u64
+   * address, u64 length, u64 file offset of `address`, u32 the file's page size, u32 0,
+   * then the file's path (/proc/PID/fd/N). The server maps the same file: no copy.
+   */
+  SHARE: 0x10b,
 } as const
 
 export const ShimRole = { IOREQ: 1, RAM: 2, MONITOR: 3 } as const
@@ -50,6 +56,7 @@ export const ShimSize = {
   SIGNAL: 16,
   SYNC: 8,
   RING_FIXED: 8,
+  SHARE_FIXED: 40,
   MAX_PROGRAM: 255,
 } as const
 
@@ -250,5 +257,55 @@ export function encodeRingOffer(offer: RingOffer): Uint8Array {
   const out = new Uint8Array(ShimSize.RING_FIXED + path.byteLength)
   view(out).setUint32(0, offer.size, true)
   out.set(path, ShimSize.RING_FIXED)
+  return out
+}
+
+/** A RAM range the shimmed process maps MAP_SHARED from a file it names (SHARE). */
+export interface Share {
+  readonly region: number
+  readonly role: number
+  /** In the shimmed process: page-aligned. */
+  readonly address: bigint
+  readonly length: bigint
+  /** Where `address` is in the file. */
+  readonly offset: bigint
+  /** The file's page size (a hugetlbfs file's is its huge page): mappings align to it. */
+  readonly pageSize: number
+  readonly path: string
+}
+
+export function decodeShare(payload: Uint8Array): Share {
+  if (
+    payload.byteLength <= ShimSize.SHARE_FIXED ||
+    payload.byteLength > ShimSize.SHARE_FIXED + 4095
+  ) {
+    throw new FrameError(EINVAL, `share payload of ${payload.byteLength} bytes`)
+  }
+  const v = view(payload)
+  if (v.getUint32(36, true) !== 0) throw new FrameError(EINVAL, 'share: reserved bytes')
+  const path = decoder.decode(payload.subarray(ShimSize.SHARE_FIXED))
+  if (path.includes('\0')) throw new FrameError(EINVAL, 'share: a NUL in the path')
+  return {
+    region: v.getUint32(0, true),
+    role: v.getUint32(4, true),
+    address: v.getBigUint64(8, true),
+    length: v.getBigUint64(16, true),
+    offset: v.getBigUint64(24, true),
+    pageSize: v.getUint32(32, true),
+    path,
+  }
+}
+
+export function encodeShare(s: Share): Uint8Array {
+  const path = new TextEncoder().encode(s.path)
+  const out = new Uint8Array(ShimSize.SHARE_FIXED + path.byteLength)
+  const v = view(out)
+  v.setUint32(0, s.region, true)
+  v.setUint32(4, s.role, true)
+  v.setBigUint64(8, s.address, true)
+  v.setBigUint64(16, s.length, true)
+  v.setBigUint64(24, s.offset, true)
+  v.setUint32(32, s.pageSize, true)
+  out.set(path, ShimSize.SHARE_FIXED)
   return out
 }

@@ -7,7 +7,8 @@
 // its SimProcess as the helper's ops act on the helper (addresses are the SimProcess's).
 // One that starts with the shim's HELLO stands for a real process under libhsm-shim.so:
 // the addresses and fds inside its ioctl arguments are the real process's, so they are
-// translated here, to server-side mirrors of its memory and server-side eventfds.
+// translated here: its RAM to the same file mapped into the SimProcess (SHARE: no copy),
+// its ioreq and monitor pages to server-side mirrors, its eventfds to server-side twins.
 
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net'
@@ -51,6 +52,7 @@ import {
   decodeIdValue,
   decodeMirror,
   decodeRingOffer,
+  decodeShare,
   decodeShimHello,
   type DiffRange,
   encodeDiff,
@@ -73,7 +75,7 @@ const EPROTO = 71
 const DOORBELL = Buffer.of(1)
 const PAGE = 4096n
 const PAGE_MASK = 0xfffn
-/** A mirrored region may be at most this large (a RAM segment of a small VM). */
+/** A mirrored region (an ioreq or monitor page) may be at most this large. */
 const MAX_REGION = 1 << 30
 /** How long sync() waits for a shimmed process that does not answer (stopped, say). */
 const SYNC_TIMEOUT_MS = 5000
@@ -115,11 +117,10 @@ interface Region {
   /** In the shimmed process. */
   readonly address: bigint
   readonly length: number
-  /** Its mirror in the SimProcess, and a live view of it. */
+  /** Where the SimProcess has it: a mirror, or (RAM) the process's own file mapped. */
   readonly simAddress: bigint
-  readonly live: Uint8Array
-  /** The bytes both sides agreed on at the last exchange. */
-  readonly shadow: Uint8Array
+  /** A mirror's live view, and the bytes both sides agreed on at the last exchange. */
+  readonly mirror?: { readonly live: Uint8Array; readonly shadow: Uint8Array }
 }
 
 interface ServerEventfd {
@@ -375,11 +376,11 @@ class Session {
     this.send({ op, id, flags: FLAG_REFUSED, result: -1n, errno, payload: encodeMessage(message) })
   }
 
-  /** DIFF frames for the mirrored bytes the simulation changed (all, or the live pages). */
-  private sendDiffs(all: boolean): void {
+  /** DIFF frames for the mirrored bytes (ioreq, monitor pages) the simulation changed. */
+  private sendDiffs(): void {
     for (const r of this.regions.values()) {
-      if (!all && r.role === ShimRole.RAM) continue
-      const ranges = diffRanges(r.live, r.shadow)
+      if (!r.mirror) continue
+      const ranges = diffRanges(r.mirror.live, r.mirror.shadow)
       if (ranges.length === 0) continue
       for (const payload of diffPayloads(r.id, ranges))
         this.send({ op: ShimOp.DIFF, id: 0, payload })
@@ -394,7 +395,7 @@ class Session {
     if (!this.shim || this.closed || !this.settled) return
     await this.request(SyncMode.PULL)
     if (this.closed) return
-    this.sendDiffs(true)
+    this.sendDiffs()
     await this.request(SyncMode.ACK)
   }
 
@@ -607,12 +608,15 @@ class Session {
       case ShimOp.MIRROR:
         await this.mirror(frame)
         return
+      case ShimOp.SHARE:
+        await this.share(frame)
+        return
       case ShimOp.DIFF: {
         const { region, ranges } = decodeDiff(p)
-        const r = this.regions.get(region)
-        if (!r) throw new FrameError(Errno.EINVAL, `diff: no region ${region}`)
+        const r = this.regions.get(region)?.mirror
+        if (!r) throw new FrameError(Errno.EINVAL, `diff: no mirrored region ${region}`)
         for (const { offset, bytes } of ranges) {
-          if (offset + bytes.byteLength > r.length)
+          if (offset + bytes.byteLength > r.live.byteLength)
             throw new FrameError(Errno.EINVAL, `diff: range past region ${region}`)
           r.live.set(bytes, offset)
           r.shadow.set(bytes, offset)
@@ -670,6 +674,8 @@ class Session {
     const m = decodeMirror(frame.payload)
     if (m.role < ShimRole.IOREQ || m.role > ShimRole.MONITOR)
       throw new FrameError(Errno.EINVAL, `mirror: unknown role ${m.role}`)
+    if (m.role === ShimRole.RAM)
+      throw new FrameError(Errno.EINVAL, 'mirror: RAM is shared (the share op), not mirrored')
     if (
       (m.address & PAGE_MASK) !== 0n ||
       m.length === 0n ||
@@ -692,9 +698,54 @@ class Session {
       address: m.address,
       length,
       simAddress,
-      live: this.proc.view(simAddress, length),
-      shadow: new Uint8Array(length),
+      mirror: { live: this.proc.view(simAddress, length), shadow: new Uint8Array(length) },
     })
+  }
+
+  /**
+   * A RAM range the process maps MAP_SHARED from a file of its own: the same file is
+   * mapped into the SimProcess, so the pages SET_MEMSEG pins are the process's pages (§3.4
+   * B) and the guest, hsmd and the process share them with no copy.
+   */
+  private async share(frame: Frame): Promise<void> {
+    const s = decodeShare(frame.payload)
+    if (s.role !== ShimRole.RAM)
+      throw new FrameError(Errno.EINVAL, `share: role ${s.role} is not RAM`)
+    const ps = BigInt(s.pageSize)
+    if (
+      (s.address & PAGE_MASK) !== 0n ||
+      (s.offset & PAGE_MASK) !== 0n ||
+      s.length === 0n ||
+      s.length % PAGE !== 0n ||
+      s.offset + s.length > BigInt(Number.MAX_SAFE_INTEGER)
+    ) {
+      throw new FrameError(
+        Errno.EINVAL,
+        `share: ${s.length} bytes at 0x${s.address.toString(16)} (file offset ${s.offset}) is not a page range`,
+      )
+    }
+    if (s.pageSize < Number(PAGE) || s.pageSize > 1 << 30 || (ps & (ps - 1n)) !== 0n)
+      throw new FrameError(Errno.EINVAL, `share: page size ${s.pageSize} is not a power of two`)
+    // Only a file the process itself holds: it may not have hsmd map any other.
+    if (!new RegExp(`^/proc/${this.pid}/fd/\\d+$`).test(s.path))
+      throw new FrameError(Errno.EINVAL, `share: ${s.path} is not a file of pid ${this.pid}`)
+    if (this.regions.has(s.region))
+      throw new FrameError(Errno.EINVAL, `share: region ${s.region} exists`)
+    // A hugetlbfs file maps in whole huge pages: map those around the range.
+    const from = s.offset - (s.offset % ps)
+    const to = ((s.offset + s.length + ps - 1n) / ps) * ps
+    const base = await this.syscall(frame, () =>
+      this.proc.mmapFile(s.path, Number(from), Number(to - from)),
+    )
+    if (base === undefined) return
+    this.regions.set(s.region, {
+      id: s.region,
+      role: ShimRole.RAM,
+      address: s.address,
+      length: Number(s.length),
+      simAddress: base + (s.offset - from),
+    })
+    this.reply(frame, 0n)
   }
 
   private async declareFd(d: FdDeclaration): Promise<void> {
@@ -736,7 +787,7 @@ class Session {
     for (let n = 0x7fff_0000; ; n++) if (this.proc.file(n) === undefined) return n
   }
 
-  /** A process address in an argument, as the SimProcess's address of its mirror. */
+  /** A process address in an argument, as the SimProcess's address of the same bytes. */
   private translate(role: number, address: bigint, length: bigint): bigint {
     const page = address & ~PAGE_MASK
     for (const r of this.regions.values()) {
@@ -744,7 +795,7 @@ class Session {
         return r.simAddress + (address - r.address)
       }
     }
-    // Not mirrored (the shim found it unmapped): an address the simulation has not mapped
+    // Not declared (the shim found it unmapped): an address the simulation has not mapped
     // either, so its pin fails where the kernel's would.
     return address & PAGE_MASK
   }
@@ -772,7 +823,7 @@ class Session {
     }
     const done = (result: bigint, errno: number) => {
       restore?.()
-      if (this.shim) this.sendDiffs(false)
+      if (this.shim) this.sendDiffs()
       const back = req.kind === ArgKind.BUFFER && readsBack(request) ? req.bytes : undefined
       this.reply(frame, result, errno, back)
     }
@@ -824,7 +875,7 @@ class Session {
     return undefined
   }
 
-  /** The SimProcess address mirroring `address` of the shimmed process, if any. */
+  /** The SimProcess address of `address` of the shimmed process (mirrored or shared), if any. */
   mirrorOf(address: bigint): bigint | undefined {
     for (const r of this.regions.values()) {
       if (address >= r.address && address < r.address + BigInt(r.length))
@@ -906,15 +957,16 @@ export class SimServer {
   }
 
   /**
-   * Exchange every mirrored byte and pending eventfd signal with every shimmed process:
-   * when this resolves, each sees what the simulation wrote and the simulation sees what
-   * each wrote. (Between syncs, the ioreq and monitor pages are exchanged at every call.)
+   * Exchange the mirrored pages (ioreq, monitor) and pending eventfd signals with every
+   * shimmed process: when this resolves, each sees what the simulation wrote there and the
+   * simulation sees what each wrote. (Between syncs they are exchanged at every call; RAM
+   * is shared, so it needs no exchange.)
    */
   async sync(): Promise<void> {
     await Promise.all([...this.sessionSet].map((s) => s.sync()))
   }
 
-  /** /proc/self/pagemap of a shimmed process, as the simulation sees it: the mirror's page. */
+  /** /proc/self/pagemap of a shimmed process, as the simulation sees it: its page there. */
   async pagemap(pid: number, address: bigint): Promise<bigint> {
     for (const s of this.sessionSet) {
       if (!s.shim || s.pid !== pid) continue

@@ -11,11 +11,13 @@ import {
   decodeFdDeclaration,
   decodeIdValue,
   decodeMirror,
+  decodeShare,
   decodeShimHello,
   encodeDiff,
   encodeFdDeclaration,
   encodeIdValue,
   encodeMirror,
+  encodeShare,
   encodeShimHello,
   ShimFdKind,
   ShimOp,
@@ -36,6 +38,20 @@ describe('shim payloads', () => {
     const d = { fd: -1, kind: ShimFdKind.NOT_OPEN, id: 0n, count: 0n }
     expect(decodeFdDeclaration(encodeFdDeclaration(d))).toEqual(d)
     expect(decodeIdValue('signal', encodeIdValue(9n, 1n))).toEqual({ id: 9n, value: 1n })
+    const s = {
+      region: 4,
+      role: ShimRole.RAM,
+      address: 0x7f00_0020_0000n,
+      length: 0x800_0000n,
+      offset: 0x20_0000n,
+      pageSize: 0x20_0000,
+      path: '/proc/77/fd/64',
+    }
+    expect(decodeShare(encodeShare(s))).toEqual(s)
+    expect(() => decodeShare(encodeShare(s).subarray(0, 40))).toThrow(/share payload of 40/)
+    const reserved = encodeShare(s)
+    reserved[36] = 1
+    expect(() => decodeShare(reserved)).toThrow(/reserved bytes/)
   })
 
   it('diffs round-trip, and a cut or overlong one is refused', () => {

@@ -89,8 +89,69 @@ int main(void) {
 }
 `
 
+// The RAM a program hands to SET_MEMSEG is the guest's RAM (§3.4 B): `memfd` maps a memfd
+// of its own MAP_SHARED (as acrn-dm does), `memalign` takes private heap memory (as
+// vm-sample does). Then, on stdin: `w OFF VAL` writes a byte, `r OFF` reads one.
+const RAM_PROBE = String.raw`
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <linux/acrn.h>
+
+static struct acrn_io_request_buffer page __attribute__((aligned(4096)));
+
+int main(int argc, char **argv) {
+  size_t len = 1 << 20;
+  uint8_t *ram;
+  if (argc > 1 && strcmp(argv[1], "memfd") == 0) {
+    int m = memfd_create("guest-ram", MFD_CLOEXEC);
+    if (m < 0 || ftruncate(m, len) || (ram = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0)) == MAP_FAILED) return 1;
+  } else if (posix_memalign((void **)&ram, 4096, len)) return 1;
+  /* written before SET_MEMSEG: the guest must find these bytes */
+  ram[0x1000] = 0x11; ram[0x1001] = 0x22; ram[len - 1] = 0x33;
+  int fd = open("/dev/acrn_hsm", O_RDWR | O_CLOEXEC);
+  struct acrn_vm_creation c; memset(&c, 0, sizeof c);
+  c.ioreq_buf = (unsigned long)&page; c.cpu_affinity = 2;
+  if (fd < 0 || ioctl(fd, ACRN_IOCTL_CREATE_VM, &c)) { perror("create"); return 1; }
+  struct acrn_vm_memmap mm; memset(&mm, 0, sizeof mm);
+  mm.type = ACRN_MEMMAP_RAM; mm.user_vm_pa = 0; mm.vma_base = (unsigned long)ram; mm.len = len;
+  mm.attr = ACRN_MEM_ACCESS_RWX;
+  if (ioctl(fd, ACRN_IOCTL_SET_MEMSEG, &mm)) { perror("memseg"); return 1; }
+  if (ioctl(fd, ACRN_IOCTL_START_VM, 0)) { perror("start"); return 1; }
+  /* the same addresses, now a shared mapping of one file */
+  char line[512]; FILE *maps = fopen("/proc/self/maps", "r");
+  while (fgets(line, sizeof line, maps)) {
+    unsigned long lo, hi; char perms[8];
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && lo <= (unsigned long)ram && (unsigned long)ram < hi)
+      printf("mapping %s %s", perms, strchr(line, '/') ? strchr(line, '/') : "anonymous\n");
+  }
+  fclose(maps);
+  printf("vmid %u ready %d\n", c.vmid, ram[0x1000] == 0x11 && ram[0x1001] == 0x22 && ram[len - 1] == 0x33);
+  fflush(stdout);
+  char cmd[64];
+  while (fgets(cmd, sizeof cmd, stdin)) {
+    unsigned long off, val;
+    if (sscanf(cmd, "w %lx %lx", &off, &val) == 2) { ram[off] = (uint8_t)val; printf("wrote %lx\n", off); }
+    else if (sscanf(cmd, "r %lx", &off) == 1) printf("byte %lx %x\n", off, ram[off]);
+    else break;
+    fflush(stdout);
+  }
+  ioctl(fd, ACRN_IOCTL_PAUSE_VM, 0);
+  return ioctl(fd, ACRN_IOCTL_DESTROY_VM, 0) ? 2 : 0;
+}
+`
+
 const dir = mkdtempSync(join(tmpdir(), 'hsmctl-shim-'))
 const probe = join(dir, 'probe')
+const ramProbe = join(dir, 'ram-probe')
+// The conformance project runs this file a second time over the socket alone.
+const TRANSPORT = process.env.HSMCTL_TEST_SHIM_TRANSPORT === 'socket' ? 'socket' : 'auto'
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 class Probe {
@@ -119,10 +180,16 @@ describe.skipIf(helperUnavailable)('libhsm-shim.so', () => {
   beforeAll(() => {
     buildHelper()
     writeFileSync(join(dir, 'probe.c'), PROBE)
-    const cc = spawnSync('cc', ['-O2', '-Wall', '-o', probe, join(dir, 'probe.c')], {
-      encoding: 'utf8',
-    })
-    expect(cc.status, cc.stderr).toBe(0)
+    writeFileSync(join(dir, 'ram-probe.c'), RAM_PROBE)
+    for (const [out, src] of [
+      [probe, 'probe.c'],
+      [ramProbe, 'ram-probe.c'],
+    ]) {
+      const cc = spawnSync('cc', ['-O2', '-Wall', '-o', out!, join(dir, src!)], {
+        encoding: 'utf8',
+      })
+      expect(cc.status, cc.stderr).toBe(0)
+    }
   }, 120_000)
 
   it('is transparent without HSM_SHIM_SOCKET, and says so when the server is not there', () => {
@@ -148,7 +215,12 @@ describe.skipIf(helperUnavailable)('libhsm-shim.so', () => {
     try {
       const p = new Probe(
         spawn(probe, [], {
-          env: { ...process.env, LD_PRELOAD: shimPath(), HSM_SHIM_SOCKET: server.path },
+          env: {
+            ...process.env,
+            LD_PRELOAD: shimPath(),
+            HSM_SHIM_SOCKET: server.path,
+            HSM_SHIM_TRANSPORT: TRANSPORT,
+          },
         }),
       )
       const vmid = Number((await p.waitFor(/vmid (\d+)/))[1])
@@ -224,6 +296,64 @@ describe.skipIf(helperUnavailable)('libhsm-shim.so', () => {
       await server.close()
     }
   }, 60_000)
+
+  // No SYNC anywhere below: a byte is where the other side reads it the moment it is written.
+  for (const [mode, mapping] of [
+    // the program's own file, mapped by hsmd as it is
+    ['memfd', /^mapping rw-s \/memfd:guest-ram \(deleted\)$/m],
+    // private memory, turned into a shared mapping in place (same address, same bytes)
+    ['memalign', /^mapping rw-s \/memfd:hsm-shim-ram \(deleted\)$/m],
+  ] as const) {
+    it(`shares RAM with the guest, no copy: a ${mode} buffer (§3.4 B)`, async () => {
+      const platform = createSimPlatform()
+      const server = await SimServer.listen(join(dir, `ram-${mode}.sock`), { platform })
+      try {
+        const p = new Probe(
+          spawn(ramProbe, [mode], {
+            env: {
+              ...process.env,
+              LD_PRELOAD: shimPath(),
+              HSM_SHIM_SOCKET: server.path,
+              HSM_SHIM_TRANSPORT: TRANSPORT,
+            },
+          }),
+        )
+        const vmid = Number((await p.waitFor(/vmid (\d+) ready 1/))[1])
+        expect(p.out).toMatch(mapping)
+        const guest = (dir: 'read' | 'write', addr: number, size: number, value = 0) =>
+          platform.guestAccess({
+            vmid,
+            vcpu: 0,
+            type: 'mmio',
+            dir,
+            addr: BigInt(addr),
+            size,
+            value: BigInt(value),
+          })
+        // what the program wrote before SET_MEMSEG is the guest's RAM
+        expect(await guest('read', 0x1000, 2)).toBe(0x2211n)
+        expect(await guest('read', 0xfffff, 1)).toBe(0x33n)
+        // the program writes, the guest reads at once...
+        for (const [off, val] of [
+          [0x2345, 0x5a],
+          [0x80000, 0xc3],
+        ] as const) {
+          p.child.stdin.write(`w ${off.toString(16)} ${val.toString(16)}\n`)
+          await p.waitFor(new RegExp(`wrote ${off.toString(16)}\\n`))
+          expect(await guest('read', off, 1)).toBe(BigInt(val))
+        }
+        // ...and the other way round
+        await guest('write', 0x3456, 4, 0xa5b6c7d8)
+        p.child.stdin.write('r 3456\nr 3459\n')
+        await p.waitFor(/byte 3459 a5\n/)
+        expect(p.out).toContain('byte 3456 d8\n')
+        p.child.stdin.end()
+        expect(await p.exited).toBe(0)
+      } finally {
+        await server.close()
+      }
+    }, 60_000)
+  }
 })
 
 // helper/shim-load.c, the bench's load generator: many threads, one connection. Every one

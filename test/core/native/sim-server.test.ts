@@ -36,7 +36,9 @@ import { diffRanges, SimServer } from '../../../src/core/native/sim-server.js'
 import {
   encodeDiff,
   encodeMirror,
+  encodeShare,
   encodeShimHello,
+  type Share,
   ShimOp,
   ShimRole,
 } from '../../../src/core/native/shim-protocol.js'
@@ -447,13 +449,29 @@ describe('SimServer with raw frames', () => {
       expect(await server.pagemap(4242, page + 0x20n)).toBe(platform.inspect.vm(vmid)!.ioreqBuffer)
     })
 
+    const share = (over: Partial<Share>) =>
+      encodeShare({
+        region: 7,
+        role: ShimRole.RAM,
+        address: 0x10000n,
+        length: 0x10000n,
+        offset: 0n,
+        pageSize: 4096,
+        path: '/proc/4242/fd/5',
+        ...over,
+      })
     const shimCases: Case[] = [
       [
         'a mirror of an unaligned address',
         () => ({
           op: ShimOp.MIRROR,
           id: 0,
-          payload: encodeMirror({ region: 7, role: ShimRole.RAM, address: 0x1001n, length: 4096n }),
+          payload: encodeMirror({
+            region: 7,
+            role: ShimRole.MONITOR,
+            address: 0x1001n,
+            length: 4096n,
+          }),
         }),
         'EINVAL',
         /not a page range/,
@@ -475,7 +493,7 @@ describe('SimServer with raw frames', () => {
           id: 0,
           payload: encodeMirror({
             region: 7,
-            role: ShimRole.RAM,
+            role: ShimRole.IOREQ,
             address: 0x1000n,
             length: 1n << 31n,
           }),
@@ -491,7 +509,47 @@ describe('SimServer with raw frames', () => {
           payload: encodeDiff(99, [{ offset: 0, bytes: new Uint8Array(4) }]),
         }),
         'EINVAL',
-        /no region 99/,
+        /no mirrored region 99/,
+      ],
+      [
+        'a mirror of RAM (RAM is shared, never mirrored)',
+        () => ({
+          op: ShimOp.MIRROR,
+          id: 0,
+          payload: encodeMirror({ region: 7, role: ShimRole.RAM, address: 0x1000n, length: 4096n }),
+        }),
+        'EINVAL',
+        /RAM is shared/,
+      ],
+      [
+        'a share of a file another process holds',
+        () => ({ op: ShimOp.SHARE, id: 991, payload: share({ path: '/proc/1/fd/3' }) }),
+        'EINVAL',
+        /not a file of pid 4242/,
+      ],
+      [
+        'a share of a path outside /proc',
+        () => ({ op: ShimOp.SHARE, id: 992, payload: share({ path: '/etc/passwd' }) }),
+        'EINVAL',
+        /not a file of pid 4242/,
+      ],
+      [
+        'a share of an unaligned range',
+        () => ({ op: ShimOp.SHARE, id: 993, payload: share({ offset: 100n }) }),
+        'EINVAL',
+        /not a page range/,
+      ],
+      [
+        'a share with a page size that is not a power of two',
+        () => ({ op: ShimOp.SHARE, id: 994, payload: share({ pageSize: 12288 }) }),
+        'EINVAL',
+        /page size 12288/,
+      ],
+      [
+        'a share of another role',
+        () => ({ op: ShimOp.SHARE, id: 995, payload: share({ role: ShimRole.IOREQ }) }),
+        'EINVAL',
+        /role 1 is not RAM/,
       ],
       [
         'a diff whose range runs past the frame',

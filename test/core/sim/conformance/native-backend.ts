@@ -4,11 +4,12 @@
 // `hsmctl sim serve` runs). The hypervisor side (guest accesses, inspection) is that
 // platform's, as for the sim backend; every HSM call crosses two processes and the shim.
 //
-// The shim mirrors the memory the kernel would share (SHIM.md): the ioreq page travels
-// with every call, but what the simulation writes between calls (a guest access
-// dispatched, an ioeventfd signal) reaches the helper at the next sync. So each guest
-// access first pulls the processes' bytes (RAM a test wrote), and every helper call
-// waits for the syncs that guest accesses scheduled; settle() syncs too.
+// The helper's RAM is shared with the simulation (SHIM.md: the shim turns it into a memfd
+// both map), but the ioreq and monitor pages are mirrored: they travel with every call,
+// and what the simulation writes between calls (a guest access dispatched, an ioeventfd
+// signal) reaches the helper at the next sync. So each guest access first pulls the
+// processes' pages, and every helper call waits for the syncs that guest accesses
+// scheduled; settle() syncs too.
 
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -112,7 +113,7 @@ class ShimmedHelper implements ConformanceProcess {
   async close(fd: number) {
     return (await this.p()).close(fd)
   }
-  /** /proc/self/pagemap as the simulation sees the helper: its mirror of the page. */
+  /** /proc/self/pagemap as the simulation sees the helper: its page in the simulation. */
   async pagemap(address: bigint) {
     const p = await this.p()
     return (await this.system.server).pagemap(p.pid, address)
@@ -158,7 +159,7 @@ class NativeSystem implements ConformanceSystem {
   }
 
   guestAccess = (access: GuestAccess): Promise<bigint> => {
-    // RAM the processes wrote reaches the simulation before the guest looks (§3.4).
+    // The pages the processes wrote reach the simulation before the guest looks.
     const started = (this.order = this.order.then(() => this.sync()))
     const result = started.then(() => this.platform.guestAccess(access))
     // Once dispatched, and once done, what the simulation wrote reaches the processes.
