@@ -125,18 +125,15 @@ class KvmVm implements CpuVm {
     poller.add(this, addon)
   }
 
-  /**
-   * Hand posted exits and faults to the callbacks: 0 if there were none, 1 if each was
-   * completed at once, 2 if one still waits (its completion may be a promise away).
-   */
+  /** Hand posted exits and faults to the callbacks: DELIVERED and/or WAITING_ON_JS. */
   deliver(): number {
-    let moved = 0
+    let found = 0
     const w = this.words
     for (let v = 0; v < this.vcpus && !this.destroyed; v++) {
       const at = v * RECORD_WORDS
       const state = Atomics.load(w, at + AT_STATE)
       if (state === REC_POSTED) {
-        moved = Math.max(moved, 1)
+        found |= DELIVERED
         const exit = this.exits[v]!
         exit.kind = w[at + AT_KIND] === 0 ? 'pio' : 'mmio'
         exit.write = w[at + AT_WRITE] !== 0
@@ -145,14 +142,23 @@ class KvmVm implements CpuVm {
         exit.value = exit.write ? this.longs[v * (RECORD_WORDS / 2) + AT_VALUE64]! : 0n
         Atomics.store(w, at + AT_STATE, REC_TAKEN)
         this.call(() => this.onExit(v, exit))
-        if (Atomics.load(w, at + AT_STATE) === REC_TAKEN) moved = 2
+        if (Atomics.load(w, at + AT_STATE) === REC_TAKEN) found |= WAITING_ON_JS
       } else if (state === REC_FAULT) {
-        moved = Math.max(moved, 1)
+        found |= DELIVERED
         const reason = this.addon.fault(this.handle, v)
         this.call(() => this.onFault?.(v, reason))
+      } else if (state === REC_TAKEN) {
+        found |= WAITING_ON_JS
       }
     }
-    return moved
+    return found
+  }
+
+  /** Does an exit wait for complete()? */
+  waiting(): boolean {
+    for (let v = 0; v < this.vcpus && !this.destroyed; v++)
+      if (Atomics.load(this.words, v * RECORD_WORDS + AT_STATE) === REC_TAKEN) return true
+    return false
   }
 
   /** A callback that throws does not stop the other vCPUs' exits: it is rethrown apart. */
@@ -197,6 +203,8 @@ class KvmVm implements CpuVm {
 
   complete(vcpu: number, value: bigint): void {
     this.addon.complete(this.vm, vcpu, value)
+    // Its next exit is likely soon: poll for it rather than be woken.
+    poller.kick()
   }
 
   injectMsi(addr: bigint, data: number): number {
@@ -233,6 +241,10 @@ const WAIT_SLICE_NS = 50_000
 const TURN_NS = 200_000
 /** Microtask turns after an exit left waiting, for a completion that comes through a promise chain. */
 const MICROTASK_HOPS = 2
+/** deliver(): exits or faults were handed over. */
+const DELIVERED = 1
+/** deliver(): an exit waits for complete(), which only this thread can call: spinning in C is no use. */
+const WAITING_ON_JS = 2
 
 /**
  * Polls every live VM's exit records while exits keep coming; after the spin window with
@@ -277,12 +289,21 @@ class ExitPoller {
         return
       }
       const seen = Atomics.load(control, 0)
-      let moved = 0
-      for (const vm of this.vms) moved = Math.max(moved, vm.deliver())
+      let found = 0
+      for (const vm of this.vms) found |= vm.deliver()
       let t = now()
-      if (moved) {
-        this.lastActive = t
-        if (moved === 2) for (let hop = 0; hop < MICROTASK_HOPS; hop++) await undefined
+      if (found & DELIVERED) this.lastActive = t
+      if (found & WAITING_ON_JS) {
+        // Completed a few promise turns away, or by the event loop: give it those.
+        for (let hop = 0; hop < MICROTASK_HOPS; hop++) await undefined
+        if (t - this.lastActive < SPIN_WINDOW_NS && [...this.vms].some((vm) => vm.waiting())) {
+          await new Promise<void>((resolve) => setImmediate(resolve))
+          turnStarted = now()
+          continue
+        }
+      }
+      if (found & DELIVERED) {
+        // More may have come meanwhile: look again at once.
       } else if (t - this.lastActive < SPIN_WINDOW_NS) {
         if (addon.wait(seen, WAIT_SLICE_NS)) this.lastActive = now()
         t = now()
