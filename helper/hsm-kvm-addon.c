@@ -1243,6 +1243,9 @@ static napi_value k_create_vm(napi_env env, napi_callback_info info)
 			return throw_errno(env, e, "hsm_kvm: vCPU thread");
 		}
 		v->started = true;
+		char name[16];
+		snprintf(name, sizeof(name), "hsm-vcpu%u", i);
+		pthread_setname_np(v->thread, name); /* for ps -L, top -H and gdb */
 	}
 
 	napi_value result, handle, buffer;
@@ -1575,7 +1578,9 @@ static napi_value k_fault(napi_env env, napi_callback_info info)
 	struct vcpu *v = &vm->vcpus[i];
 	CHECK(napi_create_string_utf8(env, v->fault, NAPI_AUTO_LENGTH, &s));
 	int32_t expected = REC_FAULT;
-	atomic_compare_exchange_strong(&v->rec->state, &expected, REC_NONE);
+	/* A vCPU given new registers since its fault waits for the record to clear. */
+	if (atomic_compare_exchange_strong(&v->rec->state, &expected, REC_NONE))
+		nudge(v);
 	update_ref();
 	return s;
 }

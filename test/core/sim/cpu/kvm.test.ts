@@ -643,7 +643,7 @@ d('the KVM CPU engine (issue 10)', () => {
     g.vm.destroy() // twice is harmless
   })
 
-  it('a triple fault stops the vCPU, and onFault says why', async () => {
+  it('a triple fault stops the vCPU and onFault says why; new registers make it run again', async () => {
     const g = new Guest().gdt(ELF_GDT)
     g.load(
       `.code32
@@ -652,6 +652,11 @@ d('the KVM CPU engine (issue 10)', () => {
       idtr: .word 0
         .long 0`,
       0x8000,
+    ).load(
+      `.code16
+        out %al, $0xe0
+        hlt`,
+      0,
     )
     g.vm.setRegs(0, protectedMode(0x8000))
     g.vm.run()
@@ -659,6 +664,11 @@ d('the KVM CPU engine (issue 10)', () => {
     expect(g.faults).toEqual([{ vcpu: 0, reason: expect.stringMatching(/triple fault/) }])
     expect(g.state()).toBe('stopped')
     expect(g.vm.status()[0]!.exits.shutdown).toBe(1)
+    g.vm.run() // stopped: runs no more
+    expect(g.state()).toBe('stopped')
+    g.vm.setRegs(0, realMode(0))
+    await g.until(() => g.state() === 'halted')
+    expect(plain(g.exits)).toEqual([{ kind: 'pio', write: true, addr: 0xe0, size: 1, value: 0n }])
   })
 
   it('bad arguments are refused with what was wrong, and change nothing', () => {

@@ -20,7 +20,7 @@ type VmHandle = { readonly __kvmVm: unique symbol }
 interface KvmAddon {
   /** undefined when /dev/kvm is usable, else why not (one line). */
   open(): string | undefined
-  /** [0]: exits posted so far (u32); [4]: the main thread polls. */
+  /** As u32 words: [0] exits posted so far, [4] the main thread polls. */
   readonly control: ArrayBuffer
   setWake(fn: () => void): void
   setPolling(on: boolean): void
