@@ -4,8 +4,17 @@
 // or written, a directory, or one too large is a usage error (exit 2). Each names the
 // path and says what to do; none shows Node's text.
 
-import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { dirname } from 'node:path'
+import { kindOf } from './daemon/private-files.js'
 import { HsmctlError, NotFoundError, UsageError } from './errors.js'
 
 export interface UserFileOptions {
@@ -17,6 +26,11 @@ export interface UserFileOptions {
   readonly sizeHint?: string
   /** What the file is, for messages ("spec file", "payload"). */
   readonly what?: string
+  /**
+   * Only a regular file (a reader that must not block: hsmd). Otherwise a pipe is read as
+   * the user asked, `vm apply -f <(...)`, up to `maxBytes`.
+   */
+  readonly regularOnly?: boolean
 }
 
 const prefixed = (options: UserFileOptions, message: string) =>
@@ -104,13 +118,18 @@ function tooLarge(path: string, size: number | undefined, options: UserFileOptio
 export function readUserFile(path: string, options: UserFileOptions = {}): Buffer {
   let fd: number
   try {
-    fd = openSync(path, 'r')
+    fd = openSync(path, options.regularOnly ? constants.O_RDONLY | constants.O_NONBLOCK : 'r')
   } catch (e) {
     throw userFileError(e, path, 'read', options)
   }
   try {
     const st = fstatSync(fd)
     if (st.isDirectory()) throw userFileError({ code: 'EISDIR' }, path, 'read', options)
+    if (options.regularOnly && !st.isFile()) {
+      throw new UsageError(prefixed(options, `${path} is ${kindOf(st)}, not a regular file`), {
+        hint: `name a regular file${options.what ? ` (the ${options.what})` : ''}`,
+      })
+    }
     const max = options.maxBytes
     if (max !== undefined && st.isFile() && st.size > max) throw tooLarge(path, st.size, options)
     // a regular file's size, or chunks of a stream, up to the bound and one byte more
@@ -131,6 +150,55 @@ export function readUserFile(path: string, options: UserFileOptions = {}): Buffe
   } finally {
     closeSync(fd)
   }
+}
+
+/**
+ * Check that a file the user named can be read, without reading it (another process will:
+ * hsmd reads payloads itself), so that the error is said before anything is asked for.
+ */
+export function checkUserFile(path: string, options: UserFileOptions = {}): void {
+  let fd: number
+  try {
+    // non-blocking: a FIFO without a writer must not hang the check
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch (e) {
+    throw userFileError(e, path, 'read', options)
+  }
+  try {
+    if (fstatSync(fd).isDirectory()) throw userFileError({ code: 'EISDIR' }, path, 'read', options)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** The most bytes of a unix socket's path (sun_path holds 108, with the NUL). */
+export const MAX_SOCKET_PATH = 107
+
+/**
+ * Before listening on a socket path the user named: its directory exists, it is not a
+ * directory, and it fits sun_path (Node would cut a longer path short, or call a missing
+ * directory EACCES).
+ */
+export function checkSocketPath(path: string, options: UserFileOptions = {}): void {
+  const bytes = Buffer.byteLength(path)
+  if (bytes > MAX_SOCKET_PATH) {
+    throw new UsageError(
+      prefixed(
+        options,
+        `${path} is ${bytes} bytes; a unix socket's path has at most ${MAX_SOCKET_PATH}`,
+      ),
+      { hint: 'use a shorter path (in /tmp, or a relative one)' },
+    )
+  }
+  let st
+  try {
+    st = statSync(dirname(path))
+  } catch (e) {
+    throw userFileError(e, path, 'write', options)
+  }
+  if (!st.isDirectory()) throw userFileError({ code: 'ENOTDIR' }, path, 'write', options)
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory())
+    throw userFileError({ code: 'EISDIR' }, path, 'write', options)
 }
 
 /** Write a file the user named (created 0666 less the umask, as a shell redirection). */

@@ -221,13 +221,14 @@ describe('bad input changes nothing', () => {
     },
     {
       args: [...ram, '--size', '4K', '--file', join('/nonexistent', 'payload.bin')],
-      code: 2,
-      message: '--file: No file found at /nonexistent/payload.bin',
+      code: 3,
+      message: '--file: /nonexistent/payload.bin does not exist',
     },
     {
       args: [...ram, '--size', '4K', '--file', bigPayload],
       code: 2,
-      message: '--file: the payload (8192 bytes) is larger than the segment',
+      message: `--file: ${bigPayload} is 8192 bytes; a payload for this segment is at most 4096`,
+      hint: 'a payload is loaded at the start of its RAM segment and must fit in it',
     },
     {
       args: [...mmio, '--size', '4K', '--hpa', '0xc0000000', '--file', payload],

@@ -156,7 +156,7 @@ describe('scripts', { timeout: LONG }, () => {
   it('a missing script file is not found (3)', () => {
     const s = shell(['-f', join(dir, 'missing.hsm')])
     expect(s.code).toBe(3)
-    expect(s.stderr).toMatch(/cannot read the script .*missing\.hsm/)
+    expect(s.stderr).toMatch(/^Error: --file: .*missing\.hsm does not exist$/m)
   })
 
   it('help works in scripts, from the same metadata as --help', () => {

@@ -258,7 +258,7 @@ describe('vm apply -f', () => {
         name: 'missing payload',
         text: 'name: bad\nmemory:\n  - gpa: 0\n    size: 4K\n    file: nothing-here.bin\n',
         code: 3,
-        message: `cannot read payload ${join(s.dir, 'nothing-here.bin')}`,
+        message: `missing-payload.yaml: memory[0].file: ${join(s.dir, 'nothing-here.bin')} does not exist`,
       },
       {
         name: 'taken name',

@@ -542,7 +542,8 @@ describe('ioreq record, report, replay', { timeout: LONG }, () => {
       `${junk} is not an hsmctl trace: no HSMTRACE header`,
       /ioreq record/,
     )
-    expectError(s.run('ioreq', 'report', join(files, 'none.hsmtrace')), 3, 'no such file')
+    const none = join(files, 'none.hsmtrace')
+    expectError(s.run('ioreq', 'report', none), 3, `FILE: ${none} does not exist`)
     expectError(s.run('ioreq', 'replay', junk, '--vm', 'fresh'), 2, 'is not an hsmctl trace')
     expectError(s.run('ioreq', 'replay', all, '--vm', 'nope'), 3, "no VM named 'nope'")
   })

@@ -382,7 +382,11 @@ describe('lifecycle: start, pause, reset, destroy (§2.5, A.3)', () => {
           message: '--cr3: the long-mode preset needs the guest’s page tables',
           hint: 'give --cr3 GPA of a PML4',
         },
-        { args: ['--file', '/nonexistent/regs.json'], code: 2, message: '--file: No file found' },
+        {
+          args: ['--file', '/nonexistent/regs.json'],
+          code: 3,
+          message: '--file: /nonexistent/regs.json does not exist',
+        },
         {
           args: ['--file', 'BAD_KEY', '--vcpu', '0'],
           code: 2,

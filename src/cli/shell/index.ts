@@ -1,11 +1,10 @@
 // `hsmctl shell`: the interactive shell on a terminal, a script from -f FILE or stdin
 // otherwise. Everything is wired here; the pieces are testable on their own.
 
-import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import type { Config } from '@oclif/core'
 import type { Backend } from '../../core/daemon/paths.js'
-import { NotFoundError } from '../../core/errors.js'
+import { readUserFile } from '../../core/user-file.js'
 import { Completer } from './complete.js'
 import { History, historyFile } from './history.js'
 import { daemonValues, promptText } from './live.js'
@@ -57,12 +56,7 @@ export async function startShell(options: ShellOptions): Promise<ShellResult> {
 }
 
 function readScript(file: string): string[] {
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (e) {
-    throw new NotFoundError(`cannot read the script ${file}: ${(e as Error).message}`)
-  }
+  const text = readUserFile(file, { flag: '--file' }).toString('utf8')
   const lines = text.split('\n')
   if (lines[lines.length - 1] === '') lines.pop()
   return lines

@@ -37,7 +37,10 @@ RAM cannot be unmapped before the VM is destroyed (§3.5).`
       description: 'MMIO: host physical address to map (4 KiB-aligned).',
     }),
     access: accessFlag('access')({ description: 'EPT access rights.', default: 7 }),
-    file: Flags.file({ description: 'RAM: payload loaded at the segment’s start.', exists: true }),
+    file: Flags.string({
+      description: 'RAM: payload loaded at the segment’s start.',
+      helpValue: 'FILE',
+    }),
   }
 
   async run(): Promise<Wire<MemsegInfo>> {
@@ -48,6 +51,11 @@ RAM cannot be unmapped before the VM is destroyed (§3.5).`
     if (flags.type === 'ram' && flags.hpa !== undefined)
       throw new UsageError('--hpa is for MMIO segments', { flag: '--hpa', hint: 'add --type mmio' })
     const { resolve } = await import('node:path')
+    // hsmd reads it (as the same user); a file it cannot read is said here, before any call
+    if (flags.file !== undefined) {
+      const { checkUserFile } = await import('../../core/user-file.js')
+      checkUserFile(flags.file, { flag: '--file' })
+    }
     const seg = await this.call<Wire<MemsegInfo>>('memseg.set', {
       name: args.name,
       gpa: flags.gpa,

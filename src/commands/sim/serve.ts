@@ -40,6 +40,7 @@ by \`hsmctl guest access\`, serve the daemon's own platform instead: \`hsmctl da
       import('../../core/native/ring.js'),
     ])
     const server = await serveSimPlatform(socket, {
+      flag: '--socket',
       log: (line) => process.stderr.write(`sim serve: ${line}\n`),
     })
     process.stderr.write(

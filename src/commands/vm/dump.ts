@@ -13,7 +13,11 @@ export default class VmDump extends DaemonCommand {
   static override args = { name: vmNameArg }
 
   static override flags = {
-    output: Flags.string({ char: 'o', description: 'Write the spec to this file instead.' }),
+    output: Flags.string({
+      char: 'o',
+      description: 'Write the spec to this file instead.',
+      helpValue: 'FILE',
+    }),
   }
 
   async run(): Promise<Record<string, unknown>> {
@@ -21,8 +25,8 @@ export default class VmDump extends DaemonCommand {
     const spec = await this.call<Record<string, unknown>>('vm.dump', { name: args.name })
     const { stringify } = await import('yaml')
     if (flags.output) {
-      const { writeFileSync } = await import('node:fs')
-      writeFileSync(flags.output, stringify(spec))
+      const { writeUserFile } = await import('../../core/user-file.js')
+      writeUserFile(flags.output, stringify(spec), { flag: '--output' })
       process.stderr.write(`wrote ${flags.output}\n`)
     } else if (!this.jsonEnabled()) {
       process.stdout.write(stringify(spec))

@@ -56,15 +56,16 @@ export class SimService {
   }
 
   /** Serve on `path`, or say where it is served already (one socket per daemon). */
-  serve(path: string): Promise<SimServing> {
+  serve(path: string, options: { flag?: string } = {}): Promise<SimServing> {
     if (this.starting) return this.starting.then((s) => ({ ...s, started: false }))
-    this.starting = this.listen(path)
+    this.starting = this.listen(path, options.flag)
     // a failed start may be tried again (another path, the stale file removed)
     this.starting.catch(() => (this.starting = undefined))
     return this.starting
   }
 
-  private async listen(path: string): Promise<SimServing> {
+  /** `flag` names where the path came from (`--serve-sim`), for its errors. */
+  private async listen(path: string, flag: string | undefined): Promise<SimServing> {
     const [{ SimServer }, { isSimPlatform }, { ringAddon, ringStatus }] = await Promise.all([
       import('../native/sim-server.js'),
       import('../vmm/sim-platform.js'),
@@ -77,6 +78,7 @@ export class SimService {
     }
     this.server = await SimServer.listen(path, {
       platform: this.platform.sim,
+      ...(flag ? { flag } : {}),
       ...(this.log ? { log: this.log } : {}),
     })
     if (!ringAddon()) this.log?.(`serving the simulation: ${ringStatus()}`)

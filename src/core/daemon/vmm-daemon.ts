@@ -3,7 +3,8 @@
 // their specs in the journal.
 
 import { isAbsolute } from 'node:path'
-import { NotFoundError, UsageError } from '../errors.js'
+import { UsageError } from '../errors.js'
+import { readUserFile } from '../user-file.js'
 import { TraceHub } from '../trace/hub.js'
 import { Journal } from '../vmm/journal.js'
 import { VmManager } from '../vmm/manager.js'
@@ -13,7 +14,6 @@ import { guestMethods } from '../vmm/guest-methods.js'
 import { traceMethods } from '../trace/methods.js'
 import type { VmmPlatform } from '../vmm/platform.js'
 import { startDaemon, type RunningDaemon } from './hsmd.js'
-import { readRegularFile } from './private-files.js'
 import { checkDaemonDirs, stateDir, type Backend } from './paths.js'
 import { SimService, simServeSocket } from './sim-serving.js'
 
@@ -22,23 +22,29 @@ export interface VmmDaemon extends RunningDaemon {
   trace: TraceHub
 }
 
-/** Payload files come from the CLI as absolute paths; the daemon runs as the same user. */
-function readPayload(file: string): Uint8Array {
+/**
+ * Payload files come from the CLI as absolute paths; the daemon runs as the same user.
+ * `flag` names where the path was given; a payload larger than its segment is refused
+ * from its size, before it is read.
+ */
+function readPayload(file: string, options: { flag: string; maxBytes: bigint }): Uint8Array {
   if (!isAbsolute(file))
-    throw new UsageError(`payload path '${file}' is not absolute`, { flag: '--file' })
-  try {
-    // a FIFO or a device would block or feed the daemon forever
-    return new Uint8Array(readRegularFile(file))
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOTREG')
-      throw new UsageError((e as Error).message, {
-        flag: '--file',
-        hint: 'a payload is a file of bytes to load',
-      })
-    throw new NotFoundError(
-      `cannot read payload ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-    )
-  }
+    throw new UsageError(`payload path '${file}' is not absolute`, { flag: options.flag })
+  const maxBytes =
+    options.maxBytes > BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number.MAX_SAFE_INTEGER
+      : Number(options.maxBytes)
+  return new Uint8Array(
+    readUserFile(file, {
+      flag: options.flag,
+      what: 'payload for this segment',
+      maxBytes,
+      // a FIFO or a device would block or feed the daemon forever
+      regularOnly: true,
+      sizeHint:
+        'a payload is loaded at the start of its RAM segment and must fit in it: map a larger segment',
+    }),
+  )
 }
 
 export interface VmmDaemonOptions {
@@ -82,7 +88,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   // shimmed programs' VMs, from --serve-sim or `sim exec` (sim.serve), show their holder
   const sim = new SimService(bare, options.log)
   const platform = sim.wrap(bare)
-  if (options.serveSim !== undefined) await sim.serve(options.serveSim)
+  if (options.serveSim !== undefined) await sim.serve(options.serveSim, { flag: '--serve-sim' })
   const trace = new TraceHub()
   // The simulation sees every request, whoever handles it; otherwise trace our own client's.
   if (platform.traceRequests) platform.traceRequests((r) => trace.publish(r))

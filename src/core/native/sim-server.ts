@@ -15,6 +15,7 @@ import { connect as netConnect, createServer, type Server, type Socket } from 'n
 import { Errno } from '../abi/errno.js'
 import { Ioctl } from '../abi/ioctls.js'
 import { ConflictError, HsmError } from '../errors.js'
+import { checkSocketPath, userFileError } from '../user-file.js'
 import type { IoctlArg } from '../hsm-process.js'
 import { HSM_DEVICE } from '../sim/hsm/hsm.js'
 import { EPOLLIN, type EventfdCtx, type EventfdWaiter } from '../sim/kernel/eventfd.js'
@@ -99,6 +100,8 @@ export interface SimServerOptions {
   readonly device?: string
   /** Told about bad input and lost clients, one line each. */
   readonly log?: (line: string) => void
+  /** The flag that named the socket path (`--socket`, `--serve-sim`), for its errors. */
+  readonly flag?: string
 }
 
 export interface SimSessionInfo {
@@ -904,24 +907,31 @@ export class SimServer {
    */
   static async listen(path: string, options: SimServerOptions): Promise<SimServer> {
     // the callback runs only once listening, when `server` is set
+    const flag = options.flag ?? 'the socket path'
+    const named = { ...(options.flag ? { flag: options.flag } : {}) }
+    checkSocketPath(path, named)
     const net = createServer((socket) => server.accept(socket))
     const server = new SimServer(options.platform, path, net, options)
     try {
-      await listenOn(net, path)
+      try {
+        await listenOn(net, path)
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e
+        const st = await lstat(path).catch(() => undefined)
+        if (st && !st.isSocket()) {
+          throw new ConflictError(`${path} exists and is not a socket`, `pick another ${flag}`)
+        }
+        if (await someoneListens(path)) {
+          throw new ConflictError(
+            `something already serves ${path}`,
+            `stop it, or pick another ${flag}`,
+          )
+        }
+        await unlink(path).catch(() => {})
+        await listenOn(net, path)
+      }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e
-      const st = await lstat(path).catch(() => undefined)
-      if (st && !st.isSocket()) {
-        throw new ConflictError(`${path} exists and is not a socket`, 'pick another --socket path')
-      }
-      if (await someoneListens(path)) {
-        throw new ConflictError(
-          `something already serves ${path}`,
-          'stop it, or pick another --socket path',
-        )
-      }
-      await unlink(path).catch(() => {})
-      await listenOn(net, path)
+      throw userFileError(e, path, 'write', named)
     }
     await chmod(path, 0o600)
     return server

@@ -10,8 +10,9 @@
 //
 // A recorder killed mid-write leaves a partial last record; readers ignore it and say so.
 
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs'
-import { NotFoundError, UsageError } from '../errors.js'
+import { closeSync, writeSync } from 'node:fs'
+import { UsageError } from '../errors.js'
+import { openUserFileForWrite, readUserFile } from '../user-file.js'
 import { RECORD_SIZE } from './record.js'
 import { filterFromWire, filterToWire, type TraceFilter } from './filter.js'
 
@@ -63,13 +64,7 @@ export class TraceFileWriter {
   ) {
     const json = headerJson(header)
     const head = headerBytes(json, json.byteLength + HEADER_ROOM)
-    try {
-      this.fd = openSync(path, 'w', 0o644)
-    } catch (e) {
-      throw new UsageError(
-        `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      )
-    }
+    this.fd = openUserFileForWrite(path, { flag: 'FILE' })
     writeSync(this.fd, head)
     this.headerSize = head.byteLength
     this.bytes = head.byteLength
@@ -195,14 +190,5 @@ export function recordingSpanMs(file: TraceFile): number {
 }
 
 export function readTraceFile(path: string): TraceFile {
-  let data: Buffer
-  try {
-    data = readFileSync(path)
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    if (code === 'ENOENT')
-      throw new NotFoundError(`no such file: ${path}`, 'record one with `hsmctl ioreq record FILE`')
-    throw new UsageError(`cannot read ${path}: ${code ?? (e as Error).message}`)
-  }
-  return parseTraceFile(data, path)
+  return parseTraceFile(readUserFile(path, { flag: 'FILE' }), path)
 }

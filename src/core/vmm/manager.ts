@@ -152,6 +152,12 @@ export interface CreateOptions {
   flags?: bigint
 }
 
+/**
+ * Reads a payload file for a RAM segment: `flag` names where its path was given, and a
+ * file larger than `maxBytes` (the segment) is refused before it is read.
+ */
+export type ReadPayload = (file: string, options: { flag: string; maxBytes: bigint }) => Uint8Array
+
 export type GsiOpName = 'assert' | 'deassert' | 'pulse-high' | 'pulse-low'
 
 const GSI_OPS: Readonly<Record<GsiOpName, number>> = {
@@ -1259,10 +1265,12 @@ export class VmManager {
   }
 
   /** Create a whole VM from a spec; on any failure the VM is destroyed again. */
-  async apply(spec: VmSpec, readPayload: (file: string) => Uint8Array): Promise<VmDetails> {
+  async apply(spec: VmSpec, readPayload: ReadPayload): Promise<VmDetails> {
     // read payloads first: a missing file must not leave a half-built VM
-    const payloads = spec.memory.map((m) =>
-      m.file !== undefined ? readPayload(m.file) : undefined,
+    const payloads = spec.memory.map((m, i) =>
+      m.file !== undefined
+        ? readPayload(m.file, { flag: `memory[${i}].file`, maxBytes: m.size })
+        : undefined,
     )
     await this.create({
       name: spec.name,

@@ -5,7 +5,7 @@ import { MAX_VCPUS_PER_VM } from '../abi/constants.js'
 import { UsageError } from '../errors.js'
 import type { Handler } from '../daemon/server.js'
 import { parseInteger } from '../parse/number.js'
-import type { GsiOpName, VmManager } from './manager.js'
+import type { GsiOpName, ReadPayload, VmManager } from './manager.js'
 import {
   REGS_PRESETS,
   specFromObject,
@@ -123,10 +123,7 @@ function regs(p: Params): RegsSpec {
   return out
 }
 
-export function vmmMethods(
-  m: VmManager,
-  readPayload: (file: string) => Uint8Array,
-): Record<string, Handler> {
+export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<string, Handler> {
   const with_ =
     (fn: (p: Params) => unknown): Handler =>
     (params) =>
@@ -148,16 +145,22 @@ export function vmmMethods(
     'vm.destroy': with_((p) => m.destroy(name(p), { rollback: p.bool('rollback') })),
     'vm.regs': with_((p) => m.setRegs(name(p), regs(p))),
     'vm.dump': with_((p) => specToObject(m.spec(name(p)))),
-    'vm.apply': with_((p) =>
-      m.apply(specFromObject(p.value('spec'), p.optStr('source') ?? 'spec'), readPayload),
-    ),
+    'vm.apply': with_((p) => {
+      const source = p.optStr('source') ?? 'spec'
+      // a payload's errors name the spec file and the entry, as the spec's own do
+      return m.apply(specFromObject(p.value('spec'), source), (file, options) =>
+        readPayload(file, { ...options, flag: `${source}: ${options.flag}` }),
+      )
+    }),
     'vm.console': with_((p) => m.console(name(p), p.optInt('offset') ?? 0)),
     'memseg.set': with_((p) => {
       const seg = memseg(p)
       return m.memsegSet(
         name(p),
         seg,
-        seg.file !== undefined ? readPayload(seg.file) : undefined,
+        seg.file !== undefined
+          ? readPayload(seg.file, { flag: '--file', maxBytes: seg.size })
+          : undefined,
         p.has('flag') ? { flag: p.str('flag') } : {},
       )
     }),

@@ -35,9 +35,9 @@ the VM starts. The VM must not be running. --file takes JSON or YAML: {vcpu, pre
     cr0: hexFlag('cr0')({ description: 'CR0 instead of the preset’s.' }),
     cr3: hexFlag('cr3')({ description: 'CR3.' }),
     cr4: hexFlag('cr4')({ description: 'CR4.' }),
-    file: Flags.file({
+    file: Flags.string({
       description: 'Registers from a JSON/YAML file.',
-      exists: true,
+      helpValue: 'FILE',
       exclusive: ['rip', 'rsp', 'cr0', 'cr3', 'cr4'],
     }),
   }
@@ -54,12 +54,18 @@ the VM starts. The VM must not be running. --file takes JSON or YAML: {vcpu, pre
       ),
     }
     if (flags.file) {
-      const { readFileSync } = await import('node:fs')
       const { specFromObject } = await import('../../../core/vmm/spec.js')
+      const { readUserFile } = await import('../../../core/user-file.js')
       const { parse } = await import('yaml')
+      const text = readUserFile(flags.file, {
+        flag: '--file',
+        what: 'registers file',
+        maxBytes: 1 << 16,
+        sizeHint: 'it holds one vCPU’s registers: {vcpu, preset, rip, rsp, cr0, cr3, cr4}',
+      }).toString('utf8')
       let doc: unknown
       try {
-        doc = parse(readFileSync(flags.file, 'utf8'))
+        doc = parse(text)
       } catch (e) {
         const { UsageError } = await import('../../../core/errors.js')
         throw new UsageError(
