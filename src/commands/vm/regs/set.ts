@@ -61,7 +61,7 @@ the VM starts. The VM must not be running. --file takes JSON or YAML: {vcpu, pre
         flag: '--file',
         what: 'registers file',
         maxBytes: 1 << 16,
-        sizeHint: 'it holds one vCPU’s registers: {vcpu, preset, rip, rsp, cr0, cr3, cr4}',
+        sizeHint: 'it holds one vCPU’s registers (see `hsmctl vm regs set --help`)',
       }).toString('utf8')
       let doc: unknown
       try {
