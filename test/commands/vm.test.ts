@@ -233,7 +233,7 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
           code: 'EPERM',
           errno: 1,
           request: 'RESET_VM',
-          hint: 'the hypervisor resets only paused VMs; run `hsmctl vm pause demo` first',
+          hint: "'demo' has not run since it was created or reset: it is in its reset state already (the hypervisor resets only paused VMs)",
         },
       })
       expect(await s.snapshot()).toEqual(before)
@@ -262,7 +262,7 @@ describe('lifecycle: start, pause, reset, destroy (§2.5, A.3)', () => {
       s.run('vm', 'reset', 'demo', '--yes'),
       'RESET_VM',
       'EPERM',
-      'the hypervisor resets only paused VMs; run `hsmctl vm pause demo` first',
+      "'demo' has not run since it was created or reset: it is in its reset state already",
     )
     expect(await s.snapshot('demo')).toEqual(before)
   })
@@ -290,12 +290,7 @@ describe('lifecycle: start, pause, reset, destroy (§2.5, A.3)', () => {
     expect(r.stdout).toMatch(/^demo {2}vmid \d+ {2}running {2}2 vCPUs/m)
     expect(s.vm('demo').hypervisor.state).toBe('running')
     const before = await s.snapshot('demo')
-    expectRefusal(
-      s.run('vm', 'start', 'demo'),
-      'START_VM',
-      'EPERM',
-      'the hypervisor starts only a VM that was just created (or reset)',
-    )
+    expectRefusal(s.run('vm', 'start', 'demo'), 'START_VM', 'EPERM', "'demo' is already running")
     expect(await s.snapshot('demo')).toEqual(before)
   })
 

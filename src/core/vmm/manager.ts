@@ -309,7 +309,8 @@ export class VmManager {
     try {
       return await this.proc.ioctl(fd, request, arg)
     } catch (e) {
-      throw withHint(e, name ?? (typeof vm === 'number' ? undefined : vm.name))
+      if (typeof vm === 'number') throw withHint(e, name)
+      throw withHint(e, name ?? vm.name, vm.state)
     }
   }
 
