@@ -51,6 +51,22 @@ function files(dir, base = dir) {
   })
 }
 
+// Test files run in parallel and each asks for acrn-dm: one build at a time, the others
+// wait for it (flock(1), util-linux) and then find it cached.
+if (process.env.HSMCTL_ACRN_DM_LOCKED !== '1') {
+  mkdirSync(join(root, '.cache'), { recursive: true })
+  const locked = spawnSync(
+    'flock',
+    [join(root, '.cache', 'acrn-dm.lock'), process.execPath, fileURLToPath(import.meta.url)],
+    { stdio: 'inherit', env: { ...process.env, HSMCTL_ACRN_DM_LOCKED: '1' } },
+  )
+  if (locked.error) {
+    say(`flock: ${locked.error.message}`)
+    process.exit(1)
+  }
+  process.exit(locked.status ?? 1)
+}
+
 if (!existsSync(join(source, 'build.sh'))) {
   cannot(`no ${join(source, 'build.sh')} (set ACRN_DM_SOURCE to the acrn-dm source kit)`)
 }

@@ -10,27 +10,17 @@
 // MADT this machine cannot run it: the test says so and skips. Without apt-get it skips
 // too, except under HSMCTL_CI=1, where it fails.
 
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildHelper, helperUnavailable } from '../core/native/support.js'
-import { hsmctl, ROOT, RUN_JS } from '../support/cli.js'
+import { buildHelper } from '../core/native/support.js'
+import { acrnDmMachineCannot, buildAcrnDm, keepHugepages, startAcrnDm } from '../support/acrn-dm.js'
+import { hsmctl } from '../support/cli.js'
 
-const MADT = '/sys/firmware/acpi/tables/APIC'
-const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages'
 const NAME = 'dmvm'
 
-/** Why this machine cannot run acrn-dm at all, or undefined. */
-const machineCannot: string | undefined =
-  helperUnavailable ??
-  (process.getuid?.() !== 0
-    ? 'acrn-dm must run as root (it reads the host MADT, mode 0400, before its options)'
-    : !existsSync(MADT)
-      ? `this host has no ACPI MADT (${MADT}), which acrn-dm parses at start`
-      : undefined)
-if (machineCannot) console.warn(`skipping acrn-dm under sim exec: ${machineCannot}`)
+if (acrnDmMachineCannot) console.warn(`skipping acrn-dm under sim exec: ${acrnDmMachineCannot}`)
 
 /**
  * A 32-bit ELF guest as acrn-dm's -E loader takes it (one PT_LOAD at 0x100000, entry in
@@ -64,50 +54,36 @@ function guestElf(): Buffer {
   return elf
 }
 
-describe.skipIf(machineCannot)('acrn-dm under hsmctl sim exec', () => {
+describe.skipIf(acrnDmMachineCannot)('acrn-dm under hsmctl sim exec', () => {
   const dir = mkdtempSync(join(tmpdir(), 'hsmctl-acrn-dm-'))
   const env = { HSMCTL_RUNTIME_DIR: join(dir, 'run'), HSMCTL_STATE_DIR: join(dir, 'state') }
   let acrnDm: string | undefined
   let unavailable: string | undefined
-  let hugepages: string | undefined
+  let restoreHugepages: (() => void) | undefined
 
   beforeAll(() => {
     buildHelper()
-    const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-acrn-dm.js')], {
-      encoding: 'utf8',
-      timeout: 1_500_000,
-    })
-    if (r.status === 3) {
-      unavailable = r.stderr.trim()
-      // CI installs what it needs with apt-get: there a skip would hide a regression
-      if (process.env.HSMCTL_CI === '1') throw new Error(unavailable)
-      console.warn(`skipping acrn-dm under sim exec: ${unavailable}`)
+    const built = buildAcrnDm()
+    if ('unavailable' in built) {
+      unavailable = built.unavailable
       return
     }
-    expect(r.status, r.stderr).toBe(0)
-    acrnDm = r.stdout.trim().split('\n').pop()
-    expect(spawnSync('iasl', ['-v'], { stdio: 'ignore' }).status, 'iasl (acpica-tools)').toBe(0)
+    acrnDm = built.path
     writeFileSync(join(dir, 'guest.elf'), guestElf())
-    // acrn-dm raises the hugepage pool itself; it is given back afterwards
-    hugepages = readFileSync(NR_HUGEPAGES, 'utf8')
+    restoreHugepages = keepHugepages()
   }, 1_800_000)
 
   afterAll(() => {
     hsmctl(['daemon', 'stop'], env)
-    if (hugepages !== undefined) writeFileSync(NR_HUGEPAGES, hugepages)
+    restoreHugepages?.()
     rmSync(dir, { recursive: true, force: true })
   })
 
   it('reaches START_VM, serves a port write with its UART, and SIGINT leaves no VM', async (ctx) => {
     if (unavailable) ctx.skip(unavailable)
-    const child: ChildProcessWithoutNullStreams = spawn(
-      process.execPath,
+    const dm = startAcrnDm(
+      acrnDm!,
       [
-        RUN_JS,
-        'sim',
-        'exec',
-        '--',
-        acrnDm!,
         '-m',
         '128M',
         '--cpu_affinity',
@@ -122,21 +98,10 @@ describe.skipIf(machineCannot)('acrn-dm under hsmctl sim exec', () => {
         'guest.elf',
         NAME,
       ],
-      { cwd: dir, env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...env } },
+      { cwd: dir, env },
     )
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')))
-    child.stderr.on('data', (d: Buffer) => (out += d.toString('latin1')))
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
-    const until = async (what: string, ok: () => boolean) => {
-      // a hang guard only: each step is a handful of ioctls
-      const deadline = Date.now() + 120_000
-      while (!ok()) {
-        if (child.exitCode !== null || Date.now() > deadline)
-          throw new Error(`acrn-dm: no ${what}; its output:\n${out}`)
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    }
+    const { child, exited } = dm
+    const until = (what: string, ok: () => boolean) => dm.until(what, ok)
     try {
       // START_VM done: the daemon sees the VM running, held by acrn-dm
       let vm: { state: string; holder?: string; memory: string; vcpus: number } | undefined
@@ -156,22 +121,22 @@ describe.skipIf(machineCannot)('acrn-dm under hsmctl sim exec', () => {
       )
       expect(code.code, code.stderr).toBe(0)
       expect(JSON.parse(code.stdout).result).toBe('0x3f8ba66') // 66 ba f8 03: mov $0x3f8,%dx
-      expect(out).not.toMatch(/hsm-shim: cannot share|could not map RAM/)
+      expect(dm.output()).not.toMatch(/hsm-shim: cannot share|could not map RAM/)
       // shared as the file it is, not copied into one of the shim's
       const maps = readFileSync(`/proc/${/\d+/.exec(vm!.holder!)![0]}/maps`, 'utf8')
       expect(maps).toMatch(/ rw-s .*\/memfd:acrn_memfd/)
       expect(maps).not.toMatch(/hsm-shim-ram/)
       // its own UART (COM1 on stdio) prints what a vCPU writes to 0x3f8
-      const before = out.length
+      const before = dm.output().length
       const write = hsmctl(
         ['guest', 'access', NAME, '--pio', '0x3f8', '--write', '0x5a', '--size', '1'],
         env,
       )
       expect(write.code, write.stderr).toBe(0)
-      await until("'Z' from its UART", () => out.slice(before).includes('Z'))
+      await until("'Z' from its UART", () => dm.output().slice(before).includes('Z'))
       child.kill('SIGINT')
-      expect(await exited, out).toBe(0)
-      expect(out).toMatch(/Received SIGINT to terminate application/)
+      expect(await exited, dm.output()).toBe(0)
+      expect(dm.output()).toMatch(/Received SIGINT to terminate application/)
       const after = hsmctl(['vm', 'list', '--json'], env)
       expect(JSON.parse(after.stdout)).toEqual([])
     } finally {

@@ -52,3 +52,33 @@ function run(tool: string, args: string[]): void {
       `${tool} ${args.join(' ')} failed:\n${r.stderr || r.stdout || r.error?.message}`,
     )
 }
+
+/**
+ * A 32-bit ELF executable of `source` (GNU as, `.code32` implied, entry `_start`), linked
+ * at `base`: what acrn-dm's -E loader takes (PT_LOAD segments at their addresses, entered
+ * in protected mode).
+ */
+export function assembleElf32(source: string, base = 0x100000): Uint8Array {
+  if (assemblerUnavailable) throw new Error(assemblerUnavailable)
+  const dir = mkdtempSync(join(tmpdir(), 'hsmctl-asm-'))
+  try {
+    const src = join(dir, 'guest.S')
+    writeFileSync(src, `.code32\n.text\n.globl _start\n${source}\n`)
+    run('as', ['--32', '-o', join(dir, 'guest.o'), src])
+    run('ld', [
+      '-m',
+      'elf_i386',
+      '-N',
+      '--no-warn-rwx-segments',
+      '-e',
+      '_start',
+      `-Ttext=0x${base.toString(16)}`,
+      '-o',
+      join(dir, 'guest.elf'),
+      join(dir, 'guest.o'),
+    ])
+    return new Uint8Array(readFileSync(join(dir, 'guest.elf')))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
