@@ -73,7 +73,7 @@ describe.skipIf(!haveTmux)('in a terminal (tmux)', { timeout: 120_000 }, () => {
     return s
   }
   const PROMPT = /hsmctl\(sim, [^)]*\)>$/m
-  const WAIT = 30_000
+  const WAIT = 60_000
   // tmux's server exits with its last session: an idle one keeps it up between the tests
   let anchor: TmuxSession | undefined
   beforeAll(() => void (anchor = new TmuxSession('sleep 3600', {})))

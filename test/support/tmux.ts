@@ -54,7 +54,8 @@ export class TmuxSession {
     this.tmux(['send-keys', '-l', '-t', this.name, text])
   }
 
-  async waitFor(pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+  /** `timeoutMs` is a hang guard, generous: the machines that run this are shared and busy. */
+  async waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const screen = this.screen()

@@ -38,7 +38,7 @@ function terminal() {
 }
 
 async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000
+  const deadline = Date.now() + 30_000 // a hang guard, not a speed limit
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 5))

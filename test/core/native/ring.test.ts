@@ -291,7 +291,7 @@ class RingClient {
 
   async socketCall(init: FrameInit): Promise<Frame> {
     this.socket.write(encodeFrame(init))
-    const deadline = Date.now() + 5000
+    const deadline = Date.now() + 30_000 // a hang guard
     for (;;) {
       const f = this.onSocket.find((x) => x.id === init.id)
       if (f) return f
@@ -326,7 +326,7 @@ class RingClient {
   async receive(count: number): Promise<Frame[]> {
     const frames: Frame[] = []
     const decoder = new FrameDecoder({ frame: (f) => frames.push(f) })
-    const deadline = Date.now() + 5000
+    const deadline = Date.now() + 30_000 // a hang guard
     while (frames.length < count) {
       decoder.push(this.shim.take())
       if (Date.now() > deadline) throw new Error(`only ${frames.length} of ${count} frames came`)

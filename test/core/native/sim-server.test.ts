@@ -83,7 +83,7 @@ class RawClient {
   }
 
   /** The next frame matching `match`, waiting for it. */
-  async next(match: (f: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
+  async next(match: (f: Frame) => boolean, timeoutMs = 30_000): Promise<Frame> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const i = this.frames.findIndex(match)

@@ -106,7 +106,7 @@ export class RawHelper {
   }
 
   /** The reply with this id (and op, when given), waiting for it if need be. */
-  async reply(id: number, timeoutMs = 5000): Promise<Frame> {
+  async reply(id: number, timeoutMs = 30_000): Promise<Frame> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const i = this.frames.findIndex((f) => f.id === id)

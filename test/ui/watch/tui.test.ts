@@ -62,7 +62,7 @@ function fakeDaemon() {
 }
 
 async function until(check: () => boolean, what: string) {
-  const deadline = Date.now() + 5000
+  const deadline = Date.now() + 30_000 // a hang guard, not a speed limit
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 10))

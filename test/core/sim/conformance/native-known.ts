@@ -22,7 +22,21 @@ export const PEEK_TIMING =
 
 export const known = (entries: Array<[name: string, reason: string]>) => new Map(entries)
 
-/** How a call stands after it had `ms` to settle with nothing else happening. */
+/**
+ * How a call ends, however long it takes (the test's timeout guards a hang): for calls
+ * that must not block, where a time limit would fail a slow machine.
+ */
+export function outcome(p: Promise<unknown>): Promise<'fulfilled' | 'rejected'> {
+  return p.then(
+    () => 'fulfilled' as const,
+    () => 'rejected' as const,
+  )
+}
+
+/**
+ * How a call stands after it had `ms` to settle with nothing else happening: only to
+ * show that one is still pending (slowness cannot turn that into a failure).
+ */
 export async function settlesAlone(
   p: Promise<unknown>,
   ms: number,
