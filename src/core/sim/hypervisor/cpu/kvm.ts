@@ -141,12 +141,20 @@ class KvmVm implements CpuVm {
         exit.addr = (w[at + AT_ADDR]! >>> 0) + (w[at + AT_ADDR + 1]! >>> 0) * 2 ** 32
         exit.value = exit.write ? this.longs[v * (RECORD_WORDS / 2) + AT_VALUE64]! : 0n
         Atomics.store(w, at + AT_STATE, REC_TAKEN)
-        this.call(() => this.onExit(v, exit))
+        try {
+          this.onExit(v, exit)
+        } catch (e) {
+          rethrow(e)
+        }
         if (Atomics.load(w, at + AT_STATE) === REC_TAKEN) found |= WAITING_ON_JS
       } else if (state === REC_FAULT) {
         found |= DELIVERED
         const reason = this.addon.fault(this.handle, v)
-        this.call(() => this.onFault?.(v, reason))
+        try {
+          this.onFault?.(v, reason)
+        } catch (e) {
+          rethrow(e)
+        }
       } else if (state === REC_TAKEN) {
         found |= WAITING_ON_JS
       }
@@ -159,17 +167,6 @@ class KvmVm implements CpuVm {
     for (let v = 0; v < this.vcpus && !this.destroyed; v++)
       if (Atomics.load(this.words, v * RECORD_WORDS + AT_STATE) === REC_TAKEN) return true
     return false
-  }
-
-  /** A callback that throws does not stop the other vCPUs' exits: it is rethrown apart. */
-  private call(fn: () => void): void {
-    try {
-      fn()
-    } catch (e) {
-      setImmediate(() => {
-        throw e
-      })
-    }
   }
 
   private get vm(): VmHandle {
@@ -326,6 +323,13 @@ class ExitPoller {
 }
 
 const poller = new ExitPoller()
+
+/** A callback that threw must not stop the other vCPUs' exits: it is thrown again apart. */
+function rethrow(e: unknown): void {
+  setImmediate(() => {
+    throw e
+  })
+}
 
 /** Nanoseconds, as a double (no BigInt per turn). */
 function now(): number {
