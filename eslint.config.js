@@ -3,7 +3,16 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'man/**', 'helper/build/**', '.cache/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'coverage/**',
+      'man/**',
+      'helper/build/**',
+      '.cache/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -12,6 +21,27 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': [
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
+    },
+  },
+  {
+    // every prompt goes through ui/prompt.ts: Ctrl-C at any of them is exit 130
+    files: ['src/**/*.ts'],
+    ignores: ['src/ui/prompt.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: '@inquirer/prompts', message: 'Ask through src/ui/prompt.ts.' }],
+          patterns: [{ group: ['@inquirer/*'], message: 'Ask through src/ui/prompt.ts.' }],
+        },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'ImportExpression[source.value=/^@inquirer\\//]',
+          message: 'Ask through src/ui/prompt.ts.',
+        },
       ],
     },
   },

@@ -50,8 +50,8 @@ export abstract class DaemonCommand extends HsmCommand {
         hint: `${question} Add --yes to go ahead.`,
       })
     }
-    const { confirm } = await import('@inquirer/prompts')
-    const ok = await confirm({ message: question, default: false }, { output: process.stderr })
+    const { confirm } = await import('../ui/prompt.js')
+    const ok = await confirm({ message: question, default: false })
     if (!ok) {
       const { InterruptedError } = await import('../core/errors.js')
       throw new InterruptedError('cancelled; nothing was changed')

@@ -1,5 +1,5 @@
 // The `vm create` wizard (on a terminal only); every answer has a flag that replaces it.
-import { input } from '@inquirer/prompts'
+import { input } from './prompt.js'
 import { parseInteger } from '../core/parse/number.js'
 import { parseSize } from '../core/parse/size.js'
 import { checkVmName } from '../core/vmm/spec.js'
@@ -14,26 +14,19 @@ const valid = (check: (v: string) => unknown) => (value: string) => {
 }
 
 export async function createVmWizard(defaults: { vcpus?: number; memory?: bigint }) {
-  const output = { output: process.stderr }
-  const name = await input({ message: 'VM name', validate: valid((v) => checkVmName(v)) }, output)
+  const name = await input({ message: 'VM name', validate: valid((v) => checkVmName(v)) })
   const vcpus = Number(
-    await input(
-      {
-        message: 'vCPUs',
-        default: String(defaults.vcpus ?? 1),
-        validate: valid((v) => parseInteger(v, { min: 1n, max: 16n })),
-      },
-      output,
-    ),
+    await input({
+      message: 'vCPUs',
+      default: String(defaults.vcpus ?? 1),
+      validate: valid((v) => parseInteger(v, { min: 1n, max: 16n })),
+    }),
   )
-  const memoryText = await input(
-    {
-      message: 'RAM at guest address 0 (empty for none)',
-      default: defaults.memory ? String(defaults.memory) : '64M',
-      validate: (v) =>
-        v === '' ? true : valid((x) => parseSize(x, { min: 4096n, align: 4096n }))(v),
-    },
-    output,
-  )
+  const memoryText = await input({
+    message: 'RAM at guest address 0 (empty for none)',
+    default: defaults.memory ? String(defaults.memory) : '64M',
+    validate: (v) =>
+      v === '' ? true : valid((x) => parseSize(x, { min: 4096n, align: 4096n }))(v),
+  })
   return { name, vcpus, memory: memoryText === '' ? undefined : parseSize(memoryText) }
 }

@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { hsmctl, RUN_JS } from '../support/cli.js'
 import { haveTmux, TmuxSession } from '../support/tmux.js'
 
@@ -74,7 +74,7 @@ describe.skipIf(!haveTmux)('prompts on a terminal', () => {
     await s.waitFor(/is not a valid VM name/)
     s.keys('C-c')
     const screen = await s.waitFor(/\[exit \d+\]/)
-    expect(screen).not.toMatch(/\[exit 0\]/)
+    expect(screen).toMatch(/\[exit 130\]/)
     expect(vms().map((v) => v.name)).not.toContain('bad name!')
   })
 
@@ -116,3 +116,72 @@ describe.skipIf(!haveTmux)('prompts on a terminal', () => {
     expect(vms().map((v) => v.name)).not.toContain('wiz-1')
   })
 })
+
+describe.skipIf(!haveTmux)(
+  'Ctrl-C at any prompt: exit 130, as answering "n", and nothing changed',
+  () => {
+    const run = (...args: string[]) => {
+      const r = hsmctl(args, env)
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0)
+      return r.stdout
+    }
+    // a VM with something for each prompt to take away: an MMIO segment, a PCI device
+    const state = () => run('vm', 'show', 'cc', '--json').replace(/"uptimeSeconds": \d+/, '')
+    let before = ''
+    beforeAll(() => {
+      run('vm', 'create', 'cc', '--memory', '1M')
+      run(
+        'memseg',
+        'set',
+        'cc',
+        '--type',
+        'mmio',
+        '--gpa',
+        '0xd0000000',
+        '--hpa',
+        '0xd0000000',
+        '--size',
+        '64K',
+      )
+      run('ptdev', 'assign', 'cc', '--phys', '00:14.0')
+      before = state()
+    })
+
+    it.each([
+      ['vm create', /VM name/],
+      ['ptdev assign cc', /Host device to pass through/],
+      ['vm destroy cc', /Destroy VM 'cc'\?/],
+      ['vm reset cc', /Reset VM 'cc'\?/],
+      ['memseg unset cc --gpa 0xd0000000 --size 64K', /Unmap MMIO at 0xd0000000 from 'cc'\?/],
+      ['ptdev deassign cc --phys 00:14.0', /Take 00:14\.0 away from 'cc'\?/],
+    ])('hsmctl %s', async (command, prompt) => {
+      const names = vms().map((v) => v.name)
+      const s = open(`${cli} ${command}`)
+      await s.waitFor(prompt)
+      s.keys('C-c')
+      const screen = await s.waitFor(/\[exit \d+\]/)
+      expect(screen).toMatch(/cancelled at the prompt \(Ctrl-C\); nothing was changed/)
+      expect(screen).not.toMatch(/force closed/)
+      expect(screen).toMatch(/\[exit 130\]/)
+      expect(vms().map((v) => v.name)).toEqual(names)
+      expect(state()).toBe(before)
+    })
+
+    it('in the shell: the command ends with 130 and the shell lives on', async () => {
+      // `trap : INT`: tmux's sh outlives a Ctrl-C sent to the whole process group
+      const s = open(`trap : INT; ${cli} shell`)
+      await s.waitFor(/hsmctl\(sim, [^)]*\)>$/m)
+      s.type('vm destroy cc')
+      s.keys('Enter')
+      await s.waitFor(/Destroy VM 'cc'\?/)
+      s.keys('C-c')
+      await s.waitFor(/cancelled at the prompt \(Ctrl-C\); nothing was changed/)
+      await s.waitFor(/hsmctl\(sim, [^)]*\)>$/m)
+      s.type('exit')
+      s.keys('Enter')
+      const screen = await s.waitFor(/\[exit \d+\]/)
+      expect(screen).toMatch(/\[exit 130\]/)
+      expect(state()).toBe(before)
+    })
+  },
+)

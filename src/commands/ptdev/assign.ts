@@ -35,17 +35,14 @@ without --phys, a picker lists the host's devices.`
         })
       }
       const inventory = await this.call<HostInventoryView>('host.devices')
-      const { select } = await import('@inquirer/prompts')
+      const { select } = await import('../../ui/prompt.js')
       const { bdf } = await import('../../ui/format.js')
-      phys = await select(
-        {
-          message: 'Host device to pass through',
-          choices: inventory.pci
-            .filter((d) => !d.bridge)
-            .map((d) => ({ name: `${bdf(d.bdf)}  ${d.name}`, value: d.bdf })),
-        },
-        { output: process.stderr },
-      )
+      phys = await select({
+        message: 'Host device to pass through',
+        choices: inventory.pci
+          .filter((d) => !d.bridge)
+          .map((d) => ({ name: `${bdf(d.bdf)}  ${d.name}`, value: d.bdf })),
+      })
     }
     const info = await this.call<Wire<PtdevInfo>>('ptdev.assign', {
       name: args.name,
