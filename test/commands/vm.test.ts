@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { RUN_JS } from '../support/cli.js'
+import { hsmctlAsync, RUN_JS } from '../support/cli.js'
 import { expectError, expectRefusal, hsmdSession, type Json } from '../support/hsmd-session.js'
 
 const s = hsmdSession('vm')
@@ -252,6 +252,39 @@ describe('VM names (the hypervisor’s 16-byte name field, A.1)', () => {
     )
     for (const name of ['production-web1', 'production-web2'])
       expect(s.run('vm', 'destroy', name, '--yes').code).toBe(0)
+  })
+})
+
+// issue 13 item 19: hsmd serializes the operations on a name; each client's answer is true
+describe('ten clients racing on one VM name', () => {
+  it('each create succeeds or finds the name taken, each destroy succeeds or finds none', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        hsmctlAsync(
+          i % 2 ? ['vm', 'destroy', 'racer', '--yes'] : ['vm', 'create', 'racer', '--memory', '1M'],
+          s.env,
+        ).then((r) => ({ ...r, verb: i % 2 ? 'destroy' : 'create' })),
+      ),
+    )
+    let created = 0
+    let destroyed = 0
+    for (const r of results) {
+      if (r.verb === 'create' && r.code === 0) {
+        created++
+        expect(r.stdout).toMatch(
+          /^racer {2}vmid \d+ {2}created {2}\d+ vCPUs? {2}1M RAM {2}up \d+s$/m,
+        )
+      } else if (r.verb === 'create') {
+        expectError(r, 4, "a VM named 'racer' already exists")
+      } else if (r.code === 0) {
+        destroyed++
+      } else {
+        expectError(r, 3, "no VM named 'racer'")
+      }
+    }
+    const left = s.vms().filter((v: Json) => v.name === 'racer').length
+    expect(created - destroyed).toBe(left)
+    if (left) expect(s.run('vm', 'destroy', 'racer', '--yes').code).toBe(0)
   })
 })
 

@@ -1,5 +1,5 @@
 // Run the built CLI (bin/run.js) as a user would, in a child process.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 
 export const ROOT = join(import.meta.dirname, '..', '..')
@@ -20,4 +20,20 @@ export function hsmctl(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
     timeout: 30_000,
   })
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** `hsmctl ARGS...` without waiting: for several commands at once. */
+export function hsmctlAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RUN_JS, ...args], {
+      env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...env },
+      timeout: 60_000,
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
+  })
 }

@@ -150,6 +150,8 @@ export interface CreateOptions {
   vcpus?: number
   cpuAffinity?: bigint
   flags?: bigint
+  /** RAM to map at guest address 0 (`--memory`), in the same operation. */
+  memory?: bigint
 }
 
 /**
@@ -316,7 +318,25 @@ export class VmManager {
 
   // --- lifecycle ------------------------------------------------------------------
 
+  /**
+   * CREATE_VM and, with `memory`, the RAM at 0: one operation, so that no other client's
+   * call on the name falls between them. RAM that cannot be mapped takes the VM back.
+   */
   async create(options: CreateOptions): Promise<VmDetails> {
+    const details = await this.createVm(options)
+    if (options.memory === undefined) return details
+    const seg = { gpa: 0n, size: options.memory, type: 'ram', access: 7 } as const
+    try {
+      await this.memsegSet(details.name, seg, undefined, { flag: '--memory' })
+    } catch (e) {
+      // a failed command changes nothing: no VM, and no console log of one
+      await this.destroy(details.name, { rollback: true }).catch(() => {})
+      throw e
+    }
+    return this.show(details.name)
+  }
+
+  private async createVm(options: CreateOptions): Promise<VmDetails> {
     const name = checkVmName(options.name, 'NAME')
     if (this.vms.has(name)) {
       throw new ConflictError(

@@ -6,6 +6,7 @@ import { UsageError } from '../errors.js'
 import type { Handler } from '../daemon/server.js'
 import { parseInteger } from '../parse/number.js'
 import type { GsiOpName, ReadPayload, VmManager } from './manager.js'
+import { NameLock } from './name-lock.js'
 import {
   REGS_PRESETS,
   specFromObject,
@@ -123,8 +124,29 @@ function regs(p: Params): RegsSpec {
   return out
 }
 
+/** The VM name a request is about (`name`, or a spec's), to serialize on; none for others. */
+function vmNameOf(params: unknown): string | undefined {
+  if (typeof params !== 'object' || params === null) return undefined
+  const { name, spec } = params as { name?: unknown; spec?: unknown }
+  if (typeof name === 'string') return name
+  const specName = (spec as { name?: unknown } | null | undefined)?.name
+  return typeof spec === 'object' && typeof specName === 'string' ? specName : undefined
+}
+
 export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<string, Handler> {
+  // one operation at a time per VM name, whichever client asks (issue 13 item 19)
+  const lock = new NameLock()
   const with_ =
+    (fn: (p: Params) => unknown): Handler =>
+    (params) => {
+      const vmName = vmNameOf(params)
+      return vmName === undefined
+        ? fn(new Params(params))
+        : lock.run(vmName, () => fn(new Params(params)))
+    }
+  // not serialized: it waits for the guest's request to complete, which may take as long
+  // as the program serving it likes, and a destroy must still get through
+  const unlocked =
     (fn: (p: Params) => unknown): Handler =>
     (params) =>
       fn(new Params(params))
@@ -135,6 +157,7 @@ export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<strin
         ...(p.has('vcpus') ? { vcpus: p.int('vcpus', 1, MAX_VCPUS_PER_VM) } : {}),
         ...(p.has('cpuAffinity') ? { cpuAffinity: p.big('cpuAffinity', 1n) } : {}),
         ...(p.has('flags') ? { flags: p.big('flags') } : {}),
+        ...(p.has('memory') ? { memory: p.big('memory') } : {}),
       }),
     ),
     'vm.list': () => m.list(),
@@ -239,7 +262,7 @@ export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<strin
         p.optInt('index', 0, 255),
       ),
     ),
-    'guest.access': with_((p) =>
+    'guest.access': unlocked((p) =>
       m.guestAccess(name(p), {
         vcpu: p.int('vcpu', 0, 15),
         type: p.oneOf('type', ['pio', 'mmio'] as const),
