@@ -5,7 +5,7 @@
 // nothing, so running one twice is harmless.
 
 import { connect } from '../core/daemon/client.js'
-import { socketPath, type Backend } from '../core/daemon/paths.js'
+import { checkDaemonDirs, socketPath, type Backend } from '../core/daemon/paths.js'
 
 interface Query {
   method: string
@@ -54,6 +54,8 @@ export async function fastPath(
     return false
   let client
   try {
+    // never a socket in a directory that is not safely ours: oclif's path says why
+    checkDaemonDirs(env, false)
     client = await connect(socketPath(backend as Backend, env))
   } catch {
     return false // no daemon yet: oclif's path starts it and says so

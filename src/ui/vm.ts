@@ -10,12 +10,14 @@ const STATE_COLOUR = {
   paused: 'yellow',
   created: 'cyan',
   journaled: 'gray',
+  incomplete: 'yellow',
+  corrupt: 'red',
 } as const
 
 export function renderVmList(vms: Wire<VmSummary>[]): string {
   if (vms.length === 0) return 'No VMs. Create one with `hsmctl vm create NAME`.'
   const c = out()
-  return renderTable(
+  const table = renderTable(
     [
       { header: 'NAME' },
       { header: 'VMID', align: 'right' },
@@ -36,6 +38,16 @@ export function renderVmList(vms: Wire<VmSummary>[]): string {
       duration(vm.uptimeSeconds),
     ]),
   )
+  // what is wrong with a journal entry does not fit a column: one line each, under the table
+  const problems = vms.filter((vm) => vm.problem !== undefined)
+  if (problems.length === 0) return table
+  const lines = problems.map((vm) => `  ${vm.name}: ${vm.problem}`)
+  const fixes = problems.some((vm) => vm.state === 'corrupt')
+    ? ['Fix or remove a corrupt file, or forget it: hsmctl vm forget NAME']
+    : []
+  if (problems.some((vm) => vm.state === 'incomplete'))
+    fixes.push('Recreate an incomplete VM from the spec as asked: hsmctl vm apply NAME')
+  return [table, '', ...lines, ...fixes.map((f) => c.dim(f))].join('\n')
 }
 
 export function renderVm(vm: Wire<VmDetails>): string {

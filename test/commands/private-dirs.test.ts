@@ -92,6 +92,28 @@ describe('the runtime directory', () => {
     expect(readdirSync(victim)).toEqual([])
   })
 
+  it('a link to a directory where some hsmd listens is not talked to, by any command', () => {
+    // someone else's daemon, in their own directory, with a VM of theirs
+    const theirs = layout()
+    expect(theirs.run('vm', 'create', 'bait', '--vcpus', '1').code).toBe(0)
+    const { env, run } = layout()
+    symlinkSync(theirs.env.HSMCTL_RUNTIME_DIR, env.HSMCTL_RUNTIME_DIR)
+    // vm list and vm show have a fast path that connects without oclif: refused too
+    for (const args of [
+      ['vm', 'list'],
+      ['vm', 'show', 'bait'],
+      ['vm', 'list', '--json'],
+    ]) {
+      const r = run(...args)
+      expect(r.code, r.stderr).toBe(5)
+      expect(r.stderr).toContain(
+        `refusing to use ${env.HSMCTL_RUNTIME_DIR} as the runtime directory`,
+      )
+      expect(r.stdout).not.toContain('bait')
+    }
+    stop(theirs.run)
+  })
+
   it('a directory others can write to is refused and left as it is', () => {
     for (const bad of [0o777, 0o770, 0o1777]) {
       const { env, run } = layout()

@@ -1,11 +1,14 @@
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 import { yesFlag } from '../../cli/flags.js'
+import type { ForgottenVm } from '../../core/vmm/manager.js'
 
 export default class VmDestroy extends DaemonCommand {
   static override summary = 'Destroy a VM (pausing it first if it runs) and forget its spec.'
 
   static override description = `The hypervisor destroys only paused VMs (Appendix A), so a running VM is paused first.
-Its fd is closed, its eventfds released, and its journal entry removed.`
+Its fd is closed, its eventfds released, and its journal entry removed. A VM that is only
+journaled (\`vm list\` shows it journaled, incomplete or corrupt) is forgotten, as by
+\`vm forget\`.`
 
   static override examples = ['<%= config.bin %> <%= command.id %> demo --yes']
 
@@ -13,13 +16,17 @@ Its fd is closed, its eventfds released, and its journal entry removed.`
 
   static override flags = { yes: yesFlag }
 
-  async run(): Promise<{ name: string; vmid: number }> {
+  async run(): Promise<{ name: string; vmid: number } | ForgottenVm> {
     const { args, flags } = await this.parse(VmDestroy)
     await this.confirm(`Destroy VM '${args.name}'?`, flags.yes)
-    const result = await this.call<{ name: string; vmid: number }>('vm.destroy', {
+    const result = await this.call<{ name: string; vmid: number } | ForgottenVm>('vm.destroy', {
       name: args.name,
     })
-    this.log(`destroyed ${result.name} (vmid ${result.vmid})`)
+    if ('vmid' in result) this.log(`destroyed ${result.name} (vmid ${result.vmid})`)
+    else {
+      const { forgotten } = await import('./forget.js')
+      this.log(forgotten(result))
+    }
     return result
   }
 }

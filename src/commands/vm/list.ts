@@ -6,7 +6,10 @@ export default class VmList extends DaemonCommand {
   static override summary = 'List VMs: name, vmid, state, vCPUs, memory, owner, uptime.'
 
   static override description = `Shows the VMs the daemon holds, and VMs journaled by an earlier daemon that are not
-running now (state "journaled"; recreate them with \`vm apply\`).`
+running now: "journaled" (recreate one with \`vm apply NAME\`), "incomplete" (hsmd stopped
+while applying its spec; the spec is kept as asked) or "corrupt" (a journal file hsmd
+cannot use; the reason is printed under the table and is "problem" in --json; fix the
+file or remove it with \`vm forget NAME\`).`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',

@@ -26,7 +26,16 @@ const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_NON
 const O_DIRECTORY = constants.O_DIRECTORY
 
 /** A path hsmctl refuses to use, and why (exit 4: it clashes with what is there). */
-export class UnsafePathError extends ConflictError {}
+export class UnsafePathError extends ConflictError {
+  constructor(
+    message: string,
+    hint: string,
+    /** The why alone ("it is a FIFO, not a regular file"), for lists. */
+    readonly reason: string = message,
+  ) {
+    super(message, hint)
+  }
+}
 
 /** What a file is, for messages: 'a symbolic link', 'a FIFO', ... */
 export function kindOf(st: Stats): string {
@@ -171,6 +180,7 @@ export function openPrivateFile(path: string, how: OpenHow, mode = 0o600): numbe
       throw new UnsafePathError(
         `refusing to write ${path}: it has ${st.nlink} hard links, so it is also another file`,
         `remove it (rm ${path}); hsmctl creates it again`,
+        `it has ${st.nlink} hard links`,
       )
     }
     if (how === 'replace' && st.size > 0) ftruncateSync(fd, 0)
@@ -201,6 +211,7 @@ function notRegular(path: string, what: string): UnsafePathError {
   return new UnsafePathError(
     `refusing to use ${path}: it is ${what}, not a regular file`,
     `hsmctl keeps its own files there; remove it (rm ${path})`,
+    `it is ${what}, not a regular file`,
   )
 }
 

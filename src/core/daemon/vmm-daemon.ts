@@ -92,9 +92,16 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   const trace = new TraceHub()
   // The simulation sees every request, whoever handles it; otherwise trace our own client's.
   if (platform.traceRequests) platform.traceRequests((r) => trace.publish(r))
+  const journal = new Journal(stateDir(env), options.log ? { log: options.log } : {})
+  try {
+    journal.load() // stale temporary files go; entries it cannot use are logged
+  } catch (e) {
+    // an unsafe journal dir: said here, and by every command that needs the journal
+    options.log?.(`journal: ${(e as Error).message}`)
+  }
   const manager = new VmManager({
     platform,
-    journal: new Journal(stateDir(env)),
+    journal,
     ...(platform.traceRequests ? {} : { trace }),
     stateDir: stateDir(env),
     onVmDestroyed: (vmid) => trace.forgetVm(vmid),

@@ -31,7 +31,7 @@ import { DeviceModels } from './devices/models.js'
 import { vmFlagNames } from './flags.js'
 import { withHint } from './hints.js'
 import { DefaultIoreqClient } from './ioreq-client.js'
-import type { Journal } from './journal.js'
+import type { Journal, JournalEntry } from './journal.js'
 import type { HostPciDevice, HypervisorVm, VmmPlatform } from './platform.js'
 import {
   checkVmName,
@@ -108,7 +108,11 @@ interface ManagedVm {
 export interface VmSummary {
   name: string
   vmid: number | null
-  state: VmRunState | 'journaled'
+  /**
+   * journaled: only a spec in the journal; incomplete: hsmd stopped while applying that
+   * spec; corrupt: a journal file that cannot be used (`problem` says why).
+   */
+  state: VmRunState | 'journaled' | 'incomplete' | 'corrupt'
   vcpus: number | null
   memory: bigint
   /** 'outside process': a VM of the hypervisor that another program holds (or orphaned). */
@@ -116,6 +120,17 @@ export interface VmSummary {
   uptimeSeconds: number | null
   /** Outside VMs: who holds the fd, when known (`pid 1234 (vm-sample)`). */
   holder?: string
+  /** Corrupt and incomplete journal entries: what is wrong. */
+  problem?: string
+  /** Recreated from its journal when hsmd starts (`vm autostart`). */
+  autostart?: boolean
+}
+
+/** What `vm forget` (or `vm destroy` of a VM only journaled) removed. */
+export interface ForgottenVm {
+  name: string
+  state: 'journaled' | 'incomplete' | 'corrupt'
+  file: string
 }
 
 export interface VmDetails extends VmSummary {
@@ -291,13 +306,26 @@ export class VmManager {
   private vm(name: string): ManagedVm {
     const vm = this.vms.get(name)
     if (vm) return vm
-    const journaled = this.opts.journal.list().some((e) => e.name === name)
-    throw new NotFoundError(
-      `no VM named '${name}'`,
-      journaled
-        ? `'${name}' is journaled from an earlier daemon; recreate it with \`hsmctl vm apply -f\` (see \`hsmctl vm dump ${name}\`)`
-        : 'see `hsmctl vm list`',
-    )
+    throw this.notRunning(name)
+  }
+
+  /** Why no VM of that name runs here, saying what the journal holds of it. */
+  private notRunning(name: string): NotFoundError {
+    const entry = this.opts.journal.get(name)
+    if (entry?.error !== undefined) {
+      return new NotFoundError(
+        `no VM named '${name}' runs in hsmd; its journal entry ${entry.file} is corrupt: ${entry.error}`,
+        `fix or remove the file, or forget it with \`hsmctl vm forget ${name}\``,
+      )
+    }
+    if (entry) {
+      const how = entry.incomplete ? 'journaled, incomplete' : 'journaled'
+      return new NotFoundError(
+        `no VM named '${name}' runs in hsmd; it is ${how} (held by an earlier daemon)`,
+        `recreate it with \`hsmctl vm apply ${name}\`, or forget it with \`hsmctl vm forget ${name}\``,
+      )
+    }
+    return new NotFoundError(`no VM named '${name}'`, 'see `hsmctl vm list`')
   }
 
   /** Run one ioctl on a VM's fd; a refusal carries the hint for its ioctl and errno. */
@@ -495,7 +523,10 @@ export class VmManager {
   async destroy(
     name: string,
     options: { keepJournal?: boolean; rollback?: boolean } = {},
-  ): Promise<{ name: string; vmid: number }> {
+  ): Promise<{ name: string; vmid: number } | ForgottenVm> {
+    // a VM only journaled: destroying it is forgetting its spec
+    if (!this.vms.has(name) && !options.rollback && this.opts.journal.get(name))
+      return this.forget(name)
     const vm = this.vm(name)
     // A.3: DESTROY needs PAUSED; PAUSE takes a created VM there too (as create's rollback does)
     if (vm.state !== 'paused') {
@@ -523,6 +554,20 @@ export class VmManager {
     this.opts.onVmDestroyed?.(vm.vmid)
     if (!options.keepJournal) this.opts.journal.remove(name)
     return { name, vmid: vm.vmid }
+  }
+
+  /** Remove a journal entry (virsh undefine): one only journaled, corrupt or not. */
+  forget(name: string): ForgottenVm {
+    if (this.vms.has(name)) {
+      throw new ConflictError(
+        `'${name}' runs in hsmd; forgetting its spec would leave it running unjournaled`,
+        `\`hsmctl vm destroy ${name}\` destroys it and forgets its spec`,
+      )
+    }
+    const entry = this.opts.journal.get(name)
+    if (!entry) throw new NotFoundError(`nothing is journaled as '${name}'`, 'see `hsmctl vm list`')
+    this.opts.journal.remove(name)
+    return { name, state: journalState(entry), file: entry.file }
   }
 
   /** Daemon stop: every VM paused and destroyed; the journal keeps their specs. */
@@ -1180,7 +1225,34 @@ export class VmManager {
       uptimeSeconds: null,
       ...(vm.holder ? { holder: vm.holder } : {}),
     }))
-    const live: VmSummary[] = [...this.vms.values()].map((vm) => ({
+    const entries = this.opts.journal.list()
+    const autostart = new Set(entries.filter((e) => e.autostart).map((e) => e.name))
+    const live: VmSummary[] = [...this.vms.values()].map((vm) =>
+      this.summary(vm, autostart.has(vm.name)),
+    )
+    const journaled: VmSummary[] = entries
+      .filter((e) => !this.vms.has(e.name))
+      .map((e) => ({
+        name: e.name,
+        vmid: null,
+        state: journalState(e),
+        vcpus: e.spec?.vcpus ?? null,
+        memory: (e.spec?.memory ?? [])
+          .filter((m) => m.type === 'ram')
+          .reduce((n, m) => n + m.size, 0n),
+        owner: 'journal',
+        uptimeSeconds: null,
+        ...(e.error !== undefined ? { problem: e.error } : {}),
+        ...(e.incomplete
+          ? { problem: 'hsmd stopped while applying this spec; it is journaled as asked' }
+          : {}),
+        ...(e.autostart ? { autostart: true } : {}),
+      }))
+    return [...live, ...journaled, ...outside].sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  private summary(vm: ManagedVm, autostart: boolean): VmSummary {
+    return {
       name: vm.name,
       vmid: vm.vmid,
       state: vm.state,
@@ -1188,28 +1260,14 @@ export class VmManager {
       memory: this.memory(vm),
       owner: 'hsmd',
       uptimeSeconds: Math.round((Date.now() - vm.createdAt) / 1000),
-    }))
-    const journaled: VmSummary[] = this.opts.journal
-      .list()
-      .filter((e) => !this.vms.has(e.name))
-      .map((e) => ({
-        name: e.name,
-        vmid: null,
-        state: 'journaled',
-        vcpus: e.spec?.vcpus ?? null,
-        memory: (e.spec?.memory ?? [])
-          .filter((m) => m.type === 'ram')
-          .reduce((n, m) => n + m.size, 0n),
-        owner: 'journal',
-        uptimeSeconds: null,
-      }))
-    return [...live, ...journaled, ...outside].sort((a, b) => a.name.localeCompare(b.name))
+      ...(autostart ? { autostart: true } : {}),
+    }
   }
 
   async show(name: string): Promise<VmDetails> {
     const vm = this.vm(name)
     await vm.console.flush()
-    const summary = this.list().find((s) => s.name === name)!
+    const summary = this.summary(vm, this.opts.journal.get(name)?.autostart === true)
     return {
       ...summary,
       flags: vmFlagNames(vm.flags),
@@ -1253,7 +1311,7 @@ export class VmManager {
   /** A live VM's spec, or the journaled spec of one an earlier daemon held. */
   spec(name: string): VmSpec {
     if (!this.vms.has(name)) {
-      const journaled = this.opts.journal.list().find((e) => e.name === name)
+      const journaled = this.opts.journal.get(name)
       if (journaled?.spec) return journaled.spec
     }
     const vm = this.vm(name)
@@ -1328,4 +1386,8 @@ export class VmManager {
     }
     return this.show(spec.name)
   }
+}
+
+function journalState(e: JournalEntry): ForgottenVm['state'] {
+  return e.error !== undefined ? 'corrupt' : e.incomplete ? 'incomplete' : 'journaled'
 }

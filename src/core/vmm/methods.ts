@@ -166,6 +166,7 @@ export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<strin
     'vm.pause': with_((p) => m.pause(name(p))),
     'vm.reset': with_((p) => m.reset(name(p))),
     'vm.destroy': with_((p) => m.destroy(name(p), { rollback: p.bool('rollback') })),
+    'vm.forget': with_((p) => m.forget(name(p))),
     'vm.regs': with_((p) => m.setRegs(name(p), regs(p))),
     'vm.dump': with_((p) => specToObject(m.spec(name(p)))),
     'vm.apply': with_((p) => {
