@@ -110,3 +110,16 @@ export class NotExecutableError extends HsmctlError {
 export class ProgramNotFoundError extends HsmctlError {
   readonly exitCode = 127 as const
 }
+
+/**
+ * Several operations of one command (`vm apply --all`), some failed: said as one error
+ * that exits with the first failure's code.
+ */
+export class PartialFailureError extends HsmctlError {
+  readonly exitCode: ExitCode
+
+  constructor(first: unknown, message: string, hint?: string) {
+    super(message, hint)
+    this.exitCode = first instanceof HsmctlError ? first.exitCode : 1
+  }
+}

@@ -38,16 +38,20 @@ export function renderVmList(vms: Wire<VmSummary>[]): string {
       duration(vm.uptimeSeconds),
     ]),
   )
+  const marked = vms.filter((vm) => vm.autostart).map((vm) => vm.name)
+  const autostart = marked.length
+    ? [`Autostart (recreated when hsmd starts): ${marked.join(', ')}`]
+    : []
   // what is wrong with a journal entry does not fit a column: one line each, under the table
   const problems = vms.filter((vm) => vm.problem !== undefined)
-  if (problems.length === 0) return table
+  if (problems.length === 0) return [table, ...autostart].join('\n')
   const lines = problems.map((vm) => `  ${vm.name}: ${vm.problem}`)
   const fixes = problems.some((vm) => vm.state === 'corrupt')
     ? ['Fix or remove a corrupt file, or forget it: hsmctl vm forget NAME']
     : []
   if (problems.some((vm) => vm.state === 'incomplete'))
     fixes.push('Recreate an incomplete VM from the spec as asked: hsmctl vm apply NAME')
-  return [table, '', ...lines, ...fixes.map((f) => c.dim(f))].join('\n')
+  return [table, ...autostart, '', ...lines, ...fixes.map((f) => c.dim(f))].join('\n')
 }
 
 export function renderVm(vm: Wire<VmDetails>): string {

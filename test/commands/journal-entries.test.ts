@@ -28,6 +28,9 @@ beforeAll(() => {
   writeFileSync(entry('wrongtype'), JSON.stringify({ name: 'wrongtype', vcpus: 'many' }))
   writeFileSync(entry('renamed'), JSON.stringify({ ...GOOD, name: 'someone' }))
   writeFileSync(entry('good'), JSON.stringify(GOOD))
+  // as hsmd killed during `vm apply` leaves it (item 5): the spec as asked, marked
+  const half = { name: 'half', vcpus: 1, irqfds: [{ msiAddr: '0xfee01000', msiData: '0x41' }] }
+  writeFileSync(entry('half'), JSON.stringify({ ...half, state: 'created', incomplete: true }))
 })
 
 const CORRUPT: Record<string, RegExp> = {
@@ -72,6 +75,21 @@ describe('journal entries hsmd cannot use', () => {
       expect(lines[0]).toContain(`hsmctl vm forget ${name}`)
     }
     expect(readFileSync(join(s.dir, 'precious'), 'utf8')).toBe(PRECIOUS)
+  })
+
+  it('an entry hsmd was applying when it stopped is listed incomplete, and vm apply makes it whole', () => {
+    const row = s.vms().find((v: Json) => v.name === 'half')
+    expect(row).toMatchObject({ state: 'incomplete', owner: 'journal', vcpus: 1 })
+    expect(row.problem).toMatch(/hsmd stopped while applying this spec/)
+    expect(s.run('vm', 'list').stdout).toMatch(/^half\s+-\s+incomplete\b/m)
+    expect(s.run('vm', 'list').stdout).toContain('hsmctl vm apply NAME')
+    expect(s.run('vm', 'apply', 'half').code).toBe(0)
+    expect(s.vms().find((v: Json) => v.name === 'half')).toMatchObject({
+      state: 'created',
+      owner: 'hsmd',
+    })
+    expect(s.json('irqfd', 'list', 'half')).toHaveLength(1)
+    expect(JSON.parse(readFileSync(entry('half'), 'utf8')).incomplete).toBeUndefined()
   })
 
   it('vm dump and vm show say what is wrong, with a hint that leads somewhere', () => {

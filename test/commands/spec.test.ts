@@ -309,7 +309,7 @@ describe('vm apply -f', () => {
         `--file: ${join(s.dir, 'nothing.yaml')} does not exist`,
         'check the path',
       )
-      expectError(s.run('vm', 'apply'), 2, /Missing required flag file/)
+      expectError(s.run('vm', 'apply'), 2, /nothing to apply: give NAME, --file or --all/)
       expect(await s.snapshot()).toEqual(before)
     })
   })

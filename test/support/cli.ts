@@ -11,9 +11,11 @@ export interface CliResult {
   stderr: string
 }
 
-export function hsmctl(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
+/** `input`: what the command reads on stdin (none: stdin is an empty pipe). */
+export function hsmctl(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): CliResult {
   const r = spawnSync(process.execPath, [RUN_JS, ...args], {
     encoding: 'utf8',
+    ...(input !== undefined ? { input } : {}),
     // NODE_ENV=test (vitest sets it) would make oclif register tsx and load the commands
     // from src/ instead of the build, three times slower: a user's shell has no NODE_ENV
     env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...env },

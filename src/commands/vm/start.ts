@@ -4,7 +4,10 @@ import type { Wire } from '../../core/daemon/protocol.js'
 import type { VmJson } from '../../ui/vm.js'
 
 export default class VmStart extends DaemonCommand {
-  static override summary = 'Start a created VM (START_VM).'
+  static override summary = 'Start a created VM (START_VM); a journaled one is recreated first.'
+
+  static override description = `A VM that is only journaled (an earlier daemon held it, \`vm list\` shows it journaled)
+is recreated from its journal, as by \`vm apply NAME\`, and left running.`
 
   static override examples = ['<%= config.bin %> <%= command.id %> demo']
 
@@ -12,7 +15,11 @@ export default class VmStart extends DaemonCommand {
 
   async run(): Promise<VmJson> {
     const { args } = await this.parse(VmStart)
-    const vm = await this.call<Wire<VmDetails>>('vm.start', { name: args.name })
+    const vm = await this.call<Wire<VmDetails> & { recreated?: boolean }>('vm.start', {
+      name: args.name,
+    })
+    // a VM only journaled is recreated first (as `vm apply NAME`)
+    if (vm.recreated) process.stderr.write(`hsmctl: recreated ${vm.name} from its journal\n`)
     const { renderVm, vmJson } = await import('../../ui/vm.js')
     this.log(renderVm(vm))
     const execution = vm.execution as { reason?: string } | undefined

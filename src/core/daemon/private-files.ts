@@ -239,22 +239,3 @@ export function readAll(fd: number, from = 0): Buffer {
   }
   return Buffer.concat(chunks)
 }
-
-/**
- * A file a user named (a payload, a spec): links are followed, as the user asked for that
- * path, but a FIFO or a device must not block or feed the daemon forever.
- */
-export function readRegularFile(path: string): Buffer {
-  const fd = openSync(path, O_RDONLY | O_NONBLOCK)
-  try {
-    const st = fstatSync(fd)
-    if (!st.isFile()) {
-      const e = new Error(`${path} is ${kindOf(st)}, not a regular file`) as NodeJS.ErrnoException
-      e.code = 'ENOTREG'
-      throw e
-    }
-    return readAll(fd)
-  } finally {
-    closeSync(fd)
-  }
-}

@@ -14,6 +14,7 @@ import { guestMethods } from '../vmm/guest-methods.js'
 import { traceMethods } from '../trace/methods.js'
 import type { VmmPlatform } from '../vmm/platform.js'
 import { startDaemon, type RunningDaemon } from './hsmd.js'
+import type { Handler } from './server.js'
 import { checkDaemonDirs, stateDir, type Backend } from './paths.js'
 import { SimService, simServeSocket } from './sim-serving.js'
 
@@ -81,6 +82,18 @@ async function platformFor(options: VmmDaemonOptions): Promise<VmmPlatform> {
   return nativeVmmPlatform({ ...(options.device !== undefined ? { device: options.device } : {}) })
 }
 
+function afterReady(ready: Promise<void>, methods: Record<string, Handler>) {
+  let isReady = false
+  void ready.then(() => (isReady = true))
+  return Object.fromEntries(
+    Object.entries(methods).map(([method, handler]) => [
+      method,
+      ((params, context) =>
+        isReady ? handler(params, context) : ready.then(() => handler(params, context))) as Handler,
+    ]),
+  )
+}
+
 export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaemon> {
   const env = options.env ?? process.env
   checkDaemonDirs(env)
@@ -107,11 +120,16 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
     onVmDestroyed: (vmid) => trace.forgetVm(vmid),
   })
   const traffic = new GuestTraffic(manager)
+  // VMs marked autostart are recreated once the socket is ours (never by a second hsmd
+  // that lost the race for it); requests about VMs wait for that, so that the first
+  // command a user runs sees them
+  let autostarted!: () => void
+  const ready = new Promise<void>((resolve) => (autostarted = resolve))
   const daemon = await startDaemon({
     backend: options.backend,
     env,
     ...(platform.execution ? { execution: () => platform.execution!() } : {}),
-    methods: {
+    methods: afterReady(ready, {
       ...vmmMethods(manager, readPayload),
       ...guestMethods(traffic),
       ...traceMethods(trace, () =>
@@ -119,7 +137,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
       ),
       // `sim exec`: serve the simulation to shimmed programs, if --serve-sim did not already
       'sim.serve': () => sim.serve(simServeSocket(env)),
-    },
+    }),
     onStop: async () => {
       try {
         await manager.shutdown()
@@ -131,5 +149,10 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
       }
     },
   })
+  try {
+    await manager.autostart(readPayload, options.log)
+  } finally {
+    autostarted()
+  }
   return { ...daemon, manager, trace }
 }

@@ -291,6 +291,8 @@ export interface VmManagerOptions {
 
 export class VmManager {
   private readonly vms = new Map<string, ManagedVm>()
+  /** VMs `apply` is building: their journal entry is the spec as asked, until done. */
+  private readonly applying = new Set<string>()
   private readonly proc: HsmProcess
   private readonly consoleDir: string
 
@@ -1340,10 +1342,16 @@ export class VmManager {
   }
 
   private save(vm: ManagedVm) {
+    if (this.applying.has(vm.name)) return // the spec as asked stays journaled until done
     this.opts.journal.save(this.spec(vm.name))
   }
 
-  /** Create a whole VM from a spec; on any failure the VM is destroyed again. */
+  /**
+   * Create a whole VM from a spec; on any failure the VM is destroyed again and its
+   * journal entry is what it was before. While it is built, the journal holds the spec as
+   * asked, marked incomplete: hsmd killed half-way leaves that, never a smaller VM that
+   * looks whole.
+   */
   async apply(spec: VmSpec, readPayload: ReadPayload): Promise<VmDetails> {
     // read payloads first: a missing file must not leave a half-built VM
     const payloads = spec.memory.map((m, i) =>
@@ -1351,13 +1359,22 @@ export class VmManager {
         ? readPayload(m.file, { flag: `memory[${i}].file`, maxBytes: m.size })
         : undefined,
     )
-    await this.create({
-      name: spec.name,
-      ...(spec.vcpus !== undefined ? { vcpus: spec.vcpus } : {}),
-      ...(spec.cpuAffinity !== undefined ? { cpuAffinity: spec.cpuAffinity } : {}),
-      flags: spec.flags,
-    })
+    if (this.vms.has(spec.name) || this.applying.has(spec.name)) {
+      throw new ConflictError(
+        `a VM named '${spec.name}' already exists`,
+        'pick another name, or destroy it first',
+      )
+    }
+    const previous = this.opts.journal.get(spec.name)
+    this.opts.journal.save(spec, { incomplete: true })
+    this.applying.add(spec.name)
     try {
+      await this.create({
+        name: spec.name,
+        ...(spec.vcpus !== undefined ? { vcpus: spec.vcpus } : {}),
+        ...(spec.cpuAffinity !== undefined ? { cpuAffinity: spec.cpuAffinity } : {}),
+        flags: spec.flags,
+      })
       for (const [i, seg] of spec.memory.entries())
         await this.memsegSet(spec.name, seg, payloads[i], { flag: `memory[${i}].size` })
       for (const regs of spec.regs) await this.setRegs(spec.name, regs)
@@ -1381,10 +1398,93 @@ export class VmManager {
       if (spec.state === 'running' || spec.state === 'paused') await this.start(spec.name)
       if (spec.state === 'paused') await this.pause(spec.name)
     } catch (e) {
-      await this.destroy(spec.name, { rollback: true }).catch(() => {})
+      this.applying.delete(spec.name)
+      if (this.vms.has(spec.name))
+        await this.destroy(spec.name, { rollback: true, keepJournal: true }).catch(() => {})
+      try {
+        if (previous?.spec) this.opts.journal.restore(previous)
+        else this.opts.journal.remove(spec.name)
+      } catch {
+        // the journal refuses writes now: the error that stopped the apply says more
+      }
       throw e
     }
+    this.applying.delete(spec.name)
+    this.save(this.vms.get(spec.name)!)
     return this.show(spec.name)
+  }
+
+  /** A VM the journal holds that hsmd does not run: `vm start` recreates it. */
+  journaledOnly(name: string): boolean {
+    return (
+      !this.vms.has(name) && !this.applying.has(name) && this.opts.journal.get(name) !== undefined
+    )
+  }
+
+  /**
+   * Recreate a journaled VM from its spec (`vm apply NAME`, `vm start NAME`, autostart),
+   * an incomplete one from the spec as asked; `state` overrides the journaled state.
+   */
+  async recreate(
+    name: string,
+    readPayload: ReadPayload,
+    options: { state?: VmRunState } = {},
+  ): Promise<VmDetails> {
+    if (this.vms.has(name) || this.applying.has(name)) {
+      throw new ConflictError(
+        `a VM named '${name}' already exists`,
+        `it runs in hsmd: see \`hsmctl vm show ${name}\``,
+      )
+    }
+    const entry = this.opts.journal.get(name)
+    if (!entry) {
+      throw new NotFoundError(
+        `nothing is journaled as '${name}'`,
+        'see `hsmctl vm list`; `hsmctl vm apply -f FILE` creates a VM from a spec file',
+      )
+    }
+    if (!entry.spec) throw this.notRunning(name)
+    return this.apply(
+      { ...entry.spec, ...(options.state ? { state: options.state } : {}) },
+      readPayload,
+    )
+  }
+
+  /** Mark a VM, running or only journaled, to be recreated when hsmd starts (or not). */
+  setAutostart(name: string, on: boolean): { name: string; autostart: boolean } {
+    const entry = this.opts.journal.get(name)
+    if (this.vms.has(name) && !this.applying.has(name)) {
+      this.opts.journal.save(this.spec(name), { autostart: on })
+    } else if (entry?.spec) {
+      this.opts.journal.save(entry.spec, { autostart: on, incomplete: entry.incomplete ?? false })
+    } else {
+      throw this.notRunning(name)
+    }
+    return { name, autostart: on }
+  }
+
+  /** hsmd's start: recreate every VM marked autostart; each result is logged. */
+  async autostart(readPayload: ReadPayload, log: (line: string) => void = () => {}): Promise<void> {
+    let entries: JournalEntry[]
+    try {
+      entries = this.opts.journal.list()
+    } catch (e) {
+      // an unsafe journal dir: logged at load, refused by every command that needs it
+      log(`autostart: skipped: ${(e as Error).message}`)
+      return
+    }
+    for (const entry of entries) {
+      if (!entry.autostart || this.vms.has(entry.name)) continue
+      try {
+        const vm = await this.recreate(entry.name, readPayload)
+        log(`autostart: recreated ${entry.name} (${vm.state})`)
+      } catch (e) {
+        const hint = (e as { hint?: string }).hint
+        log(
+          `autostart: ${entry.name} could not be recreated: ${(e as Error).message}${hint ? ` (${hint})` : ''}`,
+        )
+      }
+    }
   }
 }
 

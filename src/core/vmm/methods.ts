@@ -162,20 +162,28 @@ export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<strin
     ),
     'vm.list': () => m.list(),
     'vm.show': with_((p) => m.show(name(p))),
-    'vm.start': with_((p) => m.start(name(p))),
+    // a VM only journaled is recreated from its journal, then left running
+    'vm.start': with_(async (p) =>
+      m.journaledOnly(name(p))
+        ? { ...(await m.recreate(name(p), readPayload, { state: 'running' })), recreated: true }
+        : m.start(name(p)),
+    ),
     'vm.pause': with_((p) => m.pause(name(p))),
     'vm.reset': with_((p) => m.reset(name(p))),
     'vm.destroy': with_((p) => m.destroy(name(p), { rollback: p.bool('rollback') })),
     'vm.forget': with_((p) => m.forget(name(p))),
     'vm.regs': with_((p) => m.setRegs(name(p), regs(p))),
     'vm.dump': with_((p) => specToObject(m.spec(name(p)))),
+    // a spec, or the name of a journaled VM to recreate
     'vm.apply': with_((p) => {
+      if (!p.has('spec')) return m.recreate(name(p), readPayload)
       const source = p.optStr('source') ?? 'spec'
       // a payload's errors name the spec file and the entry, as the spec's own do
       return m.apply(specFromObject(p.value('spec'), source), (file, options) =>
         readPayload(file, { ...options, flag: `${source}: ${options.flag}` }),
       )
     }),
+    'vm.autostart': with_((p) => m.setAutostart(name(p), !p.bool('disable'))),
     'vm.console': with_((p) => m.console(name(p), p.optInt('offset') ?? 0)),
     'memseg.set': with_((p) => {
       const seg = memseg(p)

@@ -21,7 +21,6 @@ import { afterAll, describe, expect, it } from 'vitest'
 import {
   openPrivateFile,
   readPrivateFile,
-  readRegularFile,
   UnsafePathError,
   type OpenHow,
 } from '../../../src/core/daemon/private-files.js'
@@ -112,17 +111,5 @@ describe('openPrivateFile', () => {
     const file = target()
     expect(() => openPrivateFile(file, 'create')).toThrow(/EEXIST/)
     expect(readFileSync(file, 'utf8')).toBe(PRECIOUS)
-  })
-})
-
-describe('readRegularFile (a file the user named)', () => {
-  it('follows a link the user gave, but refuses a FIFO without blocking', () => {
-    const victim = target()
-    const link = join(dir, 'payload-link')
-    symlinkSync(victim, link)
-    expect(readRegularFile(link).toString()).toBe(PRECIOUS)
-    const fifo = join(dir, 'payload-fifo')
-    execFileSync('mkfifo', [fifo])
-    expect(() => readRegularFile(fifo)).toThrow(`${fifo} is a FIFO, not a regular file`)
   })
 })
