@@ -1,11 +1,76 @@
-// Shared benchmark helpers: timing of whole commands and of in-process loops.
+// The benchmarks' shared machinery. Every figure is a value and a floor: the floor does
+// the unavoidable part of the value's work (the same frames over the same transport, the
+// same bytes into the same file) with none of our code around it, and it is measured in
+// the same rounds, interleaved with the value, so whatever the machine does to one (other
+// builds, a busy CPU) it does to the other. Targets are ratios to the floor: an absolute
+// figure on these shared machines says more about the machine than about the code.
+//
+// A benchmark is scripts/bench/NAME.js exporting `title` and `run(report)`:
+//
+//   const s = await rounds({
+//     floor: () => perSecond(n, bareLoop),   // each measure returns one number
+//     value: () => perSecond(n, ourPath),
+//   })
+//   report.figure({ label: 'our path', unit: 'calls/s', value: s.value,
+//                   floor: s.floor, floorLabel: 'the bare loop', target: { atLeast: 0.5 } })
+//
+// Each figure gets the median and min-max of the value, of the floor and of the ratio
+// (value / floor, round by round), the target, met or MISSED (by the ratio's median), and
+// the load average over its rounds. Rates want a ratio at least the target; times at most.
 import { spawnSync } from 'node:child_process'
+import { availableParallelism, loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
+import { URL } from 'node:url'
 
-export function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+/** Rounds per figure (BENCH_ROUNDS): each gives one value and one floor. */
+export const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5))
+
+/**
+ * Call every measure of `measures` ({name: async () => number}) once per round, in turn,
+ * for `warmup` untimed rounds and then `count` rounds. Returns {name: number[]}, each
+ * array also carrying `load`: the 1-minute load average at the end of each round.
+ */
+export async function rounds(measures, { count = ROUNDS, warmup = 1 } = {}) {
+  const out = Object.fromEntries(Object.keys(measures).map((name) => [name, []]))
+  const load = []
+  for (let r = 0; r < warmup + count; r++) {
+    for (const [name, measure] of Object.entries(measures)) {
+      const v = await measure()
+      if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) {
+        throw new Error(`bench: measure '${name}' gave ${v}, not a positive number`)
+      }
+      if (r >= warmup) out[name].push(v)
+    }
+    if (r >= warmup) load.push(loadavg()[0])
+  }
+  for (const series of Object.values(out)) Object.defineProperty(series, 'load', { value: load })
+  return out
+}
+
+/** A series computed round by round from others (same rounds, same load). */
+export function derive(fn, ...series) {
+  const out = series[0].map((_, i) => fn(...series.map((s) => s[i])))
+  Object.defineProperty(out, 'load', { value: series[0].load })
+  return out
+}
+
+/** n operations of fn(n) per second of wall-clock time. */
+export async function perSecond(n, fn) {
+  const start = performance.now()
+  await fn(n)
+  return n / ((performance.now() - start) / 1000)
+}
+
+/**
+ * n operations of fn(n) per second of this process's CPU time (user + system): for work
+ * done in this process alone, which then does not count the time other programs had
+ * the CPU (a loaded machine skews wall-clock rates by the share it leaves us).
+ */
+export async function perCpuSecond(n, fn) {
+  const start = process.cpuUsage()
+  await fn(n)
+  const used = process.cpuUsage(start)
+  return n / ((used.user + used.system) / 1e6)
 }
 
 /** Wall time in ms of one run of a command (stdout discarded); throws if it fails. */
@@ -19,31 +84,183 @@ export function timeCommand(cmd, args, options = {}) {
   return ms
 }
 
-/**
- * Median wall times of several commands, interleaved run by run so that machine noise
- * hits them alike. `commands` is {label: [cmd, args]}.
- */
-export function compareCommands(commands, runs = 15, warmup = 2) {
-  const times = Object.fromEntries(Object.keys(commands).map((k) => [k, []]))
-  for (let i = 0; i < runs + warmup; i++) {
-    for (const [label, [cmd, args, options]] of Object.entries(commands)) {
-      const ms = timeCommand(cmd, args, options)
-      if (i >= warmup) times[label].push(ms)
-    }
-  }
-  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]))
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
-/** Operations per second of `fn` (called with the iteration count), best of `rounds`. */
-export async function opsPerSecond(fn, iterations, rounds = 5) {
-  let best = 0
-  for (let r = 0; r < rounds; r++) {
-    const start = performance.now()
-    await fn(iterations)
-    const seconds = (performance.now() - start) / 1000
-    best = Math.max(best, iterations / seconds)
-  }
-  return best
+export function spread(values) {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) }
+}
+
+/** Three significant digits, k and M for thousands and millions: 98.2k, 1.25M, 0.150. */
+export function human(n) {
+  if (n >= 1e6) return `${(n / 1e6).toPrecision(3)}M`
+  if (n >= 1e3) return `${(n / 1e3).toPrecision(3)}k`
+  return n.toPrecision(3)
 }
 
 export const fmt = (n, digits = 1) => n.toLocaleString('en-US', { maximumFractionDigits: digits })
+
+const range = (s) => `${human(s.median)} (${human(s.min)}–${human(s.max)})`
+
+/** Met when the ratio's median is on the right side of the target. */
+export function verdict(ratio, target) {
+  return 'atLeast' in target ? ratio >= target.atLeast : ratio <= target.atMost
+}
+
+const targetText = (t) => ('atLeast' in t ? `>= ${t.atLeast}` : `<= ${t.atMost}`)
+
+const HEADINGS = [
+  'figure',
+  'unit',
+  'value (median, min–max)',
+  'floor (median, min–max)',
+  'ratio (median, min–max)',
+  'target',
+  'verdict',
+  'rounds',
+  'load',
+]
+
+const cells = (f) => [
+  f.label,
+  f.unit,
+  range(f.value),
+  range(f.floor),
+  range(f.ratio),
+  targetText(f.target),
+  f.met ? 'met' : 'MISSED',
+  String(f.value.rounds.length),
+  `${f.load.min.toFixed(1)}–${f.load.max.toFixed(1)}`,
+]
+
+/** Figures as a table, each with its floor's description under it; notes where they came. */
+function table(entries) {
+  const rows = entries.filter((e) => e.kind === 'figure').map((e) => cells(e.figure))
+  const widths = HEADINGS.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
+  const line = (c) =>
+    c
+      .map((x, i) => (i < c.length - 1 ? x.padEnd(widths[i]) : x))
+      .join('  ')
+      .trimEnd()
+  const out = [line(HEADINGS)]
+  for (const e of entries) {
+    if (e.kind === 'figure') out.push(line(cells(e.figure)), `    floor: ${e.figure.floor.label}`)
+    else out.push(e.text)
+  }
+  return out
+}
+
+/**
+ * The figures and checks of a run: each benchmark's table when it ends, then every
+ * figure in one table, the verdicts counted.
+ */
+export class Report {
+  figures = []
+  checks = []
+  bench = ''
+  entries = []
+
+  /** json: the summary goes to stdout as JSON, everything else to stderr. */
+  constructor({ json = false } = {}) {
+    this.json = json
+    this.print = json ? (line) => process.stderr.write(`${line}\n`) : (line) => console.log(line)
+  }
+
+  section(name, title) {
+    this.flush()
+    this.bench = name
+    this.print(`\n== ${name}: ${title}`)
+  }
+
+  flush() {
+    if (this.entries.length) for (const line of table(this.entries)) this.print(line)
+    this.entries = []
+  }
+
+  /** A line of explanation under the figures. */
+  note(text) {
+    this.entries.push({ kind: 'note', text: `   ${text}` })
+  }
+
+  /**
+   * label: what the value measures; unit: what it counts ('ioctls/s', 'ms'); value and
+   * floor: series from rounds() of the same rounds; floorLabel: what the floor does;
+   * target: {atLeast: ratio} (rates) or {atMost: ratio} (times).
+   */
+  figure({ label, unit, value, floor, floorLabel, target }) {
+    if (value.length !== floor.length)
+      throw new Error(`bench: ${label}: value and floor rounds differ`)
+    const ratios = value.map((v, i) => v / floor[i])
+    const f = {
+      bench: this.bench,
+      label,
+      unit,
+      value: { ...spread(value), rounds: value },
+      floor: { label: floorLabel, ...spread(floor), rounds: floor },
+      ratio: { ...spread(ratios), rounds: ratios },
+      target,
+      met: verdict(median(ratios), target),
+      load: spread(value.load ?? floor.load ?? [loadavg()[0]]),
+    }
+    this.figures.push(f)
+    this.entries.push({ kind: 'figure', figure: f })
+    return f
+  }
+
+  /** A correctness check beside the figures (exact counts, identical files). */
+  check(label, ok, detail = '') {
+    this.checks.push({ bench: this.bench, label, ok, detail })
+    this.note(`check: ${label}: ${ok ? 'ok' : 'FAILED'}${detail ? ` (${detail})` : ''}`)
+  }
+
+  get failed() {
+    return this.figures.filter((f) => !f.met).length + this.checks.filter((c) => !c.ok).length
+  }
+
+  /** Every figure again in one table, with the machine, and the verdicts counted. */
+  summary() {
+    this.flush()
+    const cpus = availableParallelism()
+    this.print(`\n== figures (${cpus} CPUs; load: the 1-minute load average over the rounds)`)
+    const entries = []
+    let bench
+    for (const f of this.figures) {
+      if (f.bench !== bench) entries.push({ kind: 'note', text: `${(bench = f.bench)}:` })
+      entries.push({ kind: 'figure', figure: f })
+    }
+    for (const line of table(entries)) this.print(line)
+    const missed = this.figures.filter((f) => !f.met)
+    const failed = this.checks.filter((c) => !c.ok)
+    this.print(
+      `${this.figures.length - missed.length} of ${this.figures.length} targets met` +
+        `${missed.length ? ` (MISSED: ${missed.map((f) => `${f.bench}: ${f.label}`).join('; ')})` : ''}` +
+        `, ${this.checks.length - failed.length} of ${this.checks.length} checks ok` +
+        `${failed.length ? ` (FAILED: ${failed.map((c) => `${c.bench}: ${c.label}`).join('; ')})` : ''}`,
+    )
+    if (this.json) {
+      const out = { cpus, figures: this.figures, checks: this.checks }
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
+    }
+  }
+}
+
+const root = new URL('../../', import.meta.url)
+
+/**
+ * The start-up floors, as [cmd, args, options] for timeCommand: node doing nothing, and
+ * node importing @oclif/core and nothing else (the framework every oclif command pays).
+ */
+export const START_UP = {
+  node: [process.execPath, ['-e', '0']],
+  oclif: [
+    process.execPath,
+    ['--input-type=module', '-e', "await import('@oclif/core')"],
+    { cwd: root },
+  ],
+}
+
+/** Start-up times take more, shorter rounds (BENCH_RUNS, default 11). */
+export const START_UP_ROUNDS = Math.max(1, Number(process.env.BENCH_RUNS ?? 11))

@@ -1,21 +1,37 @@
-// `hsmctl abi --json`: median wall time, as a ratio to `node -e 0` measured alongside.
+// Start-up: `hsmctl abi --json`, an oclif command with no daemon, against node importing
+// @oclif/core alone (what the CLI adds beyond its framework); and that import against
+// `node -e 0` (what the framework costs), each run interleaved with its floor.
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { compareCommands, fmt } from './_lib.js'
+import { rounds, START_UP, START_UP_ROUNDS, timeCommand } from './_lib.js'
 
-export const title = 'hsmctl abi --json start-up, ratio to node -e 0'
+export const title = 'start-up: hsmctl abi --json and the oclif framework'
 
-const run_js = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'run.js')
+const runJs = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'run.js')
 
-export async function run() {
-  const runs = Number(process.env.BENCH_RUNS ?? 15)
-  const t = compareCommands(
+export async function run(report) {
+  const s = await rounds(
     {
-      node: [process.execPath, ['-e', '0']],
-      abi: [process.execPath, [run_js, 'abi', '--json']],
+      node: () => timeCommand(...START_UP.node),
+      oclif: () => timeCommand(...START_UP.oclif),
+      abi: () => timeCommand(process.execPath, [runJs, 'abi', '--json']),
     },
-    runs,
+    { count: START_UP_ROUNDS, warmup: 2 },
   )
-  console.log(`node -e 0            median ${fmt(t.node)} ms   (baseline, ${runs} runs)`)
-  console.log(`hsmctl abi --json    median ${fmt(t.abi)} ms   ratio ${fmt(t.abi / t.node, 2)}x`)
+  report.figure({
+    label: 'node importing @oclif/core',
+    unit: 'ms',
+    value: s.oclif,
+    floor: s.node,
+    floorLabel: 'node -e 0',
+    target: { atMost: 2 },
+  })
+  report.figure({
+    label: 'hsmctl abi --json',
+    unit: 'ms',
+    value: s.abi,
+    floor: s.oclif,
+    floorLabel: 'node importing @oclif/core',
+    target: { atMost: 3 },
+  })
 }

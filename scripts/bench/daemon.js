@@ -1,81 +1,118 @@
-// hsmd: start-up of `hsmctl vm list --json` against a running daemon, as a ratio to
-// `node -e 0` measured alongside (target <= 1.6), and requests per second from one
-// client over the socket (target >= 20,000), one at a time and pipelined.
-import { spawnSync } from 'node:child_process'
+// hsmd: start-up of `hsmctl vm list --json` against a running daemon (the fast path, no
+// oclif: src/cli/fast.ts) against `node -e 0`; and requests per second from one client,
+// one at a time, 64 in flight and all at once, against the same calls answered by a bare
+// server: hsmd's socket server in a process of its own replying the daemon's own answers
+// (scripts/bench/_rpc-floor.js), so the same lines cross the same kind of socket.
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { compareCommands, fmt, opsPerSecond } from './_lib.js'
+import { perSecond, rounds, START_UP, START_UP_ROUNDS, timeCommand } from './_lib.js'
 
-export const title = 'hsmctl vm list start-up (ratio to node -e 0) and daemon requests/s'
+export const title = 'hsmd: hsmctl vm list start-up and requests/s over the socket'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..', '..')
 const runJs = join(root, 'bin', 'run.js')
 
-export async function run() {
+/** The three ways one client calls: one at a time, 64 in flight, all n at once. */
+const ways = {
+  serial: (client, method) => (n) =>
+    (async () => {
+      for (let i = 0; i < n; i++) await client.call(method)
+    })(),
+  window: (client, method) => async (n) => {
+    let sent = 0
+    const lane = async () => {
+      while (sent < n) {
+        sent++
+        await client.call(method)
+      }
+    }
+    await Promise.all(Array.from({ length: 64 }, lane))
+  },
+  burst: (client, method) => (n) =>
+    Promise.all(Array.from({ length: n }, () => client.call(method))),
+}
+
+export async function run(report) {
   const dir = mkdtempSync(join(tmpdir(), 'hsmctl-bench-'))
   const env = {
     ...process.env,
     HSMCTL_RUNTIME_DIR: join(dir, 'run'),
     HSMCTL_STATE_DIR: join(dir, 'state'),
   }
-  const cli = (...args) => spawnSync(process.execPath, [runJs, ...args], { env, encoding: 'utf8' })
+  const cli = (...args) => {
+    const r = spawnSync(process.execPath, [runJs, ...args], { env, encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`hsmctl ${args.join(' ')}: ${r.stderr}`)
+  }
+  let floorServer
+  const clients = []
   try {
     cli('daemon', 'start')
     for (const name of ['a', 'b', 'c']) cli('vm', 'create', name, '--vcpus', '1', '--memory', '1M')
-    const runs = Number(process.env.BENCH_RUNS ?? 15)
-    const t = compareCommands(
+    const s = await rounds(
       {
-        node: [process.execPath, ['-e', '0']],
-        list: [process.execPath, [runJs, 'vm', 'list', '--json'], { env }],
+        node: () => timeCommand(...START_UP.node),
+        list: () => timeCommand(process.execPath, [runJs, 'vm', 'list', '--json'], { env }),
       },
-      runs,
+      { count: START_UP_ROUNDS, warmup: 2 },
     )
-    console.log(`node -e 0                 median ${fmt(t.node)} ms   (baseline, ${runs} runs)`)
-    console.log(
-      `hsmctl vm list --json     median ${fmt(t.list)} ms   ratio ${fmt(t.list / t.node, 2)}x   (target <= 1.6x)`,
-    )
+    report.figure({
+      label: 'hsmctl vm list --json (3 VMs)',
+      unit: 'ms',
+      value: s.list,
+      floor: s.node,
+      floorLabel: 'node -e 0 (vm list takes the fast path: no oclif)',
+      target: { atMost: 1.6 },
+    })
 
     const { connect } = await import(join(root, 'dist', 'core', 'daemon', 'client.js'))
     const { socketPath } = await import(join(root, 'dist', 'core', 'daemon', 'paths.js'))
-    const client = await connect(socketPath('sim', env))
-    const n = 20_000
-    const serial = await opsPerSecond(
-      async (count) => {
-        for (let i = 0; i < count; i++) await client.call('vm.list')
-      },
-      n / 4,
-      3,
+    const daemon = await connect(socketPath('sim', env))
+    clients.push(daemon)
+    const replies = {
+      'vm.list': await daemon.call('vm.list'),
+      'daemon.status': await daemon.call('daemon.status'),
+    }
+    const floorPath = join(dir, 'floor.sock')
+    floorServer = spawn(
+      process.execPath,
+      [join(here, '_rpc-floor.js'), floorPath, JSON.stringify(replies)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
     )
-    const pipelined = await opsPerSecond(
-      async (count) => {
-        const window = 64
-        let sent = 0
-        const lanes = Array.from({ length: window }, async () => {
-          while (sent < count) {
-            sent++
-            await client.call('vm.list')
-          }
-        })
-        await Promise.all(lanes)
-      },
-      n,
-      3,
-    )
-    const status = await opsPerSecond(
-      async (count) => {
-        await Promise.all(Array.from({ length: count }, () => client.call('daemon.status')))
-      },
-      n,
-      3,
-    )
-    client.close()
-    console.log(`vm.list one at a time     ${fmt(serial, 0)} req/s`)
-    console.log(`vm.list pipelined (64)    ${fmt(pipelined, 0)} req/s   (target >= 20,000)`)
-    console.log(`daemon.status all at once ${fmt(status, 0)} req/s`)
+    await once(floorServer.stdout, 'data')
+    const floor = await connect(floorPath)
+    clients.push(floor)
+
+    const n = Number(process.env.BENCH_CALLS ?? 20_000)
+    const cases = [
+      ['vm.list, one at a time', 'serial', 'vm.list', n / 4, 0.25],
+      ['vm.list, 64 in flight', 'window', 'vm.list', n, 0.3],
+      ['daemon.status, all at once', 'burst', 'daemon.status', n, 0.3],
+    ]
+    const measures = {}
+    for (const [, way, method, count] of cases) {
+      measures[`${way} floor`] = () => perSecond(count, ways[way](floor, method))
+      measures[way] = () => perSecond(count, ways[way](daemon, method))
+    }
+    const r = await rounds(measures)
+    for (const [label, way, method, , atLeast] of cases) {
+      report.figure({
+        label,
+        unit: 'requests/s',
+        value: r[way],
+        floor: r[`${way} floor`],
+        floorLabel: `hsmd's socket server alone, replying a fixed ${method} answer`,
+        target: { atLeast },
+      })
+    }
   } finally {
-    cli('daemon', 'stop')
+    for (const c of clients) c.close()
+    floorServer?.kill('SIGTERM')
+    spawnSync(process.execPath, [runJs, 'daemon', 'stop'], { env })
     rmSync(dir, { recursive: true, force: true })
   }
 }

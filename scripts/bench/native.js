@@ -1,17 +1,18 @@
-// ioctl round trips per second through the native backend (NativeProcess -> hsm-helper
-// with libhsm-shim.so preloaded -> SimServer in this process -> the simulation), as a
-// ratio to the in-process simulation (SimProcess) measured in the same run, one call at
-// a time and pipelined. The ioctl is NOTIFY_REQUEST_FINISH on a VM without a default
-// client: a struct copy and HSM's lookup, nothing else (§4.7), so the figure is the cost
-// of the path. For reference, `helper read` is a frame to the helper and back with no
-// syscall at all (the read op copies 8 bytes of its own memory): the frame protocol alone.
-// Every shimmed ioctl is one synchronous round trip between the helper and this process's
-// event loop, so the figure is bound by that latency (see helper/SHIM.md, "Cost"). The
-// shim's calls cross in its shared-memory ring (the default); `helper + shim, socket` is
-// the same with HSM_SHIM_TRANSPORT=socket, the transport it falls back to.
-// `shim-load` (helper/shim-load.c) is the shim path without the helper: a C program
-// issuing the same ioctl under the shim from 1 thread and from 16 at once, with the
-// context switches it takes per call.
+// ioctl round trips per second through the native backend under the device shim, each
+// against a floor: build/frame-floor (helper/frame-floor.c), a bare C client and server
+// exchanging the very frames a shimmed NOTIFY_REQUEST_FINISH exchanges (a 64-byte request,
+// a 32-byte reply) over the same transport, polled the same way, with no simulation, no
+// helper and no shim. The ioctl is NOTIFY on a VM without a default client: a struct copy
+// and HSM's lookup, nothing else (§4.7), so the figure is the cost of the path.
+//
+// - helper + shim: NativeProcess (this process) -> hsm-helper with libhsm-shim.so
+//   preloaded -> SimServer (this process, as in hsmd --serve-sim) -> the simulation;
+//   pipelined (1000 calls in flight to the helper, which runs them one by one, so one is
+//   in flight on the ring) and one at a time (each call also wakes the helper from its
+//   stdin and this process from its event loop); over the shim's ring (the default) and
+//   over its socket (HSM_SHIM_TRANSPORT=socket).
+// - shim-load (helper/shim-load.c): a C program issuing the same ioctl under the shim, no
+//   helper, from 1 thread (floor: 1 request in flight) and from 16 (floor: 16 in flight).
 //
 //   npm run build && npm run bench -- native        (BENCH_CALLS=20000 to change the count)
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
@@ -19,51 +20,50 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { URL } from 'node:url'
 import { execa } from 'execa'
-import { fmt, opsPerSecond } from './_lib.js'
+import { perSecond, rounds } from './_lib.js'
 
-export const title =
-  'ioctl round trips/s: hsm-helper under the shim vs the in-process simulation (ratio)'
+export const title = 'ioctl round trips/s through hsm-helper and the device shim'
 
 const dist = new URL('../../dist/', import.meta.url)
 const load = (path) => import(new URL(path, dist).href)
 
-export async function run() {
-  const [
-    { createSimPlatform },
-    { SimServer },
-    { NativeProcess },
-    preflight,
-    { Ioctl },
-    { ringAddonError },
-  ] = await Promise.all([
-    load('core/sim/index.js'),
-    load('core/native/sim-server.js'),
-    load('core/native/helper-process.js'),
-    load('core/native/preflight.js'),
-    load('core/abi/ioctls.js'),
-    load('core/native/ring.js'),
-  ])
+/** Calls per second from a line of frame-floor or shim-load (`... per_second R ...`). */
+async function cRate(program, args, env) {
+  const { stdout } = await execa(program, args.map(String), env ? { env } : {})
+  const m = /per_second (\d+)/.exec(stdout)
+  if (!m) throw new Error(`${program} printed: ${stdout}`)
+  return Number(m[1])
+}
+
+export async function run(report) {
+  const [{ createSimPlatform }, { SimServer }, { NativeProcess }, preflight, { Ioctl }, ring] =
+    await Promise.all([
+      load('core/sim/index.js'),
+      load('core/native/sim-server.js'),
+      load('core/native/helper-process.js'),
+      load('core/native/preflight.js'),
+      load('core/abi/ioctls.js'),
+      load('core/native/ring.js'),
+    ])
+  for (const program of [preflight.frameFloorPath(), preflight.shimLoadPath()]) {
+    if (!existsSync(program)) throw new Error(`${program} is not built: make -C helper`)
+  }
+  if (!ring.ringAddon()) throw new Error(`no shared-memory ring: ${ring.ringAddonError()}`)
   const calls = Number(process.env.BENCH_CALLS ?? 20_000)
   const dir = mkdtempSync(join(tmpdir(), 'hsmctl-bench-'))
   const platform = createSimPlatform()
   const server = await SimServer.listen(join(dir, 'sim.sock'), { platform })
-  const shimmed = (transport) =>
-    NativeProcess.start({
-      checkDevice: false,
-      env: {
-        LD_PRELOAD: preflight.shimPath(),
-        HSM_SHIM_SOCKET: server.path,
-        HSM_SHIM_TRANSPORT: transport,
-      },
-    })
-  const native = await shimmed('ring')
-  const overSocket = await shimmed('socket')
-  const alone = await NativeProcess.start({ device: '/dev/null', checkDevice: false })
-  const scratch = await alone.mmap(4096)
-  const sim = platform.spawn()
+  const shimEnv = (transport) => ({
+    LD_PRELOAD: preflight.shimPath(),
+    HSM_SHIM_SOCKET: server.path,
+    HSM_SHIM_TRANSPORT: transport,
+  })
+  const helpers = []
   try {
-    // One VM per process, no default client: NOTIFY is HSM's no-op (§4.7).
-    const vmOf = async (proc) => {
+    const shimmed = async (transport) => {
+      const proc = await NativeProcess.start({ checkDevice: false, env: shimEnv(transport) })
+      helpers.push(proc)
+      // One VM, no default client: NOTIFY is HSM's no-op (§4.7).
       const fd = await proc.open('/dev/acrn_hsm')
       const page = await proc.mmap(4096)
       const creation = new Uint8Array(48)
@@ -71,91 +71,70 @@ export async function run() {
       v.setBigUint64(32, page, true)
       v.setBigUint64(40, 0b10n, true)
       await proc.ioctl(fd, Ioctl.CREATE_VM, creation)
-      return fd
+      return { proc, fd }
     }
+    const overRing = await shimmed('ring')
+    const overSocket = await shimmed('socket')
+    if (server.shimTransports.ring !== 1) throw new Error('the shim did not take the ring')
     const notify = new Uint8Array(8) // vmid 0, reserved 0, vcpu 0
-    const simFd = await vmOf(sim)
-    const nativeFd = await vmOf(native)
-    const socketFd = await vmOf(overSocket)
-    if (server.shimTransports.ring !== 1) {
-      console.log(
-        `the ring was refused (${ringAddonError()}): both rows below went over the socket`,
-      )
-    }
-    const backends = {
-      'in-process sim': (n) => [sim, simFd, n],
-      'helper + shim': (n) => [native, nativeFd, n],
-      'helper + shim, socket': (n) => [overSocket, socketFd, n],
-      'helper read*': (n) => [alone, -1, n],
-    }
-    const call = (proc, fd) =>
-      proc === alone ? alone.read(scratch, 8) : proc.ioctl(fd, Ioctl.NOTIFY_REQUEST_FINISH, notify)
-    const serial = async ([proc, fd, n]) => {
-      for (let i = 0; i < n; i++) await call(proc, fd)
-    }
-    const pipelined = async ([proc, fd, n]) => {
-      // Windows of 1000 calls in flight.
-      for (let done = 0; done < n; done += 1000) {
-        const batch = []
-        for (let i = 0; i < Math.min(1000, n - done); i++) batch.push(call(proc, fd))
-        await Promise.all(batch)
+    const serial =
+      ({ proc, fd }) =>
+      async (n) => {
+        for (let i = 0; i < n; i++) await proc.ioctl(fd, Ioctl.NOTIFY_REQUEST_FINISH, notify)
       }
-    }
-    const results = {}
-    for (const [label, args] of Object.entries(backends)) {
-      // The socket is slow: fewer calls, the same rounds.
-      const scale = label.endsWith('socket') ? 4 : 1
-      const oneAtATime = await opsPerSecond(
-        (n) => serial(args(n)),
-        Math.round(calls / 4 / scale),
-        3,
-      )
-      const piped = await opsPerSecond((n) => pipelined(args(n)), Math.round(calls / scale), 3)
-      results[label] = { oneAtATime, piped }
-    }
-    const base = results['in-process sim']
-    for (const [label, r] of Object.entries(results)) {
-      const ratio =
-        label === 'in-process sim'
-          ? ''
-          : `   ratio ${fmt(r.piped / base.piped, 3)}x / ${fmt(r.oneAtATime / base.oneAtATime, 3)}x`
-      console.log(
-        `${label.padEnd(21)} pipelined ${fmt(r.piped, 0).padStart(9)}/s   one at a time ${fmt(r.oneAtATime, 0).padStart(9)}/s${ratio}`,
-      )
-    }
-    // The shim alone, from C, against the same server.
-    const load = preflight.shimLoadPath()
-    if (existsSync(load)) {
-      for (const threads of [1, 16]) {
-        const per = Math.max(1, Math.round(calls / threads))
-        // execa's promise: the server answering it runs on this event loop
-        const { stdout: line } = await execa(load, [String(threads), String(per)], {
-          env: { LD_PRELOAD: preflight.shimPath(), HSM_SHIM_SOCKET: server.path },
-        })
-        const m = /per_second (\d+) switches_per_call ([\d.]+)/.exec(line)
-        if (!m) throw new Error(`shim-load printed: ${line}`)
-        const label = `shim-load ×${threads}`
-        console.log(
-          `${label.padEnd(21)} ${threads === 1 ? 'one at a time' : 'concurrent   '} ${fmt(Number(m[1]), 0).padStart(9)}/s   ${m[2]} context switches per call in the program`,
-        )
+    const pipelined =
+      ({ proc, fd }) =>
+      async (n) => {
+        for (let done = 0; done < n; done += 1000) {
+          const batch = []
+          for (let i = 0; i < Math.min(1000, n - done); i++)
+            batch.push(proc.ioctl(fd, Ioctl.NOTIFY_REQUEST_FINISH, notify))
+          await Promise.all(batch)
+        }
       }
-    } else {
-      console.log(`shim-load not built (${load}): make -C helper`)
+    const floor = preflight.frameFloorPath()
+    const shimLoad = preflight.shimLoadPath()
+    const s = await rounds({
+      ring1: () => cRate(floor, ['ring', calls, 1]),
+      shimPiped: () => perSecond(calls, pipelined(overRing)),
+      shimSerial: () => perSecond(calls / 4, serial(overRing)),
+      load1: () => cRate(shimLoad, [1, calls / 2], shimEnv('ring')),
+      ring16: () => cRate(floor, ['ring', calls, 16]),
+      load16: () => cRate(shimLoad, [16, calls / 16], shimEnv('ring')),
+      socket1: () => cRate(floor, ['socket', calls / 2, 1]),
+      socketPiped: () => perSecond(calls / 4, pipelined(overSocket)),
+      socketSerial: () => perSecond(calls / 8, serial(overSocket)),
+      loadSocket: () => cRate(shimLoad, [1, calls / 8], shimEnv('socket')),
+    })
+    const ring1 = 'bare C client and server, ring, 1 request in flight'
+    const socket1 = 'bare C client and server, socket, 1 request in flight'
+    const figures = [
+      ['helper + shim, ring, pipelined', s.shimPiped, s.ring1, ring1, 0.1],
+      ['helper + shim, ring, one at a time', s.shimSerial, s.ring1, ring1, 0.02],
+      ['shim-load, ring, 1 thread', s.load1, s.ring1, ring1, 0.1],
+      [
+        'shim-load, ring, 16 threads',
+        s.load16,
+        s.ring16,
+        `${ring1.slice(0, -19)}16 in flight`,
+        0.1,
+      ],
+      ['helper + shim, socket, pipelined', s.socketPiped, s.socket1, socket1, 0.1],
+      ['helper + shim, socket, one at a time', s.socketSerial, s.socket1, socket1, 0.05],
+      ['shim-load, socket, 1 thread', s.loadSocket, s.socket1, socket1, 0.1],
+    ]
+    for (const [label, value, floorSeries, floorLabel, atLeast] of figures) {
+      report.figure({
+        label,
+        unit: 'ioctls/s',
+        value,
+        floor: floorSeries,
+        floorLabel,
+        target: { atLeast },
+      })
     }
-    const shim = results['helper + shim'].piped
-    console.log(
-      `target >= 100,000/s pipelined through helper + shim: ${shim >= 100_000 ? 'met' : 'NOT met'} (${fmt(shim, 0)}/s)`,
-    )
-    console.log(
-      '* helper read: a frame to hsm-helper and back, no syscall, no shim: the protocol alone',
-    )
-    console.log(
-      'shim-load: a C program under the shim, no helper: the shim path alone, from 1 and 16 threads',
-    )
   } finally {
-    await native.exit()
-    await overSocket.exit()
-    await alone.exit()
+    for (const proc of helpers) await proc.exit()
     await server.close()
     rmSync(dir, { recursive: true, force: true })
   }

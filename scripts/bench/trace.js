@@ -1,23 +1,45 @@
-// Live ioreq tracing: (a) statistics ingest with exact per-row counts, as a ratio to a bare
-// loop over the same records (target >= 2,000,000 events/s); (b) recording: TraceFileWriter
-// over ring reads, in-process and through the RPC encoding (target >= 1,000,000 events/s at
-// <= 32 bytes/event); (c) live: a daemon whose simulation makes as many requests as it can,
-// a watch client refreshing at 10 Hz and a log client beside it: the refresh rate, final
-// counts against the daemon's totals, the log's dropped counter; then a recorder beside the
-// same traffic, its file checked row by row against the daemon's statistics.
-import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+// Live ioreq tracing, each figure against a floor measured in the same rounds:
+// (a) statistics ingest with exact per-row counts, against a bare loop reading the same
+//     words of the same records;
+// (b) recording: TraceFileWriter over ring reads, in-process and through trace.read's reply
+//     encoding (base64 in JSON, as `ioreq record` gets it), against writing the same bytes
+//     to a file in the same chunks with writeSync and nothing else;
+// (c) live: a daemon whose simulation makes as many requests as it can (BENCH_WORKLOAD,
+//     default mixed, at rate 0 on 3 vCPUs for BENCH_SECONDS, default 2), a watch client
+//     refreshing at 10 Hz and a log client beside it, then a recorder too, against the
+//     two parts of that work alone: the dispatch (the same daemon code and workload in a
+//     process of its own, its trace publish replaced by a count: _dispatch-floor.js) and
+//     the publish loop (TraceHub.publish of the same kind of requests, no vCPUs, no
+//     dispatch); the floor is their sum per request. Checks: final counts against the daemon's totals, and the
+//     recorder's file row by row against the daemon's statistics.
+// Rates are per second of CPU time, which a loaded machine does not skew: (a), (b) and
+// the publish loop of this process's, the dispatch of its daemon's (the live daemon's
+// includes serving the watch, the log and the recorder).
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Buffer } from 'node:buffer'
 import { performance } from 'node:perf_hooks'
 import { setTimeout } from 'node:timers'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { fmt } from './_lib.js'
+import { execa } from 'execa'
+import { derive, fmt, median, perCpuSecond, rounds } from './_lib.js'
 
 export const title = 'live ioreq tracing: ingest, recording, watch at 10 Hz under load'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..', '..')
 const dist = (path) => import(join(root, 'dist', path))
 const runJs = join(root, 'bin', 'run.js')
 
@@ -65,181 +87,267 @@ async function makeRecords(n) {
   return { bytes, expected, rows: keys.length }
 }
 
-async function ingest() {
+async function ingest(report) {
   const { TraceStats } = await dist('core/trace/stats.js')
   const n = 1 << 21
   const { bytes, expected, rows } = await makeRecords(n)
   const words = new Uint32Array(bytes.buffer)
-  let bare = 0
-  let best = 0
   let sink = 0
   let stats
-  // interleaved, best of several rounds each: the machine is shared and noisy
-  for (let round = 0; round < 7; round++) {
-    let t = performance.now()
-    // the bare loop reads the same words ingest reads, and does nothing with them
-    for (let o = 0; o < n * 8; o += 8)
-      sink = (sink + (words[o + 2] ^ words[o + 3] ^ words[o + 6] ^ words[o + 7])) | 0
-    bare = Math.max(bare, n / ((performance.now() - t) / 1000))
-    t = performance.now()
-    stats = new TraceStats()
-    stats.ingest(bytes)
-    best = Math.max(best, n / ((performance.now() - t) / 1000))
-  }
+  const s = await rounds({
+    // the bare loop reads the words ingest reads and does nothing with them; 8 passes, so
+    // that a round is long enough to time
+    bare: () =>
+      perCpuSecond(8 * n, () => {
+        for (let pass = 0; pass < 8; pass++)
+          for (let o = 0; o < n * 8; o += 8)
+            sink = (sink + (words[o + 2] ^ words[o + 3] ^ words[o + 6] ^ words[o + 7])) | 0
+      }),
+    ingest: () =>
+      perCpuSecond(n, () => {
+        stats = new TraceStats()
+        stats.ingest(bytes)
+      }),
+  })
   // the loop's result is used, so that it cannot be optimised away
-  if (sink === 0x7fffffff) console.log('')
-  // exact per-row counts
-  let exact = stats.total === n
+  if (sink === 0x7fffffff) report.note('')
+  report.figure({
+    label: '(a) statistics ingest',
+    unit: 'events/s',
+    value: s.ingest,
+    floor: s.bare,
+    floorLabel: 'a bare loop over the same words of the same records',
+    target: { atLeast: 0.02 },
+  })
+  let exact = stats.total === n && stats.rowCount === expected.size
   for (const r of stats.rows(undefined, true)) {
     const type = ['pio', 'mmio', 'pcicfg'].indexOf(r.type)
     const id = `${r.vmid}/${r.vcpu}/${type}/${r.dir === 'write'}/${r.addr}`
     if (expected.get(id) !== r.count) exact = false
   }
-  exact &&= stats.rowCount === expected.size
-  console.log(
-    `(a) ingest        ${fmt(best / 1e6, 2)}M events/s over ${stats.rowCount} rows (of ${rows} keys)   bare loop ${fmt(bare / 1e6, 1)}M/s   ratio ${fmt(best / bare, 3)}   target >= 2M/s: ${best >= 2e6 ? 'met' : 'MISSED'}   per-row counts ${exact ? 'exact' : 'WRONG'}`,
-  )
-  const { TraceHub } = await dist('core/trace/hub.js')
-  const hub = new TraceHub()
-  const m = 1 << 20
-  const request = {
-    vmid: 1,
-    vcpu: 0,
-    type: 0,
-    write: true,
-    client: 0,
-    size: 1,
-    addr: 0x3f8n,
-    value: 0x41n,
-    latencyNs: 1234,
-    t: 0,
-  }
-  let publish = 0
-  for (let round = 0; round < 5; round++) {
-    const t = performance.now()
-    for (let i = 0; i < m; i++) {
-      request.addr = BigInt(0x3f8 + (i & 7))
-      hub.publish(request)
-    }
-    publish = Math.max(publish, m / ((performance.now() - t) / 1000))
-  }
-  console.log(
-    `    publish       ${fmt(publish / 1e6, 2)}M requests/s into ring + statistics (TraceHub.publish)`,
+  report.check(
+    '(a) per-row counts exact',
+    exact,
+    `${fmt(n, 0)} events over ${stats.rowCount} rows of ${rows} keys`,
   )
 }
 
-async function recording(dir) {
+async function recording(report, dir) {
   const { TraceRing } = await dist('core/trace/ring.js')
   const { TraceFileWriter, readTraceFile } = await dist('core/trace/file.js')
   const { TraceHub } = await dist('core/trace/hub.js')
   const { traceMethods, READ_MAX } = await dist('core/trace/methods.js')
+  const { RECORD_SIZE } = await dist('core/trace/record.js')
   const { stringify } = await dist('core/daemon/protocol.js')
   const n = 1 << 18
   const { bytes } = await makeRecords(n)
   const ring = new TraceRing(n)
   new Uint8Array(ring.view.buffer).set(bytes)
   ring.head = n
-  let best = 0
-  let perEvent = 0
-  const file = join(dir, 'bench.hsmtrace')
-  for (let round = 0; round < 5; round++) {
-    const t = performance.now()
-    const writer = new TraceFileWriter(file, {
-      createdAt: new Date().toISOString(),
-      vms: [{ vmid: 1, name: 'bench' }],
-    })
-    for (let cursor = 0; cursor < n;) {
-      const r = ring.read(cursor, READ_MAX)
-      writer.write(r.bytes)
-      cursor = r.cursor
-    }
-    writer.close()
-    best = Math.max(best, n / ((performance.now() - t) / 1000))
-    perEvent = statSync(file).size / n
-  }
-  const back = readTraceFile(file)
-  const same =
-    back.count === n && Buffer.compare(Buffer.from(back.records), Buffer.from(bytes)) === 0
-  console.log(
-    `(b) recording     ${fmt(best / 1e6, 2)}M events/s (ring reads -> TraceFileWriter)   32 bytes/record + a ${fmt((perEvent - 32) * n, 0)}-byte header (${fmt(perEvent, 3)} B/event over ${fmt(n, 0)})   target >= 1M/s at <= 32 B: ${best >= 1e6 && perEvent <= 32.1 ? 'met' : 'MISSED'}   file ${same ? 'identical' : 'DIFFERS'}`,
-  )
-  // the same through trace.read's reply encoding (base64 in JSON), as `ioreq record` gets it
+  // the same records behind trace.read, as the daemon holds them
   const hub = new TraceHub(n)
   new Uint8Array(hub.ring.view.buffer).set(bytes)
   hub.ring.head = n
   const read = traceMethods(hub, () => [])['trace.read']
-  let wire = 0
-  for (let round = 0; round < 3; round++) {
-    const t = performance.now()
-    const writer = new TraceFileWriter(file, { createdAt: '', vms: [] })
-    for (let cursor = 0; cursor < n;) {
-      const reply = JSON.parse(stringify(read({ cursor, max: 1_000_000 }, {})))
-      writer.write(new Uint8Array(Buffer.from(reply.records, 'base64')))
-      cursor = reply.cursor
-    }
-    writer.close()
-    wire = Math.max(wire, n / ((performance.now() - t) / 1000))
-  }
-  console.log(
-    `    via trace.read ${fmt(wire / 1e6, 2)}M events/s (daemon reply encoding + decode, one process)`,
+  const file = join(dir, 'bench.hsmtrace')
+  const s = await rounds({
+    floor: () =>
+      perCpuSecond(n, () => {
+        const fd = openSync(file, 'w', 0o644)
+        const chunk = READ_MAX * RECORD_SIZE
+        for (let at = 0; at < bytes.byteLength; at += chunk) {
+          const part = bytes.subarray(at, Math.min(at + chunk, bytes.byteLength))
+          for (let done = 0; done < part.byteLength;) done += writeSync(fd, part, done)
+        }
+        closeSync(fd)
+      }),
+    writer: () =>
+      perCpuSecond(n, () => {
+        const writer = new TraceFileWriter(file, {
+          createdAt: new Date().toISOString(),
+          vms: [{ vmid: 1, name: 'bench' }],
+        })
+        for (let cursor = 0; cursor < n;) {
+          const r = ring.read(cursor, READ_MAX)
+          writer.write(r.bytes)
+          cursor = r.cursor
+        }
+        writer.close()
+      }),
+    wire: () =>
+      perCpuSecond(n, () => {
+        const writer = new TraceFileWriter(file, { createdAt: '', vms: [] })
+        for (let cursor = 0; cursor < n;) {
+          const reply = JSON.parse(stringify(read({ cursor, max: 1_000_000 }, {})))
+          writer.write(new Uint8Array(Buffer.from(reply.records, 'base64')))
+          cursor = reply.cursor
+        }
+        writer.close()
+      }),
+  })
+  const floorLabel = `writeSync of the same bytes in the same chunks (${READ_MAX} records), nothing else`
+  report.figure({
+    label: '(b) recording: ring reads -> TraceFileWriter',
+    unit: 'events/s',
+    value: s.writer,
+    floor: s.floor,
+    floorLabel,
+    target: { atLeast: 0.3 },
+  })
+  report.figure({
+    label: '(b) recording through trace.read',
+    unit: 'events/s',
+    value: s.wire,
+    floor: s.floor,
+    floorLabel,
+    target: { atLeast: 0.05 },
+  })
+  const back = readTraceFile(file)
+  const header = statSync(file).size - n * RECORD_SIZE
+  report.check(
+    '(b) the file holds every record, 32 bytes each, and one header',
+    back.count === n &&
+      Buffer.compare(Buffer.from(back.records), Buffer.from(bytes)) === 0 &&
+      header > 0 &&
+      header <= 8192,
+    `${fmt(n, 0)} records, a ${fmt(header, 0)}-byte header`,
   )
 }
 
-async function live(dir) {
+/** User + system CPU seconds a process has used so far (/proc/PID/stat, clock ticks). */
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // the fields after the command name, which is in parentheses and may hold spaces
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+// sysconf(_SC_CLK_TCK): 100 on every Linux architecture ACRN runs on
+const CLOCK_TICKS = 100
+
+/** `hsmctl daemon start` and friends in their own runtime and state directories. */
+function cliIn(dir) {
   const env = {
     ...process.env,
     HSMCTL_RUNTIME_DIR: join(dir, 'run'),
     HSMCTL_STATE_DIR: join(dir, 'state'),
   }
   delete env.NODE_ENV
-  const cli = (...args) => {
-    const r = spawnSync(process.execPath, [runJs, ...args], { env, encoding: 'utf8' })
-    if (r.status !== 0) throw new Error(`hsmctl ${args.join(' ')}: ${r.stderr}`)
+  // async: the floor's daemon runs in this process and must answer
+  const cli = async (...args) => {
+    const r = await execa(process.execPath, [runJs, ...args], { env, reject: false })
+    if (r.exitCode !== 0) throw new Error(`hsmctl ${args.join(' ')}: ${r.stderr}`)
     return r.stdout
   }
-  const workload = process.env.BENCH_WORKLOAD ?? 'mixed'
-  const seconds = Number(process.env.BENCH_SECONDS ?? 3)
-  cli('daemon', 'start')
-  try {
-    cli('vm', 'create', 'load', '--vcpus', '3', '--memory', '1M')
-    cli('vm', 'start', 'load')
-    const { connect } = await dist('core/daemon/client.js')
-    const { socketPath } = await dist('core/daemon/paths.js')
-    const { WatchSession } = await dist('ui/watch/session.js')
-    const { layoutWatch } = await dist('ui/watch/layout.js')
-    const { initialUiState } = await dist('ui/watch/state.js')
-    const { TraceStats } = await dist('core/trace/stats.js')
-    const { TraceFileWriter, readTraceFile } = await dist('core/trace/file.js')
-    const path = socketPath('sim', env)
-    const control = await connect(path)
-    const watchClient = await connect(path)
-    const logClient = await connect(path)
+  return { env, cli }
+}
 
-    const run = async (label, extra) => {
+async function live(report, dir) {
+  const workload = process.env.BENCH_WORKLOAD ?? 'mixed'
+  const seconds = Number(process.env.BENCH_SECONDS ?? 2)
+  const { connect } = await dist('core/daemon/client.js')
+  const { socketPath } = await dist('core/daemon/paths.js')
+  const { WatchSession } = await dist('ui/watch/session.js')
+  const { layoutWatch } = await dist('ui/watch/layout.js')
+  const { initialUiState } = await dist('ui/watch/state.js')
+  const { TraceStats } = await dist('core/trace/stats.js')
+  const { TraceFileWriter, readTraceFile } = await dist('core/trace/file.js')
+  const { TraceHub } = await dist('core/trace/hub.js')
+  const { readRecord, flagType, flagWrite } = await dist('core/trace/record.js')
+
+  const daemon = cliIn(join(dir, 'live'))
+  const alone = cliIn(join(dir, 'alone'))
+  const clients = []
+  // the floor's daemon: the same code in a process of its own, every publish only counted
+  const floorDaemon = spawn(process.execPath, [join(here, '_dispatch-floor.js')], {
+    env: alone.env,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const floorLines = createInterface({ input: floorDaemon.stdout })[Symbol.asyncIterator]()
+  const floorLine = async () => {
+    const { value, done } = await floorLines.next()
+    if (done) throw new Error('the dispatch floor daemon stopped')
+    return value
+  }
+  try {
+    await floorLine() // ready
+    await daemon.cli('daemon', 'start')
+    for (const { cli } of [daemon, alone]) {
+      await cli('vm', 'create', 'load', '--vcpus', '3', '--memory', '1M')
+      await cli('vm', 'start', 'load')
+    }
+    const connectTo = async (env) => {
+      const c = await connect(socketPath('sim', env))
+      clients.push(c)
+      return c
+    }
+    const control = await connectTo(daemon.env)
+    const watchClient = await connectTo(daemon.env)
+    const logClient = await connectTo(daemon.env)
+    const recorder = await connectTo(daemon.env)
+
+    const workloadParams = {
+      name: 'load',
+      workload,
+      rate: 0,
+      vcpus: [0, 1, 2],
+      durationMs: seconds * 1000,
+    }
+    /** The workload on the live daemon, run to its end: its status and how long it took. */
+    const workloadOn = async (client) => {
+      const started = performance.now()
+      await client.call('guest.run', workloadParams)
+      const status = await client.call('guest.wait', { name: 'load' })
+      return { status, elapsed: (performance.now() - started) / 1000 }
+    }
+
+    // the publish loop's requests: the records the mixed workload's rows look like
+    const sample = (await makeRecords(4096)).bytes
+    const view = new DataView(sample.buffer)
+    const requests = Array.from({ length: 4096 }, (_, i) => {
+      const r = readRecord(view, i * 32)
+      const flags = view.getUint8(i * 32 + 31)
+      return {
+        vmid: r.vmid,
+        vcpu: r.vcpu,
+        type: flagType(flags),
+        write: flagWrite(flags),
+        client: 0,
+        size: r.size,
+        addr: r.addr,
+        value: r.value,
+        latencyNs: r.latencyNs,
+        t: 0,
+      }
+    })
+    const hub = new TraceHub()
+
+    const notes = {
+      hz: [],
+      worstGap: 0,
+      exact: true,
+      recorder: [],
+      accesses: [],
+      wall: [],
+      floorWall: [],
+    }
+    const { pid: daemonPid } = await control.call('daemon.status')
+    const liveRun = async (extra) => {
       const before = await control.call('trace.stats', {})
+      const cpu0 = cpuSeconds(daemonPid)
       const watch = new WatchSession({ client: watchClient, spec: {} })
       const log = new WatchSession({ client: logClient, spec: {} })
       await watch.sampleTop()
       await log.sampleLog(40)
       log.dropped = 0
-      const started = performance.now()
-      await control.call('guest.run', {
-        name: 'load',
-        workload,
-        rate: 0,
-        vcpus: [0, 1, 2],
-        durationMs: seconds * 1000,
-      })
-      const ended = control.call('guest.wait', { name: 'load' })
       let done = false
-      void ended.then(() => (done = true))
+      const ran = workloadOn(control).finally(() => (done = true))
       // the watch and the log refresh on a 100 ms clock, as `ioreq watch --interval 0.1` does
-      const refresh = async (session, sample) => {
+      const refresh = async (session, sampleOnce) => {
         const gaps = []
         let last = performance.now()
         let next = last
         while (!done) {
-          await sample(session)
+          await sampleOnce(session)
           layoutWatch(session.frame(initialUiState()), 120, 40)
           const now = performance.now()
           gaps.push(now - last)
@@ -250,35 +358,29 @@ async function live(dir) {
         return gaps
       }
       const side = extra?.(() => done)
-      const [topGaps, logGaps] = await Promise.all([
-        refresh(watch, (s) => s.sampleTop()),
-        refresh(log, (s) => s.sampleLog(40)),
+      const gapLists = await Promise.all([
+        refresh(watch, (x) => x.sampleTop()),
+        refresh(log, (x) => x.sampleLog(40)),
       ])
-      const status = await ended
-      const elapsed = (performance.now() - started) / 1000
+      const { status, elapsed } = await ran
+      const cpu = cpuSeconds(daemonPid) - cpu0
       await watch.sampleTop()
-      const extraResult = await side
-      const hz = (gaps) => (gaps.length / gaps.reduce((a, b) => a + b, 0)) * 1000
+      await side
+      for (const gaps of gapLists) {
+        notes.hz.push((gaps.length / gaps.reduce((a, b) => a + b, 0)) * 1000)
+        notes.worstGap = Math.max(notes.worstGap, ...gaps)
+      }
       const published = watch.published - before.published
-      console.log(
-        `(c) ${label}: ${workload} at rate 0 on 3 vCPUs for ${fmt(elapsed, 1)}s: ${fmt(status.accesses / elapsed / 1000, 0)}k accesses/s, ${fmt(published / elapsed / 1000, 0)}k requests/s published to the trace (${fmt((100 * published) / status.accesses, 0)}% of accesses${published < status.accesses ? '; the rest were handled in the kernel and not traced' : ''})   target >= 200k/s published: ${published / elapsed >= 200_000 ? 'met' : 'MISSED'}`,
-      )
-      console.log(
-        `    watch refresh ${fmt(hz(topGaps), 1)} Hz (worst gap ${fmt(Math.max(...topGaps), 0)} ms)   log refresh ${fmt(hz(logGaps), 1)} Hz (worst gap ${fmt(Math.max(...logGaps), 0)} ms)   log dropped ${fmt(log.dropped, 0)}`,
-      )
-      console.log(
-        `    final watch total ${watch.model.totals.count} = daemon published ${watch.published}: ${watch.model.totals.count === watch.published ? 'exact' : 'DIFFERENT'}`,
-      )
-      return extraResult
+      notes.accesses.push(published / status.accesses)
+      notes.exact &&= watch.model.totals.count === watch.published
+      notes.wall.push(published / elapsed)
+      return published / cpu
     }
 
-    await run('watch + log')
-
     // a recorder beside the same traffic: its file must hold every request, row for row
-    const file = join(dir, 'live.hsmtrace')
-    const recorder = await connect(path)
-    const first = await recorder.call('trace.read', { max: 0 })
-    const r = await run('watch + log + recorder', async (isDone) => {
+    const recorded = async (isDone) => {
+      const file = join(dir, 'live.hsmtrace')
+      const first = await recorder.call('trace.read', { max: 0 })
       const writer = new TraceFileWriter(file, { createdAt: '', vms: first.vms })
       let cursor = first.cursor
       let dropped = 0
@@ -292,32 +394,83 @@ async function live(dir) {
         if (reply.cursor >= reply.published) await new Promise((res) => setTimeout(res, 50))
       }
       writer.close()
-      return { dropped, records: writer.records }
+      const after = await control.call('trace.stats', {})
+      const got = new TraceStats()
+      got.ingest(readTraceFile(file).records)
+      notes.recorder.push({
+        equal: got.total === after.published - first.cursor && dropped === 0,
+        records: writer.records,
+        dropped,
+      })
+    }
+
+    const s = await rounds({
+      dispatch: async () => {
+        floorDaemon.stdin.write(`${JSON.stringify(workloadParams)}\n`)
+        const [perCpu, perWall] = (await floorLine()).split(' ').map(Number)
+        notes.floorWall.push(perWall)
+        return perCpu
+      },
+      publish: () =>
+        perCpuSecond(1 << 20, (m) => {
+          for (let i = 0; i < m; i++) hub.publish(requests[i & 4095])
+        }),
+      watchLog: () => liveRun(),
+      withRecorder: () => liveRun(recorded),
     })
-    const after = await control.call('trace.stats', { byVcpu: true })
-    const recorded = new TraceStats()
-    recorded.ingest(readTraceFile(file).records)
-    const fileRows = new Map(
-      recorded
-        .rows(undefined, true)
-        .map((x) => [`${x.vmid}/${x.vcpu}/${x.type}/${x.dir}/${x.client}/${x.addr}`, x.count]),
+    const floor = derive((d, p) => 1 / (1 / d + 1 / p), s.dispatch, s.publish)
+    const floorLabel =
+      'the dispatch alone (the same daemon, no trace) + TraceHub.publish alone, per request'
+    report.figure({
+      label: '(c) live, watch + log: requests published',
+      unit: 'requests/CPU-s',
+      value: s.watchLog,
+      floor,
+      floorLabel,
+      target: { atLeast: 0.5 },
+    })
+    report.figure({
+      label: '(c) live, watch + log + recorder: requests published',
+      unit: 'requests/CPU-s',
+      value: s.withRecorder,
+      floor,
+      floorLabel,
+      target: { atLeast: 0.5 },
+    })
+    report.note(
+      `per second of wall-clock time: watch + log ${fmt(median(notes.wall), 0)}/s, dispatch alone ${fmt(median(notes.floorWall), 0)}/s`,
     )
-    const total = [...fileRows.values()].reduce((a, b) => a + b, 0)
-    console.log(
-      `    recorder: ${fmt(r.records, 0)} records, dropped ${r.dropped}; file holds ${fmt(total, 0)} requests over ${fileRows.size} rows; daemon published ${fmt(after.published - first.cursor, 0)} in that time: ${total === after.published - first.cursor && r.dropped === 0 ? 'equal' : 'DIFFERENT'}`,
+    report.note(
+      `floor parts: dispatch alone ${fmt(median(s.dispatch), 0)}/s, publish alone ${fmt(median(s.publish), 0)}/s; ` +
+        `${workload} at rate 0 on 3 vCPUs for ${seconds} s; ${fmt(100 * median(notes.accesses), 0)}% of its accesses are published requests`,
     )
-    for (const c of [control, watchClient, logClient, recorder]) c.close()
+    report.note(
+      `watch and log refreshed at ${fmt(Math.min(...notes.hz), 1)}–${fmt(Math.max(...notes.hz), 1)} Hz (asked: 10), worst gap ${fmt(notes.worstGap, 0)} ms`,
+    )
+    report.check('(c) final watch totals = daemon published, every round', notes.exact)
+    report.check(
+      '(c) recorder file = daemon statistics, nothing dropped, every round',
+      notes.recorder.every((r) => r.equal),
+      `${notes.recorder.length} runs, ${fmt(
+        notes.recorder.reduce((n, r) => n + r.records, 0),
+        0,
+      )} records, ${notes.recorder.reduce((n, r) => n + r.dropped, 0)} dropped`,
+    )
   } finally {
-    spawnSync(process.execPath, [runJs, 'daemon', 'stop'], { env })
+    for (const c of clients) c.close()
+    floorDaemon.stdin.end()
+    if (floorDaemon.exitCode === null && floorDaemon.signalCode === null)
+      await once(floorDaemon, 'exit')
+    spawnSync(process.execPath, [runJs, 'daemon', 'stop'], { env: daemon.env })
   }
 }
 
-export async function run() {
+export async function run(report) {
   const dir = mkdtempSync(join(tmpdir(), 'hsmctl-bench-trace-'))
   try {
-    await ingest()
-    await recording(dir)
-    await live(dir)
+    await ingest(report)
+    await recording(report, dir)
+    await live(report, dir)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

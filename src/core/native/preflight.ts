@@ -46,14 +46,19 @@ export function vmSamplePath(): string {
   return join(HELPER_DIR, 'build', 'vm-sample')
 }
 
-/** The shim's load generator (helper/shim-load.c), used by `npm run bench -- native`. */
 /** The server side of the shim's ring, a Node-API addon (helper/hsm-ring-addon.c). */
 export function ringAddonPath(): string {
   return join(HELPER_DIR, 'build', 'hsm_ring.node')
 }
 
+/** The shim's load generator (helper/shim-load.c), used by `npm run bench -- native`. */
 export function shimLoadPath(): string {
   return join(HELPER_DIR, 'build', 'shim-load')
+}
+
+/** The floor of `npm run bench -- native`: the shim's frames between two C processes. */
+export function frameFloorPath(): string {
+  return join(HELPER_DIR, 'build', 'frame-floor')
 }
 
 /** What preflight reads from the system; tests replace any part of it. */

@@ -1,0 +1,377 @@
+/*
+ * frame-floor: the floor of `npm run bench -- native`. Two processes, a client and a
+ * server, exchange the frames of a shimmed NOTIFY_REQUEST_FINISH (a 64-byte ioctl request
+ * and its 32-byte reply, hsm-protocol.h) and do nothing else: no simulation, no helper,
+ * no shim. What a shimmed ioctl costs beyond this is the cost of our code.
+ *
+ *   build/frame-floor ring|socket CALLS [IN_FLIGHT]
+ *
+ * ring:   the shim's shared-memory ring (hsm-ring.h), polled as the shim and the server
+ *         poll it (SHIM.md, "Polling"): the client for up to 1 ms per reply, the server
+ *         for 200 µs after the last frame, both yielding the CPU after 50 µs; a side that
+ *         stops says so in its idle word and the other rings its doorbell on the socket.
+ * socket: the same frames over a unix socket, each side blocking in read(2).
+ *
+ * IN_FLIGHT (default 1) requests are outstanding at a time. Prints one line, as
+ * shim-load does: `calls C seconds S per_second R switches_per_call X`, the switches
+ * being both processes' voluntary and involuntary context switches (getrusage).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/acrn.h>
+
+#include "hsm-protocol.h"
+#include "hsm-ring.h"
+
+#define REQUEST_SIZE (HSMP_HEADER_SIZE + HSMP_IOCTL_FIXED_SIZE + 8u)
+#define REPLY_SIZE HSMP_HEADER_SIZE
+#define MAX_IN_FLIGHT 1024
+/* The shim's and the server's polling budgets (SHIM.md, "Polling"). */
+#define CLIENT_SPIN_NS 1000000ull
+#define SERVER_SPIN_NS 200000ull
+#define YIELD_AFTER_NS 50000ull
+
+static int ring_mode;
+static long calls, in_flight;
+static int sock;
+static struct hsm_ring_shared *shared;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "frame-floor: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void bad_frame(const char *who)
+{
+	fprintf(stderr, "frame-floor: the %s got a frame it did not expect\n", who);
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* The shim's bounded poll (spin_more in hsm-shim.c): the clock every 16 rounds. */
+struct spin {
+	uint64_t deadline, yield_after;
+	unsigned rounds;
+};
+
+static struct spin spin_for(uint64_t budget)
+{
+	uint64_t start = now_ns();
+	struct spin s = { start + budget, start + YIELD_AFTER_NS, 0 };
+	return s;
+}
+
+static int spin_more(struct spin *s)
+{
+	if ((++s->rounds & 15) == 0) {
+		uint64_t t = now_ns();
+		if (t >= s->deadline)
+			return 0;
+		if (t >= s->yield_after)
+			sched_yield();
+	}
+	hsm_ring_relax();
+	return 1;
+}
+
+static void doorbell(void)
+{
+	uint8_t bell = 1;
+	(void)!send(sock, &bell, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Sleep until a doorbell (ring) or bytes (socket) come; 0 when the peer is gone. */
+static int wait_socket(void)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	while (poll(&p, 1, -1) < 0)
+		if (errno != EINTR)
+			die("poll");
+	return !(p.revents & (POLLHUP | POLLERR)) || (p.revents & POLLIN);
+}
+
+static void drain_doorbells(void)
+{
+	uint8_t bells[64];
+	while (recv(sock, bells, sizeof(bells), MSG_DONTWAIT) > 0)
+		;
+}
+
+static void send_all(const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(sock, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			die("send");
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Frames out: into the ring (doorbell if the peer sleeps), or onto the socket. */
+static void put_frames(struct hsm_ring_end *out, _Atomic uint32_t *peer_idle, const uint8_t *p,
+		       size_t n)
+{
+	if (!ring_mode) {
+		send_all(p, n);
+		return;
+	}
+	while (n > 0) {
+		int64_t put = hsm_ring_put(out, p, (uint32_t)n);
+		if (put < 0)
+			bad_frame("producer");
+		p += put;
+		n -= (size_t)put;
+		if (n > 0)
+			hsm_ring_relax();
+	}
+	if (hsm_ring_peer_idle(peer_idle))
+		doorbell();
+}
+
+/*
+ * Bytes in: at least one, appended to buf at *len. Over the ring, poll for `budget`,
+ * then go idle and sleep until the doorbell. 0 when the peer is gone.
+ */
+static int take_bytes(struct hsm_ring_end *in, _Atomic uint32_t *idle, uint64_t budget,
+		      uint8_t *buf, size_t cap, size_t *len)
+{
+	if (!ring_mode) {
+		for (;;) {
+			ssize_t r = read(sock, buf + *len, cap - *len);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				die("read");
+			*len += (size_t)r;
+			return r > 0;
+		}
+	}
+	struct spin spin = spin_for(budget);
+	for (;;) {
+		int64_t got = hsm_ring_take(in, buf + *len, (uint32_t)(cap - *len));
+		if (got < 0)
+			bad_frame("consumer");
+		if (got > 0) {
+			*len += (size_t)got;
+			return 1;
+		}
+		if (spin_more(&spin))
+			continue;
+		if (hsm_ring_go_idle(idle, in)) {
+			if (!wait_socket())
+				return 0;
+			drain_doorbells();
+			atomic_store(idle, 0);
+		}
+		spin = spin_for(budget);
+	}
+}
+
+static void encode_request(uint8_t *b, uint32_t id)
+{
+	struct hsmp_header h = { HSMP_VERSION, 0, HSMP_OP_IOCTL, id, REQUEST_SIZE - HSMP_HEADER_SIZE,
+				 0, 0 };
+	uint8_t *p = b + HSMP_HEADER_SIZE;
+	memset(p, 0, REQUEST_SIZE - HSMP_HEADER_SIZE);
+	hsmp_put32(p, 3);					/* the simulated fd */
+	hsmp_put32(p + 4, ACRN_IOCTL_NOTIFY_REQUEST_FINISH); /* struct acrn_ioreq_notify */
+	hsmp_put16(p + 8, HSMP_ARG_BUFFER);			/* its 8 bytes follow, zero */
+	hsmp_encode_header(b, &h);
+}
+
+/* Check a request as the server checks one (wellFormed, decodeIoctl): its reply, or -1. */
+static int handle_request(const uint8_t *b, uint32_t length, const struct hsmp_header *h,
+			  uint8_t *reply)
+{
+	if (h->version != HSMP_VERSION || h->flags || h->result || h->error || h->id == 0 ||
+	    h->op != HSMP_OP_IOCTL || length != REQUEST_SIZE - HSMP_HEADER_SIZE ||
+	    hsmp_get32(b + 4) != ACRN_IOCTL_NOTIFY_REQUEST_FINISH ||
+	    hsmp_get16(b + 8) != HSMP_ARG_BUFFER)
+		return -1;
+	struct hsmp_header r = { HSMP_VERSION, 0, HSMP_OP_IOCTL, h->id, 0, 0, 0 };
+	hsmp_encode_header(reply, &r);
+	return 0;
+}
+
+/* Whole frames at the front of buf: calls fn on each, keeps the rest. */
+static size_t frames_in(uint8_t *buf, size_t *len, const char *who,
+			void (*fn)(const struct hsmp_header *, const uint8_t *, void *), void *ctx)
+{
+	size_t at = 0, n = 0;
+	while (*len - at >= HSMP_HEADER_SIZE) {
+		struct hsmp_header h;
+		if (hsmp_decode_header(buf + at, &h) != HSMP_HEADER_OK || h.length > HSMP_MAX_PAYLOAD)
+			bad_frame(who);
+		if (*len - at < HSMP_HEADER_SIZE + (size_t)h.length)
+			break;
+		fn(&h, buf + at + HSMP_HEADER_SIZE, ctx);
+		at += HSMP_HEADER_SIZE + h.length;
+		n++;
+	}
+	memmove(buf, buf + at, *len - at);
+	*len -= at;
+	return n;
+}
+
+struct server_batch {
+	uint8_t out[MAX_IN_FLIGHT * REPLY_SIZE];
+	size_t len;
+};
+
+static void serve_frame(const struct hsmp_header *h, const uint8_t *payload, void *ctx)
+{
+	struct server_batch *b = ctx;
+	if (handle_request(payload, h->length, h, b->out + b->len) < 0)
+		bad_frame("server");
+	b->len += REPLY_SIZE;
+}
+
+static void server(void)
+{
+	struct hsm_ring_end in = {0}, out = {0};
+	if (ring_mode) {
+		in = hsm_ring_up(shared, shared->size, 0);
+		out = hsm_ring_down(shared, shared->size, 1);
+	}
+	static uint8_t rx[MAX_IN_FLIGHT * REQUEST_SIZE];
+	static struct server_batch batch;
+	size_t rx_len = 0;
+	uint8_t ready = 1;
+	send_all(&ready, 1);
+	for (long served = 0; served < calls;) {
+		if (!take_bytes(&in, &shared->server_idle, SERVER_SPIN_NS, rx, sizeof(rx), &rx_len))
+			exit(1);
+		batch.len = 0;
+		served += (long)frames_in(rx, &rx_len, "server", serve_frame, &batch);
+		put_frames(&out, &shared->shim_idle, batch.out, batch.len);
+	}
+	exit(0);
+}
+
+struct client_state {
+	long done;
+};
+
+static void reply_frame(const struct hsmp_header *h, const uint8_t *payload, void *ctx)
+{
+	(void)payload;
+	struct client_state *c = ctx;
+	/* Replies come in order, each for the oldest request still out, and say 0. */
+	if (h->op != HSMP_OP_IOCTL || h->id != (uint32_t)(c->done + 1) || h->result || h->error)
+		bad_frame("client");
+	c->done++;
+}
+
+static long switches(int who)
+{
+	struct rusage u;
+	getrusage(who, &u);
+	return u.ru_nvcsw + u.ru_nivcsw;
+}
+
+int main(int argc, char **argv)
+{
+	ring_mode = argc >= 3 && strcmp(argv[1], "ring") == 0;
+	calls = argc >= 3 ? strtol(argv[2], NULL, 10) : 0;
+	in_flight = argc >= 4 ? strtol(argv[3], NULL, 10) : 1;
+	if (argc < 3 || argc > 4 || (!ring_mode && strcmp(argv[1], "socket") != 0) || calls < 1 ||
+	    calls > (long)INT32_MAX || in_flight < 1 || in_flight > MAX_IN_FLIGHT) {
+		fprintf(stderr, "usage: frame-floor ring|socket CALLS [IN_FLIGHT(1-%d)]\n",
+			MAX_IN_FLIGHT);
+		return 2;
+	}
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+		die("socketpair");
+	/* The ring file as the shim makes it: a memfd of the default size. */
+	static struct hsm_ring_shared idle_words; /* the socket mode's: never set */
+	shared = &idle_words;
+	if (ring_mode) {
+		int fd = memfd_create("frame-floor-ring", MFD_CLOEXEC);
+		size_t length = hsm_ring_file_size(HSM_RING_DEFAULT_SIZE);
+		if (fd < 0 || ftruncate(fd, (off_t)length) < 0)
+			die("memfd");
+		shared = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (shared == MAP_FAILED)
+			die("mmap");
+		close(fd);
+		shared->magic = HSM_RING_MAGIC;
+		shared->version = HSM_RING_VERSION;
+		shared->size = HSM_RING_DEFAULT_SIZE;
+	}
+	pid_t child = fork();
+	if (child < 0)
+		die("fork");
+	if (child == 0) {
+		close(pair[0]);
+		sock = pair[1];
+		server();
+	}
+	close(pair[1]);
+	sock = pair[0];
+	uint8_t ready;
+	if (read(sock, &ready, 1) != 1)
+		die("the server did not start");
+
+	struct hsm_ring_end out = {0}, in = {0};
+	if (ring_mode) {
+		out = hsm_ring_up(shared, shared->size, 1);
+		in = hsm_ring_down(shared, shared->size, 0);
+	}
+	static uint8_t requests[MAX_IN_FLIGHT * REQUEST_SIZE];
+	static uint8_t rx[MAX_IN_FLIGHT * REPLY_SIZE];
+	size_t rx_len = 0;
+	struct client_state c = { 0 };
+	long sent = 0;
+	long before = switches(RUSAGE_SELF);
+	uint64_t start = now_ns();
+	while (c.done < calls) {
+		/* Top up to IN_FLIGHT outstanding requests, then wait for at least one reply. */
+		size_t n = 0;
+		while (sent < calls && sent - c.done < in_flight) {
+			encode_request(requests + n, (uint32_t)(sent + 1));
+			n += REQUEST_SIZE;
+			sent++;
+		}
+		if (n)
+			put_frames(&out, &shared->server_idle, requests, n);
+		if (!take_bytes(&in, &shared->shim_idle, CLIENT_SPIN_NS, rx, sizeof(rx), &rx_len))
+			bad_frame("client (the server left)");
+		frames_in(rx, &rx_len, "client", reply_frame, &c);
+	}
+	double seconds = (double)(now_ns() - start) / 1e9;
+	long own = switches(RUSAGE_SELF) - before;
+	int status;
+	if (waitpid(child, &status, 0) < 0)
+		die("waitpid");
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "frame-floor: the server failed\n");
+		return 1;
+	}
+	printf("calls %ld seconds %.6f per_second %.0f switches_per_call %.2f\n", calls, seconds,
+	       (double)calls / seconds, (double)(own + switches(RUSAGE_CHILDREN)) / (double)calls);
+	return 0;
+}
