@@ -18,6 +18,7 @@
 // (value / floor, round by round), the target, met or MISSED (by the ratio's median), and
 // the load average over its rounds. Rates want a ratio at least the target; times at most.
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { availableParallelism, loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { URL } from 'node:url'
@@ -73,15 +74,52 @@ export async function perCpuSecond(n, fn) {
   return n / ((used.user + used.system) / 1e6)
 }
 
-/** Wall time in ms of one run of a command (stdout discarded); throws if it fails. */
-export function timeCommand(cmd, args, options = {}) {
+/** User + system CPU seconds another process has used so far (/proc/PID/stat). */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // the fields after the command name, which is in parentheses and may hold spaces
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+// sysconf(_SC_CLK_TCK): 100 on every Linux architecture ACRN runs on
+const CLOCK_TICKS = 100
+
+/**
+ * n operations of fn(n) per second of CPU time of this process and of the processes
+ * `pids` together: for work split between a client here and a server elsewhere.
+ */
+export async function perCpuSecondWith(pids, n, fn) {
+  const others = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+  const start = process.cpuUsage()
+  const before = others()
+  await fn(n)
+  const used = process.cpuUsage(start)
+  return n / ((used.user + used.system) / 1e6 + others() - before)
+}
+
+/**
+ * One run of a command (stdout discarded; throws if it fails): its wall time in ms, and
+ * the CPU time in ms (user + system) of it and of everything it waited for, from bash's
+ * `times`, plus what the processes `pids` (a daemon it asked) used meanwhile.
+ */
+export function runCommand(cmd, args, options = {}, pids = []) {
+  const others = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+  const before = others()
   const start = performance.now()
-  const result = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...options })
-  const ms = performance.now() - start
-  if (result.status !== 0) {
+  const result = spawnSync('bash', ['-c', '"$0" "$@" >/dev/null || exit; times', cmd, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+    ...options,
+  })
+  const wallMs = performance.now() - start
+  const times = [...result.stdout.matchAll(/(\d+)m([\d.]+)s/g)].map(
+    (m) => Number(m[1]) * 60 + Number(m[2]),
+  )
+  if (result.status !== 0 || times.length !== 4) {
     throw new Error(`${cmd} ${args.join(' ')} exited ${result.status}: ${result.stderr}`)
   }
-  return ms
+  // the second line of `times`: the user and system time of the shell's children
+  return { wallMs, cpuMs: (times[2] + times[3] + others() - before) * 1000 }
 }
 
 export function median(values) {
@@ -250,7 +288,7 @@ export class Report {
 const root = new URL('../../', import.meta.url)
 
 /**
- * The start-up floors, as [cmd, args, options] for timeCommand: node doing nothing, and
+ * The start-up floors, as [cmd, args, options] for runCommand: node doing nothing, and
  * node importing @oclif/core and nothing else (the framework every oclif command pays).
  */
 export const START_UP = {
@@ -262,5 +300,33 @@ export const START_UP = {
   ],
 }
 
-/** Start-up times take more, shorter rounds (BENCH_RUNS, default 11). */
-export const START_UP_ROUNDS = Math.max(1, Number(process.env.BENCH_RUNS ?? 11))
+/** Start-up times take more, shorter rounds (BENCH_RUNS, default 15). */
+export const START_UP_ROUNDS = Math.max(1, Number(process.env.BENCH_RUNS ?? 15))
+
+/**
+ * Start-up measures for rounds(): each command's CPU time in ms (runCommand), which a
+ * loaded machine does not stretch as it stretches the wall time; the wall times are
+ * kept in `walls` (name: ms[]) for a note. `commands` is {name: [cmd, args, options, pids]}.
+ */
+export function startUpMeasures(commands, walls) {
+  return Object.fromEntries(
+    Object.entries(commands).map(([name, command]) => {
+      walls[name] = []
+      return [
+        name,
+        () => {
+          const { wallMs, cpuMs } = runCommand(...command)
+          walls[name].push(wallMs)
+          return cpuMs
+        },
+      ]
+    }),
+  )
+}
+
+/** The note under start-up figures: the wall-clock medians of the same runs. */
+export function wallNote(walls, labels) {
+  return `wall-clock medians of the same runs: ${Object.entries(labels)
+    .map(([name, label]) => `${label} ${human(median(walls[name]))} ms`)
+    .join(', ')}`
+}

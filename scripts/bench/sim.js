@@ -131,8 +131,8 @@ export async function run(report) {
   const slots = 'slot writes + Atomics state changes, no dispatch'
   const one = '(a): the same path with 1 ioeventfd'
   const figures = [
-    ['(a) guest write -> ioeventfd -> complete', s.a, s.floor, slots, 0.1],
-    ['(b) guest access -> default client -> complete', s.b, s.floor, slots, 0.05],
+    ['(a) guest write -> ioeventfd -> complete', s.a, s.floor, slots, 0.08],
+    ['(b) guest access -> default client -> complete', s.b, s.floor, slots, 0.035],
     ['(c) ioeventfd path, 100 ioeventfds', s.c100, s.a, one, 0.5],
     ['(c) ioeventfd path, 10,000 ioeventfds', s.c10k, s.a, one, 0.5],
   ]

@@ -1,0 +1,46 @@
+// helper/frame-floor.c, the floor of `npm run bench -- native`: a C client and server
+// exchanging a shimmed NOTIFY's frames over the shim's ring or a socket. It exits 0 only
+// when every reply came back for its request, in order, so a run that ends well proves
+// the exchange (and the ring's idle/doorbell handshake, which a lost wake-up would hang).
+import { spawnSync } from 'node:child_process'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { frameFloorPath } from '../../../src/core/native/preflight.js'
+import { buildHelper, helperUnavailable } from './support.js'
+
+const LINE = /^calls (\d+) seconds [\d.]+ per_second (\d+) switches_per_call [\d.]+\n$/
+
+function floor(...args: string[]) {
+  return spawnSync(frameFloorPath(), args, { encoding: 'utf8', timeout: 60_000 })
+}
+
+describe.skipIf(helperUnavailable)('frame-floor (the native benchmark floor)', () => {
+  beforeAll(() => buildHelper())
+
+  for (const transport of ['ring', 'socket']) {
+    for (const inFlight of ['1', '16']) {
+      it(`${transport}, ${inFlight} in flight: every request answered, in order`, () => {
+        const r = floor(transport, '3000', inFlight)
+        expect(r.stderr).toBe('')
+        expect(r.status).toBe(0)
+        const m = LINE.exec(r.stdout)
+        expect(m?.[1]).toBe('3000')
+        expect(Number(m?.[2])).toBeGreaterThan(0)
+      })
+    }
+  }
+
+  it('refuses a bad transport, count or window with its usage (exit 2)', () => {
+    for (const args of [
+      ['pipe', '10'],
+      ['ring', '0'],
+      ['ring', '10', '0'],
+      ['socket', '10', '1025'],
+      ['ring'],
+    ]) {
+      const r = floor(...args)
+      expect(r.status, args.join(' ')).toBe(2)
+      expect(r.stderr).toMatch(/^usage: frame-floor ring\|socket CALLS \[IN_FLIGHT\(1-1024\)\]/)
+      expect(r.stdout).toBe('')
+    }
+  })
+})
