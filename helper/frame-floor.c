@@ -7,9 +7,10 @@
  *   build/frame-floor ring|socket CALLS [IN_FLIGHT]
  *
  * ring:   the shim's shared-memory ring (hsm-ring.h), polled as the shim and the server
- *         poll it (SHIM.md, "Polling"): the client for up to 1 ms per reply, the server
- *         for 200 µs after the last frame, both yielding the CPU after 50 µs; a side that
- *         stops says so in its idle word and the other rings its doorbell on the socket.
+ *         poll it (SHIM.md, "Polling"): the client for up to 1 ms per reply, yielding the
+ *         CPU after 50 µs; the server for 200 µs after the last frame in slices of 10 µs,
+ *         a look at its socket between them (its event loop's turn); a side that stops
+ *         says so in its idle word and the other rings its doorbell on the socket.
  * socket: the same frames over a unix socket, each side blocking in read(2).
  *
  * IN_FLIGHT (default 1) requests are outstanding at a time. Prints one line, as
@@ -41,8 +42,9 @@
 #define MAX_IN_FLIGHT 1024
 /* The shim's and the server's polling budgets (SHIM.md, "Polling"). */
 #define CLIENT_SPIN_NS 1000000ull
+#define CLIENT_YIELD_NS 50000ull
 #define SERVER_SPIN_NS 200000ull
-#define YIELD_AFTER_NS 50000ull
+#define SERVER_SLICE_NS 10000ull
 
 static int ring_mode;
 static long calls, in_flight;
@@ -68,16 +70,23 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-/* The shim's bounded poll (spin_more in hsm-shim.c): the clock every 16 rounds. */
+static int server_side;
+
+/*
+ * A bounded poll, the clock read every 16 rounds: the shim's (spin_more in hsm-shim.c),
+ * which yields the CPU after 50 µs, or the server's (RingPoller in ring.ts), which
+ * never yields but turns its event loop (a zero-timeout poll of its sockets) every 10 µs.
+ */
 struct spin {
-	uint64_t deadline, yield_after;
+	uint64_t deadline, next;
 	unsigned rounds;
 };
 
 static struct spin spin_for(uint64_t budget)
 {
 	uint64_t start = now_ns();
-	struct spin s = { start + budget, start + YIELD_AFTER_NS, 0 };
+	struct spin s = { start + budget,
+			  start + (server_side ? SERVER_SLICE_NS : CLIENT_YIELD_NS), 0 };
 	return s;
 }
 
@@ -87,8 +96,13 @@ static int spin_more(struct spin *s)
 		uint64_t t = now_ns();
 		if (t >= s->deadline)
 			return 0;
-		if (t >= s->yield_after)
+		if (t >= s->next && server_side) {
+			struct pollfd p = { .fd = sock, .events = POLLIN };
+			(void)poll(&p, 1, 0);
+			s->next = t + SERVER_SLICE_NS;
+		} else if (t >= s->next) {
 			sched_yield();
+		}
 	}
 	hsm_ring_relax();
 	return 1;
@@ -251,6 +265,7 @@ static void serve_frame(const struct hsmp_header *h, const uint8_t *payload, voi
 
 static void server(void)
 {
+	server_side = 1;
 	struct hsm_ring_end in = {0}, out = {0};
 	if (ring_mode) {
 		in = hsm_ring_up(shared, shared->size, 0);
