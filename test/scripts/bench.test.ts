@@ -169,7 +169,7 @@ describe('npm run bench', () => {
     })
     expect(r.status).toBe(2)
     expect(r.stderr).toMatch(
-      /no benchmark or option nosuch, --fast; benchmarks: abi, daemon, native, sim, trace/,
+      /no benchmark or option nosuch, --fast; benchmarks: abi, daemon, kvm, native, report, sim, trace/,
     )
     expect(r.stdout).toBe('')
   })
