@@ -7,13 +7,17 @@
 //    can do: the cost of the engine's path itself), a promise later, or on the event
 //    loop's next turn (setImmediate: as a completion that comes from I/O would);
 //  - a compute loop (dec/jnz, no exits) in both, and natively on the host for scale.
-// Issue 10's targets are for the whole hypervisor path (ioeventfd >= 0.5x the floor,
-// hsmd's UART >= 0.25x, compute >= 0.9x); this measures the engine under them. The host
-// running the same loop natively is noted for scale.
+// And issue 10's whole hypervisor path against the same floor in the same rounds: a VM
+// of hsmd's own VmManager on the simulation whose guest OUTs go (a) to an ioeventfd (no
+// client; target >= 0.5x the floor), (b) to hsmd's UART through its default client
+// (>= 0.25x), (c) to a C client under the shim (vm-sample: ATTACH/NOTIFY over the ring;
+// >= 0.1x). The host running the compute loop natively is noted for scale.
 //
-//   npm run build && npm run bench -- kvm     (BENCH_KVM_OUTS, BENCH_KVM_LOOPS)
-import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+//   npm run build && npm run bench -- kvm     (BENCH_KVM_OUTS, BENCH_KVM_LOOPS, BENCH_KVM_PATH_OUTS)
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setImmediate } from 'node:timers'
 import { URL, fileURLToPath } from 'node:url'
@@ -107,7 +111,14 @@ export async function run(report) {
   measures.floorCompute = () => floor('compute', LOOPS).seconds * 1000
   measures.engineCompute = async () => (await engine('compute', LOOPS)).seconds * 1000
   measures.host = () => floor('host', LOOPS).seconds * 1000
-  const s = await rounds(measures)
+  const paths = await hypervisorPaths()
+  for (const [name, measure] of Object.entries(paths.measures)) measures[name] = measure
+  let s
+  try {
+    s = await rounds(measures)
+  } finally {
+    paths.close()
+  }
 
   const out = `the bare C KVM_RUN loop, the same guest (${fmt(OUTS, 0)} OUTs)`
   for (const [how, atLeast] of [
@@ -130,11 +141,143 @@ export async function run(report) {
     value: s.engineCompute,
     floor: s.floorCompute,
     floorLabel: 'the bare C KVM_RUN loop, the same guest',
-    // issue 10 asks 0.9x the floor's speed (1.11); on a loaded machine the median
-    // swings from 0.9 to 1.1 with no exit at all, so the target leaves room
-    target: { atMost: 1.25 },
+    // issue 10: at least 0.9x the floor's speed
+    target: { atMost: 1 / 0.9 },
   })
+  for (const [name, label, atLeast] of [
+    ['ioeventfd', 'guest OUTs to an ioeventfd (no client)', 0.5],
+    ['uart', "guest OUTs to hsmd's UART (its default client)", 0.25],
+    ['shim', 'guest OUTs to vm-sample under the shim (ATTACH/NOTIFY, ring)', 0.1],
+  ]) {
+    report.figure({
+      label: label,
+      unit: 'exits/s',
+      value: s[name],
+      floor: s.floorOut,
+      floorLabel: out,
+      target: { atLeast },
+    })
+  }
   report.note(
     `the host runs the same loop in ${human(median(s.host))} ms: the guest runs ${fmt(median(s.floorCompute) / median(s.host), 0)}x slower than the host`,
   )
+}
+
+const PATH_OUTS = Number(process.env.BENCH_KVM_PATH_OUTS ?? 20_000)
+
+/**
+ * Real mode at GPA 0: ECX = count, OUT to `port` (through DX) count times, then OUT to
+ * 0x81 and HLT: the floor's loop, with the port any 16-bit one.
+ */
+function outGuest(port, count) {
+  const b = Buffer.from([
+    0x66,
+    0xb9,
+    0,
+    0,
+    0,
+    0, // mov $count, %ecx
+    0xba,
+    port & 0xff,
+    port >> 8, // mov $port, %dx
+    0xee, // 9: out %al, (%dx)
+    0x66,
+    0x49, // dec %ecx
+    0x75,
+    0xfb, // jnz 9
+    0xba,
+    0x81,
+    0x00, // mov $0x81, %dx
+    0xee, // out %al, (%dx)
+    0xf4, // hlt
+    0xeb,
+    0xfd, // jmp hlt
+  ])
+  b.writeUInt32LE(count, 2)
+  return b
+}
+
+/**
+ * The hypervisor paths as measures (exits/s of one run each): hsmd's VmManager on a fresh
+ * simulated platform per run, and vm-sample under the shim against a served one.
+ */
+async function hypervisorPaths() {
+  const [{ simVmmPlatform }, { VmManager }, { Journal }, { serveSimPlatform }, preflight, io] =
+    await Promise.all([
+      load('core/vmm/sim-platform.js'),
+      load('core/vmm/manager.js'),
+      load('core/vmm/journal.js'),
+      load('core/native/sim-server.js'),
+      load('core/native/preflight.js'),
+      load('core/sim/hypervisor/io.js'),
+    ])
+  const timeGuest = (sim, setup) => timeRequests(sim, io.REQ_ADDRESS, setup)
+  const dir = mkdtempSync(join(tmpdir(), 'hsmctl-bench-kvm-'))
+  let runs = 0
+  const viaManager = (path) => async () => {
+    const platform = simVmmPlatform()
+    const manager = new VmManager({ platform, journal: new Journal(dir), stateDir: dir })
+    const name = `b${runs++}`
+    try {
+      const seconds = await timeGuest(platform.sim, async () => {
+        await manager.create({ name, vcpus: 1 })
+        await manager.memsegSet(
+          name,
+          { gpa: 0n, size: 0x10000n, type: 'ram', access: 7 },
+          outGuest(path === 'uart' ? 0x3f8 : 0x80, PATH_OUTS),
+        )
+        if (path === 'ioeventfd')
+          await manager.ioeventfdAdd(name, { addr: 0x80n, len: 1, pio: true })
+        await manager.setRegs(name, { vcpu: 0, preset: 'real-mode', rip: 0n })
+        await manager.start(name)
+      })
+      return PATH_OUTS / seconds
+    } finally {
+      await manager.shutdown()
+    }
+  }
+  const payload = join(dir, 'out.bin')
+  writeFileSync(payload, outGuest(0x80, PATH_OUTS))
+  const viaShim = async () => {
+    const socket = join(dir, `hsm-${runs++}.sock`)
+    const server = await serveSimPlatform(socket)
+    let sample
+    try {
+      const seconds = await timeGuest(server.platform, async () => {
+        sample = spawn(preflight.vmSamplePath(), ['--payload', payload], {
+          env: { ...process.env, LD_PRELOAD: preflight.shimPath(), HSM_SHIM_SOCKET: socket },
+          stdio: 'ignore',
+        })
+      })
+      return PATH_OUTS / seconds
+    } finally {
+      if (sample && sample.exitCode === null) {
+        sample.kill('SIGINT')
+        await new Promise((resolve) => sample.on('exit', resolve))
+      }
+      await server.close()
+    }
+  }
+  return {
+    measures: { ioeventfd: viaManager('ioeventfd'), uart: viaManager('uart'), shim: viaShim },
+    close: () => rmSync(dir, { recursive: true, force: true }),
+  }
+}
+
+/**
+ * Seconds from the first request the guest makes to its OUT to 0x81 (set-up excluded),
+ * as the simulation completes them.
+ */
+async function timeRequests(sim, addressOffset, setup) {
+  let first = 0
+  let finish
+  const done = new Promise((resolve) => (finish = resolve))
+  sim.observeCompletions((vm, vcpu, slot, base) => {
+    if (first === 0) first = performance.now()
+    if (slot.getUint32(base + addressOffset, true) === 0x81) finish(performance.now())
+  })
+  await setup()
+  const end = await done
+  sim.observeCompletions(null)
+  return (end - first) / 1000
 }
