@@ -23,6 +23,8 @@ export interface RpcServer {
   close(): Promise<void>
   /** Connections open now (for `daemon status`). */
   connections(): number
+  /** Each open connection's backlog: what backpressure holds back. */
+  stats(): ConnectionStats[]
 }
 
 function isAlive(path: string): Promise<boolean> {
@@ -59,8 +61,8 @@ export async function listen(path: string, handlers: Record<string, Handler>): P
     }
     unlinkSync(path) // a stale socket left by a daemon that was killed
   }
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((socket) => serve(socket, handlers, sockets))
+  const connections = new Map<Socket, Connection>()
+  const server: Server = createServer((socket) => serve(socket, handlers, connections))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     // Create the socket 0600 from the start: no window where others could connect.
@@ -74,50 +76,129 @@ export async function listen(path: string, handlers: Record<string, Handler>): P
   // no chmod after the fact: the umask made it 0600, and chmod would follow a link
   return {
     path,
-    connections: () => sockets.size,
+    connections: () => connections.size,
+    stats: () => [...connections.values()].map((c) => c.stats()),
     close: () =>
       new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
+        for (const s of connections.keys()) s.destroy()
         server.close(() => resolve())
       }),
   }
 }
 
-function serve(socket: Socket, handlers: Record<string, Handler>, sockets: Set<Socket>) {
-  sockets.add(socket)
-  socket.setEncoding('utf8')
-  const send = (response: RpcResponse) => {
-    if (!socket.destroyed) socket.write(stringify(response) + '\n')
+/**
+ * Unsent reply bytes past which hsmd stops reading a connection: a client that sends
+ * requests and never reads the replies must not make the daemon hold them all (issue 13
+ * item 4). It is read again once the replies have gone.
+ */
+export const MAX_UNSENT = 1 << 20
+/** Requests of one connection handled at once; the rest wait, and the socket is not read. */
+export const MAX_IN_FLIGHT = 64
+
+/** One connection's backlog, for tests and `daemon status`. */
+export interface ConnectionStats {
+  /** Reply bytes written but not yet taken by the client. */
+  unsentBytes: number
+  /** Requests read and not yet started (at most one read's worth). */
+  waiting: number
+  inFlight: number
+  /** Requests answered so far. */
+  answered: number
+  /** False while hsmd has stopped reading it (backpressure). */
+  reading: boolean
+}
+
+/** One client: requests are started while its replies flow, and it is not read while they do not. */
+class Connection {
+  private readonly waiting: string[] = []
+  private inFlight = 0
+  private answered = 0
+  private overflowed = false
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly handlers: Record<string, Handler>,
+  ) {
+    socket.setEncoding('utf8')
+    const splitter = new LineSplitter(
+      (line) => this.waiting.push(line),
+      () => this.overflow(),
+    )
+    socket.on('data', (chunk: string) => {
+      if (this.overflowed) return
+      splitter.push(chunk)
+      this.dispatch()
+    })
+    socket.on('drain', () => this.dispatch())
   }
-  let overflowed = false
-  const splitter = new LineSplitter(
-    (line) => void handleLine(line, handlers, socket, send),
-    () => {
-      // a usage error the client can rebuild (exit 2), not a lost daemon (exit 5)
-      send({
-        jsonrpc: '2.0',
-        id: null,
-        error: {
-          code: RpcCode.INVALID_REQUEST,
-          message: `the request is larger than ${MAX_LINE} bytes (1 MiB), the most hsmd takes; closing the connection`,
-          data: {
-            kind: 'usage',
-            exitCode: 2,
-            hint: 'send less at once (a smaller spec, fewer entries)',
-          },
-        },
+
+  stats(): ConnectionStats {
+    return {
+      unsentBytes: this.socket.writableLength,
+      waiting: this.waiting.length,
+      inFlight: this.inFlight,
+      answered: this.answered,
+      reading: !this.socket.isPaused(),
+    }
+  }
+
+  private send(response: RpcResponse): void {
+    if (!this.socket.destroyed) this.socket.write(stringify(response) + '\n')
+  }
+
+  private congested(): boolean {
+    return this.socket.writableLength > MAX_UNSENT || this.inFlight >= MAX_IN_FLIGHT
+  }
+
+  /** Start what may start; read more only when nothing waits and the replies flow. */
+  private dispatch(): void {
+    while (this.waiting.length && !this.congested()) {
+      const line = this.waiting.shift()!
+      this.inFlight++
+      void handleLine(line, this.handlers, this.socket, (r) => this.send(r)).finally(() => {
+        this.inFlight--
+        this.answered++
+        this.dispatch()
       })
-      overflowed = true
-      // read the rest and drop it: a close with unread data would reset the connection
-      // before the client reads the answer
-      socket.end()
-    },
-  )
-  socket.on('data', (chunk: string) => {
-    if (!overflowed) splitter.push(chunk)
-  })
+    }
+    if (this.socket.destroyed || this.overflowed) return
+    const hold = this.waiting.length > 0 || this.socket.writableLength > MAX_UNSENT
+    if (hold && !this.socket.isPaused()) this.socket.pause()
+    else if (!hold && this.socket.isPaused()) this.socket.resume()
+  }
+
+  private overflow(): void {
+    // a usage error the client can rebuild (exit 2), not a lost daemon (exit 5)
+    this.send({
+      jsonrpc: '2.0',
+      id: null,
+      error: {
+        code: RpcCode.INVALID_REQUEST,
+        message: `the request is larger than ${MAX_LINE} bytes (1 MiB), the most hsmd takes; closing the connection`,
+        data: {
+          kind: 'usage',
+          exitCode: 2,
+          hint: 'send less at once (a smaller spec, fewer entries)',
+        },
+      },
+    })
+    this.overflowed = true
+    this.waiting.length = 0
+    // read the rest and drop it: a close with unread data would reset the connection
+    // before the client reads the answer
+    this.socket.resume()
+    this.socket.end()
+  }
+}
+
+function serve(
+  socket: Socket,
+  handlers: Record<string, Handler>,
+  connections: Map<Socket, Connection>,
+) {
+  connections.set(socket, new Connection(socket, handlers))
   socket.on('error', () => socket.destroy())
-  socket.on('close', () => sockets.delete(socket))
+  socket.on('close', () => connections.delete(socket))
 }
 
 async function handleLine(

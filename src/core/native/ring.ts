@@ -87,12 +87,18 @@ export interface RingPeer {
   doorbell(): void
   /** The ring holds what the process could not have written: it is dropped. */
   broken(error: Error): void
+  /** Every frame sent has gone into the ring: the backlog is empty again. */
+  drained(): void
 }
 
 /** One shimmed process's ring, seen from the server. */
 export class RingLink {
   private pending: Uint8Array[] = []
   private pendingAt = 0
+  /** Bytes in `pending` not yet in the ring: replies the process has not made room for. */
+  pendingBytes = 0
+  /** Set by the session while it takes no more input (backpressure): the ring is not read. */
+  holdInput = false
   closed = false
 
   constructor(
@@ -106,6 +112,7 @@ export class RingLink {
     if (this.closed) return
     if (this.pending.length) {
       this.pending.push(bytes)
+      this.pendingBytes += bytes.byteLength
       poller.kick()
       return
     }
@@ -120,6 +127,7 @@ export class RingLink {
     if (n < bytes.byteLength) {
       this.pending.push(bytes)
       this.pendingAt = n
+      this.pendingBytes += bytes.byteLength - n
       poller.kick()
     }
   }
@@ -132,7 +140,8 @@ export class RingLink {
   service(): boolean {
     if (this.closed) return false
     let moved = false
-    const n = this.addon.readInto(this.handle, inbox)
+    // held: the process has not taken its replies; its requests wait in the ring
+    const n = this.holdInput ? 0 : this.addon.readInto(this.handle, inbox)
     if (n > 0) {
       moved = true
       this.peer.input(inbox.subarray(0, n))
@@ -144,6 +153,7 @@ export class RingLink {
       if (n === 0) break
       wrote = true
       this.pendingAt += n
+      this.pendingBytes -= n
       if (this.pendingAt < bytes.byteLength) break
       this.pending.shift()
       this.pendingAt = 0
@@ -151,6 +161,7 @@ export class RingLink {
     if (wrote) {
       moved = true
       if (this.addon.peerIdle(this.handle)) this.peer.doorbell()
+      if (this.pending.length === 0) this.peer.drained()
     }
     return moved
   }
@@ -159,6 +170,7 @@ export class RingLink {
     if (this.closed) return
     this.closed = true
     this.pending = []
+    this.pendingBytes = 0
     poller.remove(this)
     this.addon.close(this.handle)
   }

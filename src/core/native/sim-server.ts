@@ -41,6 +41,7 @@ import {
   type Frame,
   FrameDecoder,
   FrameError,
+  HEADER_SIZE,
   MAX_PAYLOAD,
   Op,
   opName,
@@ -80,6 +81,13 @@ const PAGE_MASK = 0xfffn
 const MAX_REGION = 1 << 30
 /** How long sync() waits for a shimmed process that does not answer (stopped, say). */
 const SYNC_TIMEOUT_MS = 5000
+
+/**
+ * Reply bytes not yet taken by a process past which its requests wait, and it is not read
+ * (issue 13 item 4): a client that sends READs and never reads the replies must not make
+ * the server hold them all. Frames read and not yet handled are bounded the same way.
+ */
+export const MAX_UNSENT = 1 << 20
 /** Replies of requests that carry the argument back (direction includes _IOC_READ). */
 const readsBack = (request: number) => ((request >>> 30) & 2) !== 0
 
@@ -112,6 +120,14 @@ export interface SimSessionInfo {
   readonly shim: boolean
   /** VMs its HSM fds hold now. */
   readonly vmids: readonly number[]
+  /** Reply bytes the process has not taken yet (on the socket, or in its ring's backlog). */
+  readonly unsentBytes: number
+  /** Bytes of frames read from it and not handled yet. */
+  readonly queuedBytes: number
+  /** False while the server has stopped reading it (backpressure). */
+  readonly reading: boolean
+  /** Requests handled so far. */
+  readonly handled: number
 }
 
 interface Region {
@@ -204,8 +220,13 @@ class Session {
   /** While the process's own eventfd write is applied: its wake-up is not echoed back. */
   private echo = 0
   private readonly queue: Frame[] = []
+  private queuedBytes = 0
+  private handled = 0
   private pumping = false
   private out: Uint8Array[] = []
+  private outBytes = 0
+  /** Resolved once the replies flow again (see MAX_UNSENT). */
+  private drainWaiters: (() => void)[] = []
   private flushing = false
   private nextRequest = 1
   private readonly pendingSyncs = new Map<number, () => void>()
@@ -223,11 +244,18 @@ class Session {
     this.decoder = new FrameDecoder({
       frame: (frame) => {
         // An ioctl with nothing before it runs at once: its reply goes out in this turn.
-        if (frame.op === Op.IOCTL && !this.pumping && this.queue.length === 0) {
+        if (
+          frame.op === Op.IOCTL &&
+          !this.pumping &&
+          this.queue.length === 0 &&
+          !this.congested()
+        ) {
           this.ioctlNow(frame)
           return
         }
         this.queue.push(frame)
+        this.queuedBytes += HEADER_SIZE + frame.payload.byteLength
+        this.regulate()
         void this.pump()
       },
       garbage: (status) => {
@@ -253,6 +281,7 @@ class Session {
     })
     // With a ring, bytes on the socket are doorbells: the process put frames in it.
     socket.on('data', (chunk: Buffer) => (this.link ? kickRings() : this.decoder.push(chunk)))
+    socket.on('drain', () => this.regulate())
     socket.on('error', () => {})
     socket.on('close', () => this.end())
   }
@@ -272,7 +301,52 @@ class Session {
       }
       if (vmid !== null && vmid !== undefined) vmids.push(vmid)
     }
-    return { pid: this.pid, program: this.program, shim: this.shim, vmids }
+    return {
+      pid: this.pid,
+      program: this.program,
+      shim: this.shim,
+      vmids,
+      unsentBytes: this.unsentBytes(),
+      queuedBytes: this.queuedBytes,
+      reading: this.link ? !this.link.holdInput : !this.socket.isPaused(),
+      handled: this.handled,
+    }
+  }
+
+  // --- backpressure (MAX_UNSENT) ------------------------------------------------------
+
+  private unsentBytes(): number {
+    return this.link ? this.link.pendingBytes : this.socket.writableLength + this.outBytes
+  }
+
+  private congested(): boolean {
+    return this.unsentBytes() > MAX_UNSENT
+  }
+
+  /** Read the process while its replies flow and little waits; wake the pump when they flow. */
+  private regulate(): void {
+    if (this.closed) return
+    const congested = this.congested()
+    const hold = congested || this.queuedBytes > MAX_UNSENT
+    if (this.link) {
+      if (this.link.holdInput !== hold) {
+        this.link.holdInput = hold
+        if (!hold) kickRings()
+      }
+    } else if (hold !== this.socket.isPaused()) {
+      if (hold) this.socket.pause()
+      else this.socket.resume()
+    }
+    if (!congested && this.drainWaiters.length)
+      for (const resolve of this.drainWaiters.splice(0)) resolve()
+  }
+
+  /** Until the process has taken enough of its replies (or is gone). */
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      this.drainWaiters.push(resolve)
+      this.regulate()
+    })
   }
 
   /** The process is gone: its fds close, which releases its VMs (§1.5). */
@@ -285,6 +359,7 @@ class Session {
     void this.proc.exit()
     for (const resolve of this.pendingSyncs.values()) resolve()
     this.pendingSyncs.clear()
+    for (const resolve of this.drainWaiters.splice(0)) resolve()
     this.server.forget(this)
   }
 
@@ -301,7 +376,9 @@ class Session {
       this.link.send(encodeFrame(init))
       return
     }
-    this.out.push(encodeFrame(init))
+    const frame = encodeFrame(init)
+    this.out.push(frame)
+    this.outBytes += frame.byteLength
     if (!this.flushing) {
       this.flushing = true
       queueMicrotask(() => {
@@ -314,8 +391,10 @@ class Session {
   private flushSocket(): void {
     const out = this.out
     this.out = []
+    this.outBytes = 0
     if (!this.closed && out.length) {
       this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out))
+      this.regulate()
     }
   }
 
@@ -334,6 +413,7 @@ class Session {
     try {
       link = openRing(addon, offer.path, offer.size, {
         input: (bytes) => this.decoder.push(bytes, true),
+        drained: () => this.regulate(),
         doorbell: () => {
           if (!this.closed) this.socket.write(DOORBELL)
         },
@@ -428,7 +508,15 @@ class Session {
     noteAsync(1)
     try {
       while (this.queue.length && !this.closed) {
+        // the process takes its replies before more requests are handled
+        if (this.congested()) {
+          await this.drained()
+          continue
+        }
         const frame = this.queue.shift()!
+        this.queuedBytes -= HEADER_SIZE + frame.payload.byteLength
+        this.handled++
+        this.regulate()
         try {
           await this.handle(frame)
         } catch (e) {
@@ -444,6 +532,7 @@ class Session {
 
   private ioctlNow(frame: Frame): void {
     if (this.closed) return
+    this.handled++
     try {
       if (!this.wellFormed(frame)) return
       this.settle()

@@ -27,7 +27,7 @@ import {
   Op,
 } from '../../../src/core/native/protocol.js'
 import { type RingAddon, type RingHandle, ringAddon } from '../../../src/core/native/ring.js'
-import { SimServer } from '../../../src/core/native/sim-server.js'
+import { MAX_UNSENT, SimServer } from '../../../src/core/native/sim-server.js'
 import { encodeRingOffer, encodeShimHello, ShimOp } from '../../../src/core/native/shim-protocol.js'
 import { createSimPlatform, Memmap } from '../../../src/index.js'
 import { guestOf, memmap, runningVm } from '../sim/conformance/helpers.js'
@@ -390,6 +390,37 @@ describe.skipIf(noAddon)('SimServer over a ring (a raw client playing the shim)'
     const [read] = await c.receive(1)
     expect(read).toMatchObject({ op: Op.READ, id: 5, errno: 0 })
     expect(read!.payload.byteLength).toBe(65536)
+    c.end()
+    c.shim.close()
+  })
+
+  // issue 13 item 4: every server is tested with a reader that never reads
+  it('a process that puts READs in its ring and never takes the replies: the server stops reading its ring at MAX_UNSENT, and answers all once it takes them', async () => {
+    const c = await RingClient.connect(server.path, new ShimSide(1 << 16))
+    expect((await c.offer()).result).toBe(0n)
+    const SIZE = 128 * 1024
+    c.send(encodeFrame({ op: Op.MMAP, id: 3, payload: mmapPayload(BigInt(SIZE)) }))
+    const [mapped] = await c.receive(1)
+    const requests = 200 // 25 MiB of replies if they were all held; their frames fit the ring
+    const frames = Array.from({ length: requests }, (_, i) =>
+      encodeFrame({ op: Op.READ, id: 10 + i, payload: readPayload(mapped!.result, SIZE) }),
+    )
+    c.send(Buffer.concat(frames))
+    const session = () => server.sessions().find((s) => s.program === 'fake' && s.handled > 0)!
+    const deadline = Date.now() + 60_000 // a hang guard
+    while (session().reading && session().handled < requests + 1) {
+      if (Date.now() > deadline) throw new Error(`never settled: ${JSON.stringify(session())}`)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    const held = session()
+    expect(held.reading).toBe(false)
+    expect(held.handled).toBeLessThan(requests)
+    expect(held.unsentBytes).toBeLessThanOrEqual(MAX_UNSENT + SIZE + 64)
+    // once it takes them, every READ is answered, in order
+    const replies = await c.receive(requests)
+    expect(replies.map((f) => [f.id, f.payload.byteLength])).toEqual(
+      frames.map((_, i) => [10 + i, SIZE]),
+    )
     c.end()
     c.shim.close()
   })

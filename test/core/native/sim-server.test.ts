@@ -32,7 +32,7 @@ import {
   MAX_PAYLOAD,
   Op,
 } from '../../../src/core/native/protocol.js'
-import { diffRanges, SimServer } from '../../../src/core/native/sim-server.js'
+import { diffRanges, MAX_UNSENT, SimServer } from '../../../src/core/native/sim-server.js'
 import {
   encodeDiff,
   encodeMirror,
@@ -186,6 +186,38 @@ describe('SimServer with raw frames', () => {
     expect((await ioctl(Ioctl.CREATE_IOREQ_CLIENT, ArgKind.NONE)).errno).toBe(E('EEXIST'))
   })
 
+  // issue 13 item 4: every server is tested with a reader that never reads
+  it('a client that sends READs and never reads the replies: the server stops reading it at MAX_UNSENT, serves others, and answers all once it reads', async () => {
+    const SIZE = 128 * 1024
+    const requests = 200 // 25 MiB of replies if they were all held
+    const buffer = (await call(Op.MMAP, encodeMmap(BigInt(SIZE)))).result
+    c.socket.pause() // from here it reads nothing
+    const first = id
+    for (let i = 0; i < requests; i++)
+      c.send(encodeFrame({ op: Op.READ, id: id++, payload: encodeRead(buffer, SIZE) }))
+    const deadline = Date.now() + 60_000 // a hang guard
+    let held = server.sessions()[0]!
+    while (held.reading && held.handled < requests + 3) {
+      if (Date.now() > deadline) throw new Error(`never settled: ${JSON.stringify(held)}`)
+      await new Promise((r) => setTimeout(r, 10))
+      held = server.sessions()[0]!
+    }
+    expect(held.reading).toBe(false)
+    expect(held.handled).toBeLessThan(requests)
+    expect(held.unsentBytes).toBeLessThanOrEqual(MAX_UNSENT + SIZE + HEADER_SIZE)
+    expect(held.queuedBytes).toBeLessThanOrEqual(MAX_UNSENT + 64 * 1024)
+    // another client is served meanwhile
+    const other = await RawClient.connect(server.path)
+    expect((await other.call({ op: Op.HELLO, id: 1 })).result).toBe(0n)
+    other.end()
+    // once it reads, every READ is answered, in order
+    c.socket.resume()
+    for (let i = 0; i < requests; i++) {
+      const reply = await c.next((f) => f.op === Op.READ)
+      expect([reply.id, reply.payload.byteLength]).toEqual([first + i, SIZE])
+    }
+  })
+
   it('closing the connection closes its fds: a paused VM is destroyed, a running one orphaned (§1.5)', async () => {
     const page = (await call(Op.MMAP, encodeMmap(4096n))).result
     await ioctl(Ioctl.CREATE_VM, ArgKind.BUFFER, creation(page))
@@ -212,7 +244,9 @@ describe('SimServer with raw frames', () => {
       }),
     )
     await ioctl(Ioctl.PAUSE_VM, ArgKind.NONE)
-    expect(server.sessions()).toEqual([{ pid: 0, program: '', shim: false, vmids: [1, 2] }])
+    expect(server.sessions()).toEqual([
+      expect.objectContaining({ pid: 0, program: '', shim: false, vmids: [1, 2] }),
+    ])
     expect(
       platform.inspect
         .vms()
@@ -444,7 +478,7 @@ describe('SimServer with raw frames', () => {
       expect(diff).toBeDefined()
       const vmid = new DataView(create.payload.buffer, create.payload.byteOffset).getUint16(0, true)
       expect(server.sessions()).toEqual([
-        { pid: 4242, program: 'test-prog', shim: true, vmids: [vmid] },
+        expect.objectContaining({ pid: 4242, program: 'test-prog', shim: true, vmids: [vmid] }),
       ])
       expect(await server.pagemap(4242, page + 0x20n)).toBe(platform.inspect.vm(vmid)!.ioreqBuffer)
     })
