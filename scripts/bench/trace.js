@@ -212,6 +212,8 @@ function cliIn(dir) {
     ...process.env,
     HSMCTL_RUNTIME_DIR: join(dir, 'run'),
     HSMCTL_STATE_DIR: join(dir, 'state'),
+    // the workload makes the accesses; the VM's zeroed RAM is no guest code to execute
+    HSMCTL_CPU: 'none',
   }
   delete env.NODE_ENV
   // async: the floor's daemon runs in this process and must answer

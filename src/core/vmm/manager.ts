@@ -1204,10 +1204,10 @@ export class VmManager {
    * VMs the hypervisor runs that this daemon does not hold, by name: the one CREATE_VM gave
    * (A.1) when it is free, else `outside-VMID`.
    */
-  private outsideVms(): Map<string, HypervisorVm> {
+  private outsideVms(entries = this.opts.journal.list()): Map<string, HypervisorVm> {
     const out = new Map<string, HypervisorVm>()
     const own = new Set([...this.vms.values()].map((vm) => vm.vmid))
-    const journaled = new Set(this.opts.journal.list().map((e) => e.name))
+    const journaled = new Set(entries.map((e) => e.name))
     for (const vm of this.opts.platform.hypervisorVms?.() ?? []) {
       if (own.has(vm.vmid)) continue
       const free = (n: string) => n !== '' && !this.vms.has(n) && !journaled.has(n) && !out.has(n)
@@ -1217,7 +1217,9 @@ export class VmManager {
   }
 
   list(): VmSummary[] {
-    const outside: VmSummary[] = [...this.outsideVms()].map(([name, vm]) => ({
+    // the journal is read from disk (it may change there): once per list
+    const entries = this.opts.journal.list()
+    const outside: VmSummary[] = [...this.outsideVms(entries)].map(([name, vm]) => ({
       name,
       vmid: vm.vmid,
       state: vm.state,
@@ -1227,7 +1229,6 @@ export class VmManager {
       uptimeSeconds: null,
       ...(vm.holder ? { holder: vm.holder } : {}),
     }))
-    const entries = this.opts.journal.list()
     const autostart = new Set(entries.filter((e) => e.autostart).map((e) => e.name))
     const live: VmSummary[] = [...this.vms.values()].map((vm) =>
       this.summary(vm, autostart.has(vm.name)),
