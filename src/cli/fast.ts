@@ -14,6 +14,11 @@ interface Query {
   render: (result: unknown) => Promise<string>
   /** What --json prints: the object the command's run() returns, so both paths agree. */
   json: (result: unknown) => Promise<unknown>
+  /**
+   * What the command reads beside the daemon's answer (started at once, in parallel with
+   * the call), and how it combines the two, as the command does.
+   */
+  beside?: (env: NodeJS.ProcessEnv) => Promise<(result: unknown) => unknown>
 }
 
 const QUERIES: Readonly<Record<string, Query>> = {
@@ -22,6 +27,15 @@ const QUERIES: Readonly<Record<string, Query>> = {
     args: [],
     render: async (r) => (await import('../ui/vm.js')).renderVmList(r as never),
     json: async (r) => r,
+    // acrn-dm's VMs and registered scripts beside hsmd's (core/acrn-dm/vms.ts)
+    beside: async (env) => {
+      const [{ readAcrnViews, mergeVms }, { acrnPaths }] = await Promise.all([
+        import('../core/acrn-dm/vms.js'),
+        import('../core/acrn-dm/paths.js'),
+      ])
+      const acrn = await readAcrnViews(acrnPaths(env))
+      return (r) => mergeVms({ daemon: r as never, ...acrn })
+    },
   },
   'vm show': {
     method: 'vm.show',
@@ -62,7 +76,9 @@ export async function fastPath(
   }
   try {
     const params = Object.fromEntries(query.args.map((name, i) => [name, positional[i]]))
-    const result = await client.call(query.method, params)
+    const beside = query.beside?.(env)
+    let result = await client.call(query.method, params)
+    if (beside) result = (await beside)(result)
     const text = json
       ? (await import('../ui/json.js')).toJson(await query.json(result))
       : await query.render(result)

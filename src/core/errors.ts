@@ -25,6 +25,17 @@ export const EXIT_CODES = [
   },
   { code: 5, name: 'daemon', meaning: 'the hsmd daemon or the backend could not be reached' },
   {
+    code: 6,
+    name: 'device-model',
+    meaning:
+      'acrn-dm, a launch script or the script registry refused or failed: its answer or error text is printed',
+  },
+  {
+    code: 7,
+    name: 'timeout',
+    meaning: 'a VM did not reach the state asked for within --timeout; it was left as it was',
+  },
+  {
     code: 126,
     name: 'not-executable',
     meaning: '`sim exec`: the program could not be executed (as sh says)',
@@ -95,6 +106,16 @@ export class ConflictError extends HsmctlError {
 
 export class DaemonUnreachableError extends HsmctlError {
   readonly exitCode = 5 as const
+}
+
+/** acrn-dm (its monitor socket), a launch script or the registry refused or failed. */
+export class DeviceModelError extends HsmctlError {
+  readonly exitCode = 6 as const
+}
+
+/** A wait for a VM's state ran out of time (the VM is left as it is). */
+export class TimeoutError extends HsmctlError {
+  readonly exitCode = 7 as const
 }
 
 export class InterruptedError extends HsmctlError {

@@ -14,7 +14,32 @@ const STATE_COLOUR = {
   corrupt: 'red',
 } as const
 
-export function renderVmList(vms: Wire<VmSummary>[]): string {
+/** acrn-dm's and registered scripts' states (`vm list` merges them, core/acrn-dm/vms.ts). */
+const OTHER_STATE_COLOUR: Readonly<Record<string, 'gray' | 'yellow' | 'red'>> = {
+  stopped: 'gray',
+  suspended: 'yellow',
+  resetting: 'yellow',
+  'powering-off': 'yellow',
+  halted: 'red',
+  'triple-fault': 'red',
+  'not-answering': 'red',
+  unknown: 'red',
+  gone: 'red',
+}
+
+export function stateText(state: string): string {
+  const colour = STATE_COLOUR[state as keyof typeof STATE_COLOUR] ?? OTHER_STATE_COLOUR[state]
+  return colour ? out()[colour](state) : state
+}
+
+/** A row of `vm list`: hsmd's VmSummary, or an acrn-dm VM, a script, another process's VM. */
+type VmListRow = Omit<Wire<VmSummary>, 'state' | 'owner' | 'memory'> & {
+  state: string
+  owner: string
+  memory: string | null
+}
+
+export function renderVmList(vms: VmListRow[]): string {
   if (vms.length === 0) return 'No VMs. Create one with `hsmctl vm create NAME`.'
   const c = out()
   const table = renderTable(
@@ -30,9 +55,9 @@ export function renderVmList(vms: Wire<VmSummary>[]): string {
     vms.map((vm) => [
       vm.name,
       vm.vmid ?? '-',
-      c[STATE_COLOUR[vm.state]](vm.state),
+      stateText(vm.state),
       vm.vcpus ?? '-',
-      size(vm.memory),
+      vm.memory === null ? '-' : size(vm.memory),
       // an outside VM's holder when the daemon knows it (a program under `sim exec`)
       vm.holder ?? vm.owner,
       duration(vm.uptimeSeconds),

@@ -8,7 +8,8 @@ export default class VmDestroy extends DaemonCommand {
   static override description = `The hypervisor destroys only paused VMs (Appendix A), so a running VM is paused first.
 Its fd is closed, its eventfds released, and its journal entry removed. A VM that is only
 journaled (\`vm list\` shows it journaled, incomplete or corrupt) is forgotten, as by
-\`vm forget\`.`
+\`vm forget\`. An acrn-dm VM is powered off (DM_STOP with force) and waited for until its
+acrn-dm has exited.`
 
   static override examples = ['<%= config.bin %> <%= command.id %> demo --yes']
 
@@ -16,12 +17,19 @@ journaled (\`vm list\` shows it journaled, incomplete or corrupt) is forgotten, 
 
   static override flags = { yes: yesFlag }
 
-  async run(): Promise<{ name: string; vmid: number } | ForgottenVm> {
+  async run(): Promise<{ name: string; vmid: number | null } | ForgottenVm> {
     const { args, flags } = await this.parse(VmDestroy)
+    const acrn = await import('../../cli/acrn-dm.js')
+    const found = await acrn.acrnDmVm(args.name, flags.backend)
     await this.confirm(`Destroy VM '${args.name}'?`, flags.yes)
+    if (found) {
+      const stopped = await acrn.destroyOther(args.name, found, 30)
+      this.log(`destroyed ${stopped.name} (acrn-dm pid ${stopped.pid} powered off)`)
+      return stopped
+    }
     const result = await this.call<{ name: string; vmid: number } | ForgottenVm>('vm.destroy', {
       name: args.name,
-    })
+    }).catch((e) => acrn.outsideOr(this, args.name, 'destroy', e))
     if ('vmid' in result) this.log(`destroyed ${result.name} (vmid ${result.vmid})`)
     else {
       const { forgotten } = await import('./forget.js')

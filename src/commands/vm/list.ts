@@ -1,24 +1,45 @@
 import { DaemonCommand } from '../../cli/daemon-command.js'
+import type { VmListEntry } from '../../core/acrn-dm/vms.js'
 import type { VmSummary } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
 
 export default class VmList extends DaemonCommand {
   static override summary = 'List VMs: name, vmid, state, vCPUs, memory, owner, uptime.'
 
-  static override description = `Shows the VMs the daemon holds, and VMs journaled by an earlier daemon that are not
-running now: "journaled" (recreate one with \`vm apply NAME\`), "incomplete" (hsmd stopped
-while applying its spec; the spec is kept as asked) or "corrupt" (a journal file hsmd
-cannot use; the reason is printed under the table and is "problem" in --json; fix the
-file or remove it with \`vm forget NAME\`).`
+  static override description = `Every VM in one view, each with its owner:
+  hsmd             the daemon's own VMs
+  journal          VMs journaled by an earlier daemon that are not running now:
+                   "journaled" (recreate one with \`vm apply NAME\`), "incomplete" (hsmd
+                   stopped while applying its spec; the spec is kept as asked) or "corrupt"
+                   (a journal file hsmd cannot use; the reason is printed under the table
+                   and is "problem" in --json; fix the file or remove it with
+                   \`vm forget NAME\`)
+  acrn-dm (pid N)  an acrn-dm process, found by its monitor socket in /run/acrn/mngr
+                   (HSMCTL_ACRN_MNGR_DIR) and asked its state (DM_QUERY): running (or the
+                   HSM's created/paused), suspended, resetting, powering-off, halted,
+                   triple-fault, not-answering, or gone (a crashed acrn-dm's socket)
+  script           a launch script registered with \`vm add\` or acrnctl in
+                   /usr/share/acrn/conf/add (HSMCTL_ACRN_CONF_DIR), not running: "stopped"
+  outside process  a VM of the HSM held by another program (pid and name when known)
+An acrn-dm and the HSM's VM it holds are one row (vmid, vCPUs and memory from the HSM,
+or from acrn-dm's options where the daemon cannot see the HSM's VMs).`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json',
   ]
 
-  async run(): Promise<Wire<VmSummary>[]> {
+  async run(): Promise<VmListEntry[]> {
     await this.parse(VmList)
-    const vms = await this.call<Wire<VmSummary>[]>('vm.list')
+    const [{ readAcrnViews, mergeVms }, { acrnPaths }] = await Promise.all([
+      import('../../core/acrn-dm/vms.js'),
+      import('../../core/acrn-dm/paths.js'),
+    ])
+    const [daemon, acrn] = await Promise.all([
+      this.call<Wire<VmSummary>[]>('vm.list'),
+      readAcrnViews(acrnPaths()),
+    ])
+    const vms = mergeVms({ daemon, ...acrn })
     if (!this.jsonEnabled()) {
       const { renderVmList } = await import('../../ui/vm.js')
       this.log(renderVmList(vms))

@@ -11,8 +11,19 @@ export default class VmPause extends DaemonCommand {
   static override args = { name: vmNameArg }
 
   async run(): Promise<VmJson> {
-    const { args } = await this.parse(VmPause)
-    const vm = await this.call<Wire<VmDetails>>('vm.pause', { name: args.name })
+    const { args, flags } = await this.parse(VmPause)
+    const acrn = await import('../../cli/acrn-dm.js')
+    const found = await acrn.acrnDmVm(args.name, flags.backend)
+    if (found) {
+      const [{ wrongOwner }, { acrnPaths }] = await Promise.all([
+        import('../../core/acrn-dm/owners.js'),
+        import('../../core/acrn-dm/paths.js'),
+      ])
+      throw wrongOwner(args.name, found, 'pause', acrnPaths())
+    }
+    const vm = await this.call<Wire<VmDetails>>('vm.pause', { name: args.name }).catch((e) =>
+      acrn.outsideOr(this, args.name, 'pause', e),
+    )
     const { renderVm, vmJson } = await import('../../ui/vm.js')
     this.log(renderVm(vm))
     return vmJson(vm)

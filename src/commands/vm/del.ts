@@ -1,0 +1,40 @@
+import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
+import { yesFlag } from '../../cli/flags.js'
+
+export default class VmDel extends DaemonCommand {
+  static override summary =
+    'Delete a registered launch script (NAME.sh and NAME.args), not while it runs.'
+
+  static override description = `Removes the registration \`vm add\` or acrnctl made, both files or neither: they are
+renamed away first and removed only when both could be (acrnctl removes one and may leave
+the other). A VM that runs is not deleted (stop it first). Asks first; --yes.`
+
+  static override examples = ['<%= config.bin %> <%= command.id %> vm1 --yes']
+
+  static override args = { name: vmNameArg }
+
+  static override flags = { yes: yesFlag }
+
+  async run(): Promise<{ name: string; removed: string[] }> {
+    const { args, flags } = await this.parse(VmDel)
+    const acrn = await import('../../cli/acrn-dm.js')
+    const found = await acrn.locate(args.name, flags.backend)
+    const [{ noSuchVm, wrongOwner }, { acrnPaths }] = await Promise.all([
+      import('../../core/acrn-dm/owners.js'),
+      import('../../core/acrn-dm/paths.js'),
+    ])
+    if (!found) throw noSuchVm(args.name)
+    if (found.kind !== 'script') {
+      // a running acrn-dm with a registration says "stop it first"; others are not scripts
+      throw wrongOwner(args.name, found, 'del', acrnPaths())
+    }
+    await this.confirm(
+      `Delete the registration of '${args.name}' (${found.entry.script})?`,
+      flags.yes,
+    )
+    const { removeFromRegistry } = await import('../../core/acrn-dm/registry.js')
+    const result = removeFromRegistry(acrnPaths().confDir, args.name)
+    this.log(`deleted ${args.name}: ${result.removed.join(', ')}`)
+    return { name: args.name, ...result }
+  }
+}

@@ -1,0 +1,56 @@
+import { Flags } from '@oclif/core'
+import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
+import { intFlag, yesFlag } from '../../cli/flags.js'
+import type { StopResult } from '../../core/acrn-dm/lifecycle.js'
+
+export default class VmStop extends DaemonCommand {
+  static override summary =
+    'Stop an acrn-dm VM (DM_STOP) and wait until it is gone; --force powers it off.'
+
+  static override description = `Sends DM_STOP to exactly the named VM's monitor socket, then waits until its acrn-dm has
+exited (its VM destroyed), at most --timeout seconds. Unforced, acrn-dm asks the guest to
+shut down through its stop hooks, which exist only when the launch script gives acrn-dm
+--pm_notify_channel (power_button, ioc or uart): without one the stop is refused (exit 6)
+and says so. --force makes acrn-dm power the VM off at once (asks first; --yes). A VM
+that has not gone by --timeout is left running (exit 7). hsmd's own VMs have no acrn-dm:
+use \`vm pause\` or \`vm destroy\`.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> vm1',
+    '<%= config.bin %> <%= command.id %> vm1 --force --yes --timeout 10',
+  ]
+
+  static override args = { name: vmNameArg }
+
+  static override flags = {
+    force: Flags.boolean({
+      char: 'f',
+      description: 'Power the VM off without asking the guest (DM_STOP with force).',
+    }),
+    timeout: intFlag(
+      'timeout',
+      1n,
+      86_400n,
+    )({
+      description: 'Seconds to wait for the VM to be gone.',
+      default: 30,
+    }),
+    yes: yesFlag,
+  }
+
+  async run(): Promise<StopResult> {
+    const { args, flags } = await this.parse(VmStop)
+    const acrn = await import('../../cli/acrn-dm.js')
+    const found = await acrn.requireAcrnDm(args.name, flags.backend, 'stop')
+    if (flags.force) {
+      await this.confirm(`Power off VM '${args.name}' without a guest shutdown?`, flags.yes)
+    }
+    const { stopVm, targetOf } = await import('../../core/acrn-dm/lifecycle.js')
+    const result = await stopVm(targetOf(found.instance), {
+      force: flags.force,
+      timeoutMs: flags.timeout * 1000,
+    })
+    this.log(`stopped ${result.name} (acrn-dm pid ${result.pid}) in ${result.seconds.toFixed(1)} s`)
+    return result
+  }
+}

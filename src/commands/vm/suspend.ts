@@ -1,0 +1,24 @@
+import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
+
+export default class VmSuspend extends DaemonCommand {
+  static override summary = "Ask an acrn-dm VM's guest to suspend (DM_SUSPEND)."
+
+  static override description = `acrn-dm runs the guest's suspend hooks, which exist only when its launch script gives it
+--pm_notify_channel (power_button, ioc or uart); without one it refuses (exit 6) and says
+so. Prints the suspend mode DM_QUERY reports afterwards (SUSPEND once the guest has
+suspended). hsmd's own VMs pause instead: \`vm pause\`.`
+
+  static override examples = ['<%= config.bin %> <%= command.id %> vm1']
+
+  static override args = { name: vmNameArg }
+
+  async run(): Promise<{ name: string; mode: string }> {
+    const { args, flags } = await this.parse(VmSuspend)
+    const acrn = await import('../../cli/acrn-dm.js')
+    const found = await acrn.requireAcrnDm(args.name, flags.backend, 'suspend')
+    const { suspendVm, targetOf } = await import('../../core/acrn-dm/lifecycle.js')
+    const result = await suspendVm(targetOf(found.instance))
+    this.log(`${result.name}: suspend requested; acrn-dm's mode is now ${result.mode}`)
+    return result
+  }
+}
