@@ -2,8 +2,8 @@
 # One-step set-up from a fresh clone: the Debian packages the tests need (a C compiler
 # and make, the kernel UAPI header <linux/acrn.h> from linux-libc-dev, mandoc to lint
 # the man pages, tmux for the terminal tests, binutils' as, ld and objcopy for the guests
-# the KVM tests assemble), then the npm packages, which also builds
-# hsmctl (npm's prepare script) and the C helper. Safe to run again.
+# the KVM tests assemble, acrn-dm's and acrnctl's packages), then the npm packages, which
+# also builds hsmctl (npm's prepare script) and the C helper. Safe to run again.
 set -eu
 cd "$(dirname "$0")"
 
@@ -14,6 +14,14 @@ command -v make >/dev/null 2>&1 || need="$need make"
 command -v mandoc >/dev/null 2>&1 || need="$need mandoc"
 command -v tmux >/dev/null 2>&1 || need="$need tmux"
 { command -v as && command -v ld && command -v objcopy; } >/dev/null 2>&1 || need="$need binutils"
+# ACRN's acrn-dm and acrnctl, built from ../shared/acrn-dm by scripts/build-acrn-dm.js for
+# the tests that run them: their build packages, iasl to run acrn-dm, and unshare/nsenter
+# and chattr for the tests that give them private /run/acrn and /usr/share/acrn dirs
+for p in libssl-dev liburing-dev libpciaccess-dev libusb-1.0-0-dev libcjson-dev \
+  libpixman-1-dev libsdl2-dev libegl-dev libgles-dev libdrm-dev acpica-tools util-linux \
+  e2fsprogs; do
+  dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || need="$need $p"
+done
 if [ -n "$need" ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Builds ACRN's device model, acrn-dm, from the upstream source kept beside the project
 // (../shared/acrn-dm, its README says how) into .cache/acrn-dm/acrn-dm, for the tests and
-// the README's `hsmctl sim exec -- acrn-dm ...`. The build is cached: it runs again only
-// when the source or its build script changed.
+// the README's `hsmctl sim exec -- acrn-dm ...`, with upstream's acrnctl beside it
+// (.cache/acrn-dm/acrnctl: the reference the `vm` verbs are tested against). The build is
+// cached: it runs again only when the source or its build script changed.
 //
 //   node scripts/build-acrn-dm.js     prints the path of acrn-dm as its last stdout line
 //
@@ -32,6 +33,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const source = resolve(process.env.ACRN_DM_SOURCE ?? join(root, '..', 'shared', 'acrn-dm'))
 const out = join(root, '.cache', 'acrn-dm')
 const binary = join(out, 'acrn-dm')
+const acrnctl = join(out, 'acrnctl')
 const stampFile = join(out, 'stamp')
 
 function say(message) {
@@ -78,7 +80,12 @@ for (const f of files(source).sort()) {
   stamp.update(`${f} ${st.size} ${st.mtimeMs}\n`)
 }
 const wanted = stamp.digest('hex')
-if (existsSync(binary) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === wanted) {
+if (
+  existsSync(binary) &&
+  existsSync(acrnctl) &&
+  existsSync(stampFile) &&
+  readFileSync(stampFile, 'utf8') === wanted
+) {
   process.stdout.write(`${binary}\n`)
   process.exit(0)
 }
@@ -110,12 +117,12 @@ say(
   `building acrn-dm from ${source} into ${out} (a few minutes; the log is ${join(out, 'build.log')})`,
 )
 const r = spawnSync('bash', [join(kit, 'build.sh'), out], {
-  env: { ...process.env, INSTALL_RUNTIME_DEPS: '1' },
+  env: { ...process.env, INSTALL_RUNTIME_DEPS: '1', WITH_ACRNCTL: '1' },
   encoding: 'utf8',
   maxBuffer: 64 << 20,
 })
 writeFileSync(join(out, 'build.log'), `${r.stdout ?? ''}${r.stderr ?? ''}`)
-if (r.status !== 0 || !existsSync(binary)) {
+if (r.status !== 0 || !existsSync(binary) || !existsSync(acrnctl)) {
   say(`build.sh failed (status ${r.status}); the end of its output:`)
   process.stderr.write(`${(r.stderr ?? '').split('\n').slice(-25).join('\n')}\n`)
   process.exit(1)

@@ -1,19 +1,26 @@
 // ACRN's device model, acrn-dm, for the tests that run it unmodified on the simulation
-// (`hsmctl sim exec -- acrn-dm ...`): whether this machine can run it at all, its cached
-// build (scripts/build-acrn-dm.js, from ../shared/acrn-dm), and a running acrn-dm whose
-// output a test can wait on.
+// (`hsmctl sim exec -- acrn-dm ...`, or launch scripts `hsmctl vm start` runs): whether this
+// machine can run it at all, its cached build (scripts/build-acrn-dm.js, from
+// ../shared/acrn-dm) with upstream's acrnctl beside it, a running acrn-dm whose output a
+// test can wait on, and a private mount namespace for tests that run acrnctl.
 //
 // acrn-dm needs root (it parses the host's MADT before anything else), the MADT itself,
 // and its Debian packages (installed by its build.sh with apt-get). Without root or an
 // MADT the machine cannot run it: tests say so and skip. Without apt-get they skip too,
 // except under HSMCTL_CI=1, where they fail.
 
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import {
+  spawn,
+  spawnSync,
+  type ChildProcessWithoutNullStreams,
+  type SpawnSyncReturns,
+} from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { expect } from 'vitest'
 import { helperUnavailable } from '../core/native/support.js'
-import { ROOT, RUN_JS } from './cli.js'
+import { ROOT, RUN_JS, type CliResult } from './cli.js'
 
 const MADT = '/sys/firmware/acpi/tables/APIC'
 const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages'
@@ -31,7 +38,7 @@ export const acrnDmMachineCannot: string | undefined =
  * acrn-dm built (or taken from the cache), iasl checked: its path, or why it cannot be
  * built here (no apt-get, not Debian). Under HSMCTL_CI=1 that is a failure.
  */
-export function buildAcrnDm(): { path: string } | { unavailable: string } {
+export function buildAcrnDm(): { path: string; acrnctl: string } | { unavailable: string } {
   const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-acrn-dm.js')], {
     encoding: 'utf8',
     timeout: 1_500_000,
@@ -45,7 +52,8 @@ export function buildAcrnDm(): { path: string } | { unavailable: string } {
   }
   expect(r.status, r.stderr).toBe(0)
   expect(spawnSync('iasl', ['-v'], { stdio: 'ignore' }).status, 'iasl (acpica-tools)').toBe(0)
-  return { path: r.stdout.trim().split('\n').pop()! }
+  const path = r.stdout.trim().split('\n').pop()!
+  return { path, acrnctl: join(dirname(path), 'acrnctl') }
 }
 
 /** acrn-dm raises the host's hugepage pool itself: the returned function gives it back. */
@@ -91,4 +99,105 @@ export function startAcrnDm(
       }
     },
   }
+}
+
+/**
+ * A mount namespace of the test's own: a tmpfs on /run (so /run/acrn/mngr is private), an
+ * overlay on /usr/share whose changes go to a temp dir, and a tmpfs on /usr/share/acrn/conf
+ * (which takes chattr, for the half-delete test). Programs run in it through nsenter; the
+ * namespace lives as long as its holder process, which close() ends.
+ */
+export class AcrnNamespace {
+  readonly dir: string
+  private constructor(
+    readonly holder: number,
+    dir: string,
+  ) {
+    this.dir = dir
+  }
+
+  static open(): AcrnNamespace {
+    const dir = mkdtempSync(join(tmpdir(), 'hsmctl-acrn-ns-'))
+    mkdirSync(join(dir, 'upper'))
+    mkdirSync(join(dir, 'work'))
+    const script = [
+      'set -e',
+      'mount -t tmpfs tmpfs /run',
+      `mount -t overlay overlay -o lowerdir=/usr/share,upperdir=${dir}/upper,workdir=${dir}/work /usr/share`,
+      'mkdir -p /usr/share/acrn/conf',
+      'mount -t tmpfs tmpfs /usr/share/acrn/conf',
+      'exec sleep 2147483647',
+    ].join('\n')
+    const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
+      stdio: 'ignore',
+    })
+    child.unref()
+    // ready once its mounts are made (unshare execs sh, which execs sleep: one pid)
+    const pid = child.pid!
+    const deadline = Date.now() + 30_000 // a hang guard only
+    for (;;) {
+      const mounts = spawnSync(
+        'nsenter',
+        ['-t', String(pid), '-m', '--', 'cat', '/proc/self/mounts'],
+        {
+          encoding: 'utf8',
+        },
+      )
+      if (mounts.status === 0 && / \/usr\/share\/acrn\/conf tmpfs /.test(mounts.stdout)) break
+      if (child.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`unshare could not make a private mount namespace (${child.exitCode})`)
+      }
+      spawnSync('sleep', ['0.05'])
+    }
+    return new AcrnNamespace(pid, dir)
+  }
+
+  /** Run a program in the namespace, whatever it exits with. */
+  run(
+    cmd: string,
+    args: string[],
+    options: { env?: NodeJS.ProcessEnv; input?: string } = {},
+  ): CliResult {
+    const r: SpawnSyncReturns<string> = spawnSync(
+      'nsenter',
+      ['-t', String(this.holder), '-m', '--', cmd, ...args],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...options.env },
+        timeout: 180_000,
+        ...(options.input !== undefined ? { input: options.input } : {}),
+      },
+    )
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
+  }
+
+  /** `hsmctl ARGS` in the namespace. */
+  hsmctl(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
+    return this.run(process.execPath, [RUN_JS, ...args], { env })
+  }
+
+  /** A shell command in the namespace (ls, chattr, cat). */
+  sh(command: string): CliResult {
+    return this.run('sh', ['-c', command])
+  }
+
+  close(): void {
+    try {
+      process.kill(this.holder, 'SIGKILL')
+    } catch {
+      // gone already
+    }
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+/** A launch script that runs acrn-dm on the simulation's minimal machine, named by $1. */
+export function launchScript(acrnDm: string, guest: string, extra = ''): string {
+  return [
+    '#!/bin/bash',
+    '# a test VM: 128M, one vCPU on pCPU 1, COM1 on stdio',
+    'name=${1:-vmdefault}',
+    `${acrnDm} -m 128M --cpu_affinity 1 -s 0:0,hostbridge -s 1:0,lpc${extra} -l com1,stdio -E ${guest} $name`,
+    '',
+  ].join('\n')
 }

@@ -32,7 +32,9 @@ export function logPaths(stateDir: string, name: string) {
 const SUPERVISOR = [
   'status_file=$HSMCTL_VM_STATUS',
   'unset HSMCTL_VM_STATUS',
-  'bash "$0" "$@"',
+  // line-buffered (stdbuf, coreutils): acrn-dm's stdout to a file would reach the log only
+  // in 4 KiB blocks, or at its exit
+  'if command -v stdbuf >/dev/null; then stdbuf -oL -eL bash "$0" "$@"; else bash "$0" "$@"; fi',
   's=$?',
   // the log's last line first: whoever sees the status has the whole log
   'printf "hsmctl: %s exited with status %s at %s\\n" "$0" "$s" "$(date -u +%FT%TZ)"',
