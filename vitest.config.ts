@@ -12,6 +12,13 @@ export default defineConfig({
     // Most CLI tests wait on child processes (node, the daemon, tmux), not on the CPU:
     // more files at once than cores keeps a 2-core CI machine busy.
     maxWorkers: 3,
+    // `vm list` shows the host's acrn-dm VMs and launch scripts (/run/acrn/mngr,
+    // /usr/share/acrn/conf/add): other tests' or a real ACRN system's. Every hsmctl a test
+    // starts looks in directories that do not exist instead; the acrn-dm tests give theirs.
+    env: {
+      HSMCTL_ACRN_MNGR_DIR: '/nonexistent/hsmctl-tests/acrn/mngr',
+      HSMCTL_ACRN_CONF_DIR: '/nonexistent/hsmctl-tests/acrn/conf/add',
+    },
     projects: [
       { extends: true, test: { name: 'hsmctl', include: ['test/**/*.test.ts'] } },
       {

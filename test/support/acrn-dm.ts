@@ -163,7 +163,15 @@ export class AcrnNamespace {
       ['-t', String(this.holder), '-m', '--', cmd, ...args],
       {
         encoding: 'utf8',
-        env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...options.env },
+        env: {
+          ...process.env,
+          NODE_ENV: undefined,
+          NO_COLOR: '1',
+          // ACRN's own paths, private in here (vitest.config.ts points tests elsewhere)
+          HSMCTL_ACRN_MNGR_DIR: undefined,
+          HSMCTL_ACRN_CONF_DIR: undefined,
+          ...options.env,
+        },
         timeout: 180_000,
         ...(options.input !== undefined ? { input: options.input } : {}),
       },
