@@ -44,7 +44,6 @@
 #include <linux/acrn.h>
 #include <linux/futex.h>
 #include <linux/kvm.h>
-#include <node_api.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -62,6 +61,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
+
+#define HSM_ADDON "hsm_kvm"
+#include "hsm-napi.h"
 
 #define MAX_VCPUS 64
 #define MAX_REGIONS 512
@@ -825,27 +827,6 @@ fail:
 }
 
 /* ======================= Node-API ======================= */
-
-#define CHECK(call)                                                                  \
-	do {                                                                         \
-		if ((call) != napi_ok) {                                             \
-			napi_throw_error(env, NULL, "hsm_kvm: " #call " failed");   \
-			return NULL;                                                 \
-		}                                                                    \
-	} while (0)
-
-static napi_value throw_errno(napi_env env, int e, const char *what)
-{
-	char message[384];
-	snprintf(message, sizeof(message), "%s: %s", what, strerror(e));
-	napi_value msg, error, code;
-	napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
-	napi_create_error(env, NULL, msg, &error);
-	napi_create_int32(env, e, &code);
-	napi_set_named_property(env, error, "errno", code);
-	napi_throw(env, error);
-	return NULL;
-}
 
 static napi_value throw_range(napi_env env, const char *message)
 {

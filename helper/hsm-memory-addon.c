@@ -25,7 +25,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <node_api.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,32 +33,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define HSM_ADDON "hsm_memory"
+#include "hsm-napi.h"
+
 struct mapping {
 	void *base;
 	size_t length;
 	int fd; /* -1 when the file was closed after mapping */
 };
-
-#define CHECK(call)                                                                    \
-	do {                                                                           \
-		if ((call) != napi_ok) {                                               \
-			napi_throw_error(env, NULL, "hsm_memory: " #call " failed");  \
-			return NULL;                                                   \
-		}                                                                      \
-	} while (0)
-
-static napi_value throw_errno(napi_env env, int e, const char *what)
-{
-	char message[512];
-	snprintf(message, sizeof(message), "%s: %s", what, strerror(e));
-	napi_value msg, error, code;
-	napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
-	napi_create_error(env, NULL, msg, &error);
-	napi_create_int32(env, e, &code);
-	napi_set_named_property(env, error, "errno", code);
-	napi_throw(env, error);
-	return NULL;
-}
 
 static void finalize(napi_env env, void *data, void *hint)
 {

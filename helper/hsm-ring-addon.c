@@ -24,7 +24,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <node_api.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,20 +34,15 @@
 
 #include "hsm-ring.h"
 
+#define HSM_ADDON "hsm_ring"
+#include "hsm-napi.h"
+
 struct ring {
 	struct hsm_ring_shared *shared;
 	size_t length;
 	struct hsm_ring_end up;   /* we consume */
 	struct hsm_ring_end down; /* we produce */
 };
-
-#define CHECK(call)                                                                  \
-	do {                                                                         \
-		if ((call) != napi_ok) {                                             \
-			napi_throw_error(env, NULL, "hsm_ring: " #call " failed");  \
-			return NULL;                                                 \
-		}                                                                    \
-	} while (0)
 
 static void unmap(struct ring *r)
 {
@@ -64,19 +58,6 @@ static void finalize(napi_env env, void *data, void *hint)
 	(void)hint;
 	unmap(data);
 	free(data);
-}
-
-static napi_value throw_errno(napi_env env, int e, const char *what)
-{
-	char message[256];
-	snprintf(message, sizeof(message), "%s: %s", what, strerror(e));
-	napi_value msg, error, code;
-	napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg);
-	napi_create_error(env, NULL, msg, &error);
-	napi_create_int32(env, e, &code);
-	napi_set_named_property(env, error, "errno", code);
-	napi_throw(env, error);
-	return NULL;
 }
 
 /* The ring behind a handle; NULL (with an exception) when it is not one, or closed. */

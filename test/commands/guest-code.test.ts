@@ -4,12 +4,11 @@
 // ioeventfd client, or nobody; interrupts from the CLI reach them through the interrupt
 // controllers (§7.1, §7.2). All through bin/run.js, as a user runs it.
 
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { kvmAddonPath } from '../../src/core/sim/hypervisor/cpu/kvm.js'
-import { assemble, assemblerUnavailable } from '../support/assemble.js'
+import { assemble } from '../support/assemble.js'
 import {
   ENABLE_LAPIC,
   hello16,
@@ -18,18 +17,11 @@ import {
   long64,
   MASK_PIC,
   prot32,
+  guestCodeUnavailable,
 } from '../support/guests.js'
 import { hsmdSession, type Json } from '../support/hsmd-session.js'
 
-function kvmUnavailable(): string | undefined {
-  if (!existsSync('/dev/kvm')) return '/dev/kvm does not exist'
-  if (!existsSync(kvmAddonPath())) return `${kvmAddonPath()} is not built`
-  return assemblerUnavailable
-}
-const why = kvmUnavailable()
-// Where the machine has /dev/kvm, CI must run these, not skip them.
-if (why && process.env.HSMCTL_CI === '1' && existsSync('/dev/kvm'))
-  throw new Error(`HSMCTL_CI=1 and /dev/kvm exists, but: ${why}`)
+const why = guestCodeUnavailable('guest code on KVM vCPUs')
 
 const dir = mkdtempSync(join(tmpdir(), 'hsmctl-guest-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

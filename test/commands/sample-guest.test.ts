@@ -5,27 +5,17 @@
 // ends it cleanly.
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { shimPath, vmSamplePath } from '../../src/core/native/preflight.js'
-import { kvmAddonPath } from '../../src/core/sim/hypervisor/cpu/kvm.js'
 import { buildHelper, helperUnavailable } from '../core/native/support.js'
-import { assemble, assemblerUnavailable } from '../support/assemble.js'
+import { assemble } from '../support/assemble.js'
 import { hsmctl, RUN_JS } from '../support/cli.js'
-import { hello16 } from '../support/guests.js'
+import { hello16, guestCodeUnavailable } from '../support/guests.js'
 
-const why =
-  helperUnavailable ??
-  assemblerUnavailable ??
-  (!existsSync('/dev/kvm')
-    ? '/dev/kvm does not exist'
-    : !existsSync(kvmAddonPath())
-      ? `${kvmAddonPath()} is not built`
-      : undefined)
-if (why && process.env.HSMCTL_CI === '1' && existsSync('/dev/kvm'))
-  throw new Error(`HSMCTL_CI=1 and /dev/kvm exists, but: ${why}`)
+const why = helperUnavailable ?? guestCodeUnavailable('vm-sample with a payload')
 
 const dir = mkdtempSync(join(tmpdir(), 'hsmctl-sample-guest-'))
 const socket = join(dir, 'hsm.sock')

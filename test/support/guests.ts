@@ -1,5 +1,32 @@
 // Guest payloads of the tests that run guest code (issue 10), as GNU as source: assembled
-// at test time by assemble.ts, loaded at GPA 0, entered in the state each names.
+// at test time by assemble.ts, loaded at GPA 0, entered in the state each names; and
+// whether guest code can run here at all.
+
+import { existsSync } from 'node:fs'
+import { kvmEngine } from '../../src/core/sim/hypervisor/cpu/kvm.js'
+import { allocateBacking } from '../../src/core/sim/kernel/shared-memory.js'
+import { assemblerUnavailable } from './assemble.js'
+
+/**
+ * Why guest code cannot run on this machine (no usable /dev/kvm, an addon not built, no
+ * assembler), or undefined. Said on stderr once per test file. A CI machine that has
+ * /dev/kvm must run these tests: there the reason is an error, not a skip.
+ */
+export function guestCodeUnavailable(what: string): string | undefined {
+  const found = kvmEngine()
+  const why =
+    'reason' in found
+      ? found.reason
+      : (assemblerUnavailable ??
+        (allocateBacking(4096).address === undefined
+          ? 'guest RAM is not shared memory here (build/hsm_memory.node is not built)'
+          : undefined))
+  if (!why) return undefined
+  if (process.env.HSMCTL_CI === '1' && existsSync('/dev/kvm'))
+    throw new Error(`HSMCTL_CI=1: ${what} cannot run although /dev/kvm exists: ${why}`)
+  console.warn(`skipping ${what}: ${why}`)
+  return why
+}
 
 /** Real mode at GPA 0 (vm-sample's entry state): `text` to COM1, each byte once the LSR says the transmitter is empty. */
 export function hello16(text = 'Hello'): string {

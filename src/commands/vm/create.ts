@@ -85,13 +85,35 @@ short wizard asks for the settings.`
     }
     const flagBits = (flags.flag ?? []).reduce((bits, f) => bits | parseVmFlag(f), 0n)
     // one call: no other client's operation on the name falls between CREATE_VM and the RAM
-    const vm = await this.call<Wire<VmDetails>>('vm.create', {
+    let vm = await this.call<Wire<VmDetails>>('vm.create', {
       name,
       ...(vcpus !== undefined ? { vcpus } : {}),
       ...(flags['cpu-affinity'] !== undefined ? { cpuAffinity: flags['cpu-affinity'] } : {}),
       flags: flagBits,
       ...(memory !== undefined ? { memory } : {}),
+      ...(flags.payload ? { file: (await import('node:path')).resolve(flags.payload) } : {}),
     })
+    if (flags.payload) {
+      try {
+        vm = await this.call<Wire<VmDetails>>('vm.regs', {
+          name,
+          vcpu: 0,
+          preset: flags.entry ?? 'real-mode',
+          rip: flags.rip ?? 0n,
+          ...(flags.cr3 !== undefined ? { cr3: flags.cr3 } : {}),
+        })
+      } catch (e) {
+        // a failed command changes nothing: no VM, and no console log of one
+        await this.call('vm.destroy', { name, rollback: true }).catch(() => {})
+        throw e
+      }
+    }
+    if (flags.start) {
+      vm = await this.call<Wire<VmDetails>>('vm.start', { name })
+      const execution = vm.execution as { reason?: string } | undefined
+      if (execution?.reason)
+        this.logToStderr(`note: vCPUs do not execute guest code: ${execution.reason}`)
+    }
     const { renderVm, vmJson } = await import('../../ui/vm.js')
     this.log(renderVm(vm))
     return vmJson(vm)

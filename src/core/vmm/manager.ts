@@ -167,6 +167,8 @@ export interface CreateOptions {
   flags?: bigint
   /** RAM to map at guest address 0 (`--memory`), in the same operation. */
   memory?: bigint
+  /** A payload loaded at the start of that RAM (`--payload`). */
+  payload?: Uint8Array
 }
 
 /**
@@ -357,7 +359,7 @@ export class VmManager {
     if (options.memory === undefined) return details
     const seg = { gpa: 0n, size: options.memory, type: 'ram', access: 7 } as const
     try {
-      await this.memsegSet(details.name, seg, undefined, { flag: '--memory' })
+      await this.memsegSet(details.name, seg, options.payload, { flag: '--memory' })
     } catch (e) {
       // a failed command changes nothing: no VM, and no console log of one
       await this.destroy(details.name, { rollback: true }).catch(() => {})

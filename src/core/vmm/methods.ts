@@ -158,6 +158,14 @@ export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<strin
         ...(p.has('cpuAffinity') ? { cpuAffinity: p.big('cpuAffinity', 1n) } : {}),
         ...(p.has('flags') ? { flags: p.big('flags') } : {}),
         ...(p.has('memory') ? { memory: p.big('memory') } : {}),
+        ...(p.has('memory') && p.has('file')
+          ? {
+              payload: readPayload(p.str('file'), {
+                flag: '--payload',
+                maxBytes: p.big('memory'),
+              }),
+            }
+          : {}),
       }),
     ),
     'vm.list': () => m.list(),

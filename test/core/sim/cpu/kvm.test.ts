@@ -15,23 +15,11 @@ import { acrn_regs } from '../../../../src/core/abi/structs.js'
 import type { CpuExit, CpuVm, VcpuStatus } from '../../../../src/core/sim/hypervisor/cpu/engine.js'
 import { kvmEngine } from '../../../../src/core/sim/hypervisor/cpu/kvm.js'
 import { allocateBacking, type Backing } from '../../../../src/core/sim/kernel/shared-memory.js'
-import { assemble, assemblerUnavailable } from '../../../support/assemble.js'
+import { assemble } from '../../../support/assemble.js'
+import { guestCodeUnavailable } from '../../../support/guests.js'
 
 const found = kvmEngine()
-const probe = allocateBacking(4096)
-const unavailable =
-  'reason' in found
-    ? found.reason
-    : (assemblerUnavailable ??
-      (probe.address === undefined
-        ? 'guest RAM is not shared memory here (build/hsm_memory.node is not built)'
-        : undefined))
-if (unavailable) {
-  // CI machines with /dev/kvm must run these: a skip there would hide a broken engine.
-  if (process.env.HSMCTL_CI === '1' && existsSync('/dev/kvm'))
-    throw new Error(`the KVM engine tests cannot run although /dev/kvm exists: ${unavailable}`)
-  console.warn(`skipping the KVM engine tests: ${unavailable}`)
-}
+const unavailable = guestCodeUnavailable('the KVM engine tests')
 const engine = 'engine' in found ? found.engine : undefined
 
 // ---- entry states, as ACRN's users set them ----
