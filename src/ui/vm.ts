@@ -138,6 +138,7 @@ export function renderVm(vm: Wire<VmDetails>): string {
         gsi?: { lines?: { gsi: number; level: number }[] }
         msi?: { vcpu: number; vector: number; count: number }[]
         vcpus?: VcpuView[]
+        executionError?: string
         slots?: { vcpu: number; state: string; type: number; direction: number; address: string }[]
       }
     | undefined

@@ -104,6 +104,8 @@ export interface SimInspector {
    * of `vm()`, which only ioctls change.
    */
   vcpuExecution(vmid: number): VcpuExecution[]
+  /** The last interrupt the engine could not deliver to the VM, and why (the model counted it). */
+  executionError(vmid: number): string | undefined
   /** The engine executing guest code, or why vCPUs execute nothing (one line). */
   cpu(): { readonly engine: string } | { readonly reason: string }
   /** How many times each hypercall was issued since the platform started, by §8 name. */
@@ -139,6 +141,7 @@ export function createInspector(hv: Hypervisor): SimInspector {
     host: () => hv.inventory,
     freeRam: () => hv.memory.framesLeft(),
     vcpuExecution: (vmid: number) => live(hv, vmid)?.execution?.status() ?? [],
+    executionError: (vmid: number) => live(hv, vmid)?.execution?.engineError,
     cpu: () => (hv.cpu.engine ? { engine: hv.cpu.engine.name } : { reason: hv.cpu.reason! }),
     vms: () => [...hv.userVms()].filter((vm) => vm.state !== 'powered-off').map(vmInfo),
     vm: (vmid: number) => {

@@ -126,10 +126,12 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
       const vm = inspect.vm(vmid)
       if (!vm) return undefined
       const execution = inspect.vcpuExecution(vmid)
+      const executionError = inspect.executionError(vmid)
       return {
         state: vm.state,
         pollingMode: vm.pollingMode,
         vcpus: vm.vcpus.map((v, i) => ({ ...v, execution: execution[i] })),
+        ...(executionError ? { executionError } : {}),
         ept: inspect.ept(vmid),
         gsi: inspect.gsi(vmid),
         msi: inspect.msi(vmid),
