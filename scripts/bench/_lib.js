@@ -148,7 +148,9 @@ export function verdict(ratio, target) {
   return 'atLeast' in target ? ratio >= target.atLeast : ratio <= target.atMost
 }
 
-const targetText = (t) => ('atLeast' in t ? `>= ${t.atLeast}` : `<= ${t.atMost}`)
+// three significant digits: a target written 1 / 0.9 reads 1.11
+const short = (n) => String(Number(n.toPrecision(3)))
+const targetText = (t) => ('atLeast' in t ? `>= ${short(t.atLeast)}` : `<= ${short(t.atMost)}`)
 
 const HEADINGS = [
   'figure',
