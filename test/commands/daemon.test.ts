@@ -1,6 +1,6 @@
 // `hsmctl daemon start|status|stop|run` as a user runs them, in temp runtime/state dirs.
 
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -17,9 +17,19 @@ afterAll(() => {
 })
 
 describe('hsmctl daemon', () => {
-  it('status says not running before anything started it', () => {
+  // issue 13 item 21: exit 3 when hsmd is not running, as `systemctl status` does
+  it('status says not running before anything started it, and exits 3', () => {
+    const text = run('daemon', 'status')
+    expect(text.code).toBe(3)
+    expect(text.stdout).toBe(
+      `hsmd (sim): not running (socket ${join(dir, 'run', 'hsmd-sim.sock')})\n`,
+    )
+    expect(text.stderr).toBe('')
+    const script = join(dir, 'status.hsm')
+    writeFileSync(script, 'daemon status\n')
+    expect(run('shell', '-f', script).code).toBe(3) // the same status in the shell
     const r = run('daemon', 'status', '--json')
-    expect(r.code).toBe(0)
+    expect(r.code).toBe(3)
     expect(JSON.parse(r.stdout)).toEqual({
       running: false,
       backend: 'sim',
@@ -53,7 +63,8 @@ describe('hsmctl daemon', () => {
     const r = run('daemon', 'stop', '--json')
     expect(r.code).toBe(0)
     expect(JSON.parse(r.stdout)).toMatchObject({ wasRunning: true, pid: expect.any(Number) })
-    expect(JSON.parse(run('daemon', 'status', '--json').stdout).running).toBe(false)
+    const after = run('daemon', 'status', '--json')
+    expect([after.code, JSON.parse(after.stdout).running]).toEqual([3, false])
     const again = run('daemon', 'stop')
     expect(again.code).toBe(0)
     expect(again.stderr).toMatch(/not running/)

@@ -128,6 +128,8 @@ export class Runner {
     let code = 0
     try {
       await Promise.race([this.host.runCommand(id, argv), abandoned])
+      // a command that answers with its own status (`daemon status`: 3 when not running)
+      code = Number(process.exitCode ?? 0)
     } catch (e) {
       if (e === ABANDONED) {
         this.abandoned++

@@ -9,6 +9,9 @@ export type StatusResult =
 export default class DaemonStatusCommand extends HsmCommand {
   static override summary = 'Show whether hsmd runs, its pid, socket, uptime and connections.'
 
+  static override description =
+    'Exits 0 when hsmd runs and 3 when it does not, as `systemctl status` does.'
+
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json',
@@ -24,6 +27,8 @@ export default class DaemonStatusCommand extends HsmCommand {
     const client = await connectIfRunning(backend)
     if (!client) {
       this.log(`hsmd (${backend}): not running (socket ${socketPath(backend)})`)
+      // not an error, but a different answer: exit 3, as `systemctl status` does
+      process.exitCode = 3
       return { running: false, backend, socket: socketPath(backend) }
     }
     try {
