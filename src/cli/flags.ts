@@ -6,6 +6,7 @@ import { parsePackedBdf } from '../core/parse/bdf.js'
 import { parseMsi } from '../core/parse/msi.js'
 import { parseInteger } from '../core/parse/number.js'
 import { parseSize } from '../core/parse/size.js'
+import { UsageError } from '../core/errors.js'
 
 export const backendFlag = Flags.string({
   description:
@@ -41,10 +42,26 @@ export const hexFlag = (name: string, opts: { align?: bigint; max?: bigint } = {
     parse: async (input) => parseInteger(input, { name: `--${name}`, ...opts }),
   })
 
+/** A bitmap of pCPUs: at least one (0 would be the hypervisor's "configured", A.2). */
+export const affinityFlag = Flags.custom<bigint>({
+  helpValue: 'MASK',
+  parse: async (input) => {
+    const mask = parseInteger(input, { name: '--cpu-affinity' })
+    if (mask === 0n)
+      throw new UsageError('0 names no pCPU', {
+        flag: '--cpu-affinity',
+        hint: 'give a bitmap of pCPUs (0x6 = pCPUs 1 and 2), or --vcpus N for the first N a User VM may use',
+      })
+    return mask
+  },
+})
+
+/** A count or a small number (its range is said in decimal). */
 export const intFlag = (name: string, min = 0n, max = 0xffff_ffffn) =>
   Flags.custom<number>({
     helpValue: 'N',
-    parse: async (input) => Number(parseInteger(input, { name: `--${name}`, min, max })),
+    parse: async (input) =>
+      Number(parseInteger(input, { name: `--${name}`, min, max, decimal: true })),
   })
 
 export const sizeFlag = (name: string, opts: { align?: bigint; min?: bigint } = {}) =>

@@ -87,6 +87,11 @@ const READERS: [string, (file: string) => string[], (file: string) => string][] 
   ['ioreq replay', (f) => ['ioreq', 'replay', f, '--vm', 'demo', '--fast'], () => 'FILE'],
   ['shell -f', (f) => ['shell', '-f', f], () => '--file'],
   [
+    'vm create --payload',
+    (f) => ['vm', 'create', 'loaded', '--memory', '1M', '--payload', f],
+    () => '--payload',
+  ],
+  [
     'a spec’s payload (vm apply)',
     (f) => ['vm', 'apply', '-f', spec('payload', f)],
     () => `${join(dir, 'payload.yaml')}: memory[0].file`,

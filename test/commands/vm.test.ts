@@ -126,7 +126,21 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
         message: "a VM named 'demo' already exists",
         hint: 'pick another name, or destroy it first',
       },
-      { args: ['x', '--vcpus', '99'], code: 2, message: '--vcpus: 99 is out of range' },
+      // a count's range in decimal, not hex (issue 13 item 21)
+      {
+        args: ['x', '--vcpus', '100'],
+        code: 2,
+        message: '--vcpus: 100 is out of range',
+        hint: 'expected 1 to 16',
+      },
+      // the CLI's names in every error, never an RPC param's (issue 13 item 21)
+      { args: [''], code: 2, message: "NAME: '' is not a valid VM name" },
+      {
+        args: ['x', '--cpu-affinity', '0'],
+        code: 2,
+        message: '--cpu-affinity: 0 names no pCPU',
+        hint: 'a bitmap of pCPUs',
+      },
       {
         args: ['x', '--vcpus', '4'],
         code: 2,
@@ -178,7 +192,9 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
         hint: 'ask for a smaller --memory',
       },
     ])('vm create $args → exit $code', async ({ args, code, message, hint }) => {
-      expectError(s.run('vm', 'create', ...args), code, message, hint)
+      const r = s.run('vm', 'create', ...args)
+      expectError(r, code, message, hint)
+      expect(r.stderr).not.toMatch(/param '/)
       expect(await s.snapshot()).toEqual(before)
     })
 

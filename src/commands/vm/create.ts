@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { DaemonCommand, interactive } from '../../cli/daemon-command.js'
-import { hexFlag, intFlag, sizeFlag } from '../../cli/flags.js'
+import { affinityFlag, hexFlag, intFlag, sizeFlag } from '../../cli/flags.js'
 import type { VmDetails } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
 import type { VmJson } from '../../ui/vm.js'
@@ -33,17 +33,17 @@ short wizard asks for the settings.`
       1n,
       16n,
     )({ description: 'Number of vCPUs (one pCPU each).', exclusive: ['cpu-affinity'] }),
-    'cpu-affinity': hexFlag('cpu-affinity')({
+    'cpu-affinity': affinityFlag({
       description: 'Bitmap of pCPUs for the vCPUs (0x6 = pCPUs 1 and 2).',
       helpValue: 'MASK',
     }),
     memory: sizeFlag('memory', { align: 4096n, min: 4096n })({
       description: 'RAM to map at guest address 0 (64M, 1G).',
     }),
-    payload: Flags.file({
+    payload: Flags.string({
       description:
         'A flat binary loaded at guest address 0 of --memory; the BSP enters it in the --entry state.',
-      exists: true,
+      helpValue: 'FILE',
       dependsOn: ['memory'],
     }),
     entry: Flags.string({
@@ -84,6 +84,11 @@ short wizard asks for the settings.`
       ;({ name, vcpus, memory } = await wizard.createVmWizard({ vcpus, memory }))
     }
     const flagBits = (flags.flag ?? []).reduce((bits, f) => bits | parseVmFlag(f), 0n)
+    if (flags.payload !== undefined) {
+      // hsmd reads it (as the same user): a file it cannot read is said here, before any call
+      const { checkUserFile } = await import('../../core/user-file.js')
+      checkUserFile(flags.payload, { flag: '--payload' })
+    }
     // one call: no other client's operation on the name falls between CREATE_VM and the RAM
     let vm = await this.call<Wire<VmDetails>>('vm.create', {
       name,

@@ -10,6 +10,8 @@ export interface IntegerOptions {
   max?: bigint
   /** Required alignment in bytes (a power of two). */
   align?: bigint
+  /** A count, not an address or a mask: its range is said in decimal (unless written in hex). */
+  decimal?: boolean
 }
 
 const U64_MAX = (1n << 64n) - 1n
@@ -55,7 +57,11 @@ export function checkInteger(value: bigint, text: string, options: IntegerOption
   if (value < min || value > max) {
     throw new UsageError(`${text} is out of range`, {
       flag: options.name,
-      hint: `expected ${min < 0n ? min : formatHex(min)} to ${formatHex(max)}`,
+      // a count in decimal, unless it was written in hex (a vendor ID, say)
+      hint:
+        (options.decimal && !/^\s*-?0x/i.test(text)) || min < 0n
+          ? `expected ${min} to ${max}`
+          : `expected ${formatHex(min)} to ${formatHex(max)}`,
     })
   }
   if (options.align !== undefined && options.align > 1n && value % options.align !== 0n) {

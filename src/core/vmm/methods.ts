@@ -15,11 +15,29 @@ import {
   type RegsSpec,
 } from './spec.js'
 
-/** Reads typed values out of a request's params, naming the param in every error. */
+/**
+ * How a user typed a param: NAME for `name`, else the flag of the same name in kebab
+ * case (`cpuAffinity` is --cpu-affinity), unless `names` says otherwise (`--msi` for
+ * irq.msi's addr and data).
+ */
+export function cliName(key: string, names: Readonly<Record<string, string>> = {}): string {
+  return (
+    names[key] ??
+    (key === 'name' ? 'NAME' : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`)
+  )
+}
+
+/**
+ * Reads typed values out of a request's params. Every error names what the user typed
+ * (NAME, --flag), never the RPC param behind it: the CLI shows it as it is.
+ */
 export class Params {
   private readonly raw: Record<string, unknown>
 
-  constructor(params: unknown) {
+  constructor(
+    params: unknown,
+    private readonly names: Readonly<Record<string, string>> = {},
+  ) {
     if (typeof params !== 'object' || params === null || Array.isArray(params)) {
       throw new UsageError('params must be an object')
     }
@@ -27,7 +45,12 @@ export class Params {
   }
 
   private fail(key: string, message: string): never {
-    throw new UsageError(`param '${key}': ${message}`)
+    throw new UsageError(message, { flag: cliName(key, this.names) })
+  }
+
+  /** The flag `key` is, for errors raised outside these readers. */
+  flagOf(key: string): string {
+    return cliName(key, this.names)
   }
 
   has(key: string): boolean {
@@ -40,21 +63,26 @@ export class Params {
     return v
   }
 
+  /** A string, empty or not: for a value whose own check says what is wrong with it. */
+  anyStr(key: string): string {
+    const v = this.raw[key]
+    if (typeof v !== 'string') this.fail(key, 'expected a string')
+    return v
+  }
+
   optStr(key: string): string | undefined {
     return this.has(key) ? this.str(key) : undefined
   }
 
   /** An integer given as a JSON number or a string (hex for 64-bit values). */
-  big(key: string, min = 0n, max = (1n << 64n) - 1n): bigint {
+  big(key: string, min = 0n, max = (1n << 64n) - 1n, decimal = false): bigint {
     const v = this.raw[key]
-    if (typeof v === 'number' && Number.isSafeInteger(v)) {
-      if (BigInt(v) < min || BigInt(v) > max) this.fail(key, `${v} is out of range`)
-      return BigInt(v)
-    }
-    if (typeof v !== 'string') this.fail(key, 'expected an integer or a hex string')
+    if (typeof v !== 'string' && !(typeof v === 'number' && Number.isSafeInteger(v)))
+      this.fail(key, 'expected an integer or a hex string')
     try {
-      return parseInteger(v, { min, max })
+      return parseInteger(String(v), { name: this.flagOf(key), min, max, decimal })
     } catch (e) {
+      if (e instanceof UsageError) throw e
       this.fail(key, (e as Error).message)
     }
   }
@@ -63,8 +91,9 @@ export class Params {
     return this.has(key) ? this.big(key, min, max) : undefined
   }
 
+  /** A count or a small number: its range is said in decimal. */
   int(key: string, min = 0, max = 0xffff_ffff): number {
-    return Number(this.big(key, BigInt(min), BigInt(max)))
+    return Number(this.big(key, BigInt(min), BigInt(max), true))
   }
 
   optInt(key: string, min?: number, max?: number): number | undefined {
@@ -136,37 +165,41 @@ function vmNameOf(params: unknown): string | undefined {
 export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<string, Handler> {
   // one operation at a time per VM name, whichever client asks (issue 13 item 19)
   const lock = new NameLock()
+  // `names`: the CLI's flags for params it spells otherwise (cliName)
   const with_ =
-    (fn: (p: Params) => unknown): Handler =>
+    (fn: (p: Params) => unknown, names?: Record<string, string>): Handler =>
     (params) => {
       const vmName = vmNameOf(params)
       return vmName === undefined
-        ? fn(new Params(params))
-        : lock.run(vmName, () => fn(new Params(params)))
+        ? fn(new Params(params, names))
+        : lock.run(vmName, () => fn(new Params(params, names)))
     }
   // not serialized: it waits for the guest's request to complete, which may take as long
   // as the program serving it likes, and a destroy must still get through
   const unlocked =
-    (fn: (p: Params) => unknown): Handler =>
+    (fn: (p: Params) => unknown, names?: Record<string, string>): Handler =>
     (params) =>
-      fn(new Params(params))
+      fn(new Params(params, names))
   return {
-    'vm.create': with_((p) =>
-      m.create({
-        name: name(p),
-        ...(p.has('vcpus') ? { vcpus: p.int('vcpus', 1, MAX_VCPUS_PER_VM) } : {}),
-        ...(p.has('cpuAffinity') ? { cpuAffinity: p.big('cpuAffinity', 1n) } : {}),
-        ...(p.has('flags') ? { flags: p.big('flags') } : {}),
-        ...(p.has('memory') ? { memory: p.big('memory') } : {}),
-        ...(p.has('memory') && p.has('file')
-          ? {
-              payload: readPayload(p.str('file'), {
-                flag: '--payload',
-                maxBytes: p.big('memory'),
-              }),
-            }
-          : {}),
-      }),
+    'vm.create': with_(
+      (p) =>
+        m.create({
+          // any string: checkVmName says what is wrong with it
+          name: p.anyStr('name'),
+          ...(p.has('vcpus') ? { vcpus: p.int('vcpus', 1, MAX_VCPUS_PER_VM) } : {}),
+          ...(p.has('cpuAffinity') ? { cpuAffinity: p.big('cpuAffinity', 1n) } : {}),
+          ...(p.has('flags') ? { flags: p.big('flags') } : {}),
+          ...(p.has('memory') ? { memory: p.big('memory') } : {}),
+          ...(p.has('memory') && p.has('file')
+            ? {
+                payload: readPayload(p.str('file'), {
+                  flag: '--payload',
+                  maxBytes: p.big('memory'),
+                }),
+              }
+            : {}),
+        }),
+      { flags: '--flag', file: '--payload' },
     ),
     'vm.list': () => m.list(),
     'vm.show': with_((p) => m.show(name(p))),
@@ -221,21 +254,23 @@ export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<strin
       })
     }),
     'ptdev.deassign': with_((p) => m.ptdevDeassign(name(p), p.int('phys', 0, 0xffff))),
-    'ptdev.intr': with_((p) =>
-      m.ptdevIntr(name(p), p.oneOf('op', ['set', 'reset'] as const) === 'set', {
-        type: p.oneOf('type', ['intx', 'msi', 'msix'] as const),
-        phys: p.int('phys', 0, 0xffff),
-        ...(p.has('virt') ? { virt: p.int('virt', 0, 0xffff) } : {}),
-        ...(p.has('virtPin') ? { virtPin: p.int('virtPin') } : {}),
-        ...(p.has('physPin') ? { physPin: p.int('physPin') } : {}),
-        picPin: p.bool('picPin'),
-      }),
+    'ptdev.intr': with_(
+      (p) =>
+        m.ptdevIntr(name(p), p.oneOf('op', ['set', 'reset'] as const) === 'set', {
+          type: p.oneOf('type', ['intx', 'msi', 'msix'] as const),
+          phys: p.int('phys', 0, 0xffff),
+          ...(p.has('virt') ? { virt: p.int('virt', 0, 0xffff) } : {}),
+          ...(p.has('virtPin') ? { virtPin: p.int('virtPin') } : {}),
+          ...(p.has('physPin') ? { physPin: p.int('physPin') } : {}),
+          picPin: p.bool('picPin'),
+        }),
+      { picPin: '--pic' },
     ),
     'ptdev.list': with_((p) => m.ptdevList(p.optStr('name'))),
     'mmiodev.assign': with_((p) => m.mmiodev(name(p), true, mmiodev(p))),
     'mmiodev.deassign': with_((p) => m.mmiodev(name(p), false, mmiodev(p))),
-    'vdev.create': with_((p) => m.vdev(name(p), true, vdev(p))),
-    'vdev.destroy': with_((p) => m.vdev(name(p), false, vdev(p))),
+    'vdev.create': with_((p) => m.vdev(name(p), true, vdev(p)), VDEV_NAMES),
+    'vdev.destroy': with_((p) => m.vdev(name(p), false, vdev(p)), VDEV_NAMES),
     'host.devices': () => m.platform.inventory(),
     'ioeventfd.add': with_((p) =>
       m.ioeventfdAdd(name(p), {
@@ -258,8 +293,9 @@ export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<strin
       m.irqfdSignal(name(p), p.int('id'), p.optInt('count', 1, 1_000_000) ?? 1),
     ),
     'irqfd.list': with_((p) => m.irqfdList(name(p))),
-    'irq.msi': with_((p) =>
-      m.injectMsi(name(p), { addr: p.big('addr'), data: p.big('data', 0n, 0xffff_ffffn) }),
+    'irq.msi': with_(
+      (p) => m.injectMsi(name(p), { addr: p.big('addr'), data: p.big('data', 0n, 0xffff_ffffn) }),
+      { addr: '--msi', data: '--msi' },
     ),
     'irq.gsi': with_((p) =>
       m.setIrqline(
@@ -268,7 +304,9 @@ export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<strin
         p.oneOf('op', ['assert', 'deassert', 'pulse-high', 'pulse-low'] as const) as GsiOpName,
       ),
     ),
-    'irq.monitor': with_((p) => m.intrMonitor(name(p), p.optInt('delayMs'))),
+    'irq.monitor': with_((p) => m.intrMonitor(name(p), p.optInt('delayMs')), {
+      delayMs: '--delay',
+    }),
     'ioreq.clear': with_((p) => m.ioreqClear(name(p))),
     'ioreq.clients': with_((p) => m.ioreqClients(name(p))),
     'pm.get': with_((p) =>
@@ -279,26 +317,29 @@ export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<strin
         p.optInt('index', 0, 255),
       ),
     ),
-    'guest.access': unlocked((p) =>
-      m.guestAccess(name(p), {
-        vcpu: p.int('vcpu', 0, 15),
-        type: p.oneOf('type', ['pio', 'mmio'] as const),
-        dir: p.oneOf('dir', ['read', 'write'] as const),
-        addr: p.big('addr'),
-        size: p.int('size', 1, 8),
-        value: p.optBig('value') ?? 0n,
-      }),
+    'guest.access': unlocked(
+      (p) =>
+        m.guestAccess(name(p), {
+          vcpu: p.int('vcpu', 0, 15),
+          type: p.oneOf('type', ['pio', 'mmio'] as const),
+          dir: p.oneOf('dir', ['read', 'write'] as const),
+          addr: p.big('addr'),
+          size: p.int('size', 1, 8),
+          value: p.optBig('value') ?? 0n,
+        }),
+      { addr: '--pio/--mmio', value: '--write', type: '--pio/--mmio', dir: '--read/--write' },
     ),
   }
 }
 
 function mmiodev(p: Params) {
   const res = p.value('res')
-  if (!Array.isArray(res)) throw new UsageError("param 'res': expected a list of {gpa, hpa, size}")
+  if (!Array.isArray(res))
+    throw new UsageError('expected a list of {gpa, hpa, size}', { flag: p.flagOf('res') })
   return {
     devName: p.str('devName'),
     res: res.map((r) => {
-      const q = new Params(r)
+      const q = new Params(r, { gpa: '--res', hpa: '--res', size: '--res', memType: '--res' })
       return {
         gpa: q.big('gpa'),
         hpa: q.big('hpa'),
@@ -309,13 +350,16 @@ function mmiodev(p: Params) {
   }
 }
 
+/** vdev.create's params the CLI spells otherwise: the io ranges are one --io flag. */
+const VDEV_NAMES = { ioAddr: '--io', ioSize: '--io' }
+
 function vdev(p: Params) {
   const list = (key: string) => {
     const v = p.value(key)
     if (v === undefined) return [] as number[]
     if (!Array.isArray(v) || v.length > 6)
-      throw new UsageError(`param '${key}': expected up to 6 numbers`)
-    return v.map((x) => new Params({ x }).int('x', 0, 0xffff_ffff))
+      throw new UsageError('expected up to 6 numbers', { flag: p.flagOf(key) })
+    return v.map((x) => new Params({ x }, { x: p.flagOf(key) }).int('x', 0, 0xffff_ffff))
   }
   const args = p.bytes('args')
   return {

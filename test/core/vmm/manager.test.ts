@@ -12,7 +12,8 @@ import { isSimPlatform, simVmmPlatform } from '../../../src/core/vmm/sim-platfor
 import { Ioctl } from '../../../src/core/abi/ioctls.js'
 import { encode } from '../../../src/core/abi/layout.js'
 import * as structs from '../../../src/core/abi/structs.js'
-import { ConflictError } from '../../../src/core/errors.js'
+import { ConflictError, UsageError } from '../../../src/core/errors.js'
+import { vmmMethods } from '../../../src/core/vmm/methods.js'
 import { dumpSpec, parseSpec } from '../../../src/core/vmm/spec.js'
 
 let dir: string
@@ -132,5 +133,28 @@ describe('VM names (A.1: the hypervisor tells VMs apart by name)', () => {
     )
     expect(manager.list().filter((v) => v.owner === 'hsmd')).toEqual([])
     await outside.exit()
+  })
+})
+
+// issue 13 item 21: a request the daemon refuses names what the user typed, the CLI's
+// NAME or --flag, never the RPC param behind it
+describe('the daemon’s params in errors', () => {
+  const methods = () => vmmMethods(manager, () => new Uint8Array(0))
+  it.each([
+    ['vm.create', { name: 7 }, /^NAME: /],
+    ['vm.create', { name: 'x', cpuAffinity: 0 }, /^--cpu-affinity: /],
+    ['vm.create', { name: 'x', vcpus: 99 }, /^--vcpus: 99 is out of range$/],
+    ['irqfd.add', { name: 'x', msiAddr: 'nope', msiData: 1 }, /^--msi-addr: /],
+    ['irq.msi', { name: 'x', addr: 1, data: -1 }, /^--msi: /],
+    ['irq.monitor', { name: 'x', delayMs: 'soon' }, /^--delay: /],
+    ['ptdev.intr', { name: 'x', op: 'set', type: 'intx', phys: 1, picPin: 3 }, /^--pic: /],
+    ['vdev.create', { name: 'x', ioAddr: 5 }, /^--io: /],
+  ])('%s %j', async (method, params, message) => {
+    const refused = await Promise.resolve()
+      .then(() => methods()[method]!(params, {} as never))
+      .catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(UsageError)
+    expect((refused as Error).message).toMatch(message)
+    expect((refused as Error).message).not.toMatch(/param/)
   })
 })
