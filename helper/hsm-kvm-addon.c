@@ -33,7 +33,7 @@
  *   complete(vm, i, value)     the vCPU's TAKEN exit is done (value: bigint)
  *   fault(vm, i)               the reason of a FAULT record (and the record is cleared)
  *   injectMsi(vm, addr, data)  KVM_SIGNAL_MSI: how many were delivered
- *   setIrqLine(vm, gsi, level) KVM_IRQ_LINE
+ *   setIrqLine(vm, gsi, level) KVM_IRQ_LINE, GSIs routed as ACRN does (below 24 only)
  *   status(vm)                 [{ state, exits: { reason: count } }]
  *   destroy(vm)                threads joined, fds closed
  */
@@ -763,6 +763,38 @@ static void close_kvm_vm(struct vm *vm)
 	vm->nslots = 0;
 }
 
+/* ACRN's routing of a GSI (hypercall.c, hcall_set_irqline): vIOAPIC pin n, and below 16
+ * vPIC pin n too, except GSI 2, the PIT's, which drives PIC pin 0 (§7.1). KVM's default
+ * table sends GSI 2 to PIC pin 2, where the slave cascades. KVM's IOAPIC has 24 pins. */
+static int set_acrn_gsi_routing(struct vm *vm)
+{
+	unsigned n = 0, max = KVM_IOAPIC_NUM_PINS + 16;
+	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + max * sizeof(r->entries[0]));
+	if (!r)
+		return -1;
+	for (unsigned gsi = 0; gsi < KVM_IOAPIC_NUM_PINS; gsi++) {
+		struct kvm_irq_routing_entry *e = &r->entries[n++];
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+		e->u.irqchip.pin = gsi;
+		if (gsi >= 16)
+			continue;
+		unsigned pin = gsi == 2 ? 0 : gsi;
+		e = &r->entries[n++];
+		e->gsi = gsi;
+		e->type = KVM_IRQ_ROUTING_IRQCHIP;
+		e->u.irqchip.irqchip = pin < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+		e->u.irqchip.pin = pin % 8;
+	}
+	r->nr = n;
+	int ret = ioctl(vm->fd, KVM_SET_GSI_ROUTING, r);
+	int saved = errno;
+	free(r);
+	errno = saved;
+	return ret;
+}
+
 /* A fresh KVM VM for `vm`: irqchip, memory slots, vCPUs at ACRN's power-on state. */
 static int open_kvm_vm(struct vm *vm, char *why, size_t whylen)
 {
@@ -777,6 +809,9 @@ static int open_kvm_vm(struct vm *vm, char *why, size_t whylen)
 	ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)TSS_ADDR);
 	step = "KVM_CREATE_IRQCHIP";
 	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		goto fail;
+	step = "KVM_SET_GSI_ROUTING";
+	if (set_acrn_gsi_routing(vm) < 0)
 		goto fail;
 	step = "KVM_SET_USER_MEMORY_REGION";
 	for (unsigned i = 0; i < vm->nregions; i++)

@@ -499,6 +499,73 @@ d('the KVM CPU engine (issue 10)', () => {
     ])
   })
 
+  it("GSI 2 reaches the 8259 at IRQ 0 as on ACRN (hcall_set_irqline: the PIT's line is PIC pin 0), not IRQ 2 where the slave cascades", async () => {
+    // Each handler reports its vector: 0x30 is IRQ 0; a line on IRQ 2 with nothing on the
+    // slave would come as the slave's spurious IRQ 15 (0x3f); 0x32 would be IRQ 2 itself.
+    const gate = (v: number, label: string) => `
+        mov $${label}, %eax
+        mov %ax, idt + ${v} * 8
+        shr $16, %eax
+        mov %ax, idt + ${v} * 8 + 6
+        movw $0x8, idt + ${v} * 8 + 2
+        movw $0x8e00, idt + ${v} * 8 + 4`
+    const stub = (v: number) => `
+      h${v.toString(16)}:
+        mov $0x${v.toString(16)}, %al
+        out %al, $0xe0
+        mov $0x20, %al                # non-specific EOI to the master
+        out %al, $0x20
+      3: hlt
+        jmp 3b`
+    const g = new Guest().gdt(ELF_GDT)
+    g.load(
+      `.code32
+        ${gate(0x30, 'h30')}
+        ${gate(0x32, 'h32')}
+        ${gate(0x3f, 'h3f')}
+        lidt idtr
+        mov $0x11, %al                # ICW1: edge, cascade, ICW4 follows
+        out %al, $0x20
+        out %al, $0xa0
+        mov $0x30, %al                # ICW2: IRQ 0-7 at 0x30, 8-15 at 0x38
+        out %al, $0x21
+        mov $0x38, %al
+        out %al, $0xa1
+        mov $0x04, %al                # ICW3: the slave on IRQ 2
+        out %al, $0x21
+        mov $0x02, %al
+        out %al, $0xa1
+        mov $0x01, %al                # ICW4: 8086 mode
+        out %al, $0x21
+        out %al, $0xa1
+        mov $0xfa, %al                # IRQs 0 and 2 unmasked, the slave all masked
+        out %al, $0x21
+        mov $0xff, %al
+        out %al, $0xa1
+        sti                           # the LAPIC as at reset: ExtINT through LINT0
+      1: hlt
+        jmp 1b
+      ${stub(0x30)}
+      ${stub(0x32)}
+      ${stub(0x3f)}
+      idtr: .word 256 * 8 - 1
+        .long idt
+        .balign 8
+      idt: .fill 256 * 8, 1, 0`,
+      0x8000,
+    )
+    g.vm.setRegs(0, protectedMode(0x8000))
+    g.vm.run()
+    await g.until(() => g.state() === 'halted')
+    expect(g.exits).toEqual([])
+    g.vm.setIrqLine(2, 1)
+    g.vm.setIrqLine(2, 0)
+    await g.until(() => g.exits.length > 0 && g.state() === 'halted')
+    expect(plain(g.exits)).toEqual([
+      { kind: 'pio', write: true, addr: 0xe0, size: 1, value: 0x30n },
+    ])
+  })
+
   it('pause stops a counting loop between two instructions, run resumes it', async () => {
     const g = new Guest().load(
       `.code16
