@@ -9,7 +9,7 @@ import type { LocatedVm } from '../core/acrn-dm/vms.js'
 import type { Verb } from '../core/acrn-dm/owners.js'
 import type { Backend } from '../core/daemon/paths.js'
 import type { Wire } from '../core/daemon/protocol.js'
-import type { VmSummary } from '../core/vmm/manager.js'
+import type { HypervisorView, VmSummary } from '../core/vmm/manager.js'
 import type { RegistryEntry } from '../core/acrn-dm/registry.js'
 import type { DaemonCommand } from './daemon-command.js'
 
@@ -171,11 +171,30 @@ export async function showOther(cmd: DaemonCommand, found: NotHsmd) {
     found,
     existsSync(log) ? { log: { path: log, lastExitStatus: last ?? null } } : {},
   )
+  // the simulated hypervisor's view (vCPUs, interrupt lines, MSIs) when the running
+  // daemon's platform has the VM (acrn-dm under `sim exec`)
+  const hsmName =
+    found.kind === 'outside'
+      ? found.vm.name
+      : found.kind === 'acrn-dm'
+        ? found.hsm?.name
+        : undefined
+  const view =
+    hsmName === undefined
+      ? undefined
+      : await cmd
+          .call<Wire<HypervisorView>>('vm.hypervisor', { name: hsmName })
+          .catch(() => undefined)
   if (!cmd.jsonEnabled()) {
-    const { renderVmDescription } = await import('../ui/acrn-dm.js')
-    process.stdout.write(`${renderVmDescription(vm)}\n`)
+    const [{ renderVmDescription }, { hypervisorSections }] = await Promise.all([
+      import('../ui/acrn-dm.js'),
+      import('../ui/vm.js'),
+    ])
+    const lines = [renderVmDescription(vm)]
+    if (view) hypervisorSections(view, lines)
+    process.stdout.write(`${lines.join('\n')}\n`)
   }
-  return vm
+  return view ? { ...vm, execution: view.execution, hypervisor: view.hypervisor } : vm
 }
 
 /** `vm start` of a VM that is not hsmd's: launch its registered script. */

@@ -1,5 +1,5 @@
 import type { Wire } from '../core/daemon/protocol.js'
-import type { VmDetails, VmSummary } from '../core/vmm/manager.js'
+import type { HypervisorView, VmDetails, VmSummary } from '../core/vmm/manager.js'
 import { out } from './color.js'
 import { bdf, big, duration, hex, size } from './format.js'
 import { pciText, type PciText } from './pci.js'
@@ -86,9 +86,7 @@ export function renderVm(vm: Wire<VmDetails>): string {
     `  cpu affinity ${hex(vm.cpuAffinity)}   flags ${vm.flags.length ? vm.flags.join(',') : '-'}   ioreq page ${hex(vm.ioreqBuf)}`,
     `  console      ${vm.console}`,
   ]
-  const section = (title: string, rows: string[]) => {
-    lines.push('', c.bold(title), ...(rows.length ? rows.map((r) => `  ${r}`) : ['  (none)']))
-  }
+  const section = (title: string, rows: string[]) => pushSection(lines, title, rows)
   section(
     'Memory segments',
     vm.memsegs.map(
@@ -133,9 +131,33 @@ export function renderVm(vm: Wire<VmDetails>): string {
         `${k.name.padEnd(14)} ${k.kind.padEnd(8)} ${k.owner}${k.handled !== undefined ? `  handled ${k.handled}` : ''}${k.ranges !== undefined ? `  ranges ${k.ranges}` : ''}`,
     ),
   )
+  hypervisorSections(vm, lines)
+  return lines.join('\n')
+}
+
+/** A titled section of `vm show`: its rows indented, or (none). */
+function pushSection(lines: string[], title: string, rows: string[]): void {
+  lines.push('', out().bold(title), ...(rows.length ? rows.map((r) => `  ${r}`) : ['  (none)']))
+}
+
+interface LineView {
+  pin: number
+  level: number
+  assertions: number
+}
+
+/**
+ * What the simulated hypervisor knows of a VM: its vCPUs, interrupt lines and MSIs (of
+ * `vm show`, hsmd's VMs and acrn-dm's alike).
+ */
+export function hypervisorSections(
+  vm: Pick<Wire<VmDetails> | Wire<HypervisorView>, 'execution' | 'hypervisor'>,
+  lines: string[],
+): void {
+  const section = (title: string, rows: string[]) => pushSection(lines, title, rows)
   const hv = vm.hypervisor as
     | {
-        gsi?: { lines?: { gsi: number; level: number }[] }
+        gsi?: { gsiCount: number; ioapic: LineView[]; pic: LineView[]; enginePins?: number }
         msi?: { vcpu: number; vector: number; count: number }[]
         vcpus?: VcpuView[]
         executionError?: string
@@ -154,12 +176,29 @@ export function renderVm(vm: Wire<VmDetails>): string {
         ),
       ),
     )
+  const gsi = hv?.gsi
+  if (gsi && gsi.ioapic.length + gsi.pic.length > 0) {
+    // lines that are high or were ever asserted; a GSI drives its vIOAPIC pin, and below
+    // 16 a vPIC pin too (GSI 2 -> PIC pin 0) (§7.1)
+    const row = (chip: string, l: LineView) =>
+      `${chip} pin ${String(l.pin).padEnd(2)}  ${l.level ? 'high' : 'low '}  asserted ${l.assertions}`
+    const pins = gsi.enginePins
+    section(`Interrupt lines (${gsi.gsiCount} GSIs)`, [
+      ...gsi.ioapic.map(
+        (l) =>
+          row('IOAPIC', l) +
+          (pins !== undefined && l.pin >= pins
+            ? `  (not delivered: the CPU engine's IOAPIC has ${pins} pins)`
+            : ''),
+      ),
+      ...gsi.pic.map((l) => row('PIC   ', l)),
+    ])
+  }
   if (hv?.msi?.length)
     section(
       'MSIs delivered',
       hv.msi.map((m) => `vCPU ${m.vcpu} vector ${hex(m.vector)}: ${m.count}`),
     )
-  return lines.join('\n')
 }
 
 interface VcpuView {

@@ -12,6 +12,7 @@ import { assemble } from '../support/assemble.js'
 import {
   ENABLE_LAPIC,
   hello16,
+  ioapicRoute,
   IRQ_RETURN,
   LAPIC_EOI,
   long64,
@@ -198,7 +199,7 @@ describe.skipIf(why !== undefined)(
       const file = payload(
         'gsi',
         prot32(
-          `	movl $0x1b, 0xfec00000\n	movl $0, 0xfec00010\n	movl $0x1a, 0xfec00000\n	movl $0x35, 0xfec00010\n${MASK_PIC}\n${ENABLE_LAPIC}\n	mov $ready, %esi\n	call out_str\n	jmp halt_forever\nready: .asciz "R"`,
+          `${ioapicRoute(5, 0x35)}\n${MASK_PIC}\n${ENABLE_LAPIC}\n	mov $ready, %esi\n	call out_str\n	jmp halt_forever\nready: .asciz "R"`,
           { 0x35: `	mov $0x3f8, %dx\n	mov $'G', %al\n	out %al, (%dx)\n${LAPIC_EOI}\n${IRQ_RETURN}` },
         ),
       )
@@ -224,6 +225,38 @@ describe.skipIf(why !== undefined)(
       expect(r.code, r.stderr).toBe(0)
       expect(await waitConsole('gsi', 'RG')).toBe('RG')
       s.run('vm', 'destroy', 'gsi', '--yes')
+    })
+
+    it("GSIs 24-47: SET_IRQLINE succeeds as ACRN's would (48 vIOAPIC pins, A.3), the line is counted, vm show says KVM's 24-pin IOAPIC cannot deliver it", async () => {
+      const file = payload(
+        'gsi47',
+        prot32(
+          `${ENABLE_LAPIC}\n	mov $ready, %esi\n	call out_str\n	jmp halt_forever\nready: .asciz "R"`,
+        ),
+      )
+      const created = s.run(
+        'vm',
+        'create',
+        'gsi47',
+        '--memory',
+        '1M',
+        '--payload',
+        file,
+        '--entry',
+        'protected-mode',
+        '--start',
+      )
+      expect(created.code, created.stderr).toBe(0)
+      await waitConsole('gsi47', 'R')
+      const r = s.run('irq', 'inject', 'gsi47', '--gsi', '47', '--op', 'pulse-high')
+      expect(r.code, r.stderr).toBe(0)
+      const gsi = s.json('vm', 'show', 'gsi47').hypervisor.gsi
+      expect(gsi).toMatchObject({ gsiCount: 48, enginePins: 24 })
+      expect(gsi.ioapic).toEqual([{ pin: 47, level: 0, assertions: 1 }])
+      expect(s.run('vm', 'show', 'gsi47').stdout).toMatch(
+        /^ {2}IOAPIC pin 47 +low +asserted 1 {2}\(not delivered: the CPU engine's IOAPIC has 24 pins\)$/m,
+      )
+      s.run('vm', 'destroy', 'gsi47', '--yes')
     })
 
     it('pause stops the vCPUs, reset returns them to the reset state, and start runs the payload again', async () => {

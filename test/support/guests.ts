@@ -116,10 +116,28 @@ idt:
 `
 }
 
-/** Software-enable the local APIC (SVR bit 8, spurious vector 0xff) and take interrupts. */
-export const ENABLE_LAPIC = `
-	movl $0x1ff, 0xfee000f0
+/** Software-enable the local APIC (SVR bit 8, spurious vector 0xff), interrupts still off. */
+export const LAPIC_ON = `
+	movl $0x1ff, 0xfee000f0`
+
+/** Software-enable the local APIC and take interrupts. */
+export const ENABLE_LAPIC = `${LAPIC_ON}
 	sti`
+
+/**
+ * Route IOAPIC `pin` (at 0xfec00000, where ACRN's vIOAPIC and KVM's are) to `vector`:
+ * fixed delivery to APIC ID 0 in physical mode, active high, unmasked; edge-triggered
+ * unless `level`. Redirection entry `pin` is registers 0x10 + 2 * pin (low) and the next
+ * (high, the destination), written high first so the entry is complete when unmasked.
+ */
+export function ioapicRoute(pin: number, vector: number, { level = false } = {}): string {
+  const low = vector | (level ? 0x8000 : 0)
+  return `
+	movl $0x${(0x11 + 2 * pin).toString(16)}, 0xfec00000
+	movl $0, 0xfec00010
+	movl $0x${(0x10 + 2 * pin).toString(16)}, 0xfec00000
+	movl $0x${low.toString(16)}, 0xfec00010`
+}
 
 /**
  * Mask both 8259s, as an APIC guest does: a GSI below 16 drives the vPIC too (A.3), and
@@ -129,6 +147,40 @@ export const MASK_PIC = `
 	mov $0xff, %al
 	out %al, $0x21
 	out %al, $0xa1`
+
+/**
+ * Initialise both 8259s as a PC's (ICW1-4: edge, cascade on master IRQ 2, 8086 mode) with
+ * IRQs 0-7 at vectors `base`..`base`+7 and 8-15 at `base`+8.., and mask all IRQs but
+ * `unmasked` (a slave IRQ needs 2 too). The LAPIC is left as it is: at reset ExtINT reaches the BSP through LINT0
+ * (KVM) or directly (ACRN's vPIC in "INTR" wire mode).
+ */
+export function picInit(base: number, unmasked: readonly number[]): string {
+  const mask = (lo: number) =>
+    0xff & ~unmasked.filter((i) => i >= lo && i < lo + 8).reduce((m, i) => m | (1 << (i - lo)), 0)
+  return `
+	mov $0x11, %al
+	out %al, $0x20
+	out %al, $0xa0
+	mov $0x${base.toString(16)}, %al
+	out %al, $0x21
+	mov $0x${(base + 8).toString(16)}, %al
+	out %al, $0xa1
+	mov $0x04, %al
+	out %al, $0x21
+	mov $0x02, %al
+	out %al, $0xa1
+	mov $0x01, %al
+	out %al, $0x21
+	out %al, $0xa1
+	mov $0x${mask(0).toString(16)}, %al
+	out %al, $0x21
+	mov $0x${mask(8).toString(16)}, %al
+	out %al, $0xa1`
+}
+
+/** Non-specific end of interrupt to the master 8259. */
+export const PIC_EOI = `	mov $0x20, %al
+	out %al, $0x20`
 
 /** End of interrupt to the local APIC. */
 export const LAPIC_EOI = `	movl $0, 0xfee000b0`

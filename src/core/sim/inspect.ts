@@ -82,8 +82,11 @@ export interface SimInspector {
   vcpuRegs(vmid: number, vcpu: number): StructValue | undefined
   /** The VM's EPT mappings, by guest address; adjacent pages of one segment merge. */
   ept(vmid: number): EptRegion[]
-  /** vIOAPIC and vPIC line levels and assertion counts. */
-  gsi(vmid: number): GsiState | undefined
+  /**
+   * vIOAPIC and vPIC line levels and assertion counts; while guest code executes, also
+   * how many GSIs reach the guest (`enginePins`: the engine's IOAPIC, 24 on KVM).
+   */
+  gsi(vmid: number): (GsiState & { readonly enginePins?: number }) | undefined
   /** MSIs delivered, per vCPU and vector. */
   msi(vmid: number): MsiDelivery[]
   /** PCI functions, MMIO devices, INTx remappings and vdevs, with their VMs. */
@@ -153,7 +156,13 @@ export function createInspector(hv: Hypervisor): SimInspector {
       return v && decode(acrn_regs, v.regs)
     },
     ept: (vmid: number) => live(hv, vmid)?.ept.list() ?? [],
-    gsi: (vmid: number) => live(hv, vmid)?.irq.gsiState(),
+    gsi: (vmid: number) => {
+      const vm = live(hv, vmid)
+      if (!vm) return undefined
+      const state = vm.irq.gsiState()
+      const pins = vm.execution?.ioapicPins
+      return pins === undefined ? state : Object.freeze({ ...state, enginePins: pins })
+    },
     msi: (vmid: number) => live(hv, vmid)?.irq.msiDeliveries() ?? [],
     passthrough: () => hv.passthrough.tables(),
     intrMonitor: (vmid: number) => {

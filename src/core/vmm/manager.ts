@@ -151,6 +151,15 @@ export interface VmDetails extends VmSummary {
   hypervisor?: unknown
 }
 
+/** `vm.hypervisor`: what the simulated hypervisor knows of a VM (nothing on hardware). */
+export interface HypervisorView {
+  name: string
+  vmid: number
+  /** The engine its vCPUs execute on, or why they execute nothing. */
+  execution?: { engine: string } | { reason: string }
+  hypervisor?: unknown
+}
+
 export interface IoreqClientInfo {
   name: string
   kind: 'default' | 'kernel'
@@ -1266,6 +1275,21 @@ export class VmManager {
       owner: 'hsmd',
       uptimeSeconds: Math.round((Date.now() - vm.createdAt) / 1000),
       ...(autostart ? { autostart: true } : {}),
+    }
+  }
+
+  /**
+   * The simulated hypervisor's view of a VM the platform runs, hsmd's own or another
+   * program's (acrn-dm under `sim exec`): its vCPUs, interrupt lines and MSIs.
+   */
+  hypervisorView(name: string): HypervisorView {
+    const vmid = this.vms.get(name)?.vmid ?? this.outsideVms().get(name)?.vmid
+    if (vmid === undefined) throw this.notRunning(name)
+    return {
+      name,
+      vmid,
+      ...(this.opts.platform.execution ? { execution: this.opts.platform.execution() } : {}),
+      ...(this.opts.platform.inspectVm ? { hypervisor: this.opts.platform.inspectVm(vmid) } : {}),
     }
   }
 

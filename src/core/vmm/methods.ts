@@ -203,6 +203,7 @@ export function vmmMethods(m: VmManager, readPayload: ReadPayload): Record<strin
     ),
     'vm.list': () => m.list(),
     'vm.show': with_((p) => m.show(name(p))),
+    'vm.hypervisor': with_((p) => m.hypervisorView(name(p))),
     // a VM only journaled is recreated from its journal, then left running
     'vm.start': with_(async (p) =>
       m.journaledOnly(name(p))

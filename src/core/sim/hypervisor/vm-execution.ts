@@ -93,9 +93,22 @@ export class VmExecution {
     this.cpu?.setMemory(this.slots())
   }
 
-  /** HC_SET_IRQLINE: a GSI goes high or low on the interrupt controllers. */
+  /**
+   * HC_SET_IRQLINE: a GSI goes high or low on the interrupt controllers. One beyond the
+   * engine's IOAPIC (GSIs 24-47 on KVM) is the model's only: the hypercall succeeded, the
+   * guest never sees the line (a deviation, core/sim/README.md).
+   */
   setIrqLine(gsi: number, level: 0 | 1): void {
+    if (gsi >= this.engine.ioapicPins) {
+      this.engineError = `GSI ${gsi} does not reach the guest: the ${this.engine.name} engine's IOAPIC has ${this.engine.ioapicPins} pins (ACRN's vIOAPIC has 48)`
+      return
+    }
     this.engineCall(() => this.cpu?.setIrqLine(gsi, level))
+  }
+
+  /** GSIs that reach the guest: those below this (the engine's IOAPIC pins). */
+  get ioapicPins(): number {
+    return this.engine.ioapicPins
   }
 
   /** HC_INJECT_MSI (and irqfd): the message reaches the vCPU's local APIC. */

@@ -48,6 +48,11 @@ export interface CpuVmOptions {
 
 export interface CpuEngine {
   readonly name: string
+  /**
+   * GSIs its interrupt controllers route: GSI n below this drives IOAPIC pin n (and below
+   * 16 an 8259 pin) as ACRN routes it. ACRN's vIOAPIC has 48 pins; KVM's in-kernel one 24.
+   */
+  readonly ioapicPins: number
   /** A VM whose vCPUs are at the power-on state (ACRN's realmode_init_vregs), paused. */
   createVm(options: CpuVmOptions): CpuVm
 }

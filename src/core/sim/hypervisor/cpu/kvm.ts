@@ -78,6 +78,9 @@ function load(): { addon: KvmAddon } | { reason: string } {
   return loaded
 }
 
+/** KVM's in-kernel IOAPIC (linux/kvm.h, KVM_IOAPIC_NUM_PINS); the addon routes GSIs 0-23. */
+const KVM_IOAPIC_NUM_PINS = 24
+
 /** The KVM engine, or in one line why this host cannot have it. */
 export function kvmEngine(): { engine: CpuEngine } | { reason: string } {
   const l = load()
@@ -86,6 +89,7 @@ export function kvmEngine(): { engine: CpuEngine } | { reason: string } {
   return {
     engine: {
       name: 'kvm',
+      ioapicPins: KVM_IOAPIC_NUM_PINS,
       createVm: (options) => new KvmVm(addon, options),
     },
   }
