@@ -250,7 +250,9 @@ describe.skipIf(why !== undefined)(
       await waitConsole('gsi47', 'R')
       const r = s.run('irq', 'inject', 'gsi47', '--gsi', '47', '--op', 'pulse-high')
       expect(r.code, r.stderr).toBe(0)
-      const gsi = s.json('vm', 'show', 'gsi47').hypervisor.gsi
+      const hv = s.json('vm', 'show', 'gsi47').hypervisor
+      expect(hv.executionError).toMatch(/^GSI 47 does not reach the guest: .* 24 pins/)
+      const gsi = hv.gsi
       expect(gsi).toMatchObject({ gsiCount: 48, enginePins: 24 })
       expect(gsi.ioapic).toEqual([{ pin: 47, level: 0, assertions: 1 }])
       expect(s.run('vm', 'show', 'gsi47').stdout).toMatch(
