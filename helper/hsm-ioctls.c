@@ -83,3 +83,18 @@ const struct hsm_ioctl_info *hsm_ioctl_lookup(uint32_t request)
 			return &hsm_ioctls[i];
 	return NULL;
 }
+
+uint32_t hsm_pm_reply_size(uint64_t cmd)
+{
+	switch (cmd & 0xff) {
+	case ACRN_PMCMD_GET_PX_CNT:
+	case ACRN_PMCMD_GET_CX_CNT:
+		return 8;
+	case ACRN_PMCMD_GET_PX_DATA:
+		return sizeof(struct acrn_pstate_data);
+	case ACRN_PMCMD_GET_CX_DATA:
+		return sizeof(struct acrn_cstate_data);
+	default:
+		return 0;
+	}
+}

@@ -44,6 +44,10 @@ struct hsm_ioctl_info {
 /* The ioctl whose full 32-bit request is exactly `request` (§1.6), or NULL. */
 const struct hsm_ioctl_info *hsm_ioctl_lookup(uint32_t request);
 
+/* Bytes the kernel writes back for PM_GET_CPU_STATE by the command's type (§7.8): 0 when
+ * the type is unknown (the call fails). */
+uint32_t hsm_pm_reply_size(uint64_t cmd);
+
 /* Every known ioctl, for tests and for the shim. */
 extern const struct hsm_ioctl_info hsm_ioctls[];
 extern const unsigned int hsm_ioctl_count;

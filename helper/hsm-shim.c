@@ -1728,22 +1728,6 @@ static int close_tracked(int fd, int really)
 /* ------------------------------------------------------------------------------------ */
 /* ioctl on a placeholder.                                                               */
 
-/* Bytes the kernel writes back for PM_GET_CPU_STATE by the command's type (§7.8). */
-static uint32_t pm_reply_size(uint64_t cmd)
-{
-	switch (cmd & 0xff) {
-	case ACRN_PMCMD_GET_PX_CNT:
-	case ACRN_PMCMD_GET_CX_CNT:
-		return 8;
-	case ACRN_PMCMD_GET_PX_DATA:
-		return sizeof(struct acrn_pstate_data);
-	case ACRN_PMCMD_GET_CX_DATA:
-		return sizeof(struct acrn_cstate_data);
-	default:
-		return 0;
-	}
-}
-
 /*
  * SET_MEMSEG of RAM (§3.4 B): the range becomes a file the server maps too (SHARE), so
  * the pages the simulation pins are the program's own, as the kernel's pin would make
@@ -1898,7 +1882,7 @@ static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
 	}
 	/* copy_to_user of the read-back requests, on success only (§2.2 step 7, §7.8). */
 	if (info && info->read_back && kind == HSMP_ARG_BUFFER) {
-		uint32_t n = pm ? pm_reply_size(hsmp_get64(bytes)) : info->buffer_size;
+		uint32_t n = pm ? hsm_pm_reply_size(hsmp_get64(bytes)) : info->buffer_size;
 		if (n > rep.length)
 			n = rep.length;
 		if (n && mem_write(arg, back, n) < n) {

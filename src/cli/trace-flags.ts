@@ -1,6 +1,7 @@
 // The trace filter flags of `ioreq watch|tail|record|report`, and their translation into
 // a TraceFilter (VM names become vmids using the daemon's VM table).
 import { Flags } from '@oclif/core'
+import type { DaemonClient } from '../core/daemon/client.js'
 import { NotFoundError } from '../core/errors.js'
 import { parseInteger } from '../core/parse/number.js'
 import {
@@ -90,3 +91,27 @@ export function filterFromFlags(
 }
 
 export { filterToWire }
+
+/** `--source` of `ioreq watch|tail|record`: the daemon's trace, or what the taps reported. */
+export const traceSourceFlag = Flags.string({
+  description:
+    'Whose view of the requests: hsmd (the daemon’s trace: on the simulation every request) or tap (only what programs under the tap reported, helper/TAP.md).',
+  options: ['hsmd', 'tap'],
+  default: 'hsmd',
+})
+
+/** A client whose trace calls read `source`'s requests. */
+export function sourcedClient(client: DaemonClient, source: string | undefined): DaemonClient {
+  if (source === undefined || source === 'hsmd') return client
+  return {
+    call: <T>(method: string, params?: unknown) =>
+      client.call<T>(
+        method,
+        method.startsWith('trace.')
+          ? { ...((params ?? {}) as Record<string, unknown>), source }
+          : params,
+      ),
+    close: () => client.close(),
+    closed: client.closed,
+  }
+}

@@ -38,9 +38,13 @@ export const EXIT_CODES = [
   {
     code: 126,
     name: 'not-executable',
-    meaning: '`sim exec`: the program could not be executed (as sh says)',
+    meaning: '`sim exec`, `trace exec`: the program could not be executed (as sh says)',
   },
-  { code: 127, name: 'no-program', meaning: '`sim exec`: the program was not found (as sh says)' },
+  {
+    code: 127,
+    name: 'no-program',
+    meaning: '`sim exec`, `trace exec`: the program was not found (as sh says)',
+  },
   { code: 130, name: 'interrupted', meaning: 'interrupted by Ctrl-C (SIGINT)' },
   {
     code: 141,

@@ -1,7 +1,13 @@
 import { Args, Flags } from '@oclif/core'
 import { DaemonCommand } from '../../cli/daemon-command.js'
 import { currentAbortSignal } from '../../cli/shell/host.js'
-import { filterFromFlags, filterToWire, traceFilterFlags } from '../../cli/trace-flags.js'
+import {
+  filterFromFlags,
+  filterToWire,
+  sourcedClient,
+  traceFilterFlags,
+  traceSourceFlag,
+} from '../../cli/trace-flags.js'
 import type { Wire } from '../../core/daemon/protocol.js'
 import type { ReadReply } from '../../core/trace/methods.js'
 
@@ -27,6 +33,7 @@ the recorder, the lost requests are counted, reported on stderr and in --json as
 
   static override flags = {
     ...traceFilterFlags,
+    source: traceSourceFlag,
     duration: Flags.string({ description: 'Seconds to record.' }),
   }
 
@@ -37,7 +44,7 @@ the recorder, the lost requests are counted, reported on stderr and in --json as
       const { UsageError } = await import('../../core/errors.js')
       throw new UsageError(`'${flags.duration}' is not a number of seconds`, { flag: '--duration' })
     }
-    const client = await this.daemon()
+    const client = sourcedClient(await this.daemon(), flags.source)
     const signal = currentAbortSignal()
     const first = await client.call<Wire<ReadReply>>('trace.read', { max: 0 })
     const filter = filterFromFlags(flags, [], first.vms)

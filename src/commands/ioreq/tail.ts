@@ -1,7 +1,13 @@
 import { Args, Flags } from '@oclif/core'
 import { DaemonCommand } from '../../cli/daemon-command.js'
 import { currentAbortSignal, shellHost } from '../../cli/shell/host.js'
-import { filterFromFlags, filterToWire, traceFilterFlags } from '../../cli/trace-flags.js'
+import {
+  filterFromFlags,
+  filterToWire,
+  sourcedClient,
+  traceFilterFlags,
+  traceSourceFlag,
+} from '../../cli/trace-flags.js'
 import type { DaemonClient } from '../../core/daemon/client.js'
 import type { Backend } from '../../core/daemon/paths.js'
 import type { Wire } from '../../core/daemon/protocol.js'
@@ -68,12 +74,13 @@ stops them.`
 
   static override flags = {
     ...traceFilterFlags,
+    source: traceSourceFlag,
     count: Flags.integer({ description: 'Stop after this many requests.', min: 1 }),
   }
 
   async run(): Promise<{ printed: number; dropped: number; background?: boolean }> {
     const { argv, flags } = await this.parse(IoreqTail)
-    const client = await this.daemon()
+    const client = sourcedClient(await this.daemon(), flags.source)
     const first = await client.call<Wire<ReadReply>>('trace.read', { max: 0 })
     const filter = filterToWire(filterFromFlags(flags, argv as string[], first.vms))
     const names = new Map(first.vms.map((v) => [v.vmid, v.name]))
@@ -81,7 +88,8 @@ stops them.`
     if (host && flags.count === undefined && !this.jsonEnabled()) {
       // in the shell: keep following on a connection of our own after run() returns
       const { connectIfRunning } = await import('../../core/daemon/autostart.js')
-      const own = await connectIfRunning((flags as { backend: Backend }).backend)
+      const connected = await connectIfRunning((flags as { backend: Backend }).backend)
+      const own = connected && sourcedClient(connected, flags.source)
       if (!own) {
         const { DaemonUnreachableError } = await import('../../core/errors.js')
         throw new DaemonUnreachableError('hsmd went away', 'see `hsmctl daemon status`')

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { DaemonCommand, interactive } from '../../cli/daemon-command.js'
 import { currentAbortSignal } from '../../cli/shell/host.js'
-import { traceFilterFlags } from '../../cli/trace-flags.js'
+import { sourcedClient, traceFilterFlags, traceSourceFlag } from '../../cli/trace-flags.js'
 
 export default class IoreqWatch extends DaemonCommand {
   static override summary =
@@ -38,6 +38,7 @@ register (reg) beside the packed addr.`
 
   static override flags = {
     ...traceFilterFlags,
+    source: traceSourceFlag,
     once: Flags.boolean({ description: 'Print one sample and exit.' }),
     interval: Flags.string({ description: 'Seconds between samples.', default: '1' }),
     count: Flags.integer({ description: 'Stop after this many samples.', min: 1 }),
@@ -64,7 +65,7 @@ register (reg) beside the packed addr.`
       throw new UsageError(`'${flags.interval}' is not a number of seconds`, { flag: '--interval' })
     }
     const names = argv as string[]
-    const client = await this.daemon()
+    const client = sourcedClient(await this.daemon(), flags.source)
     const live =
       interactive() &&
       process.stdout.isTTY &&

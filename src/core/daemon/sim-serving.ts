@@ -5,7 +5,7 @@
 
 import { join } from 'node:path'
 import { UsageError } from '../errors.js'
-import type { SimServer } from '../native/sim-server.js'
+import type { ServedIoctl, SimServer } from '../native/sim-server.js'
 import type { VmmPlatform } from '../vmm/platform.js'
 import { runtimeDir } from './paths.js'
 
@@ -31,6 +31,8 @@ export class SimService {
   constructor(
     private readonly platform: VmmPlatform,
     private readonly log?: (line: string) => void,
+    /** Told about every ioctl a shimmed program made (`ioctl log`). */
+    private readonly onIoctl?: (call: ServedIoctl) => void,
   ) {}
 
   /**
@@ -48,6 +50,11 @@ export class SimService {
           return holder ? { ...vm, holder } : vm
         }),
     }
+  }
+
+  /** The pid of the shimmed process whose fds hold the VM, if one does. */
+  holderPid(vmid: number): number | undefined {
+    return this.server?.sessions().find((info) => info.vmids.includes(vmid))?.pid
   }
 
   private holderOf(vmid: number): string | undefined {
@@ -80,6 +87,7 @@ export class SimService {
       platform: this.platform.sim,
       ...(flag ? { flag } : {}),
       ...(this.log ? { log: this.log } : {}),
+      ...(this.onIoctl ? { onIoctl: this.onIoctl } : {}),
     })
     if (!ringAddon()) this.log?.(`serving the simulation: ${ringStatus()}`)
     return { socket: path, started: true, transport: ringStatus() }

@@ -17,6 +17,8 @@ import { startDaemon, type RunningDaemon } from './hsmd.js'
 import type { Handler } from './server.js'
 import { checkDaemonDirs, stateDir, type Backend } from './paths.js'
 import { SimService, simServeSocket } from './sim-serving.js'
+import { TapService } from './tap-service.js'
+import type { ServedIoctl } from '../native/sim-server.js'
 
 export interface VmmDaemon extends RunningDaemon {
   manager: VmManager
@@ -99,7 +101,9 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   checkDaemonDirs(env)
   const bare = await platformFor(options)
   // shimmed programs' VMs, from --serve-sim or `sim exec` (sim.serve), show their holder
-  const sim = new SimService(bare, options.log)
+  // every ioctl a shimmed program makes goes into the ioctl log (`ioctl log`)
+  const ioctls: { to?: (call: ServedIoctl) => void } = {}
+  const sim = new SimService(bare, options.log, (call) => ioctls.to?.(call))
   const platform = sim.wrap(bare)
   if (options.serveSim !== undefined) await sim.serve(options.serveSim, { flag: '--serve-sim' })
   const trace = new TraceHub()
@@ -125,6 +129,18 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   // command a user runs sees them
   let autostarted!: () => void
   const ready = new Promise<void>((resolve) => (autostarted = resolve))
+  // programs under the tap (helper/TAP.md) stream their ioctls and I/O requests here
+  const taps = TapService.create({
+    backend: options.backend,
+    env,
+    trace,
+    platformTraces: platform.traceRequests !== undefined,
+    ...(options.log ? { log: options.log } : {}),
+  })
+  const ownVms = () =>
+    manager.list().flatMap((v) => (v.vmid === null ? [] : [{ vmid: v.vmid, name: v.name }]))
+  const traceVms = () => taps.traceVms(ownVms())
+  ioctls.to = (call) => taps.simIoctl(call)
   const daemon = await startDaemon({
     backend: options.backend,
     env,
@@ -132,9 +148,8 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
     methods: afterReady(ready, {
       ...vmmMethods(manager, readPayload),
       ...guestMethods(traffic),
-      ...traceMethods(trace, () =>
-        manager.list().flatMap((v) => (v.vmid === null ? [] : [{ vmid: v.vmid, name: v.name }])),
-      ),
+      ...taps.sourced(traceMethods(trace, traceVms), traceVms),
+      ...taps.methods({ vms: ownVms, simHolder: (vmid) => sim.holderPid(vmid) }),
       // `sim exec`: serve the simulation to shimmed programs, if --serve-sim did not already
       'sim.serve': () => sim.serve(simServeSocket(env)),
     }),
@@ -143,12 +158,19 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
         await manager.shutdown()
       } finally {
         await sim.close()
+        await taps.close()
         // the helper closes whatever is left, as a process exit would (§1.5)
         const helper = platform.process as { exit?: () => Promise<unknown> }
         if (platform.backend === 'native') await helper.exit?.()
       }
     },
   })
+  try {
+    await taps.listen()
+  } catch (e) {
+    await daemon.stop()
+    throw e
+  }
   try {
     await manager.autostart(readPayload, options.log)
   } finally {

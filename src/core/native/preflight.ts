@@ -41,6 +41,11 @@ export function shimPath(env: NodeJS.ProcessEnv = process.env): string {
   return env.HSMCTL_SHIM ? resolve(env.HSMCTL_SHIM) : join(HELPER_DIR, 'build', 'libhsm-shim.so')
 }
 
+/** The tap (helper/TAP.md), helper/build/libhsm-tap.so in this package. */
+export function tapPath(): string {
+  return join(HELPER_DIR, 'build', 'libhsm-tap.so')
+}
+
 /** The sample client (helper/vm-sample.c), helper/build/vm-sample in this package. */
 export function vmSamplePath(): string {
   return join(HELPER_DIR, 'build', 'vm-sample')

@@ -10,11 +10,12 @@
 // translated here: its RAM to the same file mapped into the SimProcess (SHARE: no copy),
 // its ioreq and monitor pages to server-side mirrors, its eventfds to server-side twins.
 
-import { chmod, lstat, unlink } from 'node:fs/promises'
-import { connect as netConnect, createServer, type Server, type Socket } from 'node:net'
+import { unlink } from 'node:fs/promises'
+import { createServer, type Server, type Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import { Errno } from '../abi/errno.js'
 import { Ioctl } from '../abi/ioctls.js'
-import { ConflictError, HsmError } from '../errors.js'
+import { HsmError } from '../errors.js'
 import { checkSocketPath, userFileError } from '../user-file.js'
 import type { IoctlArg } from '../hsm-process.js'
 import { HSM_DEVICE } from '../sim/hsm/hsm.js'
@@ -67,6 +68,7 @@ import {
   ShimSize,
   SyncMode,
 } from './shim-protocol.js'
+import { listenPrivate } from './listen.js'
 import { kickRings, noteAsync, openRing, type RingLink, ringAddon, ringAddonError } from './ring.js'
 
 // Linux errno values the ABI table does not list (the helper protocol's own refusals).
@@ -110,6 +112,28 @@ export interface SimServerOptions {
   readonly log?: (line: string) => void
   /** The flag that named the socket path (`--socket`, `--serve-sim`), for its errors. */
   readonly flag?: string
+  /** Told about every ioctl a shimmed process made, once answered (`ioctl log`). */
+  readonly onIoctl?: (call: ServedIoctl) => void
+}
+
+/** An ioctl a shimmed process made, as the simulation served it. */
+export interface ServedIoctl {
+  pid: number
+  /** The server-side fd. */
+  fd: number
+  request: number
+  /** ArgKind of the frame. */
+  kind: number
+  value: bigint
+  /** The argument's bytes as the process passed them (what the shim could read). */
+  before: Uint8Array | undefined
+  /** For the read-back requests: the bytes after the call, in the process's terms. */
+  after: Uint8Array | undefined
+  result: number
+  errno: number
+  /** performance.now() when the frame was taken. */
+  t: number
+  durationNs: number
 }
 
 export interface SimSessionInfo {
@@ -895,6 +919,10 @@ class Session {
   private ioctl(frame: Frame): void {
     const req = decodeIoctl(frame.payload)
     const request = req.request >>> 0
+    const observe = this.shim ? this.server.onIoctl : undefined
+    // the process's own bytes: the translation below rewrites addresses and fds in place
+    const before = observe && req.kind === ArgKind.BUFFER ? req.bytes.slice() : undefined
+    const started = observe ? performance.now() : 0
     let arg: IoctlArg
     let restore: (() => void) | undefined
     switch (req.kind) {
@@ -917,6 +945,19 @@ class Session {
       restore?.()
       if (this.shim) this.sendDiffs()
       const back = req.kind === ArgKind.BUFFER && readsBack(request) ? req.bytes : undefined
+      observe?.({
+        pid: this.pid,
+        fd: req.fd,
+        request,
+        kind: req.kind,
+        value: req.value,
+        before,
+        after: back,
+        result: Number(result),
+        errno,
+        t: started,
+        durationNs: (performance.now() - started) * 1e6,
+      })
       this.reply(frame, result, errno, back)
     }
     const failed = (e: unknown) => {
@@ -1002,33 +1043,24 @@ export class SimServer {
     const net = createServer((socket) => server.accept(socket))
     const server = new SimServer(options.platform, path, net, options)
     try {
-      try {
-        await listenOn(net, path)
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e
-        const st = await lstat(path).catch(() => undefined)
-        if (st && !st.isSocket()) {
-          throw new ConflictError(`${path} exists and is not a socket`, `pick another ${flag}`)
-        }
-        if (await someoneListens(path)) {
-          throw new ConflictError(
-            `something already serves ${path}`,
-            `stop it, or pick another ${flag}`,
-          )
-        }
-        await unlink(path).catch(() => {})
-        await listenOn(net, path)
-      }
+      await listenPrivate(net, path, {
+        notSocket: `pick another ${flag}`,
+        inUse: `stop it, or pick another ${flag}`,
+      })
     } catch (e) {
       throw userFileError(e, path, 'write', named)
     }
-    await chmod(path, 0o600)
     return server
   }
 
   /** @internal */
   log(line: string): void {
     this.options.log?.(line)
+  }
+
+  /** @internal */
+  get onIoctl(): ((call: ServedIoctl) => void) | undefined {
+    return this.options.onIoctl
   }
 
   /** @internal */
@@ -1090,31 +1122,4 @@ export async function serveSimPlatform(
 ): Promise<SimServer> {
   const { createSimPlatform } = await import('../sim/platform.js')
   return SimServer.listen(path, { ...options, platform: options.platform ?? createSimPlatform() })
-}
-
-function listenOn(net: Server, path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (e: Error) => {
-      net.off('listening', onListening)
-      reject(e)
-    }
-    const onListening = () => {
-      net.off('error', onError)
-      resolve()
-    }
-    net.once('error', onError)
-    net.once('listening', onListening)
-    net.listen(path)
-  })
-}
-
-function someoneListens(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = netConnect(path)
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
 }
