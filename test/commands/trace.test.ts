@@ -542,6 +542,23 @@ describe('ioreq record, report, replay', { timeout: LONG }, () => {
       `${junk} is not an hsmctl trace: no HSMTRACE header`,
       /ioreq record/,
     )
+    // a header field of the wrong type is said, not printed as "[object Object]"
+    const header = new TextEncoder().encode('{"createdAt":"x","vms":[],"dropped":{"n":1}}')
+    const odd = new Uint8Array(16 + header.byteLength)
+    odd.set(new TextEncoder().encode('HSMTRACE'))
+    new DataView(odd.buffer).setUint16(8, 1, true)
+    new DataView(odd.buffer).setUint16(10, 32, true)
+    new DataView(odd.buffer).setUint32(12, header.byteLength, true)
+    odd.set(header, 16)
+    const oddFile = join(files, 'odd.hsmtrace')
+    writeFileSync(oddFile, odd)
+    const oddReport = s.run('ioreq', 'report', oddFile)
+    expectError(
+      oddReport,
+      2,
+      `${oddFile} is not an hsmctl trace: the header's dropped is not a count`,
+    )
+    expect(oddReport.stderr).not.toMatch(/object Object/)
     const none = join(files, 'none.hsmtrace')
     expectError(s.run('ioreq', 'report', none), 3, `FILE: ${none} does not exist`)
     expectError(s.run('ioreq', 'replay', junk, '--vm', 'fresh'), 2, 'is not an hsmctl trace')

@@ -148,6 +148,16 @@ export function parseTraceFile(data: Uint8Array, path: string): TraceFile {
       Number.isInteger((v as { vmid?: unknown }).vmid) &&
       typeof (v as { name?: unknown }).name === 'string',
   )
+  // fields a reader prints: of the type the recorder writes, or the file is not one of ours
+  for (const key of ['createdAt', 'stoppedAt', 'source'] as const) {
+    if (raw[key] !== undefined && typeof raw[key] !== 'string')
+      bad(`the header's ${key} is not a ${key === 'source' ? 'string' : 'time'}`)
+  }
+  if (
+    raw.dropped !== undefined &&
+    !(Number.isSafeInteger(raw.dropped) && (raw.dropped as number) >= 0)
+  )
+    bad("the header's dropped is not a count")
   let filter: TraceFilter | undefined
   try {
     filter = raw.filter === undefined ? undefined : filterFromWire(raw.filter)

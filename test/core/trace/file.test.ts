@@ -160,6 +160,24 @@ describe('trace files', () => {
     expect(() => parseTraceFile(bytes, 'x.hsmtrace')).toThrow(/has no VM table/)
   })
 
+  // issue 13 item 21: "the recorder lost [object Object] requests"
+  it.each([
+    ['dropped', '{}', /the header's dropped is not a count/],
+    ['dropped', '-3', /the header's dropped is not a count/],
+    ['stoppedAt', '7', /the header's stoppedAt is not a time/],
+    ['createdAt', '[]', /the header's createdAt is not a time/],
+  ])('a header whose %s is %s is refused', (key, value, message) => {
+    const json = new TextEncoder().encode(`{"createdAt":"x","vms":[],"${key}":${value}}`)
+    const bytes = new Uint8Array(16 + json.byteLength)
+    bytes.set(new TextEncoder().encode('HSMTRACE'))
+    const view = new DataView(bytes.buffer)
+    view.setUint16(8, 1, true)
+    view.setUint16(10, 32, true)
+    view.setUint32(12, json.byteLength, true)
+    bytes.set(json, 16)
+    expect(() => parseTraceFile(bytes, 'x.hsmtrace')).toThrow(message)
+  })
+
   it('a missing file is not-found (exit 3)', () => {
     expect(() => readTraceFile(join(dir, 'nope.hsmtrace'))).toThrow(NotFoundError)
   })
