@@ -61,7 +61,7 @@ export async function watchSamples(
       out.push({ time, rows })
       continue
     }
-    const text = renderTop(rows, model.totals, o.format, time, n === 0)
+    const text = renderTop(rows, model.totalsOf(rows), o.format, time, n === 0)
     // a jsonl sample with no rows prints nothing (not an empty line)
     if (text !== '') o.write(text + (o.format === 'table' ? '\n' : ''))
   }

@@ -101,7 +101,7 @@ export function renderTop(
         ...(byVcpu ? [''] : []),
         'Total',
         totals.count,
-        totals.count ? '100.0' : '0.0',
+        totals.pct.toFixed(1),
         totals.rate.toFixed(0),
         '',
         '',

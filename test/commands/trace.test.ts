@@ -288,6 +288,18 @@ describe('ioreq watch: samples', { timeout: LONG }, () => {
         new Set(['busy PIO 0x3f8 OUT', 'busy PIO 0x3fd IN']),
       )
       for (const r of rows) expect(Number(r.rate)).toBeGreaterThan(0)
+      // the table's Total sums the rows it shows, not the idle ones it left out (rtc's)
+      const table = s.run('ioreq', 'watch', '--once', '--interval', '0.5', '--skip-zero')
+      expect(table.code, table.stderr).toBe(0)
+      const shown = [...table.stdout.matchAll(/^\S+ +\S+ \S+ \S+ +(\d+) +([\d.]+) /gm)]
+      const total = /^ +Total +(\d+) +([\d.]+) /m.exec(table.stdout)
+      expect(shown.length, table.stdout).toBe(2)
+      expect(Number(total![1])).toBe(shown.reduce((n, m) => n + Number(m[1]), 0))
+      expect(Number(total![2])).toBeCloseTo(
+        shown.reduce((n, m) => n + Number(m[2]), 0),
+        0,
+      )
+      expect(Number(total![2])).toBeLessThan(100) // rtc's requests are the rest
     } finally {
       s.run('guest', 'stop', 'busy')
     }

@@ -38,6 +38,8 @@ export const SORT_KEYS: readonly SortKey[] = ['count', 'rate', 'latency', 'addre
 export interface ViewTotals {
   count: number
   rate: number
+  /** The rows' share of every request that passed the filter (100 when none is left out). */
+  pct: number
 }
 
 /** A row as of one sample: what a baseline keeps. */
@@ -58,7 +60,7 @@ const rowId = (r: {
 export class TopModel {
   filter: TraceFilter
   sort: SortKey
-  totals: ViewTotals = { count: 0, rate: 0 }
+  totals: ViewTotals = { count: 0, rate: 0, pct: 0 }
   /** Samples taken. */
   samples = 0
   /** Each row (all rows, filtered or not) at the last sample. */
@@ -128,7 +130,7 @@ export class TopModel {
     for (const id of this.stale) if (!next.has(id)) this.stale.delete(id)
     const total = out.reduce((n, r) => n + r.count, 0)
     for (const r of out) r.pct = total > 0 ? (100 * r.count) / total : 0
-    this.totals = { count: total, rate: out.reduce((n, r) => n + r.rate, 0) }
+    this.totals = this.totalsOf(out)
     this.current = out
     this.previous = next
     this.previousT = t
@@ -189,7 +191,24 @@ export class TopModel {
       r.latP99 = 0
       r.latMax = 0
     }
-    this.totals = { count: 0, rate: this.totals.rate }
+    this.totals = { count: 0, rate: this.totals.rate, pct: 0 }
+  }
+
+  /**
+   * The Total row of the rows shown: with --skip-zero, the idle rows left out count in
+   * neither its count, its rate nor its share.
+   */
+  totalsOf(rows: readonly ViewRow[]): ViewTotals {
+    let count = 0
+    let rate = 0
+    let pct = 0
+    for (const r of rows) {
+      count += r.count
+      rate += r.rate
+      pct += r.pct
+    }
+    // all of them: exactly 100, not a sum of rounded shares
+    return { count, rate, pct: rows.length === this.current.length && count > 0 ? 100 : pct }
   }
 
   rows(options: { skipZero?: boolean } = {}): ViewRow[] {

@@ -242,7 +242,7 @@ function topBody(frame: WatchFrame, width: number, rows: number): ScreenLine[] {
   const totals = cols.map((c) => {
     if (c.id === 'key') return 'Total'
     if (c.id === 'count') return thousands(frame.totals.count)
-    if (c.id === 'pct') return frame.totals.count ? '100.0' : '0.0'
+    if (c.id === 'pct') return frame.totals.pct.toFixed(1)
     if (c.id === 'rate') return thousands(frame.totals.rate)
     return ''
   })

@@ -193,6 +193,7 @@ export class WatchSession {
     const none = this.resolved.filter.vmids?.[0] === -1
     // the sort key is the UI's (the `s` key); the model sorts as it hands out rows
     this.model.sort = ui.sort
+    const rows = none ? [] : this.model.rows({ skipZero: this.o.skipZero === true })
     return {
       ui,
       vms,
@@ -200,8 +201,8 @@ export class WatchSession {
       dropped: this.dropped,
       filter: parts.join(' ') || 'none',
       byVcpu: this.byVcpu,
-      rows: none ? [] : this.model.rows({ skipZero: this.o.skipZero === true }),
-      totals: none ? { count: 0, rate: 0 } : this.model.totals,
+      rows,
+      totals: none ? { count: 0, rate: 0, pct: 0 } : this.model.totalsOf(rows),
       log: this.log,
       logRate: this.logRate,
       ...(error ? { error } : {}),

@@ -40,7 +40,7 @@ describe('TopModel', () => {
       ['PIO 0x70 OUT', 30, 0, 31.6],
       ['PIO 0x3f8 OUT', 5, 10, 5.3],
     ])
-    expect(m.totals).toEqual({ count: 95, rate: 110 })
+    expect(m.totals).toEqual({ count: 95, rate: 110, pct: 100 })
   })
 
   it.each([
@@ -127,6 +127,9 @@ describe('TopModel', () => {
     m.update([row(0x70, 10), row(0x71, 10)], 0)
     m.update([row(0x70, 10), row(0x71, 11)], 1000)
     expect(summary(m, { skipZero: true })).toEqual([['PIO 0x71 OUT', 11, 1, 52.4]])
+    // the Total of what is shown: the hidden row counts in neither count nor % (issue 13 item 21)
+    expect(m.totalsOf(m.rows({ skipZero: true }))).toEqual({ count: 11, rate: 1, pct: 11 / 0.21 })
+    expect(m.totalsOf(m.rows())).toEqual({ count: 21, rate: 1, pct: 100 })
   })
 
   it('filters rows by the model’s filter, and a new filter applies at once', () => {

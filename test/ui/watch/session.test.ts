@@ -245,7 +245,7 @@ describe('watch layout', () => {
     filter: 'type pio',
     byVcpu: false,
     rows: [],
-    totals: { count: 0, rate: 0 },
+    totals: { count: 0, rate: 0, pct: 0 },
     log: [],
     logRate: 0,
     ...over,
@@ -290,7 +290,11 @@ describe('watch layout', () => {
       latP99: 1,
       latMax: 1,
     }))
-    const lines = layoutWatch(frame({ rows, totals: { count: 30, rate: 0 } }), 100, 12).lines
+    const lines = layoutWatch(
+      frame({ rows, totals: { count: 30, rate: 0, pct: 100 } }),
+      100,
+      12,
+    ).lines
     const texts = lines.map((l) => l.text.trimEnd())
     expect(texts.filter((t) => /^demo {2}PIO/.test(t))).toHaveLength(5)
     expect(texts).toContainEqual('  … 25 more rows (f narrows, s sorts)')
