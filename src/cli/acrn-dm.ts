@@ -167,7 +167,7 @@ export async function showOther(cmd: DaemonCommand, found: NotHsmd) {
         : found.instance.name
   const { log } = logPaths(stateDir(), name)
   const last = lastExitStatus(stateDir(), name)
-  const vm = describeVm(
+  const vm = await describeVm(
     found,
     existsSync(log) ? { log: { path: log, lastExitStatus: last ?? null } } : {},
   )

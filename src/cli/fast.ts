@@ -29,11 +29,15 @@ const QUERIES: Readonly<Record<string, Query>> = {
     json: async (r) => r,
     // acrn-dm's VMs and registered scripts beside hsmd's (core/acrn-dm/vms.ts)
     beside: async (env) => {
-      const [{ readAcrnViews, mergeVms }, { acrnPaths }] = await Promise.all([
-        import('../core/acrn-dm/vms.js'),
+      const [{ existsSync }, { acrnPaths }] = await Promise.all([
+        import('node:fs'),
         import('../core/acrn-dm/paths.js'),
       ])
-      const acrn = await readAcrnViews(acrnPaths(env))
+      const paths = acrnPaths(env)
+      // no ACRN directories (not an ACRN system): nothing to merge, nothing more to load
+      if (!existsSync(paths.mngrDir) && !existsSync(paths.confDir)) return (r) => r
+      const { readAcrnViews, mergeVms } = await import('../core/acrn-dm/vms.js')
+      const acrn = await readAcrnViews(paths)
       return (r) => mergeVms({ daemon: r as never, ...acrn })
     },
   },

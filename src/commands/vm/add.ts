@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { DaemonCommand } from '../../cli/daemon-command.js'
-import type { AddedScript } from '../../core/acrn-dm/registry.js'
+import type { AddedScript } from '../../core/acrn-dm/launch-script.js'
 
 export default class VmAdd extends DaemonCommand {
   static override summary =
@@ -49,7 +49,7 @@ ARGS may not hold blanks or glob characters (NAME.args is one line that start sp
     const [{ readUserFile }, { registerLaunchScript }, { acrnPaths }, { resolve }, acrn] =
       await Promise.all([
         import('../../core/user-file.js'),
-        import('../../core/acrn-dm/registry.js'),
+        import('../../core/acrn-dm/launch-script.js'),
         import('../../core/acrn-dm/paths.js'),
         import('node:path'),
         import('../../cli/acrn-dm.js'),

@@ -22,7 +22,6 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, DeviceModelError, NotFoundError, UsageError } from '../errors.js'
-import { readLaunchScript, ScriptReadError } from './launch-script.js'
 
 export interface RegistryEntry {
   name: string
@@ -273,66 +272,4 @@ export function removeFromRegistry(confDir: string, name: string): { removed: st
   }
   for (const [, away] of moved) unlinkSync(away)
   return { removed: moved.map(([from]) => from) }
-}
-
-export interface AddedScript extends RegistryEntry {
-  /** The script the entry was copied from. */
-  source: string
-  /** How the name was learnt: the script's acrn-dm line, or --name. */
-  nameFrom: { line: number; command: string[] } | 'given'
-}
-
-/**
- * Register the launch script at `source` with `args`: its VM name read from its acrn-dm
- * command (launch-script.ts), or `name` when given (which must then agree with a name the
- * script does give). `taken` says whether a VM of that name exists elsewhere.
- */
-export function registerLaunchScript(options: {
-  confDir: string
-  source: string
-  text: Buffer
-  args: readonly string[]
-  name?: string
-  taken?: (name: string) => string | undefined
-}): AddedScript {
-  checkRegistryArgs(options.args)
-  let read: ReturnType<typeof readLaunchScript> | undefined
-  let unreadable: ScriptReadError | undefined
-  try {
-    read = readLaunchScript(options.text.toString('utf8'), options.args)
-  } catch (e) {
-    if (!(e instanceof ScriptReadError)) throw e
-    unreadable = e
-  }
-  if (options.name !== undefined) {
-    checkVmName(options.name, '--name')
-    if (read && read.name !== options.name) {
-      throw new UsageError(
-        `${options.source} names its VM '${read.name}' (line ${read.line}), not '${options.name}'`,
-        {
-          flag: '--name',
-          hint: `leave out --name, or change the script; start would run a VM named '${read.name}'`,
-        },
-      )
-    }
-  } else if (!read) {
-    throw new UsageError(`cannot read the VM name from ${options.source}: ${unreadable!.message}`, {
-      hint: 'hsmctl reads the acrn-dm command’s last argument without running the script; say the name yourself with --name NAME',
-    })
-  }
-  const name = options.name ?? read!.name
-  checkVmName(name)
-  const other = options.taken?.(name)
-  if (other) {
-    throw new ConflictError(
-      `a VM named '${name}' exists already: ${other}`,
-      'VM names are unique; pick another (--name, or the script’s)',
-    )
-  }
-  const entry = addToRegistry(options.confDir, { name, script: options.text, args: options.args })
-  return {
-    ...entry,
-    source: options.source,
-    nameFrom: read ? { line: read.line, command: read.argv } : 'given',
-  }
 }

@@ -7,7 +7,6 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Wire } from '../daemon/protocol.js'
 import type { VmSummary } from '../vmm/manager.js'
-import { readLaunchScript } from './launch-script.js'
 import {
   DEFAULT_MONITOR_TIMEOUT_MS,
   DmMsg,
@@ -158,7 +157,8 @@ export interface VmViews {
   /** The daemon's `vm.list` (hsmd's VMs, journaled ones, other processes' VMs). */
   daemon: Wire<VmSummary>[]
   acrnDm: AcrnDmInstance[]
-  registry: RegistryEntry[]
+  /** Registered scripts, with RAM and vCPUs from their acrn-dm options when they read. */
+  registry: (RegistryEntry & { options?: ReturnType<typeof dmOptions> })[]
 }
 
 /** Read the acrn-dm side: sockets (queried) and the registry. */
@@ -170,7 +170,24 @@ export async function readAcrnViews(
     scanAcrnDm(paths.mngrDir, options),
     Promise.resolve().then(() => listRegistry(paths.confDir)),
   ])
-  return { acrnDm, registry }
+  return { acrnDm, registry: await withScriptOptions(registry) }
+}
+
+/** Registered scripts with RAM and vCPUs from their acrn-dm options, where they read. */
+export async function withScriptOptions(registry: RegistryEntry[]): Promise<VmViews['registry']> {
+  if (registry.length === 0) return registry
+  // the script reader only when there are scripts (vm list's start-up is its fast path)
+  const { readLaunchScript } = await import('./launch-script.js')
+  return registry.map((r) => {
+    const text = readSmallFile(r.script)
+    try {
+      return text === undefined
+        ? r
+        : { ...r, options: dmOptions(readLaunchScript(text, r.args ?? []).argv) }
+    } catch {
+      return r
+    }
+  })
 }
 
 const hexBytes = (n: bigint | null) => (n === null ? null : `0x${n.toString(16)}`)
@@ -223,7 +240,7 @@ export function mergeVms(views: VmViews): VmListEntry[] {
   }
   for (const r of views.registry) {
     if (running.has(r.name)) continue
-    const opts = scriptOptions(r)
+    const opts = r.options ?? { memory: null, vcpus: null }
     rows.push({
       name: r.name,
       vmid: null,
@@ -257,17 +274,6 @@ export function mergeVms(views: VmViews): VmListEntry[] {
   }
   for (const v of outside) if (!claimed.has(v)) rows.push({ ...v })
   return rows.sort((a, b) => a.name.localeCompare(b.name))
-}
-
-/** RAM and vCPUs from a registered script's acrn-dm options, when the script reads. */
-function scriptOptions(r: RegistryEntry): { memory: bigint | null; vcpus: number | null } {
-  const text = readSmallFile(r.script)
-  if (text === undefined) return { memory: null, vcpus: null }
-  try {
-    return dmOptions(readLaunchScript(text, r.args ?? []).argv)
-  } catch {
-    return { memory: null, vcpus: null }
-  }
 }
 
 /** Where a VM named so lives, by owner; the first that has the name wins, in this order. */
@@ -328,10 +334,10 @@ export interface VmDescription extends VmListEntry {
   log?: { path: string; lastExitStatus: number | null }
 }
 
-export function describeVm(
+export async function describeVm(
   found: Exclude<LocatedVm, { kind: 'hsmd' }>,
   extra: { log?: { path: string; lastExitStatus: number | null } } = {},
-): VmDescription {
+): Promise<VmDescription> {
   const registry =
     found.kind === 'acrn-dm' && found.script
       ? [found.script]
@@ -341,7 +347,7 @@ export function describeVm(
   const acrnDm = found.kind === 'acrn-dm' || found.kind === 'gone' ? [found.instance] : []
   const daemon =
     found.kind === 'outside' ? [found.vm] : found.kind === 'acrn-dm' && found.hsm ? [found.hsm] : []
-  const [row] = mergeVms({ daemon, acrnDm, registry })
+  const [row] = mergeVms({ daemon, acrnDm, registry: await withScriptOptions(registry) })
   return {
     ...row!,
     ...(found.kind === 'acrn-dm' ? { commandLine: found.instance.process?.argv ?? [] } : {}),

@@ -4,11 +4,11 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { registerLaunchScript } from '../../../src/core/acrn-dm/launch-script.js'
 import {
   addToRegistry,
   checkVmName,
   listRegistry,
-  registerLaunchScript,
   removeFromRegistry,
 } from '../../../src/core/acrn-dm/registry.js'
 
