@@ -53,6 +53,9 @@ export async function run(report) {
     ...process.env,
     HSMCTL_RUNTIME_DIR: join(dir, 'run'),
     HSMCTL_STATE_DIR: join(dir, 'state'),
+    // hsmd's 3 VMs only: not the host's acrn-dm VMs (bench acrn-dm times those)
+    HSMCTL_ACRN_MNGR_DIR: join(dir, 'no-acrn', 'mngr'),
+    HSMCTL_ACRN_CONF_DIR: join(dir, 'no-acrn', 'conf'),
   }
   const cli = (...args) => {
     const r = spawnSync(process.execPath, [runJs, ...args], { env, encoding: 'utf8' })
