@@ -79,10 +79,15 @@ export function renderVmList(vms: VmListRow[]): string {
   return [table, ...autostart, '', ...lines, ...fixes.map((f) => c.dim(f))].join('\n')
 }
 
-export function renderVm(vm: Wire<VmDetails>): string {
+/** A VM in one line: what `vm start`, `pause` and `reset` print (virsh says one line too). */
+export function renderVmLine(vm: Wire<VmDetails>): string {
   const c = out()
+  return `${c.bold(vm.name)}  vmid ${vm.vmid}  ${c[STATE_COLOUR[vm.state]](vm.state)}  ${vm.vcpus} vCPU${vm.vcpus === 1 ? '' : 's'}  ${size(vm.memory)} RAM  up ${duration(vm.uptimeSeconds)}`
+}
+
+export function renderVm(vm: Wire<VmDetails>): string {
   const lines = [
-    `${c.bold(vm.name)}  vmid ${vm.vmid}  ${c[STATE_COLOUR[vm.state]](vm.state)}  ${vm.vcpus} vCPU${vm.vcpus === 1 ? '' : 's'}  ${size(vm.memory)} RAM  up ${duration(vm.uptimeSeconds)}`,
+    renderVmLine(vm),
     `  cpu affinity ${hex(vm.cpuAffinity)}   flags ${vm.flags.length ? vm.flags.join(',') : '-'}   ioreq page ${hex(vm.ioreqBuf)}`,
     `  console      ${vm.console}`,
   ]

@@ -336,7 +336,8 @@ describe('lifecycle: start, pause, reset, destroy (§2.5, A.3)', () => {
   it('start runs the VM; starting it again is EPERM with a hint', async () => {
     const r = s.run('vm', 'start', 'demo')
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toMatch(/^demo {2}vmid \d+ {2}running {2}2 vCPUs/m)
+    // one line, as virsh says 'Domain started' (issue 13 item 21), not the vm show block
+    expect(r.stdout).toMatch(/^demo {2}vmid \d+ {2}running {2}2 vCPUs {2}1M RAM {2}up \d+s\n$/)
     expect(s.vm('demo').hypervisor.state).toBe('running')
     const before = await s.snapshot('demo')
     expectRefusal(s.run('vm', 'start', 'demo'), 'START_VM', 'EPERM', "'demo' is already running")
@@ -360,7 +361,7 @@ describe('lifecycle: start, pause, reset, destroy (§2.5, A.3)', () => {
     expect(vm.hypervisor.state).toBe('paused')
     const again = s.run('vm', 'pause', 'demo')
     expect(again.code, again.stderr).toBe(0)
-    expect(again.stdout).toMatch(/^demo {2}vmid \d+ {2}paused /m)
+    expect(again.stdout).toMatch(/^demo {2}vmid \d+ {2}paused {2}[^\n]* up \d+s\n$/)
   })
 
   it('a paused VM does not start again', () => {
@@ -457,7 +458,7 @@ describe('lifecycle: start, pause, reset, destroy (§2.5, A.3)', () => {
   it('reset takes a paused VM back to created; it starts again', () => {
     const r = s.run('vm', 'reset', 'demo', '--yes')
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toMatch(/^demo {2}vmid \d+ {2}created /m)
+    expect(r.stdout).toMatch(/^demo {2}vmid \d+ {2}created {2}[^\n]* up \d+s\n$/)
     expect(s.vm('demo').hypervisor.state).toBe('created')
     expect(s.json('vm', 'start', 'demo')).toMatchObject({ state: 'running' })
   })

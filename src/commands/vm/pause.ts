@@ -24,8 +24,8 @@ export default class VmPause extends DaemonCommand {
     const vm = await this.call<Wire<VmDetails>>('vm.pause', { name: args.name }).catch((e) =>
       acrn.outsideOr(this, args.name, 'pause', e),
     )
-    const { renderVm, vmJson } = await import('../../ui/vm.js')
-    this.log(renderVm(vm))
+    const { renderVmLine, vmJson } = await import('../../ui/vm.js')
+    this.log(renderVmLine(vm))
     return vmJson(vm)
   }
 }

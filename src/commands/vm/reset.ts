@@ -55,8 +55,8 @@ waited for until gone (--timeout), and started again from its registered launch 
     const vm = await this.call<Wire<VmDetails>>('vm.reset', { name: args.name }).catch((e) =>
       acrn.outsideOr(this, args.name, 'reset', e),
     )
-    const { renderVm, vmJson } = await import('../../ui/vm.js')
-    this.log(renderVm(vm))
+    const { renderVmLine, vmJson } = await import('../../ui/vm.js')
+    this.log(renderVmLine(vm))
     return vmJson(vm)
   }
 }

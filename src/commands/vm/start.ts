@@ -45,8 +45,8 @@ simulation, as \`sim exec\` runs a program.`
     }).catch((e) => acrn.outsideOr(this, args.name, 'start', e))
     // a VM only journaled is recreated first (as `vm apply NAME`)
     if (vm.recreated) process.stderr.write(`hsmctl: recreated ${vm.name} from its journal\n`)
-    const { renderVm, vmJson } = await import('../../ui/vm.js')
-    this.log(renderVm(vm))
+    const { renderVmLine, vmJson } = await import('../../ui/vm.js')
+    this.log(renderVmLine(vm))
     const execution = vm.execution as { reason?: string } | undefined
     // the VM runs, but nothing it was loaded with will execute: say so where it is seen
     if (execution?.reason)
