@@ -13,18 +13,22 @@ const valid = (check: (v: string) => unknown) => (value: string) => {
   }
 }
 
-export async function createVmWizard(defaults: { vcpus?: number; memory?: bigint }) {
+/**
+ * The defaults are those of `vm create NAME` without flags (`vcpus`: every pCPU a User VM
+ * may use here, no RAM), or the flags given: Enter at every prompt makes the same VM.
+ */
+export async function createVmWizard(defaults: { vcpus: number; memory?: bigint }) {
   const name = await input({ message: 'VM name', validate: valid((v) => checkVmName(v)) })
   const vcpus = Number(
     await input({
       message: 'vCPUs',
-      default: String(defaults.vcpus ?? 1),
-      validate: valid((v) => parseInteger(v, { min: 1n, max: 16n })),
+      default: String(defaults.vcpus),
+      validate: valid((v) => parseInteger(v, { min: 1n, max: 16n, decimal: true })),
     }),
   )
   const memoryText = await input({
     message: 'RAM at guest address 0 (empty for none)',
-    default: defaults.memory ? String(defaults.memory) : '64M',
+    default: defaults.memory ? String(defaults.memory) : '',
     validate: (v) =>
       v === '' ? true : valid((x) => parseSize(x, { min: 4096n, align: 4096n }))(v),
   })

@@ -66,6 +66,28 @@ describe.skipIf(!haveTmux)('prompts on a terminal', () => {
     )
   })
 
+  // issue 13 item 21: one set of defaults: Enter at every prompt makes what `vm create NAME` makes
+  it('the wizard proposes the defaults of vm create NAME', async () => {
+    const s = open(`${cli} vm create`)
+    await s.waitFor(/VM name/)
+    s.type('wiz-0')
+    s.keys('Enter')
+    await s.waitFor(/vCPUs/)
+    s.keys('Enter')
+    await s.waitFor(/RAM at guest address 0/)
+    s.keys('Enter')
+    const screen = await s.waitFor(/\[exit \d+\]/)
+    expect(screen).toMatch(/\[exit 0\]/)
+    expect(hsmctl(['vm', 'create', 'flagless'], env).code).toBe(0)
+    const [wizard, flagless] = ['wiz-0', 'flagless'].map((name) => {
+      const { vcpus, memory } = vms().find((v) => v.name === name)!
+      return { vcpus, memory }
+    })
+    expect(wizard).toEqual(flagless)
+    for (const name of ['wiz-0', 'flagless'])
+      expect(hsmctl(['vm', 'destroy', name, '--yes'], env).code).toBe(0)
+  })
+
   it('the wizard refuses a bad name and asks again', async () => {
     const s = open(`${cli} vm create`)
     await s.waitFor(/VM name/)

@@ -257,6 +257,24 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
   })
 })
 
+// issue 13 item 21: one set of defaults, shown as they are
+describe('vm create with no flags', () => {
+  it('takes every pCPU a User VM may use (A.2) and shows that affinity, not 0x0', () => {
+    const r = s.run('vm', 'create', 'plain')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^plain {2}vmid \d+ {2}created {2}3 vCPUs {2}0 RAM /)
+    expect(r.stdout).toMatch(/^ {2}cpu affinity 0xe {3}/m) // pCPUs 1, 2 and 3
+    const vm = s.json('vm', 'show', 'plain')
+    expect([vm.cpuAffinity, vm.hypervisor.vcpus.map((v: Json) => v.pcpu)]).toEqual([
+      '0xe',
+      [1, 2, 3],
+    ])
+    // the spec still says what was asked: nothing, so apply makes the same VM again
+    expect(s.json('vm', 'dump', 'plain')).toEqual({ name: 'plain', state: 'created' })
+    expect(s.run('vm', 'destroy', 'plain', '--yes').code).toBe(0)
+  })
+})
+
 describe('VM names (the hypervisor’s 16-byte name field, A.1)', () => {
   it('two 15-byte names that differ only in their last byte are two VMs', () => {
     for (const name of ['production-web1', 'production-web2']) {

@@ -80,8 +80,16 @@ short wizard asks for the settings.`
           hint: 'hsmctl vm create NAME [--vcpus N] [--memory SIZE]',
         })
       }
+      // the wizard proposes what the flags would do: every pCPU a User VM may use here
+      const { userVmAffinity } = await this.call<{ userVmAffinity: string }>('host.devices')
+      const { MAX_VCPUS_PER_VM } = await import('../../core/abi/constants.js')
+      let allowed = 0
+      for (let mask = BigInt(userVmAffinity); mask; mask >>= 1n) allowed += Number(mask & 1n)
+      const all = Math.min(allowed, MAX_VCPUS_PER_VM)
       const wizard = await import('../../ui/wizard.js')
-      ;({ name, vcpus, memory } = await wizard.createVmWizard({ vcpus, memory }))
+      ;({ name, vcpus, memory } = await wizard.createVmWizard({ vcpus: vcpus ?? all, memory }))
+      // all of them is the configured affinity (A.2): as `vm create NAME` asks for it
+      if (flags.vcpus === undefined && vcpus === all) vcpus = undefined
     }
     const flagBits = (flags.flag ?? []).reduce((bits, f) => bits | parseVmFlag(f), 0n)
     if (flags.payload !== undefined) {

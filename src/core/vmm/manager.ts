@@ -89,7 +89,10 @@ interface ManagedVm {
   state: VmRunState
   createdAt: number
   flags: bigint
+  /** As asked: 0 when neither --vcpus nor --cpu-affinity was given (the configured one, A.2). */
   cpuAffinity: bigint
+  /** The pCPUs its vCPUs run on: what `vm show` says. */
+  effectiveAffinity: bigint
   requestedVcpus: number | undefined
   memsegs: MemsegInfo[]
   regs: RegsSpec[]
@@ -431,6 +434,8 @@ export class VmManager {
       const back = decode(S.acrn_vm_creation, creation)
       const vmid = back.vmid as number
       const vcpuNum = back.vcpu_num as number
+      const effectiveAffinity =
+        cpuAffinity !== 0n ? cpuAffinity : await this.configuredAffinity(vmid, vcpuNum)
       await this.ioctl(fd, Ioctl.CREATE_IOREQ_CLIENT, undefined, name)
       const console = new ConsoleLog(this.consoleDir, name)
       const devices = new DeviceModels((byte) => console.write(byte))
@@ -444,6 +449,7 @@ export class VmManager {
         createdAt: Date.now(),
         flags: options.flags ?? 0n,
         cpuAffinity,
+        effectiveAffinity,
         requestedVcpus: options.vcpus,
         memsegs: [],
         regs: [],
@@ -487,6 +493,27 @@ export class VmManager {
       await this.unmap(ioreqBuf, PAGE_SIZE)
       throw e
     }
+  }
+
+  /**
+   * The pCPUs a VM created with affinity 0 got: the configured ones (A.2), one per vCPU.
+   * The simulation says which; otherwise the first ones a User VM may use, as --vcpus takes.
+   */
+  private async configuredAffinity(vmid: number, vcpuNum: number): Promise<bigint> {
+    const seen = this.opts.platform.inspectVm?.(vmid) as
+      { vcpus?: { pcpu?: unknown }[] } | undefined
+    const pcpus = seen?.vcpus?.map((v) => v.pcpu)
+    if (pcpus?.length === vcpuNum && pcpus.every((p) => typeof p === 'number'))
+      return (pcpus as number[]).reduce((mask, p) => mask | (1n << BigInt(p)), 0n)
+    const { userVmAffinity } = await this.opts.platform.inventory()
+    let mask = 0n
+    for (let cpu = 0, n = 0; cpu < 64 && n < vcpuNum; cpu++) {
+      if ((userVmAffinity >> BigInt(cpu)) & 1n) {
+        mask |= 1n << BigInt(cpu)
+        n++
+      }
+    }
+    return mask
   }
 
   /**
@@ -1300,7 +1327,7 @@ export class VmManager {
     return {
       ...summary,
       flags: vmFlagNames(vm.flags),
-      cpuAffinity: vm.cpuAffinity,
+      cpuAffinity: vm.effectiveAffinity,
       ioreqBuf: vm.ioreqBuf,
       memsegs: vm.memsegs,
       regs: vm.regs,
