@@ -103,11 +103,11 @@ describe('launch scripts, their registry and vm start’s supervisor', () => {
     expect(json('vm', 'show', 'vmfail')).toMatchObject({
       owner: 'script',
       state: 'stopped',
-      log: { path: join(s.env.HSMCTL_STATE_DIR, 'acrn-dm', 'vmfail.log'), lastExitStatus: 3 },
+      log: { path: join(s.env.HSMCTL_STATE_DIR!, 'acrn-dm', 'vmfail.log'), lastExitStatus: 3 },
     })
     // the next run keeps this one as vmfail.log.1
     run('vm', 'start', 'vmfail')
-    expect(existsSync(join(s.env.HSMCTL_STATE_DIR, 'acrn-dm', 'vmfail.log.1'))).toBe(true)
+    expect(existsSync(join(s.env.HSMCTL_STATE_DIR!, 'acrn-dm', 'vmfail.log.1'))).toBe(true)
   })
 
   it('vm start of a script that never brings its VM up gives up after --timeout (exit 7), leaving it', () => {
