@@ -3,7 +3,7 @@
 import { Flags } from '@oclif/core'
 import { parseAccess } from '../core/parse/access.js'
 import { parsePackedBdf } from '../core/parse/bdf.js'
-import { parseMsi } from '../core/parse/msi.js'
+import { parseMsi, parseMsiAddress, parseMsiData } from '../core/parse/msi.js'
 import { parseInteger } from '../core/parse/number.js'
 import { parseSize } from '../core/parse/size.js'
 import { UsageError } from '../core/errors.js'
@@ -81,6 +81,44 @@ export const msiFlag = (name: string) =>
     helpValue: 'ADDR:DATA',
     parse: async (input) => parseMsi(input, `--${name}`),
   })
+
+/**
+ * An MSI the two ways a user may write it, in every command that takes one (irq inject,
+ * irqfd add): `--msi ADDR:DATA`, or `--msi-addr ADDR --msi-data DATA`. `alternatives` are
+ * the command's other flags of which exactly one is given with the MSI (irq inject's --gsi).
+ */
+export const msiFlags = (description: string, alternatives: string[] = []) => {
+  const one = ['msi', 'msi-addr', ...alternatives]
+  return {
+    msi: msiFlag('msi')({
+      description: `${description} as ADDR:DATA (or --msi-addr with --msi-data).`,
+      exactlyOne: one,
+    }),
+    'msi-addr': Flags.custom<bigint>({
+      helpValue: 'ADDR',
+      parse: async (input) => parseMsiAddress(input, '--msi-addr'),
+    })({
+      description: 'MSI address (0xfee00000 | APIC ID << 12), with --msi-data.',
+      exactlyOne: one,
+      dependsOn: ['msi-data'],
+    }),
+    'msi-data': Flags.custom<bigint>({
+      helpValue: 'DATA',
+      parse: async (input) => parseMsiData(input, '--msi-data'),
+    })({ description: 'MSI data (vector in bits 7:0), with --msi-addr.', dependsOn: ['msi-addr'] }),
+  }
+}
+
+/** The MSI of msiFlags, whichever way it was given. */
+export function msiOf(flags: {
+  msi?: { addr: bigint; data: bigint }
+  'msi-addr'?: bigint
+  'msi-data'?: bigint
+}): { addr: bigint; data: bigint } | undefined {
+  if (flags.msi) return flags.msi
+  if (flags['msi-addr'] === undefined || flags['msi-data'] === undefined) return undefined
+  return { addr: flags['msi-addr'], data: flags['msi-data'] }
+}
 
 export const accessFlag = (name: string) =>
   Flags.custom<number>({

@@ -254,7 +254,7 @@ describe('irqfd add|signal|list|remove (IRQFD, §6)', () => {
       {
         args: ['add', 'ev', '--msi-addr', '0xfee00000'],
         code: 2,
-        message: /Missing required flag msi-data/,
+        message: /All of the following must be provided when using --msi-addr: --msi-data/,
       },
       {
         args: ['add', 'nope', '--msi-addr', '0xfee00000', '--msi-data', '0x31'],
@@ -288,5 +288,28 @@ describe('irqfd add|signal|list|remove (IRQFD, §6)', () => {
       `'ev' has no irqfd ${a.id}`,
     )
     expect(msis()[0].count).toBe(4)
+  })
+
+  // issue 13 item 21: irqfd add and irq inject take an MSI the same two ways
+  it('--msi ADDR:DATA is taken too, as irq inject takes it', () => {
+    const q = s.json('irqfd', 'add', 'ev', '--msi', '0xfee01000:0x33')
+    expect(q).toMatchObject({ msiAddr: '0xfee01000', msiData: '0x33' })
+    expect(s.run('irqfd', 'signal', 'ev', '--id', String(q.id)).code).toBe(0)
+    expect(msis()).toContainEqual({ vcpu: 1, vector: 0x33, count: 1 })
+    expectError(
+      s.run('irqfd', 'add', 'ev', '--msi', '0x1234:0x33'),
+      2,
+      '--msi: MSI address 0x1234 is outside 0xfee00000-0xfeefffff',
+    )
+    expectError(
+      s.run('irqfd', 'add', 'ev', '--msi', '0xfee01000:0x33', '--msi-addr', '0xfee00000'),
+      2,
+      /--msi-addr cannot also be provided when using --msi/,
+    )
+    expectError(
+      s.run('irqfd', 'add', 'ev'),
+      2,
+      /Exactly one of the following must be provided: --msi, --msi-addr/,
+    )
   })
 })

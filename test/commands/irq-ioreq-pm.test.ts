@@ -34,6 +34,15 @@ describe('irq inject --msi (INJECT_MSI, §7.2)', () => {
     ])
     expect(s.run('vm', 'show', 'irq').stdout).toMatch(/^ {2}vCPU 1 vector 0x42: 1$/m)
   })
+
+  // issue 13 item 21: irq inject and irqfd add take an MSI the same two ways
+  it('--msi-addr and --msi-data are the same MSI, as irqfd add takes it', () => {
+    const r = s.run('irq', 'inject', 'irq', '--msi-addr', '0xfee01000', '--msi-data', '0x42')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe('injected MSI 0xfee01000:0x42 into irq\n')
+    expect(hv().msi).toContainEqual({ vcpu: 1, vector: 0x42, count: 2 })
+    expectError(s.run('irq', 'inject', 'irq', '--msi-addr', '0xfee01000'), 2, /--msi-data/)
+  })
 })
 
 describe('irq inject --gsi (SET_IRQLINE, §7.1)', () => {

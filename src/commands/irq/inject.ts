@@ -1,12 +1,13 @@
 import { Flags } from '@oclif/core'
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
-import { intFlag, msiFlag } from '../../cli/flags.js'
+import { intFlag, msiFlags, msiOf } from '../../cli/flags.js'
 
 export default class IrqInject extends DaemonCommand {
   static override summary =
     'Inject an interrupt: an MSI (INJECT_MSI) or a GSI line operation (SET_IRQLINE).'
 
-  static override description = `--msi ADDR:DATA injects one MSI. --gsi N --op drives the VM's vIOAPIC line N (and the
+  static override description = `--msi ADDR:DATA (or --msi-addr ADDR --msi-data DATA, as irqfd add takes it) injects
+one MSI. --gsi N --op drives the VM's vIOAPIC line N (and the
 vPIC for the legacy lines, §7.1): assert (high), deassert (low), pulse-high, pulse-low.`
 
   static override examples = [
@@ -17,10 +18,10 @@ vPIC for the legacy lines, §7.1): assert (high), deassert (low), pulse-high, pu
   static override args = { name: vmNameArg }
 
   static override flags = {
-    msi: msiFlag('msi')({ description: 'MSI address and data.', exactlyOne: ['msi', 'gsi'] }),
+    ...msiFlags('The MSI address and data', ['gsi']),
     gsi: intFlag('gsi')({
       description: 'Guest GSI (vIOAPIC pin).',
-      exactlyOne: ['msi', 'gsi'],
+      exactlyOne: ['msi', 'msi-addr', 'gsi'],
       dependsOn: ['op'],
     }),
     op: Flags.string({
@@ -31,14 +32,15 @@ vPIC for the legacy lines, §7.1): assert (high), deassert (low), pulse-high, pu
 
   async run(): Promise<Record<string, unknown>> {
     const { args, flags } = await this.parse(IrqInject)
-    if (flags.msi) {
+    const msi = msiOf(flags)
+    if (msi) {
       const result = await this.call<Record<string, unknown>>('irq.msi', {
         name: args.name,
-        addr: flags.msi.addr,
-        data: flags.msi.data,
+        addr: msi.addr,
+        data: msi.data,
       })
       this.log(
-        `injected MSI 0x${flags.msi.addr.toString(16)}:0x${flags.msi.data.toString(16)} into ${args.name}`,
+        `injected MSI 0x${msi.addr.toString(16)}:0x${msi.data.toString(16)} into ${args.name}`,
       )
       return result
     }

@@ -1,5 +1,5 @@
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
-import { hexFlag } from '../../cli/flags.js'
+import { msiFlags, msiOf } from '../../cli/flags.js'
 import type { IrqfdInfo } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
 
@@ -9,30 +9,21 @@ export default class IrqfdAdd extends DaemonCommand {
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> demo --msi-addr 0xfee00000 --msi-data 0x31',
+    '<%= config.bin %> <%= command.id %> demo --msi 0xfee00000:0x31',
   ]
 
   static override args = { name: vmNameArg }
 
-  static override flags = {
-    'msi-addr': hexFlag('msi-addr')({
-      description: 'MSI address (0xfee00000 | APIC ID << 12).',
-      required: true,
-    }),
-    'msi-data': hexFlag('msi-data', { max: 0xffff_ffffn })({
-      description: 'MSI data (vector in bits 7:0).',
-      required: true,
-      helpValue: 'DATA',
-    }),
-  }
+  static override flags = msiFlags('The MSI each write injects')
 
   async run(): Promise<Wire<IrqfdInfo>> {
     const { args, flags } = await this.parse(IrqfdAdd)
-    const { checkMsiAddress } = await import('../../core/parse/msi.js')
-    checkMsiAddress(flags['msi-addr'], `0x${flags['msi-addr'].toString(16)}`, '--msi-addr')
+    // exactly one form was given (msiFlags): the MSI is there
+    const msi = msiOf(flags)!
     const info = await this.call<Wire<IrqfdInfo>>('irqfd.add', {
       name: args.name,
-      msiAddr: flags['msi-addr'],
-      msiData: flags['msi-data'],
+      msiAddr: msi.addr,
+      msiData: msi.data,
     })
     const { hex } = await import('../../ui/format.js')
     this.log(`irqfd #${info.id}: MSI ${hex(info.msiAddr)}:${hex(info.msiData)}`)
