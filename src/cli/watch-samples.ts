@@ -2,9 +2,9 @@
 // first sample is a baseline for the rates; each later one is printed (--once: one).
 import type { DaemonClient } from '../core/daemon/client.js'
 import type { StatsReply } from '../core/trace/methods.js'
-import { TopModel, type SortKey, type ViewRow } from '../core/trace/view.js'
+import { TopModel, type SortKey } from '../core/trace/view.js'
 import type { Wire } from '../core/daemon/protocol.js'
-import { renderTop, type TopFormat } from '../ui/trace.js'
+import { renderTop, topRecord, type TopFormat, type TopRecord } from '../ui/trace.js'
 import { filterFromFlags, filterToWire, type TraceFilterFlagValues } from './trace-flags.js'
 
 export interface SampleOptions {
@@ -36,7 +36,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
 
 export async function watchSamples(
   o: SampleOptions,
-): Promise<{ samples: { time: string; rows: ViewRow[] }[] }> {
+): Promise<{ samples: { time: string; rows: TopRecord[] }[] }> {
   const byVcpu = o.flags['by-vcpu'] === true
   const first = await o.client.call<Wire<StatsReply>>('trace.stats', { byVcpu })
   const filter = filterFromFlags(o.flags, o.names, first.vms)
@@ -48,7 +48,7 @@ export async function watchSamples(
   const vmName = (vmid: number) => names.get(vmid) ?? String(vmid)
   let reply = await stats()
   model.update(reply.rows, reply.t, vmName)
-  const out: { time: string; rows: ViewRow[] }[] = []
+  const out: { time: string; rows: TopRecord[] }[] = []
   for (let n = 0; o.samples === undefined || n < o.samples; n++) {
     await pause(o.intervalMs, o.signal)
     if (o.signal?.aborted) break
@@ -58,7 +58,7 @@ export async function watchSamples(
     const rows = model.rows({ skipZero: o.flags['skip-zero'] === true })
     const time = new Date().toISOString()
     if (o.json) {
-      out.push({ time, rows })
+      out.push({ time, rows: rows.map(topRecord) })
       continue
     }
     const text = renderTop(rows, model.totalsOf(rows), o.format, time, n === 0)

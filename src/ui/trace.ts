@@ -26,11 +26,15 @@ export const CSV_COLUMNS = [
   'client',
 ] as const
 
-function record(row: ViewRow, time: string) {
+/**
+ * One row of the top table as data: the one schema of `ioreq watch` and `ioreq report`,
+ * in --json (rows) and in jsonl and csv (with the sample's `time` first). README,
+ * "Live ioreq tracing", documents it.
+ */
+export function topRecord(row: ViewRow) {
   // PCI config rows: the function and register as text, so scripts need not unpack addr
   const pci = row.type === 'pcicfg' ? pciConfigText(row.addr) : undefined
   return {
-    time,
     vm: row.vm,
     vmid: row.vmid,
     // null (an empty CSV cell) when the row merges every vCPU
@@ -51,6 +55,10 @@ function record(row: ViewRow, time: string) {
     client: row.client,
   }
 }
+
+export type TopRecord = ReturnType<typeof topRecord>
+
+const record = (row: ViewRow, time: string) => ({ time, ...topRecord(row) })
 
 export function renderTop(
   rows: ViewRow[],

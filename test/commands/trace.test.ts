@@ -510,6 +510,41 @@ describe('ioreq record, report, replay', { timeout: LONG }, () => {
     expect(s.json('ioeventfd', 'list', 'bell')).toEqual(ownIoeventfds)
   })
 
+  // issue 13 item 21: one schema for a row, whichever command and format prints it
+  it('--json rows are the jsonl records (report and watch), as the README documents them', () => {
+    const jsonl = s.run('ioreq', 'report', all, '--format', 'jsonl')
+    expect(jsonl.code, jsonl.stderr).toBe(0)
+    const { time, ...record } = JSON.parse(jsonl.stdout.split('\n')[0]!)
+    expect(time).toEqual(expect.any(String))
+    const keys = Object.keys(record)
+    expect(keys).toEqual([
+      'vm',
+      'vmid',
+      'vcpu',
+      'key',
+      'type',
+      'addr',
+      'bdf',
+      'reg',
+      'dir',
+      'count',
+      'pct',
+      'rate',
+      'lat_min_ns',
+      'lat_avg_ns',
+      'lat_p99_ns',
+      'lat_max_ns',
+      'client',
+    ])
+    const report = s.json('ioreq', 'report', all)
+    for (const row of report.rows) expect(Object.keys(row)).toEqual(keys)
+    expect(report.rows[0]).toMatchObject({ vcpu: null, lat_avg_ns: expect.any(Number) })
+    expect(s.json('ioreq', 'report', all, '--by-vcpu').rows[0].vcpu).toEqual(expect.any(Number))
+    const watch = s.json('ioreq', 'watch', '--once', '--interval', '0.1')
+    expect(watch.samples[0].rows.length).toBeGreaterThan(0)
+    for (const row of watch.samples[0].rows) expect(Object.keys(row)).toEqual(keys)
+  })
+
   it('report --format table and jsonl', () => {
     const table = s.run('ioreq', 'report', all, '--type', 'pio', '--client', 'default')
     expect(table.code, table.stderr).toBe(0)

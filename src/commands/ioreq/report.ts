@@ -1,14 +1,15 @@
 import { Args, Flags } from '@oclif/core'
 import { HsmCommand } from '../../cli/base-command.js'
 import { filterFromFlags, traceFilterFlags } from '../../cli/trace-flags.js'
-import type { ViewRow } from '../../core/trace/view.js'
+import type { TopRecord } from '../../ui/trace.js'
 
 export default class IoreqReport extends HsmCommand {
   static override summary = 'Summarise a recording: the table of `ioreq watch`, offline.'
 
   static override description = `Rates are requests over the recording's span: from the moment the recorder started to
 the moment it stopped (for a recorder killed before it could note its stop, from the
-first request to the last); --json gives that span as "seconds".`
+first request to the last); --json gives that span as "seconds". Rows have one schema in
+--json, jsonl and csv, that of \`ioreq watch\` (README, "Live ioreq tracing").`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> trace.hsmtrace',
@@ -34,13 +35,13 @@ first request to the last); --json gives that span as "seconds".`
     'by-vcpu': Flags.boolean({ description: 'One row per vCPU.' }),
   }
 
-  async run(): Promise<{ file: string; records: number; seconds: number; rows: ViewRow[] }> {
+  async run(): Promise<{ file: string; records: number; seconds: number; rows: TopRecord[] }> {
     const { args, flags } = await this.parse(IoreqReport)
     const { readTraceFile, recordingSpanMs } = await import('../../core/trace/file.js')
     const { TraceStats } = await import('../../core/trace/stats.js')
     const { TopModel } = await import('../../core/trace/view.js')
     const { compileFilter } = await import('../../core/trace/filter.js')
-    const { renderTop } = await import('../../ui/trace.js')
+    const { renderTop, topRecord } = await import('../../ui/trace.js')
     const file = readTraceFile(args.file)
     if (file.partialTail)
       process.stderr.write(
@@ -70,6 +71,11 @@ first request to the last); --json gives that span as "seconds".`
       const text = renderTop(rows, model.totals, flags.format as 'table', file.header.createdAt)
       if (text !== '') this.log(text)
     }
-    return { file: args.file, records: file.count, seconds: spanMs / 1000, rows }
+    return {
+      file: args.file,
+      records: file.count,
+      seconds: spanMs / 1000,
+      rows: rows.map(topRecord),
+    }
   }
 }
