@@ -188,7 +188,7 @@ export const pm = {
       'index',
       0n,
       255n,
-    )({ description: 'Only this state (Px numbered from 0, Cx from 1, §7.8).' }),
+    )({ description: 'Only this state (Px states are numbered from 0, Cx states from 1).' }),
   },
   async run(
     cmd: DaemonCommand,

@@ -77,7 +77,7 @@ describe('irq inject --gsi (SET_IRQLINE, §7.1)', () => {
         args: ['--gsi', '48', '--op', 'assert'],
         code: 1,
         message: 'SET_IRQLINE failed: EPERM (Operation not permitted)',
-        hint: 'the GSI is beyond the VM’s interrupt lines (Appendix A)',
+        hint: 'the GSI is beyond the VM’s interrupt lines',
       },
       { args: ['--gsi', '4'], code: 2, message: /must be provided when using --gsi: --op/ },
       {

@@ -500,7 +500,7 @@ describe('ioreq record, report, replay', { timeout: LONG }, () => {
     const r = s.run('ioreq', 'replay', doorbell, '--vm', 'bell', '--fast')
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toBe(
-      '38 recorded requests were handled in the kernel by ioeventfds (§5.5); bell has an ioeventfd for them while the replay runs: MMIO 0xfe003000 len 2\n',
+      '38 recorded requests were handled in the kernel by ioeventfds (which complete them without hsmd); bell has an ioeventfd for them while the replay runs: MMIO 0xfe003000 len 2\n',
     )
     expect(r.stdout).toBe(
       'replayed 40 of 40 requests into bell (1 ioeventfd added for it and removed)\n',

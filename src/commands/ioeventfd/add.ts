@@ -9,8 +9,8 @@ export default class IoeventfdAdd extends DaemonCommand {
     'Register an ioeventfd (IOEVENTFD): guest writes at ADDR signal an eventfd in the kernel.'
 
   static override description = `Writes that start exactly at --addr (and match --datamatch, if given) signal the
-eventfd; other accesses inside the range are completed without a signal, and reads return 0
-(§5.5). The daemon owns the eventfd and counts its signals (see \`ioeventfd list\`).`
+eventfd; other accesses inside the range are completed by the kernel without a signal, and
+reads return 0. The daemon owns the eventfd and counts its signals (see \`ioeventfd list\`).`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> demo --addr 0xfe000000 --len 4',

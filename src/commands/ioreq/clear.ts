@@ -2,7 +2,7 @@ import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 
 export default class IoreqClear extends DaemonCommand {
   static override summary =
-    'Complete every pending I/O request of a VM without handling it (CLEAR_VM_IOREQ, §4.7).'
+    'Complete every pending I/O request of a VM without handling it (CLEAR_VM_IOREQ).'
 
   static override examples = ['<%= config.bin %> <%= command.id %> demo']
 

@@ -121,7 +121,7 @@ The VM must be running; a workload running on it must be stopped first.`
     )
     const what = added.length === 1 ? 'an ioeventfd' : `${added.length} ioeventfds`
     process.stderr.write(
-      `${requests} recorded requests were handled in the kernel by ioeventfds (§5.5); ${vm} has ${what} for them while the replay runs: ${ranges.join(', ')}\n`,
+      `${requests} recorded requests were handled in the kernel by ioeventfds (which complete them without hsmd); ${vm} has ${what} for them while the replay runs: ${ranges.join(', ')}\n`,
     )
   }
 }

@@ -8,7 +8,7 @@ export default class IrqInject extends DaemonCommand {
 
   static override description = `--msi ADDR:DATA (or --msi-addr ADDR --msi-data DATA, as irqfd add takes it) injects
 one MSI. --gsi N --op drives the VM's vIOAPIC line N (and the
-vPIC for the legacy lines, §7.1): assert (high), deassert (low), pulse-high, pulse-low.`
+vPIC for the legacy lines 0 to 15): assert (high), deassert (low), pulse-high, pulse-low.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> demo --msi 0xfee00000:0x31',

@@ -5,7 +5,7 @@ import type { Wire } from '../../core/daemon/protocol.js'
 
 export default class IrqfdAdd extends DaemonCommand {
   static override summary =
-    'Register an irqfd (IRQFD): each write to its eventfd injects the MSI once (§6.3).'
+    'Register an irqfd (IRQFD): each write to its eventfd injects the MSI once.'
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> demo --msi-addr 0xfee00000 --msi-data 0x31',

@@ -9,9 +9,9 @@ export default class MemsegSet extends DaemonCommand {
     'Map a memory segment into a VM (SET_MEMSEG): RAM backed by daemon memory, or MMIO.'
 
   static override description = `RAM (the default) is Service-VM memory the kernel pins and maps at --gpa; --file loads a
-payload at its start. MMIO maps host physical --hpa at --gpa, always uncached (§3.3). The
-kernel needs at least 4 KiB of RAM and the hypervisor 4 KiB multiples (§3.4, Appendix A).
-RAM cannot be unmapped before the VM is destroyed (§3.5).`
+payload at its start. MMIO maps host physical --hpa at --gpa, always uncached (the kernel
+forces it). RAM is at least 4 KiB, and the hypervisor maps 4 KiB multiples only. RAM cannot
+be unmapped before the VM is destroyed: the kernel unsets MMIO segments only.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> demo --gpa 0 --size 64M',

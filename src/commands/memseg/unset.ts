@@ -6,7 +6,7 @@ import type { Wire } from '../../core/daemon/protocol.js'
 
 export default class MemsegUnset extends DaemonCommand {
   static override summary =
-    'Unmap an MMIO segment (UNSET_MEMSEG). RAM stays until the VM is destroyed (§3.5).'
+    'Unmap an MMIO segment (UNSET_MEMSEG). RAM stays until the VM is destroyed.'
 
   static override description = `The kernel accepts only MMIO here: for RAM it answers EINVAL, and hsmctl passes that on
 with the rule, so that what you see is what the kernel does.`

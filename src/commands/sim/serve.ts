@@ -11,7 +11,7 @@ preloaded (helper/SHIM.md):
 
   LD_PRELOAD=helper/build/libhsm-shim.so HSM_SHIM_SOCKET=PATH program
 
-Each connection is one process: its VMs are released when it exits (spec §1.5). It runs
+Each connection is one process: its VMs are released when it exits, as when a process closes /dev/acrn_hsm. It runs
 until Ctrl-C or SIGTERM. To have the shimmed programs' VMs in \`hsmctl vm list\` and reachable
 by \`hsmctl guest access\`, serve the daemon's own platform instead: \`hsmctl daemon run
 --serve-sim PATH\`.`

@@ -5,7 +5,7 @@ import type { ForgottenVm } from '../../core/vmm/manager.js'
 export default class VmDestroy extends DaemonCommand {
   static override summary = 'Destroy a VM (pausing it first if it runs) and forget its spec.'
 
-  static override description = `The hypervisor destroys only paused VMs (Appendix A), so a running VM is paused first.
+  static override description = `The hypervisor destroys only paused VMs, so a running VM is paused first.
 Its fd is closed, its eventfds released, and its journal entry removed. A VM that is only
 journaled (\`vm list\` shows it journaled, incomplete or corrupt) is forgotten, as by
 \`vm forget\`. An acrn-dm VM is powered off (DM_STOP with force) and waited for until its

@@ -10,7 +10,7 @@ export default class VmReset extends DaemonCommand {
     'Reset a VM as acrn-dm does: pause, clear its I/O requests, reset (RESET_VM).'
 
   static override description = `The hypervisor resets only paused VMs and HSM does not clear pending I/O requests on
-reset (§2.5), so a running VM is paused and its requests cleared first. Afterwards the VM is
+reset, so a running VM is paused and its requests cleared first. Afterwards the VM is
 in the created state: start it again with \`vm start\`.
 
 An acrn-dm VM is reset as acrnctl resets one: stopped (DM_STOP, --force to power it off),

@@ -185,12 +185,12 @@ async function permissionError(
   const groupCanUse = (st.mode & 0o060) === 0o060 && st.gid !== 0
   const hint = groupCanUse
     ? `members of group ${group} may use it: \`sudo usermod -aG ${group} $USER\`, then log in ` +
-      'again (HSM checks no capabilities, only the node permissions, spec §1.3)'
+      'again (HSM checks no capabilities, only the node permissions)'
     : `only ${owner} may open it. Run the native daemon as ${owner} (sudo), or let a group in ` +
       'with a udev rule, e.g. /etc/udev/rules.d/99-acrn-hsm.rules: ' +
       'KERNEL=="acrn_hsm", GROUP="acrn", MODE="0660"; then `sudo groupadd -f acrn`, ' +
       '`sudo usermod -aG acrn $USER`, `sudo udevadm trigger`, and log in again ' +
-      '(HSM checks no capabilities, only the node permissions, spec §1.3)'
+      '(HSM checks no capabilities, only the node permissions)'
   return new DaemonUnreachableError(message, hint)
 }
 

@@ -34,15 +34,15 @@ const HINTS: Readonly<Record<string, Hint>> = {
       : 'registers can be set only for an existing vCPU, with valid CR0/CR4',
   'SET_VCPU_REGS:EINVAL': 'reserved fields of acrn_vcpu_regs must be zero',
   'SET_MEMSEG:EINVAL':
-    'RAM segments need at least 4 KiB (§3.4); the hypervisor needs 4 KiB multiples inside the guest address space and, for MMIO, a host range the Service VM may map (Appendix A)',
+    'RAM segments need at least 4 KiB; the hypervisor needs 4 KiB multiples inside the guest address space and, for MMIO, a host range the Service VM may map',
   // No EFAULT or EPERM hints for SET/UNSET_MEMSEG: the manager maps the RAM itself, so
   // pinning never falls short (§3.4 B step 2), and the hypervisor's -1 (EPERM) from
   // SET_MEMORY_REGIONS is for a powered-off VM, which the manager never holds; a bad
   // host range or an unmapped range is EINVAL (Appendix A.3, sim/hypervisor/ept.ts).
   'SET_MEMSEG:ENOMEM':
-    'a VM has at most 256 RAM mappings over its whole life (§3.4); map fewer, larger segments',
+    'a VM has at most 256 RAM mappings over its whole life; map fewer, larger segments',
   'UNSET_MEMSEG:EINVAL':
-    'only MMIO segments can be unset; RAM stays mapped until the VM is destroyed (§3.5). An MMIO range must be mapped, in 4 KiB multiples (Appendix A)',
+    'only MMIO segments can be unset; RAM stays mapped until the VM is destroyed. An MMIO range must be mapped, in 4 KiB multiples',
   'ASSIGN_PCIDEV:ENODEV':
     'no such host PCI function, a bridge, or another VM has it; see `hsmctl host devices` and `hsmctl ptdev list`',
   'ASSIGN_PCIDEV:EINVAL': (state) =>
@@ -62,20 +62,18 @@ const HINTS: Readonly<Record<string, Hint>> = {
   'RESET_PTDEV_INTR:EPERM': 'INTx only, of a device assigned to this VM',
   'CREATE_VDEV:EINVAL': 'that slot already holds a virtual device',
   'DESTROY_VDEV:EINVAL': 'no virtual device at that slot; see `hsmctl vm show NAME`',
-  'SET_IRQLINE:EPERM': 'the GSI is beyond the VM’s interrupt lines (Appendix A)',
+  'SET_IRQLINE:EPERM': 'the GSI is beyond the VM’s interrupt lines (its vIOAPIC’s pins)',
   'INJECT_MSI:EPERM': 'the VM is powered off in the hypervisor',
-  'NOTIFY_REQUEST_FINISH:EINVAL':
-    'the vCPU is beyond the VM’s vCPUs, or reserved is not zero (§4.7)',
-  'CREATE_IOREQ_CLIENT:EEXIST': 'the VM already has its default ioreq client (§4.7)',
-  'ATTACH_IOREQ_CLIENT:ENODEV':
-    'the default ioreq client is gone (destroyed, or the VM torn down) (§4.7)',
+  'NOTIFY_REQUEST_FINISH:EINVAL': 'the vCPU is beyond the VM’s vCPUs, or reserved is not zero',
+  'CREATE_IOREQ_CLIENT:EEXIST': 'the VM already has its default ioreq client (one per VM)',
+  'ATTACH_IOREQ_CLIENT:ENODEV': 'the default ioreq client is gone (destroyed, or the VM torn down)',
   'IOEVENTFD:EEXIST':
-    'the same eventfd is already registered at that address with overlapping data (§5.3)',
-  'IOEVENTFD:EINVAL': 'len must be 1, 2, 4 or 8 and addr + len must not overflow (§5.3)',
-  'IRQFD:EBUSY': 'that eventfd is already an irqfd of this VM (§6.2)',
+    'the same eventfd is already registered at that address with overlapping data',
+  'IOEVENTFD:EINVAL': 'len must be 1, 2, 4 or 8 and addr + len must not overflow',
+  'IRQFD:EBUSY': 'that eventfd is already an irqfd of this VM',
   'PM_GET_CPU_STATE:EPERM':
     'no such vCPU, or no such state: Px states are numbered from 0, Cx states from 1, up to the count',
-  'VM_INTR_MONITOR:EFAULT': 'the monitor page is not mapped (§7.3)',
+  'VM_INTR_MONITOR:EFAULT': 'the monitor page is not mapped',
 }
 
 /** The `IOCTL:ERRNO` pairs that have a hint (tests check each can be met). */

@@ -243,7 +243,7 @@ function checkAccessSize(type: 'pio' | 'mmio', size: number) {
     flag: '--size',
     hint:
       type === 'pio'
-        ? 'port I/O moves at most 4 bytes (the request’s value is 32 bits, §4.1); use --size 1, 2 or 4, or --mmio for 8-byte accesses'
+        ? 'port I/O moves at most 4 bytes (the request’s value is 32 bits); use --size 1, 2 or 4, or --mmio for 8-byte accesses'
         : 'use --size 1, 2, 4 or 8',
   })
 }
