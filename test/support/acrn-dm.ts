@@ -62,7 +62,7 @@ export function keepHugepages(): () => void {
   return () => writeFileSync(NR_HUGEPAGES, saved)
 }
 
-/** acrn-dm under `hsmctl sim exec`, its stdout and stderr collected. */
+/** acrn-dm under `hsmctl sim exec` (or `trace exec`), its stdout and stderr collected. */
 export interface RunningAcrnDm {
   readonly child: ChildProcessWithoutNullStreams
   /** Everything it printed so far (its UART on stdio included). */
@@ -76,9 +76,11 @@ export interface RunningAcrnDm {
 export function startAcrnDm(
   acrnDm: string,
   args: readonly string[],
-  options: { cwd: string; env: NodeJS.ProcessEnv },
+  /** via: the hsmctl command that runs it (default `sim exec`; `trace exec` for the tap) */
+  options: { cwd: string; env: NodeJS.ProcessEnv; via?: readonly string[] },
 ): RunningAcrnDm {
-  const child = spawn(process.execPath, [RUN_JS, 'sim', 'exec', '--', acrnDm, ...args], {
+  const via = options.via ?? ['sim', 'exec']
+  const child = spawn(process.execPath, [RUN_JS, ...via, '--', acrnDm, ...args], {
     cwd: options.cwd,
     env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...options.env },
   })
