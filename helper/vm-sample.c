@@ -12,7 +12,11 @@
  * original's built-in one) at GPA 0, and on the simulation the vCPU executes it; without
  * one, `hsmctl guest access` plays the guest.
  *
- *   vm-sample [--device PATH] [--payload FILE]   default /dev/acrn_hsm, no payload
+ *   vm-sample [--device PATH] [--payload FILE] [--name NAME]
+ *                                 default /dev/acrn_hsm, no payload, no name
+ *
+ * --name gives the VM a name: CREATE_VM's 16 "uuid" bytes, which the hypervisor reads as
+ * the VM's name (A.1), at most 15 bytes and a NUL.
  *
  * Under the device shim: LD_PRELOAD=helper/build/libhsm-shim.so HSM_SHIM_SOCKET=...
  */
@@ -64,13 +68,18 @@ int main(int argc, char **argv)
 {
 	const char *device = "/dev/acrn_hsm";
 	const char *payload = NULL;
+	const char *name = "";
 	for (int i = 1; i < argc; i += 2) {
 		if (i + 1 < argc && strcmp(argv[i], "--device") == 0) {
 			device = argv[i + 1];
 		} else if (i + 1 < argc && strcmp(argv[i], "--payload") == 0) {
 			payload = argv[i + 1];
+		} else if (i + 1 < argc && strcmp(argv[i], "--name") == 0 &&
+			   strlen(argv[i + 1]) < sizeof(((struct acrn_vm_creation *)0)->uuid)) {
+			name = argv[i + 1];
 		} else {
-			fprintf(stderr, "usage: vm-sample [--device PATH] [--payload FILE]\n");
+			fprintf(stderr,
+				"usage: vm-sample [--device PATH] [--payload FILE] [--name NAME (<= 15 bytes)]\n");
 			return 2;
 		}
 	}
@@ -108,6 +117,7 @@ int main(int argc, char **argv)
 
 	struct acrn_vm_creation create;
 	memset(&create, 0, sizeof(create));
+	memcpy(&create.uuid, name, strlen(name)); /* the VM's name (A.1), NUL-padded */
 	create.ioreq_buf = (uint64_t)(uintptr_t)&io_req_buf;
 	int ret = ioctl(hsm_fd, ACRN_IOCTL_CREATE_VM, &create);
 	report("Created VM!", ret);

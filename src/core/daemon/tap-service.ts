@@ -9,7 +9,7 @@
 
 import { join } from 'node:path'
 import { NotFoundError, UsageError } from '../errors.js'
-import { ioctlByRequest } from '../abi/ioctls.js'
+import { Ioctl, ioctlByRequest } from '../abi/ioctls.js'
 import { ArgKind } from '../native/protocol.js'
 import type { ServedIoctl } from '../native/sim-server.js'
 import { decodeIoctlEntry, pmReplySize, type IoctlCall } from '../trace/ioctl-call.js'
@@ -60,6 +60,7 @@ export class TapService {
     readonly ioctls: IoctlLog,
     /** What the taps reported, alone. */
     readonly tapTrace: TraceHub,
+    private readonly forgetVm: (vmid: number) => void,
   ) {}
 
   /** Ready to answer; taps connect once `listen()` resolves. */
@@ -73,9 +74,16 @@ export class TapService {
         tapTrace.publish(r)
         if (!own) options.trace.publish(r)
       },
+      vmCreated: (vmid) => forget(vmid),
       ...(options.log ? { log: options.log } : {}),
     })
-    return new TapService(server, ioctls, tapTrace)
+    // a VM another process made may have the vmid of one destroyed since: its requests
+    // start from zero (hsmd's own VMs: the VM manager does this when it destroys them)
+    const forget = (vmid: number) => {
+      options.trace.forgetVm(vmid)
+      tapTrace.forgetVm(vmid)
+    }
+    return new TapService(server, ioctls, tapTrace, forget)
   }
 
   /** Listen on the tap socket (the runtime directory exists: hsmd's socket is there). */
@@ -101,6 +109,8 @@ export class TapService {
       unreadable = input.byteLength < size
       if (info.dir === 'rw' && c.result >= 0 && c.after && !unreadable) {
         const cmd = new DataView(input.buffer, input.byteOffset).getBigUint64(0, true)
+        if (c.request === Ioctl.CREATE_VM)
+          this.forgetVm(new DataView(c.after.buffer, c.after.byteOffset).getUint16(0, true))
         const out = c.after.subarray(0, pm ? pmReplySize(cmd) : info.bufferSize)
         bytes = new Uint8Array(input.byteLength + out.byteLength)
         bytes.set(input)

@@ -75,6 +75,8 @@ export interface TapServerOptions {
   readonly publish: (request: PublishedRequest) => void
   /** Told about streams that make no sense and lost connections, one line each. */
   readonly log?: (line: string) => void
+  /** A traced program created a VM: its vmid's old statistics must go (before its requests). */
+  readonly vmCreated?: (vmid: number) => void
   /** Sessions of processes that exited kept for `trace list` (default 32). */
   readonly keepEnded?: number
 }
@@ -151,6 +153,7 @@ class TapSession {
       const name = new TextDecoder().decode(uuid.subarray(0, end < 0 ? 16 : end))
       this.fdVm.set(r.fd, vmid)
       this.vms.set(vmid, name)
+      this.server.options.vmCreated?.(vmid)
     } else if (r.request === Ioctl.DESTROY_VM) {
       const vmid = this.fdVm.get(r.fd)
       this.fdVm.delete(r.fd)
