@@ -63,15 +63,17 @@ async function until(what: string, ok: () => boolean): Promise<void> {
 }
 
 /** A simulation served to shimmed programs, and hsmd's tap service, in this process. */
-async function setup(name: string) {
+async function setup(name: string, { platformTraces = true } = {}) {
   const vmm = simVmmPlatform()
   const completed: PublishedRequest[] = []
   vmm.traceRequests!((r) => completed.push(r))
+  // the daemon's trace: on hardware (platformTraces false) only the taps fill it
+  const trace = new TraceHub(1 << 10)
   const taps = TapService.create({
     backend: 'sim',
     env: { HSMCTL_RUNTIME_DIR: join(dir, name) },
-    trace: new TraceHub(1 << 10),
-    platformTraces: true,
+    trace,
+    platformTraces,
   })
   mkdirSync(join(dir, name), { recursive: true, mode: 0o700 })
   await taps.listen()
@@ -98,6 +100,7 @@ async function setup(name: string) {
     vmm,
     completed,
     served,
+    trace,
     taps,
     server,
     env,
@@ -224,6 +227,43 @@ describe.skipIf(helperUnavailable)('libhsm-tap.so stacked on the shim', () => {
         ioreqs: 25,
         vms: [],
       })
+    } finally {
+      if (p.child.exitCode === null) p.child.kill('SIGKILL')
+    }
+  }, 120_000)
+
+  it("as on hardware (the platform sees no request): a traced VM's requests join the daemon's trace, by its program's name for it", async () => {
+    s = await setup('hardware', { platformTraces: false })
+    const p = new Program(spawn(vmSamplePath(), ['--name', 'hwvm'], { env: s.env() }))
+    try {
+      const vmid = Number((await p.waitFor(/vmid (\d+)/))[1])
+      await p.waitFor(/Start VM! \[0\]/)
+      for (const [addr, dir] of [
+        [0x3f8, 'write'],
+        [0x64, 'read'],
+        [0x3f8, 'write'],
+      ] as const)
+        await s.vmm.sim.guestAccess({ vmid, vcpu: 0, type: 'pio', dir, addr, size: 1, value: 7 })
+      const sim = s.completed.map((r) =>
+        requestOf({ ...r, type: ['pio', 'mmio', 'pcicfg'][r.type]! }),
+      )
+      const of = (hub: TraceHub) =>
+        [...records(hub.read(0).bytes)].map((e) => requestOf({ ...e, write: e.dir === 'write' }))
+      await until('the tap to report the three requests', () => of(s!.trace).length === 3)
+      // the daemon's trace holds exactly what the program completed, as the tap's own does
+      expect(of(s.trace)).toEqual(sim)
+      expect(of(s.taps.tapTrace)).toEqual(sim)
+      // and the VM is known by the name CREATE_VM gave it, unless the daemon has that name
+      expect(s.taps.traceVms([])).toEqual([{ vmid, name: 'hwvm' }])
+      expect(s.taps.traceVms([{ vmid: 99, name: 'hwvm' }])).toEqual([
+        { vmid: 99, name: 'hwvm' },
+        { vmid, name: `outside-${vmid}` },
+      ])
+      p.child.kill('SIGINT')
+      expect(await p.exited).toBe(0)
+      // destroyed by vm-sample at SIGINT, its process gone: no longer listed
+      await until('the tap to say goodbye', () => s!.session(p.child.pid!)?.connected === false)
+      expect(s.taps.traceVms([])).toEqual([])
     } finally {
       if (p.child.exitCode === null) p.child.kill('SIGKILL')
     }
