@@ -201,6 +201,67 @@ describe.skipIf(helperUnavailable)('hsmctl trace and ioctl log (sim backend)', (
     }
   }, 300_000)
 
+  it("sim exec'd vm-sample --name: ioreq tail and record find its VM by that name, like hsmd's own", async () => {
+    const exec = background([
+      process.execPath,
+      RUN_JS,
+      'sim',
+      'exec',
+      '--',
+      vmSamplePath(),
+      '--name',
+      'simvm',
+    ])
+    const file = join(dir, 'simvm.hsmtrace')
+    try {
+      await exec.waitFor(/Start VM! \[0\]/)
+      const tail = background([process.execPath, RUN_JS, 'ioreq', 'tail', 'simvm', '--count', '2'])
+      const record = background([
+        process.execPath,
+        RUN_JS,
+        'ioreq',
+        'record',
+        file,
+        '--vm',
+        'simvm',
+        '--json',
+      ])
+      for (const [p, text] of [
+        [tail, /following I\/O requests \(2\)/],
+        [record, /recording to/],
+      ] as const) {
+        const deadline = Date.now() + 60_000 // a hang guard only
+        while (!text.test(p.out.stderr) && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 25))
+      }
+      for (const a of [
+        ['--pio', '0x3f8', '--write', '0x53', '--size', '1'],
+        ['--pio', '0x64', '--read', '--size', '1'],
+      ]) {
+        const r = run('guest', 'access', 'simvm', ...a)
+        expect(r.code, r.stderr).toBe(0)
+      }
+      expect(await tail.exited, tail.out.stderr).toBe(0)
+      const lines = tail.out.stdout.trim().split('\n')
+      expect(lines).toHaveLength(2)
+      expect(lines[0]).toMatch(/ simvm +vcpu0 +PIO +OUT +0x3f8 .*0x53 .*default/)
+      expect(lines[1]).toMatch(/ simvm +vcpu0 +PIO +IN +0x64 .*0xff .*default/)
+      // the recorder has both once the daemon's trace holds them (tail saw them there)
+      record.child.kill('SIGINT')
+      expect(await record.exited, record.out.stderr).toBe(0)
+      expect(JSON.parse(record.out.stdout)).toMatchObject({ file, records: 2, dropped: 0 })
+      const report = json('ioreq', 'report', file)
+      expect(report.rows.map((r: Json) => `${r.vm} ${r.key} ${r.count}`).sort()).toEqual([
+        'simvm PIO 0x3f8 OUT 1',
+        'simvm PIO 0x64 IN 1',
+      ])
+      exec.child.kill('SIGINT')
+      expect(await exec.exited, exec.out.stderr).toBe(0)
+    } finally {
+      if (exec.child.exitCode === null) exec.child.kill('SIGKILL')
+    }
+  }, 300_000)
+
   it('trace env prints the one line a launch script needs', async () => {
     const r = json('trace', 'env')
     expect(r.preload).toEqual([tapPath(), shimPath()])
