@@ -41,7 +41,10 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
   it('creates a VM with RAM at 0 and prints it, left created', () => {
     const r = s.run('vm', 'create', 'demo', '--vcpus', '2', '--memory', '1M')
     expect(r.code, r.stderr).toBe(0)
-    const vmid = /^demo {2}vmid (\d+) {2}created {2}2 vCPUs {2}1M RAM {2}up \d+s$/m.exec(r.stdout)
+    const vmid =
+      /^demo {2}vmid (\d+) {2}created {2}2 vCPUs {2}1M RAM {2}up \d+[dhms](?:\d+[hms])?$/m.exec(
+        r.stdout,
+      )
     expect(vmid, r.stdout).not.toBeNull()
     expect(r.stdout).toMatch(/^ {2}RAM {2}gpa 0x0-0xfffff \(1M\)$/m)
     // hsmd is the default ioreq client; HSM made the ioeventfd client (§2.2 step 5)
@@ -102,7 +105,9 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
     const r = s.run('vm', 'show', 'flagged')
     expect(r.code, r.stderr).toBe(0)
     const lines = r.stdout.trimEnd().split('\n')
-    expect(lines[0]).toMatch(/^flagged {2}vmid \d+ {2}created {2}2 vCPUs {2}0 RAM {2}up \d+s$/)
+    expect(lines[0]).toMatch(
+      /^flagged {2}vmid \d+ {2}created {2}2 vCPUs {2}0 RAM {2}up \d+[dhms](?:\d+[hms])?$/,
+    )
     expect(lines[1]).toMatch(/^ {2}cpu affinity 0x6 {3}flags hide-mtrr {3}ioreq page 0x[0-9a-f]+$/)
     expect(lines[2]).toBe(`  console      ${join(s.dir, 'state', 'consoles', 'flagged.log')}`)
     for (const section of ['Memory segments', 'Pass-through devices', 'ioeventfds', 'irqfds'])
@@ -306,7 +311,7 @@ describe('ten clients racing on one VM name', () => {
       if (r.verb === 'create' && r.code === 0) {
         created++
         expect(r.stdout).toMatch(
-          /^racer {2}vmid \d+ {2}created {2}\d+ vCPUs? {2}1M RAM {2}up \d+s$/m,
+          /^racer {2}vmid \d+ {2}created {2}\d+ vCPUs? {2}1M RAM {2}up \d+[dhms](?:\d+[hms])?$/m,
         )
       } else if (r.verb === 'create') {
         expectError(r, 4, "a VM named 'racer' already exists")
@@ -355,7 +360,9 @@ describe('lifecycle: start, pause, reset, destroy (§2.5, A.3)', () => {
     const r = s.run('vm', 'start', 'demo')
     expect(r.code, r.stderr).toBe(0)
     // one line, as virsh says 'Domain started' (issue 13 item 21), not the vm show block
-    expect(r.stdout).toMatch(/^demo {2}vmid \d+ {2}running {2}2 vCPUs {2}1M RAM {2}up \d+s\n$/)
+    expect(r.stdout).toMatch(
+      /^demo {2}vmid \d+ {2}running {2}2 vCPUs {2}1M RAM {2}up \d+[dhms](?:\d+[hms])?\n$/,
+    )
     expect(s.vm('demo').hypervisor.state).toBe('running')
     const before = await s.snapshot('demo')
     expectRefusal(s.run('vm', 'start', 'demo'), 'START_VM', 'EPERM', "'demo' is already running")
@@ -379,7 +386,9 @@ describe('lifecycle: start, pause, reset, destroy (§2.5, A.3)', () => {
     expect(vm.hypervisor.state).toBe('paused')
     const again = s.run('vm', 'pause', 'demo')
     expect(again.code, again.stderr).toBe(0)
-    expect(again.stdout).toMatch(/^demo {2}vmid \d+ {2}paused {2}[^\n]* up \d+s\n$/)
+    expect(again.stdout).toMatch(
+      /^demo {2}vmid \d+ {2}paused {2}[^\n]* up \d+[dhms](?:\d+[hms])?\n$/,
+    )
   })
 
   it('a paused VM does not start again', () => {
@@ -476,7 +485,7 @@ describe('lifecycle: start, pause, reset, destroy (§2.5, A.3)', () => {
   it('reset takes a paused VM back to created; it starts again', () => {
     const r = s.run('vm', 'reset', 'demo', '--yes')
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toMatch(/^demo {2}vmid \d+ {2}created {2}[^\n]* up \d+s\n$/)
+    expect(r.stdout).toMatch(/^demo {2}vmid \d+ {2}created {2}[^\n]* up \d+[dhms](?:\d+[hms])?\n$/)
     expect(s.vm('demo').hypervisor.state).toBe('created')
     expect(s.json('vm', 'start', 'demo')).toMatchObject({ state: 'running' })
   })
