@@ -160,8 +160,13 @@ int main(int argc, char **argv)
 	signal(SIGINT, vm_exit);
 
 	while (is_running) {
-		/* Blocks until a request is pending; 0 after a signal, ENODEV once the client is gone. */
-		ioctl(hsm_fd, ACRN_IOCTL_ATTACH_IOREQ_CLIENT, 0);
+		/* Blocks until a request is pending; 0 after a signal, ENODEV once the client is
+		 * gone (our SIGINT handler). Any other failure (the device gone: EIO under the
+		 * shim when its server went away) would make this loop spin: stop instead. */
+		if (ioctl(hsm_fd, ACRN_IOCTL_ATTACH_IOREQ_CLIENT, 0) < 0 && is_running) {
+			printf("ATTACH_IOREQ_CLIENT failed: %s\n", strerror(errno));
+			return 1;
+		}
 		for (uint16_t vcpu = 0; vcpu < vcpu_num && vcpu < ACRN_IO_REQUEST_MAX; vcpu++) {
 			struct acrn_io_request *req = &io_req_buf.req_slot[vcpu];
 			uint32_t state = __atomic_load_n(&req->processed, __ATOMIC_ACQUIRE);

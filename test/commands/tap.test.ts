@@ -28,10 +28,14 @@ const json = (...args: string[]): Json => {
   return JSON.parse(r.stdout)
 }
 
-/** A child whose output is collected, with a way to wait for a line. */
+/**
+ * A child whose output is collected, with a way to wait for a line; in a process group of
+ * its own, so that a test that fails can end it and the program it runs (end()).
+ */
 function background(argv: string[], extra: NodeJS.ProcessEnv = {}) {
   const child: ChildProcessWithoutNullStreams = spawn(argv[0]!, argv.slice(1), {
     env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...env, ...extra },
+    detached: true,
   })
   const out = { stdout: '', stderr: '' }
   child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()))
@@ -47,7 +51,14 @@ function background(argv: string[], extra: NodeJS.ProcessEnv = {}) {
       await new Promise((r) => setTimeout(r, 25))
     }
   }
-  return { child, out, exited, waitFor }
+  const end = () => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL')
+    } catch {
+      // the group is gone already
+    }
+  }
+  return { child, out, exited, waitFor, end }
 }
 
 /** What both sides decode alike: fds and times are each side's own. */
@@ -146,7 +157,7 @@ describe.skipIf(helperUnavailable)('hsmctl trace and ioctl log (sim backend)', (
       // the VM is gone: no process holds that name any more
       expectError(run('ioctl', 'log', name), 3, `no VM named '${name}'`, 'hsmctl vm list')
     } finally {
-      if (exec.child.exitCode === null) exec.child.kill('SIGKILL')
+      exec.end()
     }
   }, 300_000)
 
@@ -197,7 +208,7 @@ describe.skipIf(helperUnavailable)('hsmctl trace and ioctl log (sim backend)', (
       exec.child.kill('SIGINT')
       expect(await exec.exited, exec.out.stderr).toBe(0)
     } finally {
-      if (exec.child.exitCode === null) exec.child.kill('SIGKILL')
+      exec.end()
     }
   }, 300_000)
 
@@ -258,7 +269,7 @@ describe.skipIf(helperUnavailable)('hsmctl trace and ioctl log (sim backend)', (
       exec.child.kill('SIGINT')
       expect(await exec.exited, exec.out.stderr).toBe(0)
     } finally {
-      if (exec.child.exitCode === null) exec.child.kill('SIGKILL')
+      exec.end()
     }
   }, 300_000)
 

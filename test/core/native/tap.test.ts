@@ -370,6 +370,19 @@ describe.skipIf(helperUnavailable)('libhsm-tap.so stacked on the shim', () => {
     }
   }, 360_000)
 
+  it('vm-sample ends, and does not spin, when the device goes away under it', async () => {
+    s = await setup('gone')
+    const p = new Program(spawn(vmSamplePath(), [], { env: s.env(false) }))
+    try {
+      await p.waitFor(/Start VM! \[0\]/)
+      await s.server.close() // the shim's calls fail with EIO from now on
+      expect(await p.exited).toBe(1)
+      expect(p.out).toMatch(/ATTACH_IOREQ_CLIENT failed: Input\/output error\n$/)
+    } finally {
+      if (p.child.exitCode === null) p.child.kill('SIGKILL')
+    }
+  }, 60_000)
+
   it('passes calls on untouched without HSM_TAP_SOCKET, and says once that hsmd is not there', async () => {
     s = await setup('absent')
     const { HSM_TAP_SOCKET: _unset, ...env } = s.env()
