@@ -60,5 +60,8 @@ the foreground to watch its log. Ctrl-C or SIGTERM stops it cleanly.`
     process.once('SIGTERM', () => onSignal('SIGTERM'))
     await daemon.stopped
     process.stderr.write('hsmd: stopped\n')
+    // The simulated hypervisor goes with hsmd: a VM that a shimmed program orphaned by
+    // dying (§1.5) still runs on its vCPU threads, which would keep the process alive.
+    process.exit(0)
   }
 }
