@@ -7,15 +7,12 @@
 // reaches acrn-dm's I/O client. A kill -9 of acrn-dm leaves its running VM orphaned in
 // the hypervisor (§1.5).
 
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildHelper } from '../core/native/support.js'
+import { describe, expect, it } from 'vitest'
 import {
   acrnDmMachineCannot,
-  buildAcrnDm,
-  keepHugepages,
+  acrnDmSession,
   startAcrnDm,
   type RunningAcrnDm,
 } from '../support/acrn-dm.js'
@@ -93,11 +90,12 @@ print_hex:                     # %eax as 8 hex digits and a newline on COM1
 describe.skipIf(why !== undefined)(
   `acrn-dm's ELF guest on KVM vCPUs${why ? ` (skipped: ${why})` : ''}`,
   () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hsmctl-acrn-dm-guest-'))
-    const env = { HSMCTL_RUNTIME_DIR: join(dir, 'run'), HSMCTL_STATE_DIR: join(dir, 'state') }
-    let acrnDm: string | undefined
-    let unavailable: string | undefined
-    let restoreHugepages: (() => void) | undefined
+    const session = acrnDmSession('acrn-dm-guest', (dir) => {
+      writeFileSync(join(dir, 'guest.elf'), assembleElf32(GUEST))
+      writeFileSync(join(dir, 'disk.img'), '')
+      truncateSync(join(dir, 'disk.img'), 1 << 20)
+    })
+    const { dir, env } = session
     const args = (name: string) => [
       '-m',
       '128M',
@@ -128,29 +126,9 @@ describe.skipIf(why !== undefined)(
       )
     }
 
-    beforeAll(() => {
-      buildHelper()
-      const built = buildAcrnDm()
-      if ('unavailable' in built) {
-        unavailable = built.unavailable
-        return
-      }
-      acrnDm = built.path
-      writeFileSync(join(dir, 'guest.elf'), assembleElf32(GUEST))
-      writeFileSync(join(dir, 'disk.img'), '')
-      truncateSync(join(dir, 'disk.img'), 1 << 20)
-      restoreHugepages = keepHugepages()
-    }, 1_800_000)
-
-    afterAll(() => {
-      hsmctl(['daemon', 'stop'], env)
-      restoreHugepages?.()
-      rmSync(dir, { recursive: true, force: true })
-    })
-
     it('writes to its COM1, reads its hostbridge through 0xCF8/0xCFC, kicks a virtio queue into its ioeventfd', async (ctx) => {
-      if (unavailable) ctx.skip(unavailable)
-      const dm: RunningAcrnDm = startAcrnDm(acrnDm!, args('dmguest'), { cwd: dir, env })
+      if (session.unavailable()) ctx.skip(session.unavailable())
+      const dm: RunningAcrnDm = startAcrnDm(session.path(), args('dmguest'), { cwd: dir, env })
       try {
         await dm.until('K from the guest', () => /\nK\r?\n/.test(dm.output()))
         // acrn-dm's hostbridge is 1275:1275 (hw/pci/hostbridge.c); BAR0 is the I/O port it gave
@@ -176,8 +154,8 @@ describe.skipIf(why !== undefined)(
     }, 300_000)
 
     it('kill -9 of acrn-dm leaves its running VM orphaned in the hypervisor (§1.5)', async (ctx) => {
-      if (unavailable) ctx.skip(unavailable)
-      const dm = startAcrnDm(acrnDm!, args('orphan'), { cwd: dir, env })
+      if (session.unavailable()) ctx.skip(session.unavailable())
+      const dm = startAcrnDm(session.path(), args('orphan'), { cwd: dir, env })
       await dm.until('K from the guest', () => /\nK\r?\n/.test(dm.output()))
       // hsmctl sim exec passes SIGKILL's effect on: kill acrn-dm itself, not hsmctl
       const holder = (JSON.parse(hsmctl(['vm', 'list', '--json'], env).stdout) as Json[]).find(

@@ -10,12 +10,10 @@
 // MADT this machine cannot run it: the test says so and skips. Without apt-get it skips
 // too, except under HSMCTL_CI=1, where it fails.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildHelper } from '../core/native/support.js'
-import { acrnDmMachineCannot, buildAcrnDm, keepHugepages, startAcrnDm } from '../support/acrn-dm.js'
+import { describe, expect, it } from 'vitest'
+import { acrnDmMachineCannot, acrnDmSession, startAcrnDm } from '../support/acrn-dm.js'
 import { hsmctl } from '../support/cli.js'
 
 const NAME = 'dmvm'
@@ -55,34 +53,15 @@ function guestElf(): Buffer {
 }
 
 describe.skipIf(acrnDmMachineCannot)('acrn-dm under hsmctl sim exec', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hsmctl-acrn-dm-'))
-  const env = { HSMCTL_RUNTIME_DIR: join(dir, 'run'), HSMCTL_STATE_DIR: join(dir, 'state') }
-  let acrnDm: string | undefined
-  let unavailable: string | undefined
-  let restoreHugepages: (() => void) | undefined
-
-  beforeAll(() => {
-    buildHelper()
-    const built = buildAcrnDm()
-    if ('unavailable' in built) {
-      unavailable = built.unavailable
-      return
-    }
-    acrnDm = built.path
-    writeFileSync(join(dir, 'guest.elf'), guestElf())
-    restoreHugepages = keepHugepages()
-  }, 1_800_000)
-
-  afterAll(() => {
-    hsmctl(['daemon', 'stop'], env)
-    restoreHugepages?.()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  const session = acrnDmSession('acrn-dm', (dir) =>
+    writeFileSync(join(dir, 'guest.elf'), guestElf()),
+  )
+  const { dir, env } = session
 
   it('reaches START_VM, serves a port write with its UART, and SIGINT leaves no VM', async (ctx) => {
-    if (unavailable) ctx.skip(unavailable)
+    if (session.unavailable()) ctx.skip(session.unavailable())
     const dm = startAcrnDm(
-      acrnDm!,
+      session.path(),
       [
         '-m',
         '128M',

@@ -18,9 +18,9 @@ import {
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { expect } from 'vitest'
-import { helperUnavailable } from '../core/native/support.js'
-import { ROOT, RUN_JS, type CliResult } from './cli.js'
+import { afterAll, beforeAll, expect } from 'vitest'
+import { buildHelper, helperUnavailable } from '../core/native/support.js'
+import { hsmctl, ROOT, RUN_JS, type CliResult } from './cli.js'
 
 const MADT = '/sys/firmware/acpi/tables/APIC'
 const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages'
@@ -210,4 +210,53 @@ export function launchScript(acrnDm: string, guest: string, extra = ''): string 
     `${acrnDm} -m 128M --cpu_affinity 1 -s 0:0,hostbridge -s 1:0,lpc${extra} -l com1,stdio -E ${guest} $name`,
     '',
   ].join('\n')
+}
+
+/** A describe block's acrn-dm: built before its tests, its daemon and files gone after. */
+export interface AcrnDmSession {
+  /** The temp dir holding `run/` and `state/` (and whatever `prepare` wrote). */
+  readonly dir: string
+  /** HSMCTL_RUNTIME_DIR and HSMCTL_STATE_DIR in `dir`. */
+  readonly env: { HSMCTL_RUNTIME_DIR: string; HSMCTL_STATE_DIR: string }
+  /** acrn-dm's path (once beforeAll has run and it could be built). */
+  path(): string
+  /** Why it could not be built here, if so: each test skips with it. */
+  unavailable(): string | undefined
+}
+
+/**
+ * beforeAll: the helper and acrn-dm built, `prepare(dir)` (guests, disks), the host's
+ * hugepage pool remembered; afterAll: the daemon stopped, the pool given back, `dir` gone.
+ */
+export function acrnDmSession(name: string, prepare: (dir: string) => void): AcrnDmSession {
+  const dir = mkdtempSync(join(tmpdir(), `hsmctl-${name}-`))
+  const env = { HSMCTL_RUNTIME_DIR: join(dir, 'run'), HSMCTL_STATE_DIR: join(dir, 'state') }
+  let path: string | undefined
+  let unavailable: string | undefined
+  let restoreHugepages: (() => void) | undefined
+  beforeAll(() => {
+    buildHelper()
+    const built = buildAcrnDm()
+    if ('unavailable' in built) {
+      unavailable = built.unavailable
+      return
+    }
+    path = built.path
+    prepare(dir)
+    restoreHugepages = keepHugepages()
+  }, 1_800_000)
+  afterAll(() => {
+    hsmctl(['daemon', 'stop'], env)
+    restoreHugepages?.()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return {
+    dir,
+    env,
+    path: () => {
+      if (path === undefined) throw new Error(`acrn-dm is not built: ${unavailable}`)
+      return path
+    },
+    unavailable: () => unavailable,
+  }
 }
