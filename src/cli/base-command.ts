@@ -18,6 +18,10 @@ export abstract class HsmCommand extends Command {
   private restoreColor: (() => void) | undefined
 
   override async init(): Promise<void> {
+    // oclif reads a piped stdin as a missing argument (`echo x | hsmctl vm create` made a VM
+    // named x, and it would eat the bytes of `daemon dial-stdio` or a shell script). No
+    // hsmctl argument comes from stdin; commands that read it (vm apply -) do so themselves.
+    for (const arg of Object.values(this.ctor.args ?? {})) arg.ignoreStdin = true
     await super.init()
     // ui/color reads --no-color from process.argv, once; inside `hsmctl shell` the flag is
     // on this command's argv only, so apply it to this command and undo it afterwards
