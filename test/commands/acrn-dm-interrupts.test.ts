@@ -15,12 +15,10 @@
 // tick and its stopping the counter, or twice while one tick waits (an edge-triggered
 // line coalesces), so the hypervisor saw at least as many as the guest took.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildHelper } from '../core/native/support.js'
-import { acrnDmMachineCannot, buildAcrnDm, keepHugepages, startAcrnDm } from '../support/acrn-dm.js'
+import { describe, expect, it } from 'vitest'
+import { acrnDmMachineCannot, acrnDmSession, startAcrnDm } from '../support/acrn-dm.js'
 import { assembleElf32 } from '../support/assemble.js'
 import { hsmctl } from '../support/cli.js'
 import {
@@ -245,16 +243,16 @@ ${IRQ_RETURN}`,
 describe.skipIf(why !== undefined)(
   `acrn-dm's PIT, RTC and UART interrupts on KVM vCPUs${why ? ` (skipped: ${why})` : ''}`,
   () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hsmctl-acrn-dm-irq-'))
-    const env = { HSMCTL_RUNTIME_DIR: join(dir, 'run'), HSMCTL_STATE_DIR: join(dir, 'state') }
-    let acrnDm: string | undefined
-    let unavailable: string | undefined
-    let restoreHugepages: (() => void) | undefined
+    const session = acrnDmSession('acrn-dm-irq', (dir) => {
+      writeFileSync(join(dir, 'guest.elf'), assembleElf32(GUEST))
+      writeFileSync(join(dir, 'pic.elf'), assembleElf32(PIC_GUEST))
+    })
+    const { dir, env } = session
 
     /** acrn-dm with our ELF `elf` as VM `name`: the hostbridge, the LPC bridge and COM1 on stdio. */
     const start = (name: string, elf: string) =>
       startAcrnDm(
-        acrnDm!,
+        session.path(),
         [
           ...['-m', '128M', '--cpu_affinity', '1', '-s', '0:0,hostbridge', '-s', '1:0,lpc'],
           ...['-l', 'com1,stdio', '-E', elf, name],
@@ -270,27 +268,8 @@ describe.skipIf(why !== undefined)(
         (gsi[chip] as Json[]).find((l) => l.pin === pin) ?? { pin, level: 0, assertions: 0 }
     }
 
-    beforeAll(() => {
-      buildHelper()
-      const built = buildAcrnDm()
-      if ('unavailable' in built) {
-        unavailable = built.unavailable
-        return
-      }
-      acrnDm = built.path
-      writeFileSync(join(dir, 'guest.elf'), assembleElf32(GUEST))
-      writeFileSync(join(dir, 'pic.elf'), assembleElf32(PIC_GUEST))
-      restoreHugepages = keepHugepages()
-    }, 1_800_000)
-
-    afterAll(() => {
-      hsmctl(['daemon', 'stop'], env)
-      restoreHugepages?.()
-      rmSync(dir, { recursive: true, force: true })
-    })
-
     it('counts PIT and RTC ticks and THRE-driven characters, in the output, the trace and the hypervisor', async (ctx) => {
-      if (unavailable) ctx.skip(unavailable)
+      if (session.unavailable()) ctx.skip(session.unavailable())
       // acrn-dm's RTC keeps UTC from time(NULL); the run may straddle midnight
       const utcDate = () => new Date().toISOString().slice(0, 10).replace(/-/g, '')
       const dateBefore = utcDate()
@@ -364,7 +343,7 @@ describe.skipIf(why !== undefined)(
     }, 300_000)
 
     it("takes the PIT's ticks through the 8259 at IRQ 0: GSI 2 drives vPIC pin 0 (§7.1)", async (ctx) => {
-      if (unavailable) ctx.skip(unavailable)
+      if (session.unavailable()) ctx.skip(session.unavailable())
       const dm = start('dmpic', 'pic.elf')
       try {
         await dm.until('END from the guest', () => /\nEND\r?\n/.test(dm.output()))

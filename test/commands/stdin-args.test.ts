@@ -43,8 +43,14 @@ describe('piped stdin and arguments', () => {
       if (!found || found.pluginName !== 'hsmctl') continue
       if (Object.keys(found.args ?? {}).length === 0) continue
       const Cmd = await found.load()
-      const instance = new Cmd([], config)
-      await instance.init()
+      // init() is where HsmCommand marks its arguments
+      const Concrete = Cmd as unknown as new (
+        argv: string[],
+        config: Config,
+      ) => {
+        init(): Promise<void>
+      }
+      await new Concrete([], config).init()
       for (const [name, arg] of Object.entries(Cmd.args ?? {}))
         if (!(arg as { ignoreStdin?: boolean }).ignoreStdin) leaky.push(`${id} ${name}`)
     }

@@ -5,20 +5,17 @@
 // answered; requests the HSM completes itself (0xCF8, §4.6) the tap never sees. The VM
 // shows under the name acrn-dm gave it, in `ioreq watch --source tap` and `ioctl log`.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { connect } from '../../src/core/daemon/client.js'
 import { socketPath } from '../../src/core/daemon/paths.js'
 import type { Wire } from '../../src/core/daemon/protocol.js'
 import type { ReadReply } from '../../src/core/trace/methods.js'
 import { records } from '../../src/core/trace/record.js'
-import { buildHelper } from '../core/native/support.js'
 import {
   acrnDmMachineCannot,
-  buildAcrnDm,
-  keepHugepages,
+  acrnDmSession,
   startAcrnDm,
   type RunningAcrnDm,
 } from '../support/acrn-dm.js'
@@ -58,39 +55,17 @@ _start:
 describe.skipIf(why !== undefined)(
   `acrn-dm under the tap${why ? ` (skipped: ${why})` : ''}`,
   () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hsmctl-tap-acrn-dm-'))
-    const env = {
-      HSMCTL_RUNTIME_DIR: join(dir, 'run'),
-      HSMCTL_STATE_DIR: join(dir, 'state'),
-      HSMCTL_BACKEND: 'sim',
-    }
+    const session = acrnDmSession(
+      'tap-acrn-dm',
+      (dir) => writeFileSync(join(dir, 'guest.elf'), assembleElf32(GUEST)),
+      { HSMCTL_BACKEND: 'sim' },
+    )
+    const { dir, env } = session
     const json = (...args: string[]): Json => {
       const r = hsmctl([...args, '--json'], env)
       expect(r.code, `hsmctl ${args.join(' ')}: ${r.stderr}`).toBe(0)
       return JSON.parse(r.stdout)
     }
-    let acrnDm: string | undefined
-    let unavailable: string | undefined
-    let restoreHugepages: (() => void) | undefined
-
-    beforeAll(() => {
-      buildHelper()
-      const built = buildAcrnDm()
-      if ('unavailable' in built) {
-        unavailable = built.unavailable
-        return
-      }
-      acrnDm = built.path
-      writeFileSync(join(dir, 'guest.elf'), assembleElf32(GUEST))
-      restoreHugepages = keepHugepages()
-    }, 1_800_000)
-
-    afterAll(() => {
-      hsmctl(['daemon', 'stop'], env)
-      restoreHugepages?.()
-      rmSync(dir, { recursive: true, force: true })
-    })
-
     /** Every request of one source, decoded from the daemon's records. */
     async function requests(source: 'hsmd' | 'tap') {
       const client = await connect(socketPath('sim', env))
@@ -112,10 +87,10 @@ describe.skipIf(why !== undefined)(
     }
 
     it("reports acrn-dm's ioctls and requests as the simulation saw them", async (ctx) => {
-      if (unavailable) ctx.skip(unavailable)
+      if (session.unavailable()) ctx.skip(session.unavailable())
       const args = ['-m', '128M', '--cpu_affinity', '1', '-s', '0:0,hostbridge', '-s', '1:0,lpc']
       const dm: RunningAcrnDm = startAcrnDm(
-        acrnDm!,
+        session.path(),
         [...args, '-l', 'com1,stdio', '-E', 'guest.elf', NAME],
         { cwd: dir, env, via: ['trace', 'exec'] },
       )

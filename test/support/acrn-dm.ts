@@ -216,8 +216,8 @@ export function launchScript(acrnDm: string, guest: string, extra = ''): string 
 export interface AcrnDmSession {
   /** The temp dir holding `run/` and `state/` (and whatever `prepare` wrote). */
   readonly dir: string
-  /** HSMCTL_RUNTIME_DIR and HSMCTL_STATE_DIR in `dir`. */
-  readonly env: { HSMCTL_RUNTIME_DIR: string; HSMCTL_STATE_DIR: string }
+  /** HSMCTL_RUNTIME_DIR and HSMCTL_STATE_DIR in `dir`, and the session's `extraEnv`. */
+  readonly env: { HSMCTL_RUNTIME_DIR: string; HSMCTL_STATE_DIR: string } & NodeJS.ProcessEnv
   /** acrn-dm's path (once beforeAll has run and it could be built). */
   path(): string
   /** Why it could not be built here, if so: each test skips with it. */
@@ -228,9 +228,17 @@ export interface AcrnDmSession {
  * beforeAll: the helper and acrn-dm built, `prepare(dir)` (guests, disks), the host's
  * hugepage pool remembered; afterAll: the daemon stopped, the pool given back, `dir` gone.
  */
-export function acrnDmSession(name: string, prepare: (dir: string) => void): AcrnDmSession {
+export function acrnDmSession(
+  name: string,
+  prepare: (dir: string) => void,
+  extraEnv: NodeJS.ProcessEnv = {},
+): AcrnDmSession {
   const dir = mkdtempSync(join(tmpdir(), `hsmctl-${name}-`))
-  const env = { HSMCTL_RUNTIME_DIR: join(dir, 'run'), HSMCTL_STATE_DIR: join(dir, 'state') }
+  const env = {
+    ...extraEnv,
+    HSMCTL_RUNTIME_DIR: join(dir, 'run'),
+    HSMCTL_STATE_DIR: join(dir, 'state'),
+  }
   let path: string | undefined
   let unavailable: string | undefined
   let restoreHugepages: (() => void) | undefined
