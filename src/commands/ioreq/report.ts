@@ -1,7 +1,17 @@
 import { Args, Flags } from '@oclif/core'
 import { HsmCommand } from '../../cli/base-command.js'
 import { filterFromFlags, traceFilterFlags } from '../../cli/trace-flags.js'
+import { UsageError } from '../../core/errors.js'
+import type { ChromeTraceSummary } from '../../core/trace/chrome-trace.js'
 import type { TopRecord } from '../../ui/trace.js'
+
+/** Write to stdout, waiting while its buffer is full (a trace can be hundreds of MB). */
+function writeStdout(chunk: string): Promise<void> {
+  return new Promise((resolve) => {
+    if (process.stdout.write(chunk)) resolve()
+    else process.stdout.once('drain', resolve)
+  })
+}
 
 export default class IoreqReport extends HsmCommand {
   static override summary = 'Summarise a recording: the table of `ioreq watch`, offline.'
@@ -9,11 +19,21 @@ export default class IoreqReport extends HsmCommand {
   static override description = `Rates are requests over the recording's span: from the moment the recorder started to
 the moment it stopped (for a recorder killed before it could note its stop, from the
 first request to the last); --json gives that span as "seconds". Rows have one schema in
---json, jsonl and csv, that of \`ioreq watch\` (README, "Live ioreq tracing").`
+--json, jsonl and csv, that of \`ioreq watch\` (README, "Live ioreq tracing").
+
+--format chrome-trace writes the recording as Trace Event JSON, which Perfetto's UI
+(ui.perfetto.dev) and chrome://tracing open: a process per VM (named as the VM), a thread
+per vCPU, and a complete slice per request from PENDING to COMPLETE, its args the
+address, size, direction, value, client, type and latency. Times are microseconds on the
+daemon's trace clock. A request is recorded when it completes, so every slice has its
+end; one still pending when the recorder stopped is not in the recording. A latency over
+4.29 s saturates the record's field: that slice's dur is a lower bound and its args say
+latency_saturated. The filter flags select the requests exported.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> trace.hsmtrace',
     '<%= config.bin %> <%= command.id %> trace.hsmtrace --format csv',
+    '<%= config.bin %> <%= command.id %> trace.hsmtrace --format chrome-trace -o trace.json',
   ]
 
   static override args = {
@@ -24,8 +44,13 @@ first request to the last); --json gives that span as "seconds". Rows have one s
     ...traceFilterFlags,
     format: Flags.string({
       description: 'Output format.',
-      options: ['table', 'csv', 'jsonl'],
+      options: ['table', 'csv', 'jsonl', 'chrome-trace'],
       default: 'table',
+    }),
+    output: Flags.string({
+      char: 'o',
+      description: 'With --format chrome-trace: write the trace to this file (default: stdout).',
+      helpValue: 'FILE',
     }),
     sort: Flags.string({
       description: 'Sort rows by.',
@@ -35,8 +60,27 @@ first request to the last); --json gives that span as "seconds". Rows have one s
     'by-vcpu': Flags.boolean({ description: 'One row per vCPU.' }),
   }
 
-  async run(): Promise<{ file: string; records: number; seconds: number; rows: TopRecord[] }> {
+  async run(): Promise<
+    | { file: string; records: number; seconds: number; rows: TopRecord[] }
+    | ({ file: string; output: string; records: number } & ChromeTraceSummary)
+  > {
     const { args, flags } = await this.parse(IoreqReport)
+    const chrome = flags.format === 'chrome-trace'
+    if (!chrome && flags.output !== undefined)
+      throw new UsageError('only --format chrome-trace writes to a file', {
+        flag: '--output',
+        hint: 'the other formats print to stdout: redirect it (> FILE)',
+      })
+    if (chrome && flags['by-vcpu'])
+      throw new UsageError('does not apply to --format chrome-trace', {
+        flag: '--by-vcpu',
+        hint: 'a chrome trace always has one track per vCPU',
+      })
+    if (chrome && flags.output === undefined && this.jsonEnabled())
+      throw new UsageError('would share stdout with --format chrome-trace', {
+        flag: '--json',
+        hint: 'give -o FILE for the trace; --json then prints its summary',
+      })
     const { readTraceFile, recordingSpanMs } = await import('../../core/trace/file.js')
     const { TraceStats } = await import('../../core/trace/stats.js')
     const { TopModel } = await import('../../core/trace/view.js')
@@ -52,6 +96,32 @@ first request to the last); --json gives that span as "seconds". Rows have one s
         `${args.file}: the recorder lost ${file.header.dropped} requests (the daemon's ring overran it)\n`,
       )
     const filter = filterFromFlags(flags, [], file.header.vms)
+    if (chrome) {
+      const { chromeTraceChunks } = await import('../../core/trace/chrome-trace.js')
+      const { compileRecordFilter } = await import('../../core/trace/filter.js')
+      const summary: ChromeTraceSummary = { slices: 0, saturated: 0, vms: 0, vcpus: 0 }
+      const chunks = chromeTraceChunks(file, compileRecordFilter(filter), summary)
+      if (flags.output === undefined) {
+        for (const chunk of chunks) await writeStdout(chunk)
+      } else {
+        const { closeSync, writeSync } = await import('node:fs')
+        const { openUserFileForWrite } = await import('../../core/user-file.js')
+        const fd = openUserFileForWrite(flags.output, { flag: '--output' })
+        try {
+          for (const chunk of chunks) writeSync(fd, chunk)
+        } finally {
+          closeSync(fd)
+        }
+        process.stderr.write(
+          `wrote ${summary.slices} slices (${summary.vms} VMs, ${summary.vcpus} vCPUs) to ${flags.output}\n`,
+        )
+      }
+      if (summary.saturated)
+        process.stderr.write(
+          `${args.file}: ${summary.saturated} requests waited over 4.29 s (the record's latency saturates): their slices' dur is a lower bound\n`,
+        )
+      return { file: args.file, output: flags.output ?? '-', records: file.count, ...summary }
+    }
     const stats = new TraceStats()
     stats.ingest(file.records)
     const model = new TopModel({ filter, sort: flags.sort as 'count' })
