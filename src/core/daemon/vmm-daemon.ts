@@ -157,6 +157,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
       try {
         await manager.shutdown()
       } finally {
+        journal.close()
         await sim.close()
         await taps.close()
         // the helper closes whatever is left, as a process exit would (§1.5)

@@ -29,6 +29,7 @@ import {
   type PrivateDir,
 } from '../daemon/private-files.js'
 import { UsageError } from '../errors.js'
+import { DirWatch } from './journal-watch.js'
 import { checkVmName, specFromObject, specToObject, type VmSpec } from './spec.js'
 
 export interface JournalEntry {
@@ -55,6 +56,9 @@ const MARKS = ['autostart', 'incomplete'] as const
 /** `NAME.json.PID.tmp`: a save in flight, or left by a writer that died. */
 const TEMP_RE = /^.+\.json\.(\d+)\.tmp$/
 
+/** How long after its last change a file's times may still miss a change (see entry()). */
+const RACY_MS = 1000
+
 export class Journal {
   readonly dir: string
   /**
@@ -63,6 +67,16 @@ export class Journal {
    * removed by hand shows at once) without reading every file at every `vm list`.
    */
   private readonly cached = new Map<string, { key: string; entry: JournalEntry }>()
+  /**
+   * The whole list as last read, kept while the directory's watch reports no change
+   * (journal-watch.ts) and the path still names the directory watched (`watchedId`).
+   */
+  private listing: JournalEntry[] | undefined
+  private watch: DirWatch | undefined
+  private watchedId = ''
+  /** How many times the directory was read (tests: the listing kept is used). */
+  directoryReads = 0
+  private closed = false
 
   constructor(
     stateDir: string,
@@ -165,27 +179,90 @@ export class Journal {
     }
   }
 
-  /** Every journaled VM, by name, the corrupt ones included. */
+  /**
+   * Every journaled VM, by name, the corrupt ones included. While the directory's watch
+   * reports no change this is the list as last read, at the cost of one read of the watch
+   * and one lstat (hsmd lists at every `vm list`); after a change, the directory is read
+   * again and the changed files with it.
+   */
   list(): JournalEntry[] {
+    if (this.listing && this.unchanged()) return [...this.listing]
+    // watched before the directory is read: a change made while it is read shows next time
+    this.startWatch()
     const names = this.files().filter((f) => f.endsWith('.json') && f !== '.json')
     for (const f of this.cached.keys()) if (!names.includes(f)) this.cached.delete(f)
-    return names
+    const entries = names
       .map((f) => this.entry(f))
       .filter((e): e is JournalEntry => e !== undefined)
       .sort((a, b) => a.name.localeCompare(b.name))
+    this.listing = this.watch ? entries : undefined
+    return [...entries]
   }
 
   get(name: string): JournalEntry | undefined {
     if (name === '' || name.includes('/')) return undefined // never a path outside the dir
+    this.unchanged() // forget what changed, so that entry() reads it again
     return this.entry(`${name}.json`)
   }
 
-  /** One file's entry, read again only if the file changed since; undefined if gone. */
+  /** Whether the listing is kept between changes (the directory is watched). */
+  get watched(): boolean {
+    return this.watch !== undefined
+  }
+
+  /** Stop watching the directory (the journal reads it at each list from then on). */
+  close(): void {
+    this.closed = true
+    this.stopWatch()
+  }
+
+  /**
+   * Whether nothing in the directory changed since the listing was read. What did change
+   * is forgotten (the listing, the changed files' entries), to be read again.
+   */
+  private unchanged(): boolean {
+    if (!this.watch) return false
+    const changed = this.watch.changes()
+    if (changed.length === 0 && this.directoryId() === this.watchedId) return true
+    this.listing = undefined
+    if (changed.length === 0 || changed.includes('')) {
+      // the directory itself moved, went or changed mode, or events were lost: read all
+      this.stopWatch()
+      this.cached.clear()
+    } else for (const f of changed) this.cached.delete(f)
+    return false
+  }
+
+  private startWatch(): void {
+    if (this.watch || this.closed || !checkPrivateDir(this.privateDir())) return
+    this.watch = DirWatch.open(this.dir)
+    this.watchedId = this.watch ? this.directoryId() : ''
+  }
+
+  private stopWatch(): void {
+    this.watch?.close()
+    this.watch = undefined
+    this.listing = undefined
+  }
+
+  /** What the path names now (its parent may have been moved): '' when nothing. */
+  private directoryId(): string {
+    const st = lstatSync(this.dir, { bigint: true, throwIfNoEntry: false })
+    return st ? `${st.dev}:${st.ino}` : ''
+  }
+
+  /**
+   * One file's entry, read again only if the file changed since; undefined if gone.
+   * A file changed within RACY_MS of being read is read again next time too: a rewrite
+   * of the same size within the filesystem clock's tick leaves its times as they were.
+   */
   private entry(f: string): JournalEntry | undefined {
     let key: string
+    let racy: boolean
     try {
       const st = lstatSync(join(this.dir, f), { bigint: true })
       key = `${st.ino}:${st.mode}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+      racy = Number(st.ctimeNs / 1_000_000n) > Date.now() - RACY_MS
     } catch {
       this.cached.delete(f)
       return undefined
@@ -193,11 +270,13 @@ export class Journal {
     const hit = this.cached.get(f)
     if (hit?.key === key) return hit.entry
     const entry = this.readEntry(f.slice(0, -'.json'.length))
-    this.cached.set(f, { key, entry })
+    if (racy) this.cached.delete(f)
+    else this.cached.set(f, { key, entry })
     return entry
   }
 
   private files(): string[] {
+    this.directoryReads++
     if (!checkPrivateDir(this.privateDir())) return []
     try {
       return readdirSync(this.dir).sort()
