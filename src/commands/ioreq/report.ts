@@ -3,6 +3,7 @@ import { HsmCommand } from '../../cli/base-command.js'
 import { filterFromFlags, traceFilterFlags } from '../../cli/trace-flags.js'
 import { UsageError } from '../../core/errors.js'
 import type { ChromeTraceSummary } from '../../core/trace/chrome-trace.js'
+import type { DeviceReport } from '../../core/trace/devices.js'
 import type { TopRecord } from '../../ui/trace.js'
 
 /** Write to stdout, waiting while its buffer is full (a trace can be hundreds of MB). */
@@ -28,12 +29,21 @@ address, size, direction, value, client, type and latency. Times are microsecond
 daemon's trace clock. A request is recorded when it completes, so every slice has its
 end; one still pending when the recorder stopped is not in the recording. A latency over
 4.29 s saturates the record's field: that slice's dur is a lower bound and its args say
-latency_saturated. The filter flags select the requests exported.`
+latency_saturated. The filter flags select the requests exported.
+
+--by device groups the requests by device instead of by address: a recording holds no
+device table, so devices come from its requests. PCI functions by the BDF of their config
+requests, named by the IDs and class the guest read from them; their BARs by the values
+the guest read or wrote in the BAR registers (and their sizes when it sized them), so
+that port and MMIO requests in a BAR count to their function; PC ports by their standard
+names (COM1-4, PIT, RTC, PIC, 0xCF8/0xCFC, acrn-dm's PM1a, ...); anything else by port,
+or by 4 KiB page of MMIO. Notes on stderr (and "notes" in --json) say where it guessed.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> trace.hsmtrace',
     '<%= config.bin %> <%= command.id %> trace.hsmtrace --format csv',
     '<%= config.bin %> <%= command.id %> trace.hsmtrace --format chrome-trace -o trace.json',
+    '<%= config.bin %> <%= command.id %> boot.hsmtrace --by device',
   ]
 
   static override args = {
@@ -58,11 +68,17 @@ latency_saturated. The filter flags select the requests exported.`
       default: 'count',
     }),
     'by-vcpu': Flags.boolean({ description: 'One row per vCPU.' }),
+    by: Flags.string({
+      description: 'Group the requests by address (the rows of `ioreq watch`) or by device.',
+      options: ['address', 'device'],
+      default: 'address',
+    }),
   }
 
   async run(): Promise<
     | { file: string; records: number; seconds: number; rows: TopRecord[] }
     | ({ file: string; output: string; records: number } & ChromeTraceSummary)
+    | ({ file: string; records: number; seconds: number } & DeviceReport)
   > {
     const { args, flags } = await this.parse(IoreqReport)
     const chrome = flags.format === 'chrome-trace'
@@ -76,6 +92,14 @@ latency_saturated. The filter flags select the requests exported.`
         flag: '--by-vcpu',
         hint: 'a chrome trace always has one track per vCPU',
       })
+    const byDevice = flags.by === 'device'
+    if (byDevice && (chrome || flags.format !== 'table'))
+      throw new UsageError(`--by device prints a table (or --json), not ${flags.format}`, {
+        flag: '--by',
+        hint: 'leave out --format, or add --json for the devices as data',
+      })
+    if (byDevice && flags['by-vcpu'])
+      throw new UsageError('does not apply to --by device', { flag: '--by-vcpu' })
     if (chrome && flags.output === undefined && this.jsonEnabled())
       throw new UsageError('would share stdout with --format chrome-trace', {
         flag: '--json',
@@ -121,6 +145,22 @@ latency_saturated. The filter flags select the requests exported.`
           `${args.file}: ${summary.saturated} requests waited over 4.29 s (the record's latency saturates): their slices' dur is a lower bound\n`,
         )
       return { file: args.file, output: flags.output ?? '-', records: file.count, ...summary }
+    }
+    if (byDevice) {
+      const { devicesOfRecording } = await import('../../core/trace/devices.js')
+      const { compileRecordFilter } = await import('../../core/trace/filter.js')
+      const report = devicesOfRecording(file, compileRecordFilter(filter))
+      if (!this.jsonEnabled()) {
+        const { renderDevices } = await import('../../ui/devices.js')
+        this.log(renderDevices(report))
+        for (const note of report.notes) process.stderr.write(`note: ${note}\n`)
+      }
+      return {
+        file: args.file,
+        records: file.count,
+        seconds: recordingSpanMs(file) / 1000,
+        ...report,
+      }
     }
     const stats = new TraceStats()
     stats.ingest(file.records)
