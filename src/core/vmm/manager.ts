@@ -8,12 +8,12 @@
 //                  another process such as acrn-dm (outside.ts), behind owner.ts
 //   lifecycle.ts   create, start, pause, reset, destroy, forget, shutdown   (vm.c)
 //   memory.ts      memsegSet, memsegUnset, memsegList                       (mm.c)
-//   assigned-devices.ts  ptdev*, mmiodev, vdev
+//   assigned-devices.ts  ptdevAssign/Deassign/Intr/List, mmiodev, vdev     (hsm.c)
 //   ioeventfd.ts   ioeventfdAdd, ioeventfdRemove, ioeventfdList             (ioeventfd.c)
 //   irqfd.ts       irqfdAdd, irqfdRemove, irqfdSignal, irqfdList            (irqfd.c)
-//   interrupts.ts  injectMsi, setIrqline, intrMonitor
+//   interrupts.ts  injectMsi, setIrqline, intrMonitor                       (hsm.c)
 //   ioreq.ts       ioreqClear, ioreqClients                                 (ioreq.c)
-//   vcpus.ts       setRegs, pm
+//   vcpus.ts       setRegs, pm                                              (hsm.c)
 //   guest-access.ts  guestAccess (simulation)
 //   listing.ts     list, show, hypervisorView, console
 //   apply.ts       spec, apply, recreate, journaledOnly, setAutostart, autostart

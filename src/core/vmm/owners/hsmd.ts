@@ -4,6 +4,7 @@
 // ...) finds a VM here by name and runs its ioctls through `ioctl`, which hints at why
 // the HSM refused.
 
+import { UsageError } from '../../errors.js'
 import type { HsmProcess } from '../../hsm-process.js'
 import type { TraceHub } from '../../trace/hub.js'
 import type { PtdevInfo, MmiodevInfo, VdevInfo } from '../assigned-devices.js'
@@ -20,7 +21,6 @@ import type { VmmPlatform } from '../platform.js'
 import type { RegsSpec, VmRunState, VmSpec } from '../spec.js'
 import { notRunning } from './journaled.js'
 import type { RunningVm, VmOwner } from './owner.js'
-import { UsageError } from '../../errors.js'
 
 export interface VmManagerOptions {
   platform: VmmPlatform
