@@ -30,6 +30,19 @@ export const serveSimFlag = Flags.string({
   env: 'HSMCTL_SERVE_SIM',
 })
 
+export const metricsFlag = Flags.string({
+  description:
+    'Serve Prometheus metrics (OpenMetrics) at http://ADDR:PORT/metrics: VMs by state and owner, I/O requests and their latency, trace drops, uptime, connections. A PORT alone means 127.0.0.1:PORT; 0 picks a free port (`daemon status` shows it). Only loopback addresses unless --metrics-public.',
+  helpValue: '[ADDR:]PORT',
+  env: 'HSMCTL_METRICS',
+})
+
+export const metricsPublicFlag = Flags.boolean({
+  description:
+    'Let --metrics listen on a non-loopback address (0.0.0.0:9410, a LAN address): the metrics name every VM, so firewall the port.',
+  env: 'HSMCTL_METRICS_PUBLIC',
+})
+
 export const yesFlag = Flags.boolean({
   char: 'y',
   description: 'Do not ask for confirmation (required when not on a terminal).',

@@ -41,6 +41,7 @@ export default class DaemonStatusCommand extends HsmCommand {
           `  version      ${status.version}`,
           `  started      ${status.startedAt} (${status.uptimeSeconds}s ago)`,
           `  connections  ${status.connections}`,
+          ...(status.metrics ? [`  metrics      ${status.metrics}`] : []),
           ...(status.execution
             ? [
                 'engine' in status.execution

@@ -19,6 +19,8 @@ export interface DaemonStatus {
   connections: number
   /** Simulation: the engine guest code executes on, or why nothing executes (issue 10). */
   execution?: { engine: string } | { reason: string }
+  /** Where `--metrics` serves Prometheus metrics (`http://127.0.0.1:9410/metrics`). */
+  metrics?: string
 }
 
 export interface RunningDaemon {
@@ -26,6 +28,8 @@ export interface RunningDaemon {
   /** Resolves once the daemon has stopped (by `daemon.stop` or `stop()`). */
   stopped: Promise<void>
   stop(): Promise<void>
+  /** When it started (ms since the epoch). */
+  startedAt: number
 }
 
 export interface DaemonOptions {
@@ -37,6 +41,8 @@ export interface DaemonOptions {
   execution?: () => { engine: string } | { reason: string }
   /** Called before the socket closes on stop: pause and destroy VMs, flush journals. */
   onStop?: () => Promise<void>
+  /** Where it serves metrics, once it does (`--metrics`). */
+  metrics?: () => string | undefined
 }
 
 export function packageVersion(): string {
@@ -82,6 +88,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
     connections: server.connections(),
     ...(options.execution ? { execution: options.execution() } : {}),
+    ...(options.metrics?.() !== undefined ? { metrics: options.metrics()! } : {}),
   })
   server = await listen(path, {
     ...options.methods,
@@ -92,5 +99,5 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       return { stopping: true, pid: process.pid }
     },
   })
-  return { server, stopped, stop }
+  return { server, stopped, stop, startedAt: started }
 }

@@ -13,7 +13,9 @@ import { GuestTraffic } from '../vmm/guest-traffic.js'
 import { guestMethods } from '../vmm/guest-methods.js'
 import { traceMethods } from '../trace/methods.js'
 import type { VmmPlatform } from '../vmm/platform.js'
-import { startDaemon, type RunningDaemon } from './hsmd.js'
+import { packageVersion, startDaemon, type RunningDaemon } from './hsmd.js'
+import type { MetricsAddress } from './metrics-address.js'
+import type { MetricsServer } from './metrics.js'
 import type { Handler } from './server.js'
 import { checkDaemonDirs, stateDir, type Backend } from './paths.js'
 import { SimService, simServeSocket } from './sim-serving.js'
@@ -23,6 +25,8 @@ import type { ServedIoctl } from '../native/sim-server.js'
 export interface VmmDaemon extends RunningDaemon {
   manager: VmManager
   trace: TraceHub
+  /** With `metrics`: the Prometheus endpoint. */
+  metrics?: MetricsServer
 }
 
 /**
@@ -62,6 +66,8 @@ export interface VmmDaemonOptions {
   serveSim?: string
   /** Told about the shim server's clients (bad input, lost connections). */
   log?: (line: string) => void
+  /** Serve Prometheus metrics here (`--metrics`, daemon/metrics.ts). */
+  metrics?: MetricsAddress
 }
 
 async function platformFor(options: VmmDaemonOptions): Promise<VmmPlatform> {
@@ -141,10 +147,12 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
     manager.list().flatMap((v) => (v.vmid === null ? [] : [{ vmid: v.vmid, name: v.name }]))
   const traceVms = () => taps.traceVms(ownVms())
   ioctls.to = (call) => taps.simIoctl(call)
+  let metrics: MetricsServer | undefined
   const daemon = await startDaemon({
     backend: options.backend,
     env,
     ...(platform.execution ? { execution: () => platform.execution!() } : {}),
+    metrics: () => metrics?.url,
     methods: afterReady(ready, {
       ...vmmMethods(manager, readPayload),
       ...guestMethods(traffic),
@@ -158,6 +166,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
         await manager.shutdown()
       } finally {
         journal.close()
+        await metrics?.close()
         await sim.close()
         await taps.close()
         // the helper closes whatever is left, as a process exit would (§1.5)
@@ -168,6 +177,21 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   })
   try {
     await taps.listen()
+    if (options.metrics) {
+      const { serveMetrics, listedVms } = await import('./metrics.js')
+      metrics = await serveMetrics(
+        options.metrics,
+        {
+          backend: options.backend,
+          version: packageVersion(),
+          startedAtMs: daemon.startedAt,
+          connections: () => daemon.server.connections(),
+          vms: () => listedVms(manager.list(), env),
+          trace,
+        },
+        options.log,
+      )
+    }
   } catch (e) {
     await daemon.stop()
     throw e
@@ -177,5 +201,5 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   } finally {
     autostarted()
   }
-  return { ...daemon, manager, trace }
+  return { ...daemon, manager, trace, ...(metrics ? { metrics } : {}) }
 }

@@ -27,6 +27,8 @@ export class TraceHub {
   readonly ring: TraceRing
   readonly stats = new TraceStats()
   readonly startedAt = performance.now()
+  /** Records readers lost because the ring overran them (summed over `trace.read`s). */
+  dropped = 0
   // views of the ring's bytes: one typed store per field instead of DataView calls (the
   // trace layout is little-endian, as every platform ACRN runs on)
   private readonly f64: Float64Array

@@ -111,6 +111,7 @@ export function traceMethods(hub: TraceHub, vms: () => TraceVm[]): Record<string
         p.tail === true
           ? hub.ring.readTail(cursor, limit, keep)
           : hub.ring.read(cursor, limit, keep)
+      hub.dropped += read.dropped
       const reply: ReadReply = {
         cursor: read.cursor,
         dropped: read.dropped,
