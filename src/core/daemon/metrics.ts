@@ -46,6 +46,8 @@ export interface MetricsServer {
   address: MetricsAddress
   /** `http://127.0.0.1:9410/metrics` */
   url: string
+  /** Start answering scrapes from these (until then they get 503). */
+  serve(sources: MetricsSources): void
   close(): Promise<void>
 }
 
@@ -233,7 +235,7 @@ function wantsOpenMetrics(req: IncomingMessage): boolean {
 async function answer(
   req: IncomingMessage,
   res: ServerResponse,
-  sources: MetricsSources,
+  sources: MetricsSources | undefined,
   log?: (line: string) => void,
 ) {
   const path = (req.url ?? '/').split('?')[0]
@@ -245,6 +247,11 @@ async function answer(
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' })
     res.end(`${req.method} is not allowed: use GET\n`)
+    return
+  }
+  if (!sources) {
+    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '1' })
+    res.end('hsmd is starting\n')
     return
   }
   const contentType: RegistryContentType = wantsOpenMetrics(req)
@@ -284,11 +291,16 @@ function listenError(e: NodeJS.ErrnoException, at: string, port: number): Error 
   }
 }
 
-export async function serveMetrics(
+/**
+ * Listen on `address`; scrapes are answered once `serve()` gives the sources. hsmd binds
+ * the port before its socket: a command that started it connects as soon as the socket
+ * exists, so a port in use must stop hsmd before then (the command then prints why).
+ */
+export async function listenMetrics(
   address: MetricsAddress,
-  sources: MetricsSources,
   log?: (line: string) => void,
 ): Promise<MetricsServer> {
+  let sources: MetricsSources | undefined
   const server: Server = createServer((req, res) => void answer(req, res, sources, log))
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
@@ -301,6 +313,7 @@ export async function serveMetrics(
   return {
     address: bound,
     url: `http://${formatAddress(bound)}${METRICS_PATH}`,
+    serve: (s) => (sources = s),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()

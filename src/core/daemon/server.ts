@@ -27,7 +27,8 @@ export interface RpcServer {
   stats(): ConnectionStats[]
 }
 
-function isAlive(path: string): Promise<boolean> {
+/** Whether a daemon answers on the socket at `path`. */
+export function isAlive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = createConnection(path)
     probe.once('connect', () => {

@@ -16,8 +16,8 @@ import type { VmmPlatform } from '../vmm/platform.js'
 import { packageVersion, startDaemon, type RunningDaemon } from './hsmd.js'
 import type { MetricsAddress } from './metrics-address.js'
 import type { MetricsServer } from './metrics.js'
-import type { Handler } from './server.js'
-import { checkDaemonDirs, stateDir, type Backend } from './paths.js'
+import { checkDaemonDirs, socketPath, stateDir, type Backend } from './paths.js'
+import { isAlive, type Handler } from './server.js'
 import { SimService, simServeSocket } from './sim-serving.js'
 import { TapService } from './tap-service.js'
 import type { ServedIoctl } from '../native/sim-server.js'
@@ -147,7 +147,12 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
     manager.list().flatMap((v) => (v.vmid === null ? [] : [{ vmid: v.vmid, name: v.name }]))
   const traceVms = () => taps.traceVms(ownVms())
   ioctls.to = (call) => taps.simIoctl(call)
-  let metrics: MetricsServer | undefined
+  // the port before the socket (metrics.ts says why); not when another hsmd has the
+  // socket, which is the error to report then
+  const metrics =
+    options.metrics && !(await isAlive(socketPath(options.backend, env)))
+      ? await (await import('./metrics.js')).listenMetrics(options.metrics, options.log)
+      : undefined
   const daemon = await startDaemon({
     backend: options.backend,
     env,
@@ -174,24 +179,20 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
         if (platform.backend === 'native') await helper.exit?.()
       }
     },
+  }).catch(async (e: unknown) => {
+    await metrics?.close()
+    throw e
   })
   try {
     await taps.listen()
-    if (options.metrics) {
-      const { serveMetrics, listedVms } = await import('./metrics.js')
-      metrics = await serveMetrics(
-        options.metrics,
-        {
-          backend: options.backend,
-          version: packageVersion(),
-          startedAtMs: daemon.startedAt,
-          connections: () => daemon.server.connections(),
-          vms: () => listedVms(manager.list(), env),
-          trace,
-        },
-        options.log,
-      )
-    }
+    metrics?.serve({
+      backend: options.backend,
+      version: packageVersion(),
+      startedAtMs: daemon.startedAt,
+      connections: () => daemon.server.connections(),
+      vms: async () => (await import('./metrics.js')).listedVms(manager.list(), env),
+      trace,
+    })
   } catch (e) {
     await daemon.stop()
     throw e
