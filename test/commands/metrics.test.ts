@@ -250,7 +250,7 @@ describe.skipIf(noPrometheus)('a real Prometheus scrapes it', () => {
     const query = async (q: string): Promise<Json[]> => {
       try {
         const r = await fetch(`http://127.0.0.1:${web}/api/v1/query?query=${encodeURIComponent(q)}`)
-        return r.ok ? (await r.json()).data.result : []
+        return r.ok ? ((await r.json()) as Json).data.result : []
       } catch {
         return [] // not listening yet
       }
