@@ -12,7 +12,7 @@ import { expectError, hsmdSession, type Json } from '../support/hsmd-session.js'
 
 // planted before the daemon starts: the first command below starts it on demand
 const s = hsmdSession('journal-entries', { start: false })
-const vms = join(s.dir, 'state', 'vms')
+const vms = join(s.dir, 'state', 'sim', 'vms')
 const entry = (name: string) => join(vms, `${name}.json`)
 const GOOD = { name: 'good', vcpus: 1, state: 'created' }
 const PRECIOUS = 'root-owned data that must survive\n'

@@ -10,7 +10,7 @@ import { hsmctl } from '../support/cli.js'
 import { expectError, hsmdSession, type Json } from '../support/hsmd-session.js'
 
 const s = hsmdSession('journal-recreate')
-const vms = join(s.dir, 'state', 'vms')
+const vms = join(s.dir, 'state', 'sim', 'vms')
 const ok = (...args: string[]) => {
   const r = s.run(...args)
   expect(r.code, `hsmctl ${args.join(' ')}: ${r.stderr}`).toBe(0)

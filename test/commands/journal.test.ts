@@ -36,10 +36,10 @@ describe('journal survives SIGKILL', () => {
     process.kill(pid, 'SIGKILL')
 
     // the journal on disk, read directly: one complete file per VM, no temp files left
-    const files = readdirSync(join(dir, 'state', 'vms')).sort()
+    const files = readdirSync(join(dir, 'state', 'sim', 'vms')).sort()
     expect(files).toEqual(['alpha.json', 'beta.json'])
     for (const name of ['alpha', 'beta'] as const) {
-      expect(JSON.parse(readFileSync(join(dir, 'state', 'vms', `${name}.json`), 'utf8'))).toEqual(
+      expect(JSON.parse(readFileSync(join(dir, 'state', 'sim', 'vms', `${name}.json`), 'utf8'))).toEqual(
         before[name],
       )
     }
@@ -77,7 +77,7 @@ describe('journal survives SIGKILL', () => {
 
   it('daemon stop destroys the VMs but keeps their specs', () => {
     run('daemon', 'stop')
-    expect(readdirSync(join(dir, 'state', 'vms')).sort()).toEqual(['alpha.json', 'beta.json'])
+    expect(readdirSync(join(dir, 'state', 'sim', 'vms')).sort()).toEqual(['alpha.json', 'beta.json'])
     const list = json('vm', 'list')
     expect(list.every((v: { state: string }) => v.state === 'journaled')).toBe(true)
   })

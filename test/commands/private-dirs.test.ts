@@ -196,18 +196,31 @@ describe('the state directory', () => {
     expect(readdirSync(env.HSMCTL_STATE_DIR)).toEqual([])
   })
 
-  it('its vms/ and consoles/ subdirectories are checked the same way', () => {
+  it("the backend's vms/ and consoles/ subdirectories are checked the same way", () => {
     for (const sub of ['vms', 'consoles']) {
       const { victim, env, run } = layout()
-      mkdirSync(env.HSMCTL_STATE_DIR, { mode: 0o700 })
-      symlinkSync(victim, join(env.HSMCTL_STATE_DIR, sub))
+      const own = join(env.HSMCTL_STATE_DIR, 'sim')
+      mkdirSync(own, { recursive: true, mode: 0o700 })
+      symlinkSync(victim, join(own, sub))
       const r = run('vm', 'create', 'demo', '--vcpus', '1')
       expect(r.code, r.stderr).not.toBe(0)
       expect(r.stderr).toContain(
-        `refusing to use ${join(env.HSMCTL_STATE_DIR, sub)} as the ${sub === 'vms' ? 'journal' : 'console log'} directory: it is a symbolic link to ${victim}`,
+        `refusing to use ${join(own, sub)} as the ${sub === 'vms' ? 'journal' : 'console log'} directory: it is a symbolic link to ${victim}`,
       )
       expect(readdirSync(victim)).toEqual([])
       stop(run)
     }
+  })
+
+  it("a link planted as the backend's state directory is refused: hsmd does not start", () => {
+    const { victim, env, run } = layout()
+    mkdirSync(env.HSMCTL_STATE_DIR, { mode: 0o700 })
+    symlinkSync(victim, join(env.HSMCTL_STATE_DIR, 'sim'))
+    expectError(
+      run('vm', 'create', 'demo', '--vcpus', '1'),
+      5,
+      `refusing to use ${join(env.HSMCTL_STATE_DIR, 'sim')} as the sim backend's state directory: it is a symbolic link to ${victim}`,
+    )
+    expect(readdirSync(victim)).toEqual([])
   })
 })

@@ -20,7 +20,8 @@ import { expectError, hsmdSession } from '../support/hsmd-session.js'
 
 const PRECIOUS = 'root-owned data that must survive\n'
 const s = hsmdSession('state-files')
-const state = join(s.dir, 'state')
+// the sim daemon's own state directory (core/daemon/backend-state.ts)
+const state = join(s.dir, 'state', 'sim')
 
 function victim(name: string): string {
   const file = join(s.dir, `victim-${name}`)

@@ -109,7 +109,7 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
       /^flagged {2}vmid \d+ {2}created {2}2 vCPUs {2}0 RAM {2}up \d+[dhms](?:\d+[hms])?$/,
     )
     expect(lines[1]).toMatch(/^ {2}cpu affinity 0x6 {3}flags hide-mtrr {3}ioreq page 0x[0-9a-f]+$/)
-    expect(lines[2]).toBe(`  console      ${join(s.dir, 'state', 'consoles', 'flagged.log')}`)
+    expect(lines[2]).toBe(`  console      ${join(s.dir, 'state', 'sim', 'consoles', 'flagged.log')}`)
     for (const section of ['Memory segments', 'Pass-through devices', 'ioeventfds', 'irqfds'])
       expect(lines.slice(lines.indexOf(section), lines.indexOf(section) + 2)).toEqual([
         section,
@@ -220,7 +220,7 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
       expect(list.code, list.stderr).toBe(0)
       expect(list.stdout).not.toMatch(/^big /m)
       // nor a console log of a VM that never was (a destroyed VM's log stays, to be read)
-      expect(existsSync(join(s.dir, 'state', 'consoles', 'big.log'))).toBe(false)
+      expect(existsSync(join(s.dir, 'state', 'sim', 'consoles', 'big.log'))).toBe(false)
     })
 
     it('an unknown VM is "not found" (exit 3) for every verb', async () => {
@@ -518,7 +518,7 @@ describe('vm console (the UART at 0x3F8)', () => {
     const chunk = s.json('vm', 'console', 'demo')
     expect(chunk).toEqual({
       name: 'demo',
-      path: join(s.dir, 'state', 'consoles', 'demo.log'),
+      path: join(s.dir, 'state', 'sim', 'consoles', 'demo.log'),
       offset: 2,
       data: 'Hi',
     })

@@ -36,6 +36,26 @@ export function logPath(backend: Backend, env: NodeJS.ProcessEnv = process.env):
   return join(stateDir(env), `hsmd-${backend}.log`)
 }
 
+/**
+ * Where one backend's daemon keeps its VMs' journal (`vms/`) and console logs
+ * (`consoles/`). Each backend has its own: a spec journaled on the simulation, marked
+ * autostart, must never be recreated on real hardware by the native daemon.
+ */
+export function backendStateDir(backend: Backend, env: NodeJS.ProcessEnv = process.env): string {
+  return join(stateDir(env), backend)
+}
+
+export function backendStatePrivateDir(
+  backend: Backend,
+  env: NodeJS.ProcessEnv = process.env,
+): PrivateDir {
+  return {
+    path: backendStateDir(backend, env),
+    role: `${backend} backend's state directory`,
+    variable: 'HSMCTL_STATE_DIR',
+  }
+}
+
 /** The runtime dir as ensurePrivateDir checks it. */
 export function runtimePrivateDir(env: NodeJS.ProcessEnv = process.env): PrivateDir {
   return { path: runtimeDir(env), role: 'runtime directory', variable: 'HSMCTL_RUNTIME_DIR' }

@@ -16,7 +16,8 @@ import type { VmmPlatform } from '../vmm/platform.js'
 import { packageVersion, startDaemon, type RunningDaemon } from './hsmd.js'
 import type { MetricsAddress } from './metrics-address.js'
 import type { MetricsServer } from './metrics.js'
-import { checkDaemonDirs, socketPath, stateDir, type Backend } from './paths.js'
+import { backendState } from './backend-state.js'
+import { checkDaemonDirs, socketPath, type Backend } from './paths.js'
 import { isAlive, type Handler } from './server.js'
 import { SimService, simServeSocket } from './sim-serving.js'
 import { TapService } from './tap-service.js'
@@ -115,7 +116,8 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   const trace = new TraceHub()
   // The simulation sees every request, whoever handles it; otherwise trace our own client's.
   if (platform.traceRequests) platform.traceRequests((r) => trace.publish(r))
-  const journal = new Journal(stateDir(env), options.log ? { log: options.log } : {})
+  const ownState = backendState(options.backend, env, options.log)
+  const journal = new Journal(ownState, options.log ? { log: options.log } : {})
   try {
     journal.load() // stale temporary files go; entries it cannot use are logged
   } catch (e) {
@@ -126,7 +128,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
     platform,
     journal,
     ...(platform.traceRequests ? {} : { trace }),
-    stateDir: stateDir(env),
+    stateDir: ownState,
     onVmDestroyed: (vmid) => trace.forgetVm(vmid),
   })
   const traffic = new GuestTraffic(manager)
