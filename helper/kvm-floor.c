@@ -11,6 +11,15 @@
  *                          (scripts/bench/kvm.js) runs exactly these bytes
  *   kvm-floor host N       the compute guest's loop run natively on the host, for scale.
  *                          Prints {"guest":"host","count":N,"seconds":T}
+ *   kvm-floor handoff N    the out guest, with each exit handed to a second thread that
+ *                          completes it, as the engine (hsm-kvm-addon.c) hands every exit
+ *                          to the main thread, where the simulated hypervisor lives: the
+ *                          waiting thread spins (offering the CPU every 32 rounds) for
+ *                          50 µs, then sleeps on a futex; the completing thread spins for
+ *                          200 µs after the last exit, then sleeps until woken. The floor of
+ *                          any path whose exits a model on another thread handles: the two
+ *                          crossings with nothing done between them.
+ *                          Prints {"guest":"handoff","count":N,"exits":E,"seconds":T}
  *
  * Both guests are 16-bit real-mode code at GPA 0 (CS base 0, IP 0) with ECX = N; both end
  * with `out 0x81, al` and then halt.
@@ -18,13 +27,19 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/kvm.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,8 +62,118 @@ static double now(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: kvm-floor out|compute|host COUNT\n       kvm-floor dump out|compute\n");
+	fprintf(stderr, "usage: kvm-floor out|compute|host|handoff COUNT\n       kvm-floor dump out|compute\n");
 	return 2;
+}
+
+/* ---- handoff: the engine's crossing of each exit to another thread and back ---- */
+
+/* The engine's constants (hsm-kvm-addon.c spin_ns and relax(); kvm.ts SPIN_WINDOW_NS and
+ * WAIT_SLICE_NS): the floor crosses exactly as the engine does. */
+#define VCPU_SPIN_NS 50000ULL
+#define MAIN_WINDOW_NS 200000ULL
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static inline void relax(unsigned round)
+{
+	if ((round & 31) == 31)
+		sched_yield();
+#if defined(__x86_64__) || defined(__i386__)
+	else
+		__builtin_ia32_pause();
+#endif
+}
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t value)
+{
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+struct handoff {
+	int vcpu;
+	struct kvm_run *run;
+	_Atomic uint32_t posted;   /* bumped by the vCPU thread for each exit */
+	_Atomic uint32_t done;     /* bumped by the completing thread for each completion */
+	_Atomic int32_t main_sleeps;
+	_Atomic int32_t vcpu_sleeps;
+	_Atomic int32_t finished;
+	unsigned long exits;
+};
+
+/* Wait until *word != seen: spin for `spin_ns`, then sleep on the futex (flag says so). */
+static void await_change(_Atomic uint32_t *word, uint32_t seen, uint64_t spin_ns,
+			 _Atomic int32_t *sleeps)
+{
+	uint64_t deadline = now_ns() + spin_ns;
+	for (unsigned i = 0;; i++) {
+		if (atomic_load(word) != seen)
+			return;
+		if ((i & 15) == 15 && now_ns() >= deadline)
+			break;
+		relax(i);
+	}
+	while (atomic_load(word) == seen) {
+		atomic_store(sleeps, 1);
+		if (atomic_load(word) == seen)
+			futex_wait(word, seen);
+		atomic_store(sleeps, 0);
+	}
+}
+
+static void bump(_Atomic uint32_t *word, _Atomic int32_t *sleeps)
+{
+	atomic_fetch_add(word, 1);
+	if (atomic_load(sleeps))
+		futex_wake(word);
+}
+
+static void *handoff_vcpu(void *arg)
+{
+	struct handoff *h = arg;
+	for (;;) {
+		if (ioctl(h->vcpu, KVM_RUN, 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("KVM_RUN");
+		}
+		if (h->run->exit_reason != KVM_EXIT_IO) {
+			fprintf(stderr, "kvm-floor: unexpected exit %u\n", h->run->exit_reason);
+			exit(1);
+		}
+		h->exits++;
+		if (h->run->io.port == KVM_BENCH_DONE_PORT)
+			break;
+		uint32_t seen = atomic_load(&h->done);
+		bump(&h->posted, &h->main_sleeps);
+		await_change(&h->done, seen, VCPU_SPIN_NS, &h->vcpu_sleeps);
+	}
+	atomic_store(&h->finished, 1);
+	bump(&h->posted, &h->main_sleeps);
+	return NULL;
+}
+
+/* The completing thread: every exit posted is completed at once, nothing else done. */
+static void handoff_complete(struct handoff *h)
+{
+	uint32_t seen = 0;
+	while (!atomic_load(&h->finished)) {
+		await_change(&h->posted, seen, MAIN_WINDOW_NS, &h->main_sleeps);
+		seen = atomic_load(&h->posted);
+		if (atomic_load(&h->finished))
+			break;
+		bump(&h->done, &h->vcpu_sleeps);
+	}
 }
 
 int main(int argc, char **argv)
@@ -66,7 +191,9 @@ int main(int argc, char **argv)
 		printf("{\"guest\":\"host\",\"count\":%lu,\"seconds\":%.9f}\n", count, now() - start);
 		return 0;
 	}
-	const struct kvm_bench_guest *guest = kvm_bench_guest(argv[strcmp(argv[1], "dump") == 0 ? 2 : 1]);
+	bool handoff = strcmp(argv[1], "handoff") == 0;
+	const struct kvm_bench_guest *guest =
+		kvm_bench_guest(handoff ? "out" : argv[strcmp(argv[1], "dump") == 0 ? 2 : 1]);
 	if (!guest)
 		return usage();
 	if (strcmp(argv[1], "dump") == 0) {
@@ -114,6 +241,17 @@ int main(int argc, char **argv)
 
 	unsigned long exits = 0;
 	double start = now();
+	if (handoff) {
+		struct handoff h = { .vcpu = vcpu, .run = run };
+		pthread_t thread;
+		if ((errno = pthread_create(&thread, NULL, handoff_vcpu, &h)) != 0)
+			die("pthread_create");
+		handoff_complete(&h);
+		pthread_join(thread, NULL);
+		printf("{\"guest\":\"handoff\",\"count\":%lu,\"exits\":%lu,\"seconds\":%.6f}\n",
+		       count, h.exits, now() - start);
+		return 0;
+	}
 	for (;;) {
 		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
 			if (errno == EINTR)
