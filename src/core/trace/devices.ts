@@ -179,6 +179,59 @@ const hex = (n: number) => `0x${n.toString(16)}`
 const UNSIZED_IO = 0x100
 const UNSIZED_MEM = 0x1000
 
+const MAX_BAR_NOTES = 10
+
+/**
+ * The BARs of each VM and kind (I/O, memory) sorted by base, with the running maximum of
+ * their ends: a lookup is a binary search and a walk back over the BARs that reach the
+ * address, not a scan of every BAR (a recording of a boot sizes and moves many).
+ */
+class BarIndex {
+  private readonly groups = new Map<string, { bars: Bar[]; maxEnd: number[] }>()
+
+  constructor(bars: Bar[]) {
+    for (const b of bars) {
+      const key = `${b.vmid}/${b.io}`
+      const g = this.groups.get(key) ?? { bars: [], maxEnd: [] }
+      g.bars.push(b)
+      this.groups.set(key, g)
+    }
+    for (const g of this.groups.values()) {
+      g.bars.sort((x, y) => x.base - y.base || x.from - y.from)
+      // an unsized BAR stops short of the next BAR's base
+      let next = Infinity
+      for (let j = g.bars.length - 1; j >= 0; j--) {
+        const b = g.bars[j]!
+        if (!b.sized && next <= b.end) b.end = next - 1
+        if (j > 0 && g.bars[j - 1]!.base < b.base) next = b.base
+      }
+      let max = -Infinity
+      g.maxEnd = g.bars.map((b) => (max = Math.max(max, b.end)))
+    }
+  }
+
+  /** The BAR of VM `vmid` holding address `a` at time `at`. */
+  find(vmid: number, io: boolean, a: number, at: number): Bar | undefined {
+    const g = this.groups.get(`${vmid}/${io}`)
+    if (!g) return undefined
+    let lo = 0
+    let hi = g.bars.length - 1
+    let j = -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (g.bars[mid]!.base <= a) {
+        j = mid
+        lo = mid + 1
+      } else hi = mid - 1
+    }
+    for (let k = j; k >= 0 && g.maxEnd[k]! >= a; k--) {
+      const b = g.bars[k]!
+      if (a <= b.end && b.from <= at && at < b.to) return b
+    }
+    return undefined
+  }
+}
+
 /** A function's config space first, then its BARs by number; other regions by address. */
 const regionOrder = (r: Pick<DeviceRegion, 'region'>) =>
   r.region === 'config' ? -1 : r.region.startsWith('BAR') ? Number(r.region.slice(3)) : 6
@@ -309,13 +362,7 @@ export function devicesOfRecording(file: TraceFile, keep?: RecordFilter): Device
       if (mem64) index++
     }
   }
-  // an unsized BAR stops short of the next BAR of its VM and kind
-  for (const b of bars) {
-    if (b.sized) continue
-    for (const o of bars)
-      if (o !== b && o.vmid === b.vmid && o.io === b.io && o.base > b.base && o.base <= b.end)
-        b.end = o.base - 1
-  }
+  const barIndex = new BarIndex(bars)
 
   // 3. each request kept, counted to its device and region
   const names = new Map<number, string>()
@@ -333,9 +380,17 @@ export function devicesOfRecording(file: TraceFile, keep?: RecordFilter): Device
   }
   const devices = new Map<string, Acc>()
   const notes = new Set<string>()
+  /** Unsized BARs that requests were counted to: a note for each (the first base seen). */
+  const unsized = new Map<string, string>()
   let total = 0
+  const fnNames = new Map<string, { bdfText: string; ids: string | null; device: string }>()
   const fnName = (vmid: number, bdf: number) => {
-    const fn = functions.get(`${vmid}/${bdf}`)
+    const key = `${vmid}/${bdf}`
+    let name = fnNames.get(key)
+    if (!name) fnNames.set(key, (name = describeFunction(functions.get(key), bdf)))
+    return name
+  }
+  const describeFunction = (fn: FunctionInfo | undefined, bdf: number) => {
     const bdfText = formatBdf({
       segment: 0,
       bus: bdf >>> 8,
@@ -405,16 +460,15 @@ export function devicesOfRecording(file: TraceFile, keep?: RecordFilter): Device
     }
     const io = type === TYPE_PIO
     const at = t(i)
-    const bar = bars.find(
-      (b) =>
-        b.vmid === vmid && b.io === io && b.base <= a && a <= b.end && b.from <= at && at < b.to,
-    )
+    const bar = barIndex.find(vmid, io, a, at)
     const kind = io ? 'PIO' : 'MMIO'
     if (bar) {
       const fn = fnName(vmid, bar.bdf)
       const range = bar.sized ? `${hex(bar.base)}-${hex(bar.end)}` : `${hex(bar.base)}+`
-      if (!bar.sized)
-        notes.add(
+      const barKey = `${vmid}/${bar.bdf}/${bar.index}`
+      if (!bar.sized && !unsized.has(barKey))
+        unsized.set(
+          barKey,
           `BAR${bar.index} of ${fn.bdfText} (${kind} ${hex(bar.base)}): the guest never sized it in the recording, so requests from its base up to ${hex(bar.end)} are counted to it`,
         )
       count(
@@ -493,5 +547,12 @@ export function devicesOfRecording(file: TraceFile, keep?: RecordFilter): Device
       .sort((a, b) => regionOrder(a) - regionOrder(b) || regionStart(a) - regionStart(b)),
   }))
   rows.sort((a, b) => a.vmid - b.vmid || b.count - a.count || (a.device < b.device ? -1 : 1))
-  return { total, devices: rows, notes: [...notes] }
+  const barNotes = [...unsized.values()]
+  if (barNotes.length > MAX_BAR_NOTES)
+    barNotes.splice(
+      MAX_BAR_NOTES,
+      Infinity,
+      `... and ${barNotes.length - MAX_BAR_NOTES} more BARs the guest never sized`,
+    )
+  return { total, devices: rows, notes: [...barNotes, ...notes] }
 }

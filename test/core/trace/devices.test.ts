@@ -147,6 +147,17 @@ describe('devicesOfRecording', () => {
     )
   })
 
+  it('notes for at most 10 unsized BARs, then how many more', () => {
+    const events = Array.from({ length: 12 }, (_, dev) => [
+      cfg(dev, 0x10, 0x3000 + dev * 0x100 + 1),
+      pio(0x3000 + dev * 0x100, true),
+    ]).flat()
+    const notes = devicesOfRecording(file(events)).notes
+    expect(notes).toHaveLength(11)
+    expect(notes[0]).toMatch(/^BAR0 of 00:00\.0 \(PIO 0x3000\): the guest never sized it/)
+    expect(notes[10]).toBe('... and 2 more BARs the guest never sized')
+  })
+
   it('a BAR the guest moves: requests before the move at the old base, after it at the new', () => {
     const report = devicesOfRecording(
       file([
