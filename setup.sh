@@ -3,7 +3,7 @@
 # and make, the kernel UAPI header <linux/acrn.h> from linux-libc-dev, mandoc to lint
 # the man pages, tmux for the terminal tests, binutils' as, ld and objcopy for the guests
 # the KVM tests assemble, acrn-dm's and acrnctl's packages, Prometheus' promtool and server
-# for the metrics tests), then the npm packages, which
+# for the metrics tests, QEMU for the Linux boot's peer), then the npm packages, which
 # also builds hsmctl (npm's prepare script) and the C helper. Safe to run again.
 set -eu
 cd "$(dirname "$0")"
@@ -17,10 +17,12 @@ command -v tmux >/dev/null 2>&1 || need="$need tmux"
 { command -v as && command -v ld && command -v objcopy; } >/dev/null 2>&1 || need="$need binutils"
 # ACRN's acrn-dm and acrnctl, built from ../shared/acrn-dm by scripts/build-acrn-dm.js for
 # the tests that run them: their build packages, iasl to run acrn-dm, and unshare/nsenter
-# and chattr for the tests that give them private /run/acrn and /usr/share/acrn dirs
+# and chattr for the tests that give them private /run/acrn and /usr/share/acrn dirs;
+# qemu-system-x86 boots Debian's kernel with -enable-kvm in test/boot (the peer that says
+# whether this machine's KVM can boot Linux) and in `npm run bench -- boot`
 for p in libssl-dev liburing-dev libpciaccess-dev libusb-1.0-0-dev libcjson-dev \
   libpixman-1-dev libsdl2-dev libegl-dev libgles-dev libdrm-dev acpica-tools util-linux \
-  e2fsprogs; do
+  e2fsprogs qemu-system-x86; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || need="$need $p"
 done
 # Prometheus' promtool and server, for the `daemon run --metrics` tests, which start their

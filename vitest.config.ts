@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config'
+import { configDefaults, defineConfig } from 'vitest/config'
 
 // The native conformance suite and the shim tests run twice: through the shim's
 // shared-memory ring (the default) and through its socket alone (helper/SHIM.md).
@@ -20,7 +20,20 @@ export default defineConfig({
       HSMCTL_ACRN_CONF_DIR: '/nonexistent/hsmctl-tests/acrn/conf/add',
     },
     projects: [
-      { extends: true, test: { name: 'hsmctl', include: ['test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: {
+          name: 'hsmctl',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, 'test/boot/**'],
+        },
+      },
+      // acrn-dm boots Debian's Linux kernel (`npm run test:boot`); QEMU+KVM first decides
+      // whether this machine can (test/boot/linux-boot.test.ts)
+      {
+        extends: true,
+        test: { name: 'boot', include: ['test/boot/**/*.test.ts'], testTimeout: 1_200_000 },
+      },
       {
         extends: true,
         test: {
