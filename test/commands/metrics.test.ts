@@ -210,14 +210,17 @@ async function freePort(): Promise<number> {
 describe.skipIf(noPrometheus)('a real Prometheus scrapes it', () => {
   let prometheus: ChildProcess | undefined
   let log = ''
-  const dir = mkdtempSync(join(tmpdir(), 'hsmctl-prometheus-'))
+  let dir: string
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hsmctl-prometheus-'))
+  })
   afterAll(async () => {
     if (prometheus && prometheus.exitCode === null) {
       const exited = new Promise((resolve) => prometheus!.once('exit', resolve))
       prometheus.kill('SIGTERM')
       await exited
     }
-    rmSync(dir, { recursive: true, force: true })
+    if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
   it('and its query API returns the workload count and `up`', async () => {
@@ -272,22 +275,26 @@ describe.skipIf(noPrometheus)('a real Prometheus scrapes it', () => {
 })
 
 describe('bad --metrics values', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hsmctl-metrics-bad-'))
-  const env = {
-    HSMCTL_RUNTIME_DIR: join(dir, 'run'),
-    HSMCTL_STATE_DIR: join(dir, 'state'),
-    HSMCTL_BACKEND: 'sim',
-    HSMCTL_METRICS: undefined,
-  }
-  const run = (...args: string[]) => hsmctl(args, env)
-  let busy: Server
+  let dir: string
+  const run = (...args: string[]) =>
+    hsmctl(args, {
+      HSMCTL_RUNTIME_DIR: join(dir, 'run'),
+      HSMCTL_STATE_DIR: join(dir, 'state'),
+      HSMCTL_BACKEND: 'sim',
+      HSMCTL_METRICS: undefined,
+    })
+  let busy: Server | undefined
   beforeAll(async () => {
-    busy = createServer()
-    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+    dir = mkdtempSync(join(tmpdir(), 'hsmctl-metrics-bad-'))
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    busy = server
   })
   afterAll(async () => {
+    const server = busy
+    if (server) await new Promise((resolve) => server.close(resolve))
+    if (!dir) return
     run('daemon', 'stop')
-    await new Promise((resolve) => busy.close(resolve))
     rmSync(dir, { recursive: true, force: true })
   })
   const notRunning = () => expect(run('daemon', 'status').code).toBe(3)
@@ -317,7 +324,7 @@ describe('bad --metrics values', () => {
   })
 
   it('a port in use exits 4 from run and from start, and no daemon stays', () => {
-    const port = (busy.address() as { port: number }).port
+    const port = (busy!.address() as { port: number }).port
     for (const cmd of ['run', 'start']) {
       const r = run('daemon', cmd, '--metrics', String(port))
       expect(r.code, r.stderr).toBe(4)
