@@ -1,8 +1,8 @@
 #!/bin/sh
 # One-step set-up from a fresh clone: the Debian packages the tests need (a C compiler
 # and make, the kernel UAPI header <linux/acrn.h> from linux-libc-dev, mandoc to lint
-# the man pages, tmux for the terminal tests, binutils' as, ld and objcopy for the guests
-# the KVM tests assemble, acrn-dm's and acrnctl's packages, Prometheus' promtool and server
+# the man pages, tmux for the terminal tests, openssh for the --host tests, binutils' as,
+# ld and objcopy for the guests the KVM tests assemble, acrn-dm's and acrnctl's packages, Prometheus' promtool and server
 # for the metrics tests, QEMU for the Linux boot's peer), then the npm packages, which
 # also builds hsmctl (npm's prepare script) and the C helper. Safe to run again.
 set -eu
@@ -14,6 +14,9 @@ command -v make >/dev/null 2>&1 || need="$need make"
 [ -f /usr/include/linux/acrn.h ] || need="$need linux-libc-dev"
 command -v mandoc >/dev/null 2>&1 || need="$need mandoc"
 command -v tmux >/dev/null 2>&1 || need="$need tmux"
+# OpenSSH's server and client for the --host ssh:// tests and benchmark (a throwaway sshd)
+[ -x /usr/sbin/sshd ] || need="$need openssh-server"
+command -v ssh >/dev/null 2>&1 || need="$need openssh-client"
 { command -v as && command -v ld && command -v objcopy; } >/dev/null 2>&1 || need="$need binutils"
 # ACRN's acrn-dm and acrnctl, built from ../shared/acrn-dm by scripts/build-acrn-dm.js for
 # the tests that run them: their build packages, iasl to run acrn-dm, and unshare/nsenter

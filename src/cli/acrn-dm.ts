@@ -29,7 +29,10 @@ export async function runningDaemonVms(backend: Backend): Promise<Wire<VmSummary
  * An acrn-dm VM or registered script named exactly `name`, unless a running hsmd has a VM
  * of its own by that name (hsmd's VMs come first). Undefined: let hsmd answer.
  */
-export async function acrnDmVm(name: string, backend: string): Promise<NotHsmd | undefined> {
+export async function acrnDmVm(name: string, where: Where): Promise<NotHsmd | undefined> {
+  // acrn-dm's VMs are this machine's: on a remote host (--host) only its hsmd is reached
+  if (where.host) return undefined
+  const backend = where.backend
   const { locateVm } = await import('../core/acrn-dm/vms.js')
   const paths = acrnPaths()
   const found = await locateVm(name, paths, undefined)
@@ -42,6 +45,12 @@ export async function acrnDmVm(name: string, backend: string): Promise<NotHsmd |
   return again && again.kind !== 'hsmd' ? again : (found as NotHsmd)
 }
 
+/** Where a command looks for a VM: its --backend, and its --host (none: this machine). */
+export interface Where {
+  backend: string
+  host?: string | undefined
+}
+
 /** A located VM that is not hsmd's own. */
 export type NotHsmd = Exclude<LocatedVm, { kind: 'hsmd' }>
 
@@ -49,8 +58,10 @@ export type NotHsmd = Exclude<LocatedVm, { kind: 'hsmd' }>
  * Where a VM named `name` is, for a verb hsmd does not have: acrn-dm's side first, then
  * a running daemon (hsmd's own, or another process's VM). Undefined when nobody has it.
  */
-export async function locate(name: string, backend: string): Promise<LocatedVm | undefined> {
-  const acrn = await acrnDmVm(name, backend)
+export async function locate(name: string, where: Where): Promise<LocatedVm | undefined> {
+  if (where.host) return undefined
+  const backend = where.backend
+  const acrn = await acrnDmVm(name, where)
   if (acrn) return acrn
   const daemon = await runningDaemonVms(backend as Backend).catch(() => undefined)
   const { locateVm } = await import('../core/acrn-dm/vms.js')
@@ -63,7 +74,7 @@ export async function requireAcrnDm(
   backend: string,
   verb: Verb,
 ): Promise<Extract<LocatedVm, { kind: 'acrn-dm' }>> {
-  const found = await locate(name, backend)
+  const found = await locate(name, { backend })
   const { noSuchVm, wrongOwner } = await import('../core/acrn-dm/owners.js')
   if (!found) throw noSuchVm(name)
   if (found.kind !== 'acrn-dm') throw wrongOwner(name, found, verb, acrnPaths())

@@ -1,12 +1,15 @@
 // Commands that talk to hsmd: the --backend flag, the daemon started on demand (said once
-// on stderr), prompts only on a terminal, and confirmation of destructive verbs.
+// on stderr), prompts only on a terminal, and confirmation of destructive verbs. --host
+// (HSMCTL_HOST) puts that hsmd on another machine, reached over ssh (core/daemon/ssh).
 
 import { Args } from '@oclif/core'
 import type { DaemonClient } from '../core/daemon/client.js'
 import type { Backend } from '../core/daemon/paths.js'
+import { sshTarget, type SshHost } from '../core/daemon/ssh/hosts.js'
+import type { DaemonTarget } from '../core/daemon/target.js'
 import { UsageError } from '../core/errors.js'
 import { HsmCommand } from './base-command.js'
-import { backendFlag } from './flags.js'
+import { backendFlag, hostFlag } from './flags.js'
 
 export const vmNameArg = Args.string({
   name: 'NAME',
@@ -18,21 +21,116 @@ export function interactive(): boolean {
   return process.stdin.isTTY === true && process.stderr.isTTY === true
 }
 
+/** A command's id as the user types it (`vm start`, not `vm:start`). */
+export const commandName = (id: string | undefined) => (id ?? 'this command').replaceAll(':', ' ')
+
+/** Where a remote hsmctl's messages (hsmd started there) go: our stderr. */
+export const remoteMessage = (text: string) => process.stderr.write(text + '\n')
+
+/**
+ * A command that cannot run on a remote host says why, before it does anything: `why`
+ * completes "`vm stop` ..." (e.g. "manages acrn-dm through its monitor sockets on this
+ * machine").
+ */
+export function refuseRemote(id: string, host: SshHost, why: string): UsageError {
+  return new UsageError(`\`${id}\` ${why}, so it cannot run on ${host.label}`, {
+    flag: '--host',
+    hint: `run it on that host (ssh ${sshTarget(host)} hsmctl ${id} ...), or leave out --host (and HSMCTL_HOST) to run it here`,
+  })
+}
+
+/**
+ * For commands outside DaemonCommand that take --host: the one host it names (none:
+ * this machine); `localOnly` (why the command cannot run remotely) refuses any host.
+ */
+export async function singleHost(
+  id: string | undefined,
+  value: string | undefined,
+  localOnly?: string,
+): Promise<SshHost | undefined> {
+  if (!value) return undefined
+  const { parseHosts } = await import('../core/daemon/ssh/hosts.js')
+  const hosts = parseHosts(value)
+  if (hosts.length === 0) return undefined
+  if (localOnly) throw refuseRemote(commandName(id), hosts[0]!, localOnly)
+  if (hosts.length > 1)
+    throw new UsageError(
+      `${hosts.length} hosts named; \`${commandName(id)}\` runs on one host at a time`,
+      { flag: '--host', hint: 'name one host' },
+    )
+  return hosts[0]
+}
+
 export abstract class DaemonCommand extends HsmCommand {
-  static override baseFlags = { ...HsmCommand.baseFlags, backend: backendFlag }
+  static override baseFlags = { ...HsmCommand.baseFlags, backend: backendFlag, host: hostFlag }
+
+  /** Why this command cannot run with --host (it works on this machine's files or processes). */
+  static localOnly: string | undefined
+
+  /** It takes several hosts at once (`vm list`, `ioreq watch`); others refuse a fleet. */
+  static fleet = false
 
   private client: DaemonClient | undefined
+  private hostList: SshHost[] | undefined
+
+  override async init(): Promise<void> {
+    await super.init()
+    const hosts = await this.hosts()
+    const ctor = this.constructor as typeof DaemonCommand
+    if (hosts.length === 0) return
+    if (ctor.localOnly) throw refuseRemote(commandName(this.id), hosts[0]!, ctor.localOnly)
+    if (hosts.length > 1 && !ctor.fleet)
+      throw new UsageError(
+        `${hosts.length} hosts named; \`${commandName(this.id)}\` runs on one host at a time`,
+        {
+          flag: '--host',
+          hint: 'name one host; only `vm list` and `ioreq watch --once`/`--interval` query several',
+        },
+      )
+  }
+
+  /** The hosts --host names (none: this machine). */
+  protected async hosts(): Promise<SshHost[]> {
+    if (this.hostList) return this.hostList
+    const { flags } = await this.parse(this.constructor as typeof DaemonCommand)
+    const value = (flags as { host?: string }).host
+    if (!value) return (this.hostList = [])
+    const { parseHosts } = await import('../core/daemon/ssh/hosts.js')
+    return (this.hostList = parseHosts(value))
+  }
+
+  /**
+   * A file hsmd itself opens (a payload): on a remote host it would look in its own file
+   * system, so --host refuses it rather than load whatever is at that path there.
+   */
+  protected async localFileForDaemon(flag: string, path: string): Promise<void> {
+    const [host] = await this.hosts()
+    if (!host) return
+    throw new UsageError(
+      `${path} is a file on this machine, and hsmd on ${host.label} opens files on its own`,
+      {
+        flag,
+        hint: `copy it there (scp) and run the command on that host (ssh ${sshTarget(host)} hsmctl ...)`,
+      },
+    )
+  }
+
+  /** The hsmd this command talks to (one host; fleets go through hosts()). */
+  async target(): Promise<DaemonTarget> {
+    const { flags } = await this.parse(this.constructor as typeof DaemonCommand)
+    const [host] = await this.hosts()
+    return { backend: (flags as { backend: Backend }).backend, host }
+  }
 
   protected async daemon(): Promise<DaemonClient> {
     if (this.client) return this.client
-    const { flags } = await this.parse(this.constructor as typeof DaemonCommand)
-    const { ensureDaemon } = await import('../core/daemon/autostart.js')
-    this.client = await ensureDaemon({
-      backend: (flags as { backend: Backend }).backend,
+    const { openDaemon } = await import('../core/daemon/target.js')
+    this.client = await openDaemon(await this.target(), {
       onStart: ({ pid, socket }) =>
         process.stderr.write(
           `hsmctl: started the hsmd daemon (pid ${pid}, ${socket}); stop it with \`hsmctl daemon stop\`\n`,
         ),
+      onRemoteMessage: remoteMessage,
     })
     return this.client
   }

@@ -49,15 +49,51 @@ const QUERIES: Readonly<Record<string, Query>> = {
   },
 }
 
+/** Global flags a user may give before the command, as `docker -H ssh://... ps` takes them. */
+const LEADING = new Set(['--host', '--backend'])
+
+/**
+ * `hsmctl --host URL vm list`: global flags written before the command move after it
+ * (before a `--`, which ends the flags of `sim exec`), where oclif parses them. What
+ * remains in front is a command (or nothing: the shell, on a terminal).
+ */
+export function globalFlagsLast(argv: readonly string[]): string[] {
+  const moved: string[] = []
+  let i = 0
+  while (i < argv.length) {
+    const token = argv[i]!
+    const name = token.split('=', 1)[0]!
+    if (!LEADING.has(name)) break
+    if (token.includes('=')) {
+      moved.push(token)
+      i++
+    } else if (i + 1 < argv.length) {
+      moved.push(token, argv[i + 1]!)
+      i += 2
+    } else break
+  }
+  if (moved.length === 0) return [...argv]
+  const rest = argv.slice(i)
+  // `sim exec PROGRAM ARGS` and `trace exec`: what follows the program is the program's
+  if (rest[1] === 'exec' && (rest[0] === 'sim' || rest[0] === 'trace'))
+    return [...rest.slice(0, 2), ...moved, ...rest.slice(2)]
+  const dashes = rest.indexOf('--')
+  return dashes < 0
+    ? [...rest, ...moved]
+    : [...rest.slice(0, dashes), ...moved, ...rest.slice(dashes)]
+}
+
 /** Runs the query and returns true, or returns false to let oclif handle the command. */
 export async function fastPath(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<boolean> {
+  if (argv[0] === 'daemon' && argv[1] === 'dial-stdio') return dialFast(argv, env)
   const query = QUERIES[`${argv[0]} ${argv[1]}`]
   if (!query) return false
   let json = false
   let backend = env.HSMCTL_BACKEND ?? 'sim'
+  let host = env.HSMCTL_HOST ?? ''
   const positional: string[] = []
   for (let i = 2; i < argv.length; i++) {
     const token = argv[i]!
@@ -65,22 +101,39 @@ export async function fastPath(
     else if (token === '--no-color') continue
     else if (token === '--backend' && i + 1 < argv.length) backend = argv[++i]!
     else if (token.startsWith('--backend=')) backend = token.slice('--backend='.length)
+    else if (token === '--host' && i + 1 < argv.length) host = argv[++i]!
+    else if (token.startsWith('--host=')) host = token.slice('--host='.length)
     else if (token.startsWith('-')) return false
     else positional.push(token)
   }
   if (positional.length !== query.args.length || (backend !== 'sim' && backend !== 'native'))
     return false
+  // one remote host (a fleet, or anything odd, is oclif's: it says what is wrong)
+  if (host !== '' && (host.includes(',') || host.startsWith('@'))) return false
   let client
   try {
-    // never a socket in a directory that is not safely ours: oclif's path says why
-    checkDaemonDirs(env, false)
-    client = await connect(socketPath(backend as Backend, env))
+    if (host !== '') {
+      const [{ parseHost }, { connectSsh }] = await Promise.all([
+        import('../core/daemon/ssh/hosts.js'),
+        import('../core/daemon/ssh/transport.js'),
+      ])
+      client = connectSsh(parseHost(host), {
+        backend: backend as Backend,
+        env,
+        onRemoteMessage: (text) => process.stderr.write(text + '\n'),
+      })
+    } else {
+      // never a socket in a directory that is not safely ours: oclif's path says why
+      checkDaemonDirs(env, false)
+      client = await connect(socketPath(backend as Backend, env))
+    }
   } catch {
     return false // no daemon yet: oclif's path starts it and says so
   }
   try {
     const params = Object.fromEntries(query.args.map((name, i) => [name, positional[i]]))
-    const beside = query.beside?.(env)
+    // acrn-dm's VMs are this machine's: not merged into a remote host's list
+    const beside = host === '' ? query.beside?.(env) : undefined
     let result = await client.call(query.method, params)
     if (beside) result = (await beside)(result)
     const text = json
@@ -93,4 +146,28 @@ export async function fastPath(
   } finally {
     client.close()
   }
+}
+
+/** `daemon dial-stdio` (run by ssh for every remote command): no oclif in between. */
+async function dialFast(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<boolean> {
+  let backend = env.HSMCTL_BACKEND ?? 'sim'
+  let start = true
+  for (let i = 2; i < argv.length; i++) {
+    const token = argv[i]!
+    if (token === '--backend' && i + 1 < argv.length) backend = argv[++i]!
+    else if (token.startsWith('--backend=')) backend = token.slice('--backend='.length)
+    else if (token === '--no-start') start = false
+    else return false
+  }
+  if (backend !== 'sim' && backend !== 'native') return false
+  const { dialStdio } = await import('../core/daemon/ssh/dial-stdio.js')
+  process.exitCode = await dialStdio({
+    backend,
+    start,
+    env,
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+  })
+  return true
 }

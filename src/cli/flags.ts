@@ -17,6 +17,14 @@ export const backendFlag = Flags.string({
   helpGroup: 'GLOBAL',
 })
 
+export const hostFlag = Flags.string({
+  description:
+    'Talk to hsmd on another machine over ssh: ssh://[user@]host[:port]. Several (comma-separated, or @FILE with one a line) for `vm list` and `ioreq watch --once/--interval`.',
+  helpValue: 'URL',
+  env: 'HSMCTL_HOST',
+  helpGroup: 'GLOBAL',
+})
+
 export const deviceFlag = Flags.string({
   description: 'The HSM device node the native backend opens (default /dev/acrn_hsm).',
   helpValue: 'PATH',

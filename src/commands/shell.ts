@@ -1,6 +1,7 @@
 import { Errors, Flags } from '@oclif/core'
 import { HsmCommand } from '../cli/base-command.js'
-import { backendFlag } from '../cli/flags.js'
+import { singleHost } from '../cli/daemon-command.js'
+import { backendFlag, hostFlag } from '../cli/flags.js'
 import type { Backend } from '../core/daemon/paths.js'
 
 export default class Shell extends HsmCommand {
@@ -10,7 +11,8 @@ export default class Shell extends HsmCommand {
   static override description = `On a terminal, reads commands as you would type them after "hsmctl" (vm list, help vm),
 with history kept across runs (in the state directory, one per backend) and Tab completion
 of commands, flags and live values: VM names, vmids, host BDFs, eventfd ids. The prompt
-shows the backend and the number of VMs. Several commands go on one line separated by ";",
+shows the backend and the number of VMs (and the host, with --host: every command then
+runs on that host). Several commands go on one line separated by ";",
 "#" starts a comment, and '...' or "..." quote; a quote left open at the end of a line goes
 on at the "> " prompt. Ctrl-C stops the running command, never the shell; Ctrl-D, exit or
 quit leaves with the last command's exit code (exit N: with N). "hsmctl" with no arguments
@@ -41,14 +43,17 @@ on the command line; "daemon run" is refused (use "daemon start").`
       description: 'In a script, run every command even after a failure.',
     }),
     backend: backendFlag,
+    host: hostFlag,
   }
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Shell)
+    const host = await singleHost(this.id, flags.host)
     const { startShell } = await import('../cli/shell/index.js')
     const { code, stuck } = await startShell({
       config: this.config,
       backend: flags.backend as Backend,
+      host,
       ...(flags.file !== undefined ? { file: flags.file } : {}),
       keepGoing: flags['keep-going'],
     })

@@ -23,7 +23,12 @@ export const EXIT_CODES = [
     name: 'conflict',
     meaning: 'the request clashes with existing state (duplicate name, busy device)',
   },
-  { code: 5, name: 'daemon', meaning: 'the hsmd daemon or the backend could not be reached' },
+  {
+    code: 5,
+    name: 'daemon',
+    meaning:
+      'the hsmd daemon or the backend could not be reached (with --host: ssh, the host’s hsmctl or its hsmd)',
+  },
   {
     code: 6,
     name: 'device-model',

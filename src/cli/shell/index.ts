@@ -4,6 +4,7 @@
 import { createInterface } from 'node:readline'
 import type { Config } from '@oclif/core'
 import type { Backend } from '../../core/daemon/paths.js'
+import type { SshHost } from '../../core/daemon/ssh/hosts.js'
 import { readUserFile } from '../../core/user-file.js'
 import { Completer } from './complete.js'
 import { History, historyFile } from './history.js'
@@ -16,6 +17,8 @@ import { InteractiveShell } from './session.js'
 export interface ShellOptions {
   config: Config
   backend: Backend
+  /** Every command runs on this remote host (--host). */
+  host?: SshHost | undefined
   /** A script to run ('-' for stdin); without one, stdin decides. */
   file?: string
   keepGoing: boolean
@@ -30,6 +33,7 @@ export interface ShellResult {
 export async function startShell(options: ShellOptions): Promise<ShellResult> {
   // commands run in this process: they take the shell's backend as their default
   process.env.HSMCTL_BACKEND = options.backend
+  if (options.host) process.env.HSMCTL_HOST = `ssh://${options.host.label}`
   const runner = new Runner(oclifHost(options.config))
   let code: number
   if (options.file !== undefined && options.file !== '-') {
@@ -42,7 +46,12 @@ export async function startShell(options: ShellOptions): Promise<ShellResult> {
       lines.close()
     }
   } else {
-    const live = { backend: options.backend, timeoutMs: 400 }
+    // a remote host's answer crosses ssh (a session over the reused connection)
+    const live = {
+      backend: options.backend,
+      host: options.host,
+      timeoutMs: options.host ? 5000 : 400,
+    }
     code = await new InteractiveShell({
       runner,
       completer: new Completer(runner.table, daemonValues(live)),

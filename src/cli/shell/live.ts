@@ -3,13 +3,16 @@
 // by a short timeout so that a stuck daemon cannot freeze the line editor.
 
 import { readdir } from 'node:fs/promises'
-import { connectIfRunning } from '../../core/daemon/autostart.js'
 import type { DaemonClient } from '../../core/daemon/client.js'
 import type { Backend } from '../../core/daemon/paths.js'
+import type { SshHost } from '../../core/daemon/ssh/hosts.js'
+import { openIfRunning } from '../../core/daemon/target.js'
 import type { EventfdKind, ValueSource } from './complete.js'
 
 export interface LiveOptions {
   backend: Backend
+  /** A remote host (the shell's --host); none: this machine. */
+  host?: SshHost | undefined
   env?: NodeJS.ProcessEnv
   /** Per query, connection included (ms). */
   timeoutMs?: number
@@ -33,7 +36,7 @@ export async function queryDaemon<T>(
   let client: DaemonClient | undefined
   let timedOut = false
   const query = (async () => {
-    client = await connectIfRunning(options.backend, options.env)
+    client = await openIfRunning(options)
     if (!client || timedOut) return undefined
     return await client.call<T>(method, params)
   })()
@@ -108,7 +111,7 @@ export async function listFiles(partial: string): Promise<string[]> {
     .map((e) => shown + e.name + (e.isDirectory() ? '/' : ''))
 }
 
-/** The prompt: backend and VM count, e.g. `hsmctl(sim, 2 VMs)> `. */
+/** The prompt: host, backend and VM count, e.g. `hsmctl(sim, 2 VMs)> `, `hsmctl(edge1, sim, 1 VM)> `. */
 export async function promptText(options: LiveOptions): Promise<string> {
   let status: string
   try {
@@ -120,5 +123,5 @@ export async function promptText(options: LiveOptions): Promise<string> {
   } catch {
     status = options.backend
   }
-  return `hsmctl(${status})> `
+  return `hsmctl(${options.host ? `${options.host.label}, ` : ''}${status})> `
 }

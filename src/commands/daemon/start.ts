@@ -1,8 +1,10 @@
 import { resolve } from 'node:path'
 import { HsmCommand } from '../../cli/base-command.js'
+import { singleHost } from '../../cli/daemon-command.js'
 import {
   backendFlag,
   deviceFlag,
+  hostFlag,
   metricsFlag,
   metricsPublicFlag,
   serveSimFlag,
@@ -26,10 +28,23 @@ export default class DaemonStart extends HsmCommand {
     'serve-sim': serveSimFlag,
     metrics: metricsFlag,
     'metrics-public': metricsPublicFlag,
+    host: hostFlag,
   }
 
   async run(): Promise<DaemonStatus> {
     const { flags } = await this.parse(DaemonStart)
+    // --device, --serve-sim and --metrics set up a daemon here: a remote hsmd starts with
+    // its own (run `daemon start` there)
+    const remoteOnly =
+      flags.device !== undefined || flags['serve-sim'] !== undefined || flags.metrics !== undefined
+        ? 'with --device, --serve-sim or --metrics sets up hsmd on this machine'
+        : undefined
+    const host = await singleHost(
+      this.id,
+      flags.host,
+      remoteOnly && flags.host ? remoteOnly : undefined,
+    )
+    if (host) return this.startRemote(host, flags.backend as Backend)
     const { ensureDaemon } = await import('../../core/daemon/autostart.js')
     let started = false
     // the daemon reads them from its environment (its own --device and --serve-sim flags)
@@ -61,6 +76,29 @@ export default class DaemonStart extends HsmCommand {
           'hsmctl: warning: the running hsmd serves no metrics; stop it (`hsmctl daemon stop`) and start it again with --metrics\n',
         )
       }
+      return status
+    } finally {
+      client.close()
+    }
+  }
+
+  /** On a remote host: dial-stdio starts hsmd there as any command would. */
+  private async startRemote(
+    host: import('../../core/daemon/ssh/hosts.js').SshHost,
+    backend: Backend,
+  ): Promise<DaemonStatus> {
+    const { connectSsh } = await import('../../core/daemon/ssh/transport.js')
+    const client = connectSsh(host, { backend })
+    try {
+      const [notice, status] = await Promise.all([
+        client.ready,
+        client.call<DaemonStatus>('daemon.status'),
+      ])
+      process.stderr.write(
+        notice.started !== undefined
+          ? `started hsmd (${status.backend}) pid ${status.pid} on ${host.label}\n`
+          : `hsmd (${status.backend}) is already running on ${host.label}, pid ${status.pid}\n`,
+      )
       return status
     } finally {
       client.close()

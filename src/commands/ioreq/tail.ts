@@ -9,7 +9,6 @@ import {
   traceSourceFlag,
 } from '../../cli/trace-flags.js'
 import type { DaemonClient } from '../../core/daemon/client.js'
-import type { Backend } from '../../core/daemon/paths.js'
 import type { Wire } from '../../core/daemon/protocol.js'
 import type { ReadReply } from '../../core/trace/methods.js'
 
@@ -87,8 +86,8 @@ stops them.`
     const host = shellHost()
     if (host && flags.count === undefined && !this.jsonEnabled()) {
       // in the shell: keep following on a connection of our own after run() returns
-      const { connectIfRunning } = await import('../../core/daemon/autostart.js')
-      const connected = await connectIfRunning((flags as { backend: Backend }).backend)
+      const { openIfRunning } = await import('../../core/daemon/target.js')
+      const connected = await openIfRunning(await this.target())
       const own = connected && sourcedClient(connected, flags.source)
       if (!own) {
         const { DaemonUnreachableError } = await import('../../core/errors.js')

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { HsmCommand } from '../../cli/base-command.js'
+import { hostFlag } from '../../cli/flags.js'
 import { UsageError } from '../../core/errors.js'
 
 export default class SimExec extends HsmCommand {
@@ -40,6 +41,7 @@ is the program's.`
   }
 
   static override flags = {
+    host: hostFlag,
     transport: Flags.string({
       description:
         'How the shim talks to the daemon: auto (the shared-memory ring when the daemon offers it), ring (the same, and say so when it does not), socket (the unix socket alone).',
@@ -53,12 +55,14 @@ is the program's.`
 
   async run(): Promise<void> {
     const exec = await import('../../core/native/sim-exec.js')
-    const split = exec.splitExecArgv(this.argv, ['--transport'])
+    const split = exec.splitExecArgv(this.argv, ['--transport', '--host'])
     // only hsmctl's own flags: the program's arguments are not parsed
     const { flags } = await this.parse(
       { flags: SimExec.flags, baseFlags: SimExec.baseFlags, args: {}, strict: true },
       split.own,
     )
+    const { singleHost } = await import('../../cli/daemon-command.js')
+    await singleHost(this.id, flags.host, 'runs a program on this machine against its own hsmd')
     if (split.program === undefined) {
       throw new UsageError('PROGRAM is missing', {
         hint: 'hsmctl sim exec [--transport auto|ring|socket] -- PROGRAM [ARGS...]',

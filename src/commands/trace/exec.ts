@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { HsmCommand } from '../../cli/base-command.js'
-import { backendFlag } from '../../cli/flags.js'
+import { backendFlag, hostFlag } from '../../cli/flags.js'
 import type { Backend } from '../../core/daemon/paths.js'
 import { UsageError } from '../../core/errors.js'
 
@@ -43,6 +43,7 @@ codes, and 127 (not found) or 126 (not executable) for PROGRAM, as sh reports th
   }
 
   static override flags = {
+    host: hostFlag,
     backend: backendFlag,
     transport: Flags.string({
       description:
@@ -60,12 +61,14 @@ codes, and 127 (not found) or 126 (not executable) for PROGRAM, as sh reports th
       import('../../core/native/sim-exec.js'),
       import('../../core/native/tap-exec.js'),
     ])
-    const split = simExec.splitExecArgv(this.argv, ['--transport', '--backend'])
+    const split = simExec.splitExecArgv(this.argv, ['--transport', '--backend', '--host'])
     // only hsmctl's own flags: the program's arguments are not parsed
     const { flags } = await this.parse(
       { flags: TraceExec.flags, baseFlags: TraceExec.baseFlags, args: {}, strict: true },
       split.own,
     )
+    const { singleHost } = await import('../../cli/daemon-command.js')
+    await singleHost(this.id, flags.host, 'runs a program on this machine against its own hsmd')
     if (split.program === undefined) {
       throw new UsageError('PROGRAM is missing', {
         hint: 'hsmctl trace exec [--backend sim|native] [--transport auto|ring|socket] -- PROGRAM [ARGS...]',

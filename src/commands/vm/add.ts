@@ -3,6 +3,8 @@ import { DaemonCommand } from '../../cli/daemon-command.js'
 import type { AddedScript } from '../../core/acrn-dm/launch-script.js'
 
 export default class VmAdd extends DaemonCommand {
+  static override localOnly = 'registers a launch script in this machine’s script registry'
+
   static override summary =
     'Register an acrn-dm launch script (and its arguments) as a VM to start later.'
 
@@ -71,7 +73,7 @@ ARGS may not hold blanks or glob characters (NAME.args is one line that start sp
       // registerLaunchScript says why
     }
     const existing =
-      candidate === undefined ? undefined : await acrn.locate(candidate, flags.backend)
+      candidate === undefined ? undefined : await acrn.locate(candidate, flags)
     const taken =
       existing && existing.kind !== 'gone' && existing.kind !== 'script'
         ? existing.kind === 'acrn-dm'

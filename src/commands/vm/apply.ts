@@ -98,7 +98,11 @@ and exits with the first failure's code.`
     // payload paths are relative to the spec (to the current directory for stdin); the
     // daemon gets absolute ones
     const base = stdin ? process.cwd() : dirname(file)
-    for (const m of spec.memory) if (m.file !== undefined) m.file = resolve(base, m.file)
+    for (const m of spec.memory) {
+      if (m.file === undefined) continue
+      await this.localFileForDaemon('--file', m.file)
+      m.file = resolve(base, m.file)
+    }
     return this.call<Wire<VmDetails>>('vm.apply', { spec: specToObject(spec), source })
   }
 

@@ -2,6 +2,8 @@ import { Args } from '@oclif/core'
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 
 export default class VmBlkrescan extends DaemonCommand {
+  static override localOnly = 'asks acrn-dm through its monitor socket on this machine'
+
   static override summary =
     "Give an acrn-dm VM's empty virtio-blk device a backing file (DM_BLKRESCAN)."
 

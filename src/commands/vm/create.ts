@@ -93,6 +93,7 @@ short wizard asks for the settings.`
     }
     const flagBits = (flags.flag ?? []).reduce((bits, f) => bits | parseVmFlag(f), 0n)
     if (flags.payload !== undefined) {
+      await this.localFileForDaemon('--payload', flags.payload)
       // hsmd reads it (as the same user): a file it cannot read is said here, before any call
       const { checkUserFile } = await import('../../core/user-file.js')
       checkUserFile(flags.payload, { flag: '--payload' })

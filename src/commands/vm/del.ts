@@ -2,6 +2,8 @@ import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 import { yesFlag } from '../../cli/flags.js'
 
 export default class VmDel extends DaemonCommand {
+  static override localOnly = 'removes a launch script from this machine’s script registry'
+
   static override summary =
     'Delete a registered launch script (NAME.sh and NAME.args), not while it runs.'
 
@@ -18,7 +20,7 @@ the other). A VM that runs is not deleted (stop it first). Asks first; --yes.`
   async run(): Promise<{ name: string; removed: string[] }> {
     const { args, flags } = await this.parse(VmDel)
     const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.locate(args.name, flags.backend)
+    const found = await acrn.locate(args.name, flags)
     const [{ noSuchVm, wrongOwner }, { acrnPaths }] = await Promise.all([
       import('../../core/acrn-dm/owners.js'),
       import('../../core/acrn-dm/paths.js'),

@@ -20,7 +20,7 @@ acrn-dm has exited.`
   async run(): Promise<{ name: string; vmid: number | null } | ForgottenVm> {
     const { args, flags } = await this.parse(VmDestroy)
     const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.acrnDmVm(args.name, flags.backend)
+    const found = await acrn.acrnDmVm(args.name, flags)
     await this.confirm(`Destroy VM '${args.name}'?`, flags.yes)
     if (found) {
       const stopped = await acrn.destroyOther(args.name, found, 30)

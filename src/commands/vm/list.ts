@@ -35,9 +35,11 @@ or from acrn-dm's options where the daemon cannot see the HSM's VMs).`
       import('../../core/acrn-dm/vms.js'),
       import('../../core/acrn-dm/paths.js'),
     ])
+    // acrn-dm's VMs and scripts are this machine's: a remote host's list is its hsmd's
+    const remote = (await this.hosts()).length > 0
     const [daemon, acrn] = await Promise.all([
       this.call<Wire<VmSummary>[]>('vm.list'),
-      readAcrnViews(acrnPaths()),
+      remote ? { acrnDm: [], registry: [] } : readAcrnViews(acrnPaths()),
     ])
     const vms = mergeVms({ daemon, ...acrn })
     if (!this.jsonEnabled()) {

@@ -2,6 +2,8 @@ import { Flags } from '@oclif/core'
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 
 export default class VmLog extends DaemonCommand {
+  static override localOnly = 'reads a launch script’s log on this machine'
+
   static override summary =
     'Print the output of a launch script `vm start` ran (acrn-dm’s own log); --follow keeps printing.'
 
@@ -38,7 +40,7 @@ Ctrl-C. VMs started by acrnctl or by hand have no log here.`
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
       const acrn = await import('../../cli/acrn-dm.js')
-      const found = await acrn.locate(args.name, flags.backend)
+      const found = await acrn.locate(args.name, flags)
       const [{ noSuchVm, wrongOwner }, { acrnPaths }, { NotFoundError }] = await Promise.all([
         import('../../core/acrn-dm/owners.js'),
         import('../../core/acrn-dm/paths.js'),

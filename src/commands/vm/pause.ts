@@ -13,7 +13,7 @@ export default class VmPause extends DaemonCommand {
   async run(): Promise<VmJson> {
     const { args, flags } = await this.parse(VmPause)
     const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.acrnDmVm(args.name, flags.backend)
+    const found = await acrn.acrnDmVm(args.name, flags)
     if (found) {
       const [{ wrongOwner }, { acrnPaths }] = await Promise.all([
         import('../../core/acrn-dm/owners.js'),

@@ -37,7 +37,7 @@ waited for until gone (--timeout), and started again from its registered launch 
   async run(): Promise<VmJson | object> {
     const { args, flags } = await this.parse(VmReset)
     const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.acrnDmVm(args.name, flags.backend)
+    const found = await acrn.acrnDmVm(args.name, flags)
     if (found) {
       return acrn.resetOther(this, args.name, found, {
         ...flags,

@@ -2,6 +2,8 @@ import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 import { intFlag } from '../../cli/flags.js'
 
 export default class VmResume extends DaemonCommand {
+  static override localOnly = 'asks acrn-dm through its monitor socket on this machine'
+
   static override summary = 'Wake a suspended acrn-dm VM (DM_RESUME).'
 
   static override description = `acrn-dm stores the wake-up reason (the guest can read it) and runs its resume hooks; its

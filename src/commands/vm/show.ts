@@ -22,13 +22,13 @@ its registration; for another process's VM, the HSM's view and its holder.`
     const { args, flags } = await this.parse(VmShow)
     // acrn-dm's VMs and registered scripts (core/acrn-dm); else hsmd's own
     const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.acrnDmVm(args.name, flags.backend)
+    const found = await acrn.acrnDmVm(args.name, flags)
     if (found) return acrn.showOther(this, found)
     let vm: Wire<VmDetails>
     try {
       vm = await this.call<Wire<VmDetails>>('vm.show', { name: args.name })
     } catch (e) {
-      const other = acrn.isNoVm(e) ? await acrn.locate(args.name, flags.backend) : undefined
+      const other = acrn.isNoVm(e) ? await acrn.locate(args.name, flags) : undefined
       if (!other || other.kind === 'hsmd') throw e
       return acrn.showOther(this, other)
     }

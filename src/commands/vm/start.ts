@@ -38,7 +38,7 @@ simulation, as \`sim exec\` runs a program.`
   async run(): Promise<VmJson | Launched> {
     const { args, flags } = await this.parse(VmStart)
     const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.acrnDmVm(args.name, flags.backend)
+    const found = await acrn.acrnDmVm(args.name, flags)
     if (found) return acrn.startOther(this, args.name, found, flags.backend, flags.timeout)
     const vm = await this.call<Wire<VmDetails> & { recreated?: boolean }>('vm.start', {
       name: args.name,

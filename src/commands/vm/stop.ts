@@ -4,6 +4,8 @@ import { intFlag, yesFlag } from '../../cli/flags.js'
 import type { StopResult } from '../../core/acrn-dm/lifecycle.js'
 
 export default class VmStop extends DaemonCommand {
+  static override localOnly = 'asks acrn-dm through its monitor socket on this machine'
+
   static override summary =
     'Stop an acrn-dm VM (DM_STOP) and wait until it is gone; --force powers it off.'
 

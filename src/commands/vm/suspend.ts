@@ -1,6 +1,8 @@
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 
 export default class VmSuspend extends DaemonCommand {
+  static override localOnly = 'asks acrn-dm through its monitor socket on this machine'
+
   static override summary = "Ask an acrn-dm VM's guest to suspend (DM_SUSPEND)."
 
   static override description = `acrn-dm runs the guest's suspend hooks, which exist only when its launch script gives it

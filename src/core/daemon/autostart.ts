@@ -3,6 +3,7 @@
 
 import { spawn } from 'node:child_process'
 import { closeSync } from 'node:fs'
+import { createConnection, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -29,7 +30,31 @@ function isAbsent(e: unknown): boolean {
 }
 
 /** Connect to the backend's daemon, starting it first if none is running. */
-export async function ensureDaemon(options: EnsureOptions): Promise<DaemonClient> {
+export function ensureDaemon(options: EnsureOptions): Promise<DaemonClient> {
+  return ensureWith(options, connect)
+}
+
+/** The same, as the bare socket (`daemon dial-stdio` pipes it to its stdio). */
+export function ensureDaemonSocket(options: EnsureOptions): Promise<Socket> {
+  return ensureWith(options, connectSocket)
+}
+
+/** A connected socket, or the connect error (ENOENT, ECONNREFUSED: no daemon). */
+export function connectSocket(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path)
+    socket.once('error', reject)
+    socket.once('connect', () => {
+      socket.removeListener('error', reject)
+      resolve(socket)
+    })
+  })
+}
+
+async function ensureWith<T>(
+  options: EnsureOptions,
+  connect: (path: string) => Promise<T>,
+): Promise<T> {
   const env = options.env ?? process.env
   const path = socketPath(options.backend, env)
   checkDaemonDirs(env)

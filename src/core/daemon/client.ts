@@ -2,6 +2,7 @@
 // matched by id; errors come back as the same hsmctl error classes the daemon threw.
 
 import { createConnection, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { DaemonUnreachableError, UsageError } from '../errors.js'
 import { LineSplitter, MAX_LINE, rpcToError, stringify, type RpcResponse } from './protocol.js'
 
@@ -18,7 +19,7 @@ export function connect(path: string): Promise<DaemonClient> {
     socket.once('error', (e: NodeJS.ErrnoException) => reject(e))
     socket.once('connect', () => {
       socket.removeAllListeners('error')
-      resolve(clientOver(socket, path))
+      resolve(clientOver(socket, { label: path }))
     })
   })
 }
@@ -32,13 +33,38 @@ function tooLarge(method: string, line: string): UsageError {
   )
 }
 
-function clientOver(socket: Socket, path: string): DaemonClient {
+/** How a client over some stream names it and reports its failures. */
+export interface ChannelOptions {
+  /** What the connection is to, in messages: the socket's path, `hsmd on HOST`. */
+  label: string
+  /**
+   * Why the stream broke (called when it closes or sends garbage, with what we saw): the
+   * error pending calls reject with. Default: hsmd at `label` became unreachable.
+   */
+  lost?: (why: string) => Error
+  /** An error hsmd (or what carries the stream) sent about the connection, not one call. */
+  connectionError?: (error: Error) => Error
+  /** A line with id null and a result: a notice from the far end (dial-stdio's hello). */
+  onNotice?: (result: unknown) => void
+}
+
+/**
+ * The JSON-lines RPC over any duplex stream: a unix socket here, an ssh child's stdio for
+ * a remote host (ssh/transport.ts). Requests are written at once, so calls made before
+ * the far end is ready are pipelined behind its start.
+ */
+export function clientOver(socket: Duplex, options: ChannelOptions): DaemonClient {
+  const path = options.label
+  const lost =
+    options.lost ??
+    ((why: string) =>
+      new DaemonUnreachableError(why, 'check `hsmctl daemon status` and the daemon log'))
   let nextId = 1
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
   const failAll = (why: string) => {
-    for (const p of pending.values()) {
-      p.reject(new DaemonUnreachableError(why, 'check `hsmctl daemon status` and the daemon log'))
-    }
+    if (pending.size === 0) return
+    const error = lost(why)
+    for (const p of pending.values()) p.reject(error)
     pending.clear()
   }
   socket.setEncoding('utf8')
@@ -54,9 +80,13 @@ function clientOver(socket: Socket, path: string): DaemonClient {
       }
       if (response.id === null && response.error) {
         // not an answer to one call: about the connection (a request hsmd could not take)
-        const error = rpcToError(response.error)
+        const error = (options.connectionError ?? ((e) => e))(rpcToError(response.error))
         for (const p of pending.values()) p.reject(error)
         pending.clear()
+        return
+      }
+      if (response.id === null) {
+        options.onNotice?.(response.result)
         return
       }
       const entry = typeof response.id === 'number' ? pending.get(response.id) : undefined
@@ -82,7 +112,7 @@ function clientOver(socket: Socket, path: string): DaemonClient {
     closed,
     call<T>(method: string, params: unknown = {}): Promise<T> {
       if (socket.destroyed) {
-        return Promise.reject(new DaemonUnreachableError(`not connected to hsmd (${path})`))
+        return Promise.reject(lost(`not connected to hsmd (${path})`))
       }
       const id = nextId++
       const line = stringify({ jsonrpc: '2.0', id, method, params })
