@@ -72,8 +72,7 @@ ARGS may not hold blanks or glob characters (NAME.args is one line that start sp
     } catch {
       // registerLaunchScript says why
     }
-    const existing =
-      candidate === undefined ? undefined : await acrn.locate(candidate, flags)
+    const existing = candidate === undefined ? undefined : await acrn.locate(candidate, flags)
     const taken =
       existing && existing.kind !== 'gone' && existing.kind !== 'script'
         ? existing.kind === 'acrn-dm'
