@@ -645,12 +645,58 @@ static int get_regs(struct vcpu *v, struct acrn_regs *r)
 	return 0;
 }
 
-/* ---- CPUID: what KVM supports, with ACRN's hypervisor leaves (vcpuid.c) ---- */
+/* ---- CPUID: what KVM supports, as ACRN presents it to a post-launched VM ----
+ *
+ * ACRN's hypervisor (hypervisor/arch/x86/guest/vcpuid.c, set_vcpuid_entries and
+ * guest_cpuid_01h/06h, set_vcpuid_extfeat) gives a User VM the host's leaves with what it
+ * does not virtualize masked, and its own hypervisor leaves; here KVM's supported leaves
+ * stand for the host's. For a post-launched VM without nested VMX, PMU passthrough, vSGX,
+ * vCAT or vHWP (acrn-dm's VMs on the simulation), that is:
+ *  - leaf 0: at least 0x16 (leaf 0x16 emulated from the TSC where the CPU lacks it);
+ *  - leaf 1: initial APIC id; hypervisor bit; no VMX, SMX, EST, SDBG, MONITOR, DTES64,
+ *    DS-CPL, PDCM (ECX) nor DS (EDX);
+ *  - leaf 5 (MONITOR/MWAIT), 0xA (PMU), 0xF and 0x10 (RDT), 0x12 (SGX), 0x14 (PT),
+ *    0x1B (PCONFIG): absent (all zeros);
+ *  - leaf 6: no HWP, HWP notification/activity window/EPP/package request/control, HFI,
+ *    ITD (EAX), no hardware coordination feedback (ECX), EDX 0;
+ *  - leaf 7.0: no PQM, PQE, SGX, MPX, Processor Trace (EBX), LA57, SGX-LC, CET shadow
+ *    stack, WAITPKG (ECX), CET IBT (EDX);
+ *  - 0xB/0x1F: the x2APIC id;
+ *  - 0x40000000 "ACRNACRNACRN" (max 0x40000010), 0x40000001 0 (not the Service VM),
+ *    0x40000010 the TSC frequency in kHz.
+ * ACRN's masks are in bits of Intel's leaves; on an AMD host KVM's AMD leaves
+ * (0x8000000x) pass through as ACRN passes the host's. */
+
+#define BIT(n) (1U << (n))
+/* leaf 1 ECX: DTES64 2, MONITOR 3, DS_CPL 4, VMX 5, SMX 6, EST 7, SDBG 11, PDCM 15 */
+#define ACRN_CPUID1_ECX_MASKED (BIT(2) | BIT(3) | BIT(4) | BIT(5) | BIT(6) | BIT(7) | BIT(11) | BIT(15))
+/* leaf 1 EDX: DTES (DS) 21 */
+#define ACRN_CPUID1_EDX_MASKED BIT(21)
+/* leaf 6 EAX: HWP 7, HWP_N 8, HWP_AW 9, HWP_EPP 10, HWP_PLR 11, HFI 19, HWP_CTL 22, ITD 23 */
+#define ACRN_CPUID6_EAX_MASKED                                                                \
+	(BIT(7) | BIT(8) | BIT(9) | BIT(10) | BIT(11) | BIT(19) | BIT(22) | BIT(23))
+/* leaf 7.0 EBX: SGX 2, PQM 12, MPX 14, PQE 15, PROC_TRC 25 */
+#define ACRN_CPUID7_EBX_MASKED (BIT(2) | BIT(12) | BIT(14) | BIT(15) | BIT(25))
+/* leaf 7.0 ECX: WAITPKG 5, CET_SS 7, LA57 16, SGX_LC 30 */
+#define ACRN_CPUID7_ECX_MASKED (BIT(5) | BIT(7) | BIT(16) | BIT(30))
+/* leaf 7.0 EDX: CET_IBT 20 */
+#define ACRN_CPUID7_EDX_MASKED BIT(20)
+
+/* Leaves ACRN leaves out of a post-launched VM's table (guest_cpuid then answers zeros). */
+static int acrn_hides_leaf(uint32_t function)
+{
+	switch (function) {
+	case 0x5: case 0xa: case 0xf: case 0x10: case 0x12: case 0x14: case 0x1b:
+		return 1;
+	default:
+		return (function & 0xf0000000U) == 0x40000000U; /* KVM's own give way to ACRN's */
+	}
+}
 
 static int set_cpuid(struct vcpu *v)
 {
 	uint32_t n = supported_cpuid->nent;
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (n + 3) * sizeof(struct kvm_cpuid_entry2));
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + (n + 4) * sizeof(struct kvm_cpuid_entry2));
 	if (!c)
 		return -1;
 	uint32_t tsc_khz = 0;
@@ -658,19 +704,51 @@ static int set_cpuid(struct vcpu *v)
 	if (khz > 0)
 		tsc_khz = (uint32_t)khz;
 	uint32_t k = 0;
+	int has_16 = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		struct kvm_cpuid_entry2 e = supported_cpuid->entries[i];
-		/* KVM's own hypervisor leaves give way to ACRN's. */
-		if ((e.function & 0xf0000000U) == 0x40000000U)
+		if (acrn_hides_leaf(e.function))
 			continue;
-		if (e.function == 1) {
-			e.ecx |= 1U << 31; /* a hypervisor is present */
+		switch (e.function) {
+		case 0:
+			if (e.eax < 0x16U)
+				e.eax = 0x16U;
+			break;
+		case 1:
+			e.ecx = (e.ecx & ~ACRN_CPUID1_ECX_MASKED) | BIT(31); /* a hypervisor is present */
+			e.edx &= ~ACRN_CPUID1_EDX_MASKED;
 			e.ebx = (e.ebx & 0x00ffffffU) | (uint32_t)v->index << 24; /* initial APIC id */
-		}
-		if (e.function == 0xb || e.function == 0x1f)
+			break;
+		case 6:
+			e.eax &= ~ACRN_CPUID6_EAX_MASKED;
+			e.ecx &= ~BIT(0); /* HCFC */
+			e.edx = 0;
+			break;
+		case 7:
+			if (e.index == 0) {
+				e.ebx &= ~ACRN_CPUID7_EBX_MASKED;
+				e.ecx &= ~ACRN_CPUID7_ECX_MASKED;
+				e.edx &= ~ACRN_CPUID7_EDX_MASKED;
+			}
+			break;
+		case 0xb:
+		case 0x1f:
 			e.edx = v->index; /* x2APIC id */
+			break;
+		case 0x16:
+			has_16 = e.eax != 0;
+			if (!has_16)
+				continue;
+			break;
+		default:
+			break;
+		}
 		c->entries[k++] = e;
 	}
+	/* 0x16 from the TSC where the CPU has none: base and maximum MHz, bus 100 MHz */
+	if (!has_16)
+		c->entries[k++] = (struct kvm_cpuid_entry2){ .function = 0x16U, .eax = tsc_khz / 1000U,
+							     .ebx = tsc_khz / 1000U, .ecx = 100U };
 	static const char sig[12] = "ACRNACRNACRN";
 	uint32_t words[3];
 	memcpy(words, sig, sizeof(words));

@@ -382,6 +382,97 @@ d('the KVM CPU engine (issue 10)', () => {
     expect(g.exits.every((e) => e.vcpu === 0)).toBe(true)
   })
 
+  // ACRN's hypervisor, hypervisor/arch/x86/guest/vcpuid.c (set_vcpuid_entries, guest_cpuid_01h,
+  // guest_cpuid_06h, set_vcpuid_extfeat, init_vcpuid_entry), for a post-launched VM with no
+  // nested VMX, PMU passthrough, vSGX, vCAT or vHWP; bit names from its asm/cpuid.h. The
+  // masks only bite where KVM offers the bit (an Intel host with nested VMX, PT, WAITPKG...);
+  // on an AMD host leaf 0x16 is ACRN's emulation from the TSC (the CPU has none).
+  it('CPUID as ACRN presents it to a User VM: its feature masks, the leaves it hides, leaf 0x16 and 0x40000010 from the TSC', async () => {
+    const leaves = [
+      [0, 0],
+      [1, 0],
+      [5, 0],
+      [6, 0],
+      [7, 0],
+      [0xa, 0],
+      [0xf, 0],
+      [0x10, 0],
+      [0x12, 0],
+      [0x14, 0],
+      [0x1b, 0],
+      [0x16, 0],
+      [0x40000001, 0],
+      [0x40000010, 0],
+    ] as const
+    const g = new Guest().gdt(ELF_GDT)
+    g.load(
+      `.code32
+        mov $table, %esi
+      1: mov (%esi), %eax
+        mov 4(%esi), %ecx
+        cmp $0xffffffff, %eax
+        je 2f
+        cpuid
+        mov %edx, %edi
+        mov $0x500, %dx
+        out %eax, %dx
+        mov %ebx, %eax
+        out %eax, %dx
+        mov %ecx, %eax
+        out %eax, %dx
+        mov %edi, %eax
+        out %eax, %dx
+        add $8, %esi
+        jmp 1b
+      2: hlt
+      table:
+        ${leaves.map(([l, sub]) => `.long ${l}, ${sub}`).join('\n        ')}
+        .long 0xffffffff, 0`,
+      0x8000,
+    )
+    g.vm.setRegs(0, protectedMode(0x8000))
+    g.vm.run()
+    await g.until(() => g.state(0) === 'halted')
+    const words = g.writes(0x500).map(Number)
+    expect(words).toHaveLength(leaves.length * 4)
+    const cpuid = Object.fromEntries(
+      leaves.map(([leaf], i) => [
+        leaf,
+        words.slice(i * 4, i * 4 + 4) as [number, number, number, number],
+      ]),
+    )
+    const bits = (...n: number[]) => n.reduce((m, b) => (m | (1 << b)) >>> 0, 0)
+    // leaf 0: ACRN emulates 0x16 where the CPU lacks it, so the maximum is at least 0x16
+    expect(cpuid[0]![0]).toBeGreaterThanOrEqual(0x16)
+    // leaf 1: the hypervisor bit; no DTES64, MONITOR, DS_CPL, VMX, SMX, EST, SDBG, PDCM; no DS
+    const [, , ecx1, edx1] = cpuid[1]!
+    expect((ecx1 >>> 31) & 1).toBe(1)
+    expect((ecx1 & bits(2, 3, 4, 5, 6, 7, 11, 15)) >>> 0).toBe(0)
+    expect((edx1 & bits(21)) >>> 0).toBe(0)
+    // leaves ACRN leaves out of the table read as zeros
+    for (const leaf of [5, 0xa, 0xf, 0x10, 0x12, 0x14, 0x1b])
+      expect(cpuid[leaf], `leaf ${leaf}`).toEqual([0, 0, 0, 0])
+    // leaf 6: no HWP and its controls, no HFI/ITD; ECX without HCFC; EDX 0
+    const [eax6, , ecx6, edx6] = cpuid[6]!
+    expect((eax6 & bits(7, 8, 9, 10, 11, 19, 22, 23)) >>> 0).toBe(0)
+    expect(ecx6 & 1).toBe(0)
+    expect(edx6).toBe(0)
+    // leaf 7.0: no SGX, PQM, MPX, PQE, PT; no WAITPKG, CET-SS, LA57, SGX-LC; no CET-IBT
+    const [, ebx7, ecx7, edx7] = cpuid[7]!
+    expect((ebx7 & bits(2, 12, 14, 15, 25)) >>> 0).toBe(0)
+    expect((ecx7 & bits(5, 7, 16, 30)) >>> 0).toBe(0)
+    expect((edx7 & bits(20)) >>> 0).toBe(0)
+    // 0x40000001: no guest capability (not the Service VM); 0x40000010: the TSC in kHz
+    expect(cpuid[0x40000001]).toEqual([0, 0, 0, 0])
+    const [tscKhz, ...rest10] = cpuid[0x40000010]!
+    expect(tscKhz).toBeGreaterThan(0)
+    expect(rest10).toEqual([0, 0, 0])
+    // 0x16: the CPU's, or (AMD, older Intel) ACRN's from the TSC: MHz, MHz, bus 100 MHz
+    const [base, max, bus] = cpuid[0x16]!
+    if (bus === 100 && base === Math.floor(tscKhz / 1000)) expect(max).toBe(base)
+    else expect(base).toBeGreaterThan(0)
+  })
+
   const pvm = existsSync('/sys/module/kvm_pvm')
   it.skipIf(pvm)(
     'an AP started with INIT and SIPI from the BSP runs, and its CPUID APIC id is its vCPU index (KVM-PVM delivers no INIT/SIPI: skipped there)',
