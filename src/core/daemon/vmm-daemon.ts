@@ -13,6 +13,11 @@ import { GuestTraffic } from '../vmm/guest-traffic.js'
 import { guestMethods } from '../vmm/guest-methods.js'
 import { traceMethods } from '../trace/methods.js'
 import type { VmmPlatform } from '../vmm/platform.js'
+import { acrnPaths } from '../acrn-dm/paths.js'
+import { daemonEvents } from './daemon-events.js'
+import { Discovery } from './discovery.js'
+import { eventMethods } from './event-methods.js'
+import type { EventBus } from './events.js'
 import { packageVersion, startDaemon, type RunningDaemon } from './hsmd.js'
 import type { MetricsAddress } from './metrics-address.js'
 import type { MetricsServer } from './metrics.js'
@@ -28,6 +33,8 @@ export interface VmmDaemon extends RunningDaemon {
   trace: TraceHub
   /** With `metrics`: the Prometheus endpoint. */
   metrics?: MetricsServer
+  /** Every change of state, in order (`hsmctl events`). */
+  events: EventBus
 }
 
 /**
@@ -118,6 +125,13 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   if (platform.traceRequests) platform.traceRequests((r) => trace.publish(r))
   const ownState = backendState(options.backend, env, options.log)
   const journal = new Journal(ownState, options.log ? { log: options.log } : {})
+  // `daemon started` is the first event; VMs autostart recreates come after it
+  const events = daemonEvents({
+    backend: options.backend,
+    env,
+    version: packageVersion(),
+    ...(options.log ? { log: options.log } : {}),
+  })
   try {
     journal.load() // stale temporary files go; entries it cannot use are logged
   } catch (e) {
@@ -130,6 +144,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
     ...(platform.traceRequests ? {} : { trace }),
     stateDir: ownState,
     onVmDestroyed: (vmid) => trace.forgetVm(vmid),
+    events: events.bus,
   })
   const traffic = new GuestTraffic(manager)
   // VMs marked autostart are recreated once the socket is ours (never by a second hsmd
@@ -148,6 +163,11 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   const ownVms = () =>
     manager.list().flatMap((v) => (v.vmid === null ? [] : [{ vmid: v.vmid, name: v.name }]))
   const traceVms = () => taps.traceVms(ownVms())
+  const discovery = new Discovery({
+    bus: events.bus,
+    mngrDir: acrnPaths(env).mngrDir,
+    ...(platform.hypervisorVms ? { hypervisorVms: () => platform.hypervisorVms!() } : {}),
+  })
   ioctls.to = (call) => taps.simIoctl(call)
   // the port before the socket (metrics.ts says why); not when another hsmd has the
   // socket, which is the error to report then
@@ -167,11 +187,17 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
       ...taps.methods({ vms: ownVms, simHolder: (vmid) => sim.holderPid(vmid) }),
       // `sim exec`: serve the simulation to shimmed programs, if --serve-sim did not already
       'sim.serve': () => sim.serve(simServeSocket(env)),
+      ...eventMethods(events.bus, events.state),
     }),
     onStop: async () => {
+      events.stop()
+      discovery.stop()
       try {
         await manager.shutdown()
       } finally {
+        events.stopped()
+        // let the readers waiting for an event send it before the socket closes
+        await new Promise((resolve) => setImmediate(resolve))
         journal.close()
         await metrics?.close()
         await sim.close()
@@ -185,6 +211,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
     await metrics?.close()
     throw e
   })
+  discovery.start()
   try {
     await taps.listen()
     metrics?.serve({
@@ -204,5 +231,5 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   } finally {
     autostarted()
   }
-  return { ...daemon, manager, trace, ...(metrics ? { metrics } : {}) }
+  return { ...daemon, manager, trace, events: events.bus, ...(metrics ? { metrics } : {}) }
 }

@@ -65,6 +65,7 @@ export async function ptdevAssign(
   const info: PtdevInfo = { ...ptdev }
   vm.ptdevs.push(info)
   hsmd.save(vm)
+  hsmd.events.ptdev(vm, true, info)
   return info
 }
 
@@ -75,6 +76,7 @@ export async function ptdevDeassign(hsmd: HsmdVms, name: string, phys: number): 
   await hsmd.ioctl(vm, Ioctl.DEASSIGN_PCIDEV, pcidev(ptdev, await hostDevice(hsmd, phys)))
   vm.ptdevs = vm.ptdevs.filter((p) => p.phys !== phys)
   hsmd.save(vm)
+  hsmd.events.ptdev(vm, false, ptdev)
   return ptdev
 }
 
@@ -153,6 +155,7 @@ export async function mmiodev(
   if (assign) vm.mmiodevs.push(dev)
   else vm.mmiodevs = vm.mmiodevs.filter((m) => m.devName !== dev.devName)
   hsmd.save(vm)
+  hsmd.events.mmiodev(vm, assign, dev)
   return dev
 }
 
@@ -178,5 +181,6 @@ export async function vdev(
       (v) => !(v.slot === dev.slot && v.vendor === dev.vendor && v.device === dev.device),
     )
   hsmd.save(vm)
+  hsmd.events.vdev(vm, create, info)
   return info
 }

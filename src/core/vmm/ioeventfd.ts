@@ -46,6 +46,7 @@ export async function ioeventfdAdd(
   const info = { ...spec, id: vm.nextId++, signals: 0n, efd }
   vm.ioeventfds.push(info)
   hsmd.save(vm)
+  hsmd.events.ioeventfd(vm, true, info)
   const { efd: _efd, ...out } = info
   return out
 }
@@ -76,6 +77,7 @@ export async function ioeventfdRemove(
   await hsmd.proc.close(entry.efd).catch(() => {})
   vm.ioeventfds = vm.ioeventfds.filter((e) => e !== entry)
   hsmd.save(vm)
+  hsmd.events.ioeventfd(vm, false, entry)
   const { efd: _efd, ...out } = entry
   return out
 }

@@ -30,6 +30,7 @@ export async function irqfdAdd(hsmd: HsmdVms, name: string, spec: IrqfdSpec): Pr
   const info = { ...spec, id: vm.nextId++, signals: 0, efd }
   vm.irqfds.push(info)
   hsmd.save(vm)
+  hsmd.events.irqfd(vm, true, info)
   const { efd: _efd, ...out } = info
   return out
 }
@@ -55,6 +56,7 @@ export async function irqfdRemove(hsmd: HsmdVms, name: string, id: number): Prom
   await hsmd.proc.close(entry.efd).catch(() => {})
   vm.irqfds = vm.irqfds.filter((q) => q !== entry)
   hsmd.save(vm)
+  hsmd.events.irqfd(vm, false, entry)
   const { efd: _efd, ...out } = entry
   return out
 }

@@ -150,6 +150,8 @@ async function createVm(hsmd: HsmdVms, options: CreateOptions): Promise<VmDetail
     managed = vm
     hsmd.add(vm)
     hsmd.save(vm)
+    hsmd.events.vm(vm, 'created', { vcpus: vcpuNum })
+    hsmd.events.ioreqClient(vm, true)
     return show(hsmd, name)
   } catch (e) {
     // the journal could not take it, say: no VM of that name is left behind
@@ -197,6 +199,7 @@ export async function start(hsmd: HsmdVms, name: string): Promise<VmDetails> {
   await hsmd.ioctl(vm, Ioctl.START_VM)
   vm.state = 'running'
   hsmd.save(vm)
+  hsmd.events.vm(vm, 'started')
   return show(hsmd, name)
 }
 
@@ -205,6 +208,7 @@ export async function pause(hsmd: HsmdVms, name: string): Promise<VmDetails> {
   await hsmd.ioctl(vm, Ioctl.PAUSE_VM)
   vm.state = 'paused'
   hsmd.save(vm)
+  hsmd.events.vm(vm, 'paused')
   return show(hsmd, name)
 }
 
@@ -214,11 +218,13 @@ export async function reset(hsmd: HsmdVms, name: string): Promise<VmDetails> {
   if (vm.state === 'running') {
     await hsmd.ioctl(vm, Ioctl.PAUSE_VM)
     vm.state = 'paused'
+    hsmd.events.vm(vm, 'paused')
   }
   await hsmd.ioctl(vm, Ioctl.CLEAR_VM_IOREQ)
   await hsmd.ioctl(vm, Ioctl.RESET_VM)
   vm.state = 'created'
   hsmd.save(vm)
+  hsmd.events.vm(vm, 'reset')
   return show(hsmd, name)
 }
 
@@ -238,8 +244,10 @@ export async function destroy(
   const vm = hsmd.get(name)
   // A.3: DESTROY needs PAUSED; PAUSE takes a created VM there too (as create's rollback does)
   if (vm.state !== 'paused') {
+    const was = vm.state
     await hsmd.ioctl(vm, Ioctl.PAUSE_VM)
     vm.state = 'paused'
+    if (was === 'running') hsmd.events.vm(vm, 'paused')
   }
   await hsmd.ioctl(vm, Ioctl.DESTROY_VM)
   vm.client.stop()
@@ -259,6 +267,8 @@ export async function destroy(
     }
   }
   hsmd.delete(name)
+  hsmd.events.ioreqClient(vm, false)
+  hsmd.events.vm(vm, 'destroyed', options.rollback ? { rollback: true } : {})
   hsmd.opts.onVmDestroyed?.(vm.vmid)
   if (!options.keepJournal) journal.remove(name)
   return { name, vmid: vm.vmid }

@@ -5,6 +5,7 @@
 // the HSM refused.
 
 import { UsageError } from '../../errors.js'
+import type { EventBus } from '../../daemon/events.js'
 import type { HsmProcess } from '../../hsm-process.js'
 import type { TraceHub } from '../../trace/hub.js'
 import type { PtdevInfo, MmiodevInfo, VdevInfo } from '../assigned-devices.js'
@@ -19,6 +20,7 @@ import type { VmSummary } from '../listing.js'
 import type { MemsegInfo } from '../memory.js'
 import type { VmmPlatform } from '../platform.js'
 import type { RegsSpec, VmRunState, VmSpec } from '../spec.js'
+import { VmEvents } from '../vm-events.js'
 import { notRunning } from './journaled.js'
 import type { RunningVm, VmOwner } from './owner.js'
 
@@ -30,6 +32,8 @@ export interface VmManagerOptions {
   stateDir: string
   /** Told when a VM is destroyed: its vmid may be reused (the trace forgets its rows). */
   onVmDestroyed?: (vmid: number) => void
+  /** Where every change is told (`hsmctl events`). */
+  events?: EventBus
 }
 
 /** One of hsmd's VMs: its fd, what the hypervisor gave it, and what was done to it. */
@@ -67,9 +71,12 @@ export class HsmdVms implements VmOwner {
   /** VMs `apply` is building: their journal entry is the spec as asked, until done. */
   readonly applying = new Set<string>()
   readonly proc: HsmProcess
+  /** One call per change, after its ioctl succeeded (vm-events.ts). */
+  readonly events: VmEvents
 
   constructor(readonly opts: VmManagerOptions) {
     this.proc = opts.platform.process
+    this.events = new VmEvents(opts.events)
   }
 
   get platform(): VmmPlatform {
