@@ -23,15 +23,13 @@ identifies it (vmid, owner, a device's slot, an eventfd's id and address). --jso
 one JSON object a line instead: {seq, time, type, action, vm, vmid, attributes}; seq
 numbers the daemon's events in order, on across restarts.
 
-Types and actions:
-  daemon        started, stopping, stopped
-  vm            created, started, paused, reset, destroyed (hsmd's own VMs, and those
-                of programs under the device shim, owner "outside process")
-  ioreq-client  created, destroyed (the default client, made and gone with its VM)
-  vdev          created, destroyed        mmiodev, ptdev  assigned, deassigned
-  ioeventfd     added, removed            irqfd           added, removed
-  acrn-dm       appeared, gone (an acrn-dm process, found by its monitor socket)
---type also takes "device" (ioreq-client, vdev, mmiodev, ptdev) and "eventfd".
+The types and their actions: daemon (started, stopping, stopped); vm (created, started,
+paused, reset, destroyed: hsmd's own VMs, and those of programs under the device shim,
+owner "outside process"); ioreq-client (created, destroyed: the default client, made and
+gone with its VM); vdev (created, destroyed); mmiodev and ptdev (assigned, deassigned);
+ioeventfd and irqfd (added, removed); acrn-dm (appeared, gone: an acrn-dm process, found
+by its monitor socket). --type also takes device (ioreq-client, vdev, mmiodev, ptdev)
+and eventfd (ioeventfd, irqfd).
 
 hsmd looks for acrn-dm processes and shimmed programs' VMs when the monitor-socket
 directory changes and every 0.5 s: one that comes and goes faster may not be seen.
