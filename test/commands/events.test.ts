@@ -264,13 +264,16 @@ describe('events under create/start/pause/reset/destroy, devices and eventfds', 
 describe('the daemon stopping ends the stream; the next daemon replays the stop', () => {
   const s = hsmdSession('events-stop', { env: { HSMCTL_ACRN_MNGR_DIR: mngrDir() } })
 
-  it('a follower sees stopping, its VMs destroyed, stopped, and exits 0', async () => {
+  it('followers see stopping, its VMs destroyed, stopped, and exit 0', async () => {
     expect(s.run('vm', 'create', 'st1', '--memory', '1M').code).toBe(0)
     expect(s.run('vm', 'start', 'st1').code).toBe(0)
     const stream = await follow(s.env)
+    // one that does not follow the daemon's events still learns it stopped
+    const vmsOnly = await follow(s.env, '--type', 'vm', '--json')
     const stopped = s.run('daemon', 'stop')
     expect(stopped.code, stopped.stderr).toBe(0)
     expect(await stream.exited).toEqual({ code: 0, signal: null })
+    expect(await vmsOnly.exited).toEqual({ code: 0, signal: null })
     const kinds = stream.lines().map((l) => l.split(/ +/).slice(2, 5).join(' '))
     expect(kinds).toEqual([
       'daemon stopping -',
@@ -279,7 +282,11 @@ describe('the daemon stopping ends the stream; the next daemon replays the stop'
       'vm destroyed st1',
       'daemon stopped -',
     ])
-    expect(stream.stderr()).not.toMatch(/Error/)
+    expect(vmsOnly.lines().map((l) => brief(JSON.parse(l)))).toEqual([
+      'vm paused st1',
+      'vm destroyed st1',
+    ])
+    expect(stream.stderr() + vmsOnly.stderr()).not.toMatch(/Error/)
   })
 
   it('--since after a restart: the previous stop, then this start, numbered on', () => {

@@ -44,41 +44,92 @@ function number(value: unknown, param: string, max = Number.MAX_SAFE_INTEGER): n
   return value
 }
 
+/** Longest hsmd waits, stopping, for its followers to read `daemon stopped` (a hang guard). */
+export const DRAIN_MS = 5_000
+
 /**
  * `events.read {after?, since?, wait?, vms?, types?}`: `after` a cursor (seq), or `since`
- * a time (epoch ms) to replay kept events from; neither: only the current cursor.
+ * a time (epoch ms) to replay kept events from; neither: only the current cursor. A
+ * connection that has read with `wait` is a follower: a stopping hsmd keeps its socket
+ * open until each follower has been sent every event (`drained`).
  */
-export function eventMethods(
-  bus: EventBus,
-  state: () => { stopping: boolean; stopped: boolean },
-): Record<string, Handler> {
-  return {
-    'events.read': async (params, context) => {
-      const p = (params ?? {}) as Record<string, unknown>
-      const after = number(p.after, 'after')
-      const since = number(p.since, 'since')
-      const wait = number(p.wait, 'wait', MAX_WAIT_MS) ?? 0
-      const filter: EventFilter = {
-        vms: list(p.vms, 'vms'),
-        types: list(p.types, 'types', (t) =>
-          (EVENT_TYPES as readonly string[]).includes(t),
-        ) as EventType[],
+export class EventReaders {
+  /** Followers and the seq they have been sent up to. */
+  private readonly followers = new Map<Socket, number>()
+  private readonly progress = new Set<() => void>()
+
+  constructor(
+    private readonly bus: EventBus,
+    private readonly state: () => { stopping: boolean; stopped: boolean },
+  ) {}
+
+  methods(): Record<string, Handler> {
+    return { 'events.read': (params, context) => this.read(params, context.connection) }
+  }
+
+  /** Resolves once every follower has been sent the last event or has gone, or after `ms`. */
+  drained(ms = DRAIN_MS): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if ([...this.followers.values()].some((sent) => sent < this.bus.cursor)) return
+        done()
       }
-      const from = after ?? (since !== undefined ? bus.cursorAt(since) : undefined)
-      if (from === undefined) return { events: [], cursor: bus.cursor, dropped: 0, ...state() }
-      if (bus.cursor <= from && wait > 0) await nextEvent(bus, wait, context.connection)
-      const { events, dropped } = bus.after(from)
-      const reply: EventsReply = {
-        events: events.filter((e) => eventMatches(e, filter)),
-        cursor: events.at(-1)?.seq ?? Math.max(from, bus.cursor),
-        dropped,
-        ...state(),
+      const done = () => {
+        clearTimeout(timer)
+        this.progress.delete(check)
+        resolve()
       }
-      return reply
-    },
+      const timer = setTimeout(done, ms)
+      this.progress.add(check)
+      check()
+    })
+  }
+
+  private async read(params: unknown, connection: Socket): Promise<EventsReply> {
+    const p = (params ?? {}) as Record<string, unknown>
+    const after = number(p.after, 'after')
+    const since = number(p.since, 'since')
+    const wait = number(p.wait, 'wait', MAX_WAIT_MS) ?? 0
+    const filter: EventFilter = {
+      vms: list(p.vms, 'vms'),
+      types: list(p.types, 'types', (t) =>
+        (EVENT_TYPES as readonly string[]).includes(t),
+      ) as EventType[],
+    }
+    const { bus } = this
+    const from = after ?? (since !== undefined ? bus.cursorAt(since) : undefined)
+    if (from === undefined) return { events: [], cursor: bus.cursor, dropped: 0, ...this.state() }
+    if (wait > 0) this.follow(connection, from)
+    if (bus.cursor <= from && wait > 0) await nextEvent(bus, wait, connection)
+    const { events, dropped } = bus.after(from)
+    const reply: EventsReply = {
+      events: events.filter((e) => eventMatches(e, filter)),
+      cursor: events.at(-1)?.seq ?? Math.max(from, bus.cursor),
+      dropped,
+      ...this.state(),
+    }
+    if (this.followers.has(connection)) this.sent(connection, reply.cursor)
+    return reply
+  }
+
+  private follow(connection: Socket, from: number): void {
+    if (this.followers.has(connection)) return
+    this.followers.set(connection, from)
+    connection.once('close', () => {
+      this.followers.delete(connection)
+      this.tell()
+    })
+  }
+
+  private sent(connection: Socket, cursor: number): void {
+    this.followers.set(connection, cursor)
+    this.tell()
+  }
+
+  private tell(): void {
+    for (const check of [...this.progress]) check()
   }
 }
-
 /** Resolves at the next event, after `ms`, or when the reader's connection closes. */
 function nextEvent(bus: EventBus, ms: number, connection: Socket): Promise<void> {
   return new Promise((resolve) => {

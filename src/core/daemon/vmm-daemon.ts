@@ -16,7 +16,7 @@ import type { VmmPlatform } from '../vmm/platform.js'
 import { acrnPaths } from '../acrn-dm/paths.js'
 import { daemonEvents } from './daemon-events.js'
 import { Discovery } from './discovery.js'
-import { eventMethods } from './event-methods.js'
+import { EventReaders } from './event-methods.js'
 import type { EventBus } from './events.js'
 import { packageVersion, startDaemon, type RunningDaemon } from './hsmd.js'
 import type { MetricsAddress } from './metrics-address.js'
@@ -163,6 +163,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   const ownVms = () =>
     manager.list().flatMap((v) => (v.vmid === null ? [] : [{ vmid: v.vmid, name: v.name }]))
   const traceVms = () => taps.traceVms(ownVms())
+  const readers = new EventReaders(events.bus, events.state)
   const discovery = new Discovery({
     bus: events.bus,
     mngrDir: acrnPaths(env).mngrDir,
@@ -187,7 +188,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
       ...taps.methods({ vms: ownVms, simHolder: (vmid) => sim.holderPid(vmid) }),
       // `sim exec`: serve the simulation to shimmed programs, if --serve-sim did not already
       'sim.serve': () => sim.serve(simServeSocket(env)),
-      ...eventMethods(events.bus, events.state),
+      ...readers.methods(),
     }),
     onStop: async () => {
       events.stop()
@@ -196,8 +197,8 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
         await manager.shutdown()
       } finally {
         events.stopped()
-        // let the readers waiting for an event send it before the socket closes
-        await new Promise((resolve) => setImmediate(resolve))
+        // the socket closes once every follower has been sent `daemon stopped`
+        await readers.drained()
         journal.close()
         await metrics?.close()
         await sim.close()
