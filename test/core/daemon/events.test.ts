@@ -3,7 +3,7 @@
 // waiting for its followers, and the last stop kept in the state dir.
 
 import { EventEmitter } from 'node:events'
-import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -156,6 +156,7 @@ describe('daemon events', () => {
   it('started first; the stop is kept and the next daemon replays it and numbers on', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hsmctl-events-state-'))
     const env = { HSMCTL_STATE_DIR: dir }
+    mkdirSync(join(dir, 'sim')) // hsmd makes its backend's dir (backend-state.ts)
     const first = daemonEvents({ backend: 'sim', env, version: '1' })
     first.bus.emit(vmEvent('a'))
     first.stop()
@@ -175,6 +176,7 @@ describe('daemon events', () => {
   it('a link where the stop is kept is not followed: the stop is logged as not kept', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hsmctl-events-state-'))
     const env = { HSMCTL_STATE_DIR: dir }
+    mkdirSync(join(dir, 'sim'))
     const target = join(dir, 'elsewhere')
     symlinkSync(target, lastStopPath('sim', env))
     const logged: string[] = []
