@@ -64,6 +64,7 @@
 
 #define HSM_ADDON "hsm_kvm"
 #include "hsm-napi.h"
+#include "hsm-spin.h"
 
 #define MAX_VCPUS 64
 #define MAX_REGIONS 512
@@ -143,6 +144,11 @@ struct vcpu {
 	/* The thread's own: the PIO exit being delivered element by element. */
 	bool in_io, in_mmio;
 	uint32_t io_index;
+	/* When the exit waiting for completion was posted, and how long completions are
+	 * worth spinning for (hsm-spin.h): a client in another process answers late on a
+	 * machine with more runnable threads than CPUs, and the spin would hold its CPU. */
+	uint64_t posted_at;
+	uint64_t spin_budget;
 
 	char fault[400];
 	_Atomic uint64_t counts[N_COUNTS];
@@ -222,6 +228,7 @@ static void futex_wake(_Atomic uint32_t *word)
 
 static void post(struct vcpu *v, int32_t state)
 {
+	v->posted_at = now_ns();
 	atomic_store(&v->rec->state, state);
 	atomic_fetch_add(&control->posted, 1);
 	if (!atomic_load(&control->main_polling))
@@ -377,8 +384,10 @@ static void park(struct vcpu *v, uint32_t seen, bool spin)
 	atomic_store(&v->parked, 1);
 	if (atomic_load(&v->main_waits))
 		futex_wake(&v->parked);
-	if (spin && spin_ns) {
-		uint64_t deadline = now_ns() + spin_ns;
+	if (v->spin_budget > spin_ns)
+		v->spin_budget = spin_ns;
+	if (spin && v->spin_budget) {
+		uint64_t deadline = v->posted_at + v->spin_budget;
 		for (unsigned i = 0;; i++) {
 			if (atomic_load_explicit(&v->wake, memory_order_acquire) != seen)
 				return;
@@ -411,6 +420,7 @@ static void *vcpu_main(void *arg)
 			continue;
 		}
 		if (st == REC_DONE) {
+			hsm_spin_learn(&v->spin_budget, now_ns() - v->posted_at, spin_ns);
 			finish_access(v);
 			continue;
 		}
@@ -1318,6 +1328,7 @@ static napi_value k_create_vm(napi_env env, napi_callback_info info)
 		v->index = i;
 		v->fd = v->stats_fd = -1;
 		v->rec = &records->mem[i];
+		v->spin_budget = UINT64_MAX; /* the most (spin_ns) until it has learned */
 		atomic_store(&v->paused, 1);
 		atomic_store(&v->parked, 1);
 	}

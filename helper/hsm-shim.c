@@ -60,6 +60,7 @@
 #include "hsm-shim.h"
 #include "hsm-shim-node.h"
 #include "hsm-shim-ram.h"
+#include "hsm-spin.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -183,15 +184,23 @@ static size_t rx_len;
 /* Set when the connection is lost: a sender waiting for room gives up. */
 static atomic_int ring_lost;
 /*
- * How long a caller polls for its reply before it sleeps (HSM_SHIM_SPIN_US). A call that
- * does not block is answered in microseconds unless the server is busy (a garbage
- * collection, say), and sleeping then costs far more than polling: so it polls long.
- * A blocking call (ATTACH) mostly waits for a guest, so it polls briefly.
+ * The longest a caller polls for its reply before it sleeps (HSM_SHIM_SPIN_US; at most
+ * BLOCKING_SPIN_NS for a blocking call, ATTACH, which mostly waits for a guest). Polling
+ * saves a sleep and two wake-ups (the server's doorbell wakes the reader thread, which
+ * wakes the caller) when the answer comes within microseconds; a longer poll only holds
+ * a CPU the server, or the vCPU thread behind the answer, may be waiting for.
  */
-static uint64_t spin_ns = 1000000;
+static uint64_t spin_ns = 50000;
 #define BLOCKING_SPIN_NS 50000ull
 /* After this long, a poll also yields the CPU: the server may be waiting for it. */
 #define SPIN_YIELD_NS 50000ull
+/*
+ * How long each thread has learned its replies are worth polling for (hsm-spin.h), for
+ * blocking calls and the others apart; UINT64_MAX until the first reply (the most). On a
+ * machine with more runnable threads than CPUs the answers come late (the server waits
+ * for the CPU a polling caller holds), and callers learn to sleep at once.
+ */
+static __thread uint64_t learned_spin[2] = { UINT64_MAX, UINT64_MAX };
 /* HSM_SHIM_TRANSPORT: 0 socket only, 1 ring when the server offers it, 2 ring or warn. */
 static int ring_wanted = 1;
 
@@ -1038,8 +1047,11 @@ static int finish_call(struct builder *b, struct waiter *w, int blocking, struct
 	/* On the ring the caller polls for its reply itself, signals still blocked: a
 	 * handler that calls ioctl must not find this thread holding the ring. */
 	int masked = 1;
+	uint64_t most = blocking && spin_ns > BLOCKING_SPIN_NS ? BLOCKING_SPIN_NS : spin_ns;
+	uint64_t *learned = &learned_spin[blocking != 0];
+	uint64_t started = ring ? now_ns() : 0;
 	if (ring)
-		ring_lead(w, blocking && spin_ns > BLOCKING_SPIN_NS ? BLOCKING_SPIN_NS : spin_ns);
+		ring_lead(w, *learned < most ? *learned : most);
 	if (!atomic_load(&w->done)) {
 		unmask_signals(m);
 		masked = 0;
@@ -1059,6 +1071,11 @@ static int finish_call(struct builder *b, struct waiter *w, int blocking, struct
 			uint64_t v;
 			(void)!sys_read(w->wake_fd, &v, sizeof(v));
 		}
+	}
+	if (ring) {
+		if (*learned > most)
+			*learned = most;
+		hsm_spin_learn(learned, now_ns() - started, most);
 	}
 	out->result = w->result;
 	out->error = w->error;
