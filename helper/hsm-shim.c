@@ -1026,6 +1026,7 @@ static void send_interrupt(void)
 }
 
 static void ring_lead(struct waiter *w, uint64_t budget);
+static int ring_answer_bell(struct waiter *w);
 
 /*
  * Send the frames in `b` whose last one is the request `id` (already registered as `w`)
@@ -1057,9 +1058,13 @@ static int finish_call(struct builder *b, struct waiter *w, int blocking, struct
 		masked = 0;
 	}
 	int interrupted = 0;
+	/* On the ring the server's doorbell wakes this thread too, which then takes its reply
+	 * itself: one wake-up, not two (the reader's, then its hand-over on wake_fd). */
+	int bell = ring != NULL;
 	while (!atomic_load(&w->done)) {
-		struct pollfd p = { .fd = w->wake_fd, .events = POLLIN };
-		int r = poll(&p, 1, -1);
+		struct pollfd p[2] = { { .fd = w->wake_fd, .events = POLLIN },
+				       { .fd = sock, .events = POLLIN } };
+		int r = poll(p, bell ? 2 : 1, -1);
 		if (r < 0 && errno == EINTR) {
 			if (blocking && !interrupted && !atomic_load(&w->done)) {
 				interrupted = 1;
@@ -1067,10 +1072,13 @@ static int finish_call(struct builder *b, struct waiter *w, int blocking, struct
 			}
 			continue;
 		}
-		if (r > 0) {
+		if (r > 0 && (p[0].revents & POLLIN)) {
 			uint64_t v;
 			(void)!sys_read(w->wake_fd, &v, sizeof(v));
 		}
+		/* A hang-up is the reader's to see (it fails every waiter). */
+		if (r > 0 && bell && p[1].revents)
+			bell = p[1].revents == POLLIN && ring_answer_bell(w);
 	}
 	if (ring) {
 		if (*learned > most)
@@ -1321,6 +1329,35 @@ static void ring_lead(struct waiter *w, uint64_t budget)
 		if (!spin_more(&spin))
 			return;
 	}
+}
+
+/*
+ * A caller asleep for its reply found a doorbell on the socket: it takes the bells and
+ * drains the ring itself, as the reader would (the reader, woken too, then finds no bell
+ * or nothing in the ring). 0 when another thread holds the ring: that one hands the reply
+ * over on wake_fd, and the caller then stops watching the socket, which would stay
+ * readable until the bells are taken.
+ */
+static int ring_answer_bell(struct waiter *w)
+{
+	struct masked m;
+	mask_signals(&m);
+	if (pthread_mutex_trylock(&rdlock) != 0) {
+		unmask_signals(&m);
+		return 0;
+	}
+	uint8_t bells[64];
+	while (recv(sock, bells, sizeof(bells), MSG_DONTWAIT) == (ssize_t)sizeof(bells))
+		;
+	atomic_store(&ring->shim_idle, 0);
+	leading_for = w;
+	int bad = drain_until_idle() < 0;
+	leading_for = NULL;
+	pthread_mutex_unlock(&rdlock);
+	unmask_signals(&m);
+	if (bad)
+		ring_give_up();
+	return !bad;
 }
 
 /* Nobody polls the ring: the server's doorbell (a byte on the socket) wakes this thread. */
