@@ -123,13 +123,30 @@ export class RingLink {
       this.fail(e instanceof Error ? e : new Error(String(e)))
       return
     }
-    if (n > 0 && this.addon.peerIdle(this.handle)) this.peer.doorbell()
+    if (n > 0) this.ringLater()
     if (n < bytes.byteLength) {
       this.pending.push(bytes)
       this.pendingAt = n
       this.pendingBytes += bytes.byteLength - n
       poller.kick()
     }
+  }
+
+  /**
+   * Ring the process's doorbell if it sleeps, once the frames being sent now are all in
+   * (flushBells): a reply and the DIFF frames before it wake it once, and a socket write
+   * costs the event loop more than a frame.
+   */
+  private ringLater(): void {
+    bells.add(this)
+    if (bellsScheduled) return
+    bellsScheduled = true
+    queueMicrotask(flushBells)
+  }
+
+  /** flushBells: the doorbell, if the process sleeps. */
+  ringNow(): void {
+    if (!this.closed && this.addon.peerIdle(this.handle)) this.peer.doorbell()
   }
 
   get backlog(): boolean {
@@ -180,6 +197,18 @@ export class RingLink {
     this.close()
     this.peer.broken(error)
   }
+}
+
+/** Links that were sent frames since the last flushBells. */
+const bells = new Set<RingLink>()
+let bellsScheduled = false
+
+/** Ring the doorbells of the links sent frames since: after a batch, or before a spin. */
+function flushBells(): void {
+  bellsScheduled = false
+  if (bells.size === 0) return
+  for (const link of bells) link.ringNow()
+  bells.clear()
 }
 
 /**
@@ -236,6 +265,8 @@ class RingPoller {
           l.fail(e instanceof Error ? e : new Error(String(e)))
         }
       }
+      // The replies just sent wake their processes before this thread spins or yields.
+      flushBells()
       let t = now()
       if (backlog && !moved) {
         // The process has not made room yet (its doorbell was rung): wait a slice, or a
