@@ -9,7 +9,8 @@
  * The vCPU thread fills it, marks it POSTED, bumps the module's `posted` counter and, when
  * the main thread is not polling, wakes it with a uv_async. kvm.ts delivers the exit
  * (TAKEN) and calls complete(), which stores the value, marks it DONE and wakes the vCPU
- * thread (a futex, after the thread spun briefly). A PIO exit with count > 1 (INS/OUTS)
+ * thread (a futex, after the thread spun as long as completions have been coming, at most
+ * HSMCTL_KVM_SPIN_US, 50 µs by default: hsm-spin.h). A PIO exit with count > 1 (INS/OUTS)
  * is delivered one element at a time, in order.
  *
  * The main thread never touches a vCPU (its fd, its kvm_run) while the thread may: it
