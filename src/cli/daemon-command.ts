@@ -3,6 +3,7 @@
 // (HSMCTL_HOST) puts that hsmd on another machine, reached over ssh (core/daemon/ssh).
 
 import { Args } from '@oclif/core'
+import type { VerbContext } from '../core/acrn-dm/owners/owner.js'
 import type { DaemonClient } from '../core/daemon/client.js'
 import type { Backend } from '../core/daemon/paths.js'
 import { sshTarget, type SshHost } from '../core/daemon/ssh/hosts.js'
@@ -138,6 +139,17 @@ export abstract class DaemonCommand extends HsmCommand {
   /** One daemon call (public so that shared command bodies can use it). */
   async call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
     return (await this.daemon()).call<T>(method, params)
+  }
+
+  /** What a VM's owner (core/acrn-dm/owners) needs to run a verb: hsmd, prompts, progress. */
+  verbContext(flags: { backend: string; host?: string | undefined; yes?: boolean }): VerbContext {
+    return {
+      backend: flags.backend as Backend,
+      host: flags.host,
+      call: (method, params) => this.call(method, params),
+      confirm: (question) => this.confirm(question, flags.yes ?? false),
+      note: (line) => process.stderr.write(`hsmctl: ${line}\n`),
+    }
   }
 
   /** Ask on a terminal; off a terminal, demand --yes (STYLE.md: never hang a script). */

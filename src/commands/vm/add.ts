@@ -48,14 +48,19 @@ ARGS may not hold blanks or glob characters (NAME.args is one line that start sp
   async run(): Promise<AddedScript> {
     const { args, argv, flags } = await this.parse(VmAdd)
     const scriptArgs = (argv as string[]).slice(1)
-    const [{ readUserFile }, { registerLaunchScript }, { acrnPaths }, { resolve }, acrn] =
-      await Promise.all([
-        import('../../core/user-file.js'),
-        import('../../core/acrn-dm/launch-script.js'),
-        import('../../core/acrn-dm/paths.js'),
-        import('node:path'),
-        import('../../cli/acrn-dm.js'),
-      ])
+    const [
+      { readUserFile },
+      { registerLaunchScript },
+      { acrnPaths },
+      { resolve },
+      { locateOwner },
+    ] = await Promise.all([
+      import('../../core/user-file.js'),
+      import('../../core/acrn-dm/launch-script.js'),
+      import('../../core/acrn-dm/paths.js'),
+      import('node:path'),
+      import('../../core/acrn-dm/owners/locate.js'),
+    ])
     const source = resolve(args.script)
     // acrnctl reads at most 20 KiB; launch scripts are far smaller than this bound
     const text = readUserFile(source, {
@@ -72,15 +77,8 @@ ARGS may not hold blanks or glob characters (NAME.args is one line that start sp
     } catch {
       // registerLaunchScript says why
     }
-    const existing = candidate === undefined ? undefined : await acrn.locate(candidate, flags)
-    const taken =
-      existing && existing.kind !== 'gone' && existing.kind !== 'script'
-        ? existing.kind === 'acrn-dm'
-          ? `acrn-dm pid ${existing.instance.pid} runs it`
-          : existing.kind === 'hsmd'
-            ? `hsmd's ${existing.vm.owner === 'journal' ? 'journaled ' : ''}VM`
-            : `the HSM's VM ${existing.vm.vmid} held by ${existing.vm.holder ?? 'another process'}`
-        : undefined
+    const existing = candidate === undefined ? undefined : await locateOwner(candidate, flags)
+    const taken = existing?.takenBy
     const added = registerLaunchScript({
       confDir: acrnPaths().confDir,
       source,

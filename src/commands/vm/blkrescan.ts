@@ -25,7 +25,7 @@ has a file already.`
 
   async run(): Promise<{ name: string; slot: number; path: string }> {
     const { args, flags } = await this.parse(VmBlkrescan)
-    const { blkrescanVm, parseRescan, targetOf } = await import('../../core/acrn-dm/lifecycle.js')
+    const { parseRescan } = await import('../../core/acrn-dm/lifecycle.js')
     const rescan = parseRescan(args.rescan)
     const [{ existsSync }, { resolve }, { NotFoundError }] = await Promise.all([
       import('node:fs'),
@@ -35,9 +35,9 @@ has a file already.`
     // acrn-dm opens the path from its own working directory: give it an absolute one
     rescan.path = resolve(rescan.path)
     if (!existsSync(rescan.path)) throw new NotFoundError(`${rescan.path} does not exist`)
-    const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.requireAcrnDm(args.name, flags.backend, 'blkrescan')
-    const result = await blkrescanVm(targetOf(found.instance), rescan)
+    const { ownerOf } = await import('../../core/acrn-dm/owners/locate.js')
+    const owner = await ownerOf(args.name, flags)
+    const result = await owner.blkrescan(rescan)
     this.log(`${result.name}: slot ${result.slot} now backed by ${result.path}`)
     return result
   }

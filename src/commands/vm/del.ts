@@ -19,24 +19,11 @@ the other). A VM that runs is not deleted (stop it first). Asks first; --yes.`
 
   async run(): Promise<{ name: string; removed: string[] }> {
     const { args, flags } = await this.parse(VmDel)
-    const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.locate(args.name, flags)
-    const [{ noSuchVm, wrongOwner }, { acrnPaths }] = await Promise.all([
-      import('../../core/acrn-dm/owners.js'),
-      import('../../core/acrn-dm/paths.js'),
-    ])
-    if (!found) throw noSuchVm(args.name)
-    if (found.kind !== 'script') {
-      // a running acrn-dm with a registration says "stop it first"; others are not scripts
-      throw wrongOwner(args.name, found, 'del', acrnPaths())
-    }
-    await this.confirm(
-      `Delete the registration of '${args.name}' (${found.entry.script})?`,
-      flags.yes,
-    )
-    const { removeFromRegistry } = await import('../../core/acrn-dm/registry.js')
-    const result = removeFromRegistry(acrnPaths().confDir, args.name)
+    const { ownerOf } = await import('../../core/acrn-dm/owners/locate.js')
+    // a running acrn-dm with a registration says "stop it first"; others are not scripts
+    const owner = await ownerOf(args.name, flags)
+    const result = await owner.del(this.verbContext(flags))
     this.log(`deleted ${args.name}: ${result.removed.join(', ')}`)
-    return { name: args.name, ...result }
+    return result
   }
 }

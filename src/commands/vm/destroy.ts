@@ -19,21 +19,18 @@ acrn-dm has exited.`
 
   async run(): Promise<{ name: string; vmid: number | null } | ForgottenVm> {
     const { args, flags } = await this.parse(VmDestroy)
-    const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.acrnDmVm(args.name, flags)
+    const { ownerOrHsmd } = await import('../../core/acrn-dm/owners/locate.js')
+    const owner = await ownerOrHsmd(args.name, flags)
     await this.confirm(`Destroy VM '${args.name}'?`, flags.yes)
-    if (found) {
-      const stopped = await acrn.destroyOther(args.name, found, 30)
-      this.log(`destroyed ${stopped.name} (acrn-dm pid ${stopped.pid} powered off)`)
-      return stopped
-    }
-    const result = await this.call<{ name: string; vmid: number } | ForgottenVm>('vm.destroy', {
-      name: args.name,
-    }).catch((e) => acrn.outsideOr(this, args.name, 'destroy', e))
-    if ('vmid' in result) this.log(`destroyed ${result.name} (vmid ${result.vmid})`)
-    else {
+    const destroyed = await owner.destroy(this.verbContext(flags))
+    const { result } = destroyed
+    if (destroyed.by === 'acrn-dm') {
+      this.log(`destroyed ${result.name} (acrn-dm pid ${destroyed.result.pid} powered off)`)
+    } else if ('vmid' in destroyed.result) {
+      this.log(`destroyed ${result.name} (vmid ${destroyed.result.vmid})`)
+    } else {
       const { forgotten } = await import('./forget.js')
-      this.log(forgotten(result))
+      this.log(forgotten(destroyed.result))
     }
     return result
   }

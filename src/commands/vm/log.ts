@@ -39,21 +39,9 @@ Ctrl-C. VMs started by acrnctl or by hand have no log here.`
       text = readPrivateFile(log)
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
-      const acrn = await import('../../cli/acrn-dm.js')
-      const found = await acrn.locate(args.name, flags)
-      const [{ noSuchVm, wrongOwner }, { acrnPaths }, { NotFoundError }] = await Promise.all([
-        import('../../core/acrn-dm/owners.js'),
-        import('../../core/acrn-dm/paths.js'),
-        import('../../core/errors.js'),
-      ])
-      if (!found) throw noSuchVm(args.name)
-      if (found.kind === 'script') {
-        throw new NotFoundError(
-          `'${args.name}' has no log: hsmctl has not started it here`,
-          `start it: hsmctl vm start ${args.name}`,
-        )
-      }
-      throw wrongOwner(args.name, found, 'log', acrnPaths())
+      // no log: the VM's owner says why (a script not started here, a VM hsmctl did not start)
+      const { ownerOf } = await import('../../core/acrn-dm/owners/locate.js')
+      throw (await ownerOf(args.name, flags)).refusal('log')
     }
     if (!this.jsonEnabled()) process.stdout.write(text)
     if (flags.follow && !this.jsonEnabled()) {

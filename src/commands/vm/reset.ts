@@ -1,8 +1,6 @@
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 import { Flags } from '@oclif/core'
 import { intFlag, yesFlag } from '../../cli/flags.js'
-import type { VmDetails } from '../../core/vmm/manager.js'
-import type { Wire } from '../../core/daemon/protocol.js'
 import type { VmJson } from '../../ui/vm.js'
 
 export default class VmReset extends DaemonCommand {
@@ -36,27 +34,19 @@ waited for until gone (--timeout), and started again from its registered launch 
 
   async run(): Promise<VmJson | object> {
     const { args, flags } = await this.parse(VmReset)
-    const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.acrnDmVm(args.name, flags)
-    if (found) {
-      return acrn.resetOther(this, args.name, found, {
-        ...flags,
-        confirm: () =>
-          this.confirm(
-            `Reset VM '${args.name}'? Its acrn-dm is stopped and started again.`,
-            flags.yes,
-          ),
-      })
+    const { ownerOrHsmd } = await import('../../core/acrn-dm/owners/locate.js')
+    const owner = await ownerOrHsmd(args.name, flags)
+    const reset = await owner.reset(this.verbContext(flags), {
+      force: flags.force,
+      timeoutSeconds: flags.timeout,
+    })
+    if (reset.by === 'acrn-dm') {
+      const { stopped, started } = reset.result
+      this.log(`reset ${args.name}: acrn-dm pid ${stopped.pid} stopped, pid ${started.pid} started`)
+      return reset.result
     }
-    await this.confirm(
-      `Reset VM '${args.name}'? Its vCPUs restart from their reset state.`,
-      flags.yes,
-    )
-    const vm = await this.call<Wire<VmDetails>>('vm.reset', { name: args.name }).catch((e) =>
-      acrn.outsideOr(this, args.name, 'reset', e),
-    )
     const { renderVmLine, vmJson } = await import('../../ui/vm.js')
-    this.log(renderVmLine(vm))
-    return vmJson(vm)
+    this.log(renderVmLine(reset.vm))
+    return vmJson(reset.vm)
   }
 }

@@ -23,10 +23,9 @@ running).`
 
   async run(): Promise<{ name: string; mode: string }> {
     const { args, flags } = await this.parse(VmResume)
-    const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.requireAcrnDm(args.name, flags.backend, 'resume')
-    const { resumeVm, targetOf } = await import('../../core/acrn-dm/lifecycle.js')
-    const result = await resumeVm(targetOf(found.instance), flags.reason)
+    const { ownerOf } = await import('../../core/acrn-dm/owners/locate.js')
+    const owner = await ownerOf(args.name, flags)
+    const result = await owner.resume(flags.reason)
     this.log(`${result.name}: resumed; acrn-dm's mode is now ${result.mode}`)
     return result
   }

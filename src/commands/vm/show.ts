@@ -1,7 +1,5 @@
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 import type { VmDescription } from '../../core/acrn-dm/vms.js'
-import type { VmDetails } from '../../core/vmm/manager.js'
-import type { Wire } from '../../core/daemon/protocol.js'
 import type { VmJson } from '../../ui/vm.js'
 
 export default class VmShow extends DaemonCommand {
@@ -21,19 +19,25 @@ its registration; for another process's VM, the HSM's view and its holder.`
   async run(): Promise<VmJson | VmDescription> {
     const { args, flags } = await this.parse(VmShow)
     // acrn-dm's VMs and registered scripts (core/acrn-dm); else hsmd's own
-    const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.acrnDmVm(args.name, flags)
-    if (found) return acrn.showOther(this, found)
-    let vm: Wire<VmDetails>
-    try {
-      vm = await this.call<Wire<VmDetails>>('vm.show', { name: args.name })
-    } catch (e) {
-      const other = acrn.isNoVm(e) ? await acrn.locate(args.name, flags) : undefined
-      if (!other || other.kind === 'hsmd') throw e
-      return acrn.showOther(this, other)
+    const { ownerOrHsmd } = await import('../../core/acrn-dm/owners/locate.js')
+    const owner = await ownerOrHsmd(args.name, flags)
+    const shown = await owner.show(this.verbContext(flags))
+    if (shown.by === 'hsmd') {
+      const { renderVm, vmJson } = await import('../../ui/vm.js')
+      this.log(renderVm(shown.vm))
+      return vmJson(shown.vm)
     }
-    const { renderVm, vmJson } = await import('../../ui/vm.js')
-    this.log(renderVm(vm))
-    return vmJson(vm)
+    const { vm, view } = shown
+    if (!this.jsonEnabled()) {
+      const [{ renderVmDescription }, { hypervisorSections }] = await Promise.all([
+        import('../../ui/acrn-dm.js'),
+        import('../../ui/vm.js'),
+      ])
+      const lines = [renderVmDescription(vm)]
+      if (view) hypervisorSections(view, lines)
+      process.stdout.write(`${lines.join('\n')}\n`)
+    }
+    const described = view ? { ...vm, execution: view.execution, hypervisor: view.hypervisor } : vm
+    return described
   }
 }

@@ -1,8 +1,6 @@
 import { DaemonCommand, vmNameArg } from '../../cli/daemon-command.js'
 import { intFlag } from '../../cli/flags.js'
 import type { Launched } from '../../core/acrn-dm/supervisor.js'
-import type { VmDetails } from '../../core/vmm/manager.js'
-import type { Wire } from '../../core/daemon/protocol.js'
 import type { VmJson } from '../../ui/vm.js'
 
 export default class VmStart extends DaemonCommand {
@@ -37,12 +35,17 @@ simulation, as \`sim exec\` runs a program.`
 
   async run(): Promise<VmJson | Launched> {
     const { args, flags } = await this.parse(VmStart)
-    const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.acrnDmVm(args.name, flags)
-    if (found) return acrn.startOther(this, args.name, found, flags.backend, flags.timeout)
-    const vm = await this.call<Wire<VmDetails> & { recreated?: boolean }>('vm.start', {
-      name: args.name,
-    }).catch((e) => acrn.outsideOr(this, args.name, 'start', e))
+    const { ownerOrHsmd } = await import('../../core/acrn-dm/owners/locate.js')
+    const owner = await ownerOrHsmd(args.name, flags)
+    const started = await owner.start(this.verbContext(flags), { timeoutSeconds: flags.timeout })
+    if (started.by === 'script') {
+      const { launched } = started
+      this.log(
+        `started ${args.name} (acrn-dm pid ${launched.pid}); its output: hsmctl vm log ${args.name}`,
+      )
+      return launched
+    }
+    const { vm } = started
     // a VM only journaled is recreated first (as `vm apply NAME`)
     if (vm.recreated) process.stderr.write(`hsmctl: recreated ${vm.name} from its journal\n`)
     const { renderVmLine, vmJson } = await import('../../ui/vm.js')

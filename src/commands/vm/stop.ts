@@ -42,13 +42,9 @@ use \`vm pause\` or \`vm destroy\`.`
 
   async run(): Promise<StopResult> {
     const { args, flags } = await this.parse(VmStop)
-    const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.requireAcrnDm(args.name, flags.backend, 'stop')
-    if (flags.force) {
-      await this.confirm(`Power off VM '${args.name}' without a guest shutdown?`, flags.yes)
-    }
-    const { stopVm, targetOf } = await import('../../core/acrn-dm/lifecycle.js')
-    const result = await stopVm(targetOf(found.instance), {
+    const { ownerOf } = await import('../../core/acrn-dm/owners/locate.js')
+    const owner = await ownerOf(args.name, flags)
+    const result = await owner.stop(this.verbContext(flags), {
       force: flags.force,
       timeoutMs: flags.timeout * 1000,
     })

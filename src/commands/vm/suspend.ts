@@ -16,10 +16,9 @@ suspended). hsmd's own VMs pause instead: \`vm pause\`.`
 
   async run(): Promise<{ name: string; mode: string }> {
     const { args, flags } = await this.parse(VmSuspend)
-    const acrn = await import('../../cli/acrn-dm.js')
-    const found = await acrn.requireAcrnDm(args.name, flags.backend, 'suspend')
-    const { suspendVm, targetOf } = await import('../../core/acrn-dm/lifecycle.js')
-    const result = await suspendVm(targetOf(found.instance))
+    const { ownerOf } = await import('../../core/acrn-dm/owners/locate.js')
+    const owner = await ownerOf(args.name, flags)
+    const result = await owner.suspend()
     this.log(`${result.name}: suspend requested; acrn-dm's mode is now ${result.mode}`)
     return result
   }

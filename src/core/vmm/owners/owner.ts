@@ -6,7 +6,7 @@
 //   outside.ts    the hypervisor's VMs another process holds (acrn-dm's, a program under
 //                 the device shim): listed, the hypervisor's view, guest accesses.
 // acrn-dm's VMs are outside VMs to hsmd: the CLI manages them through acrn-dm's monitor
-// socket (core/acrn-dm), never through hsmd; core/acrn-dm/owners.ts says what each verb
+// socket (core/acrn-dm), never through hsmd; core/acrn-dm/owners/ says what each verb
 // does instead on the owners it cannot change.
 
 import type { JournalEntry } from '../journal.js'
