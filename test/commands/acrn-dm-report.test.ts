@@ -11,7 +11,8 @@ import { spawn } from 'node:child_process'
 import { truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { readTraceFile } from '../../src/core/trace/file.js'
+import { pendingRecords, readTraceFile } from '../../src/core/trace/file.js'
+import { records } from '../../src/core/trace/record.js'
 import {
   acrnDmMachineCannot,
   acrnDmSession,
@@ -19,7 +20,7 @@ import {
   type RunningAcrnDm,
 } from '../support/acrn-dm.js'
 import { assembleElf32 } from '../support/assemble.js'
-import { hsmctl, RUN_JS } from '../support/cli.js'
+import { hsmctl, hsmctlAsync, RUN_JS } from '../support/cli.js'
 import { guestCodeUnavailable } from '../support/guests.js'
 import type { Json } from '../support/hsmd-session.js'
 
@@ -253,6 +254,91 @@ describe.skipIf(why !== undefined)(
         expect(table.stdout).toMatch(new RegExp(`^ +Total +${report.total} +100\\.0$`, 'm'))
         expect(table.stderr).toMatch(/^note: BAR0 of 00:03\.0/m)
       } finally {
+        if (recorder.exitCode === null) recorder.kill('SIGKILL')
+        dm.child.kill('SIGINT')
+        await dm.exited
+      }
+    }, 300_000)
+
+    it('a request acrn-dm never answered before the recorder stopped is noted as pending: a slice to the stop', async (ctx) => {
+      if (session.unavailable()) ctx.skip(session.unavailable())
+      const file = join(dir, 'pending.hsmtrace')
+      run('daemon', 'start')
+      const recorder = spawn(process.execPath, [RUN_JS, 'ioreq', 'record', file], {
+        env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...env },
+      })
+      let recorderErr = ''
+      recorder.stderr.on('data', (d) => (recorderErr += d))
+      const recorderExited = new Promise<number | null>((r) => recorder.on('close', r))
+      const dm = startAcrnDm(
+        session.path(),
+        [
+          ...['-m', '128M', '--cpu_affinity', '1', '-s', '0:0,hostbridge', '-s', '1:0,lpc'],
+          ...['-s', '3:0,virtio-blk,iothread,disk.img', '-l', 'com1,stdio', '-E', 'guest.elf'],
+          'dmpend',
+        ],
+        { cwd: dir, env },
+      )
+      let pid = 0
+      try {
+        await dm.until('K from the guest', () => /\nK\r?\n/.test(dm.output()))
+        const holder = (JSON.parse(run('vm', 'list', '--json').stdout) as Json[]).find(
+          (v) => v.name === 'dmpend',
+        ).holder as string
+        pid = Number(/pid (\d+)/.exec(holder)![1])
+        // acrn-dm stopped: a port write to its COM1 stays PENDING (§4.1) until it runs again
+        process.kill(pid, 'SIGSTOP')
+        const access = hsmctlAsync(
+          ['guest', 'access', 'dmpend', '--pio', '0x3f8', '--write', '0x21', '--size', '1'],
+          env,
+        )
+        const deadline = Date.now() + 60_000
+        while (
+          !JSON.parse(run('vm', 'show', 'dmpend', '--json').stdout).hypervisor.vcpus[0]
+            .requestOutstanding
+        ) {
+          if (Date.now() > deadline) throw new Error('the request never went pending')
+          await new Promise((r) => setTimeout(r, 100))
+        }
+        recorder.kill('SIGINT')
+        expect(await recorderExited, recorderErr).toBe(0)
+        process.kill(pid, 'SIGCONT')
+        expect((await access).code).toBe(0)
+
+        const recording = readTraceFile(file)
+        const pending = pendingRecords(recording)
+        expect(pending.count).toBe(1)
+        const [request] = [...records(pending.records)]
+        expect(request).toMatchObject({
+          type: 'pio',
+          dir: 'write',
+          addr: 0x3f8n,
+          value: 0x21n,
+          size: 1,
+        })
+        // not among the completed requests, not counted by the report, said on stderr
+        expect(
+          [...records(recording.records)].filter((r) => r.value === 0x21n && r.addr === 0x3f8n),
+        ).toEqual([])
+        const table = run('ioreq', 'report', file)
+        expect(table.stderr).toContain('1 requests were still pending when the recorder stopped')
+        // the chrome trace: a slice from PENDING to the recorder's stop, marked pending
+        const doc = JSON.parse(run('ioreq', 'report', file, '--format', 'chrome-trace').stdout)
+        const slices = doc.traceEvents.filter((e: Json) => e.ph === 'X')
+        expect(slices.length).toBe(recording.count + 1)
+        const marked = slices.filter((e: Json) => e.args.pending === true)
+        expect(marked).toEqual([
+          expect.objectContaining({
+            name: 'PIO 0x3f8 OUT',
+            ts: Math.round(request!.t * 1e6) / 1000,
+            args: expect.objectContaining({ value: '0x21', direction: 'write', pending: true }),
+          }),
+        ])
+        const end = (marked[0].ts + marked[0].dur) * 1000
+        expect(Math.abs(end - recording.header.traceEnd! * 1e6)).toBeLessThan(2)
+        expect(marked[0].dur).toBeGreaterThan(0)
+      } finally {
+        if (pid) process.kill(pid, 'SIGCONT')
         if (recorder.exitCode === null) recorder.kill('SIGKILL')
         dm.child.kill('SIGINT')
         await dm.exited

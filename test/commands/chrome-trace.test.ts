@@ -239,6 +239,11 @@ describe('chrome-trace export of a recorded workload', { timeout: LONG }, () => 
     const recorded: Json = JSON.parse(stopped.stdout)
     expect(recorded.dropped).toBe(0)
 
+    // nothing was pending when the recorder stopped, after every recorded request began
+    const { header } = readTraceFile(file)
+    expect(header.pending).toBe('')
+    for (const r of records(readTraceFile(file).records)) expect(r.t).toBeLessThan(header.traceEnd!)
+
     const doc = exportTrace(file)
     const byTrack = checkAgainstRecording(file, doc)
     // the workload, independently of the records: 100 RTC requests on ct's vCPU 1, the
@@ -279,6 +284,7 @@ describe('chrome-trace export of a recorded workload', { timeout: LONG }, () => 
       output: out,
       records: readTraceFile(file).count,
       slices,
+      pending: 0,
       saturated: 0,
       vms: 2,
       vcpus: 3,

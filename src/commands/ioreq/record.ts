@@ -10,6 +10,7 @@ import {
 } from '../../cli/trace-flags.js'
 import type { Wire } from '../../core/daemon/protocol.js'
 import type { ReadReply } from '../../core/trace/methods.js'
+import { RECORD_SIZE } from '../../core/trace/record.js'
 
 export default class IoreqRecord extends DaemonCommand {
   static override summary =
@@ -19,7 +20,8 @@ export default class IoreqRecord extends DaemonCommand {
 recorder starts to the moment it stops, in the daemon's 32-byte trace records after a
 versioned header (the VMs seen, the filter, the time). If the daemon's trace ring overran
 the recorder, the lost requests are counted, reported on stderr and in --json as
-"dropped", and noted in the header. Read the file with \`ioreq report\`, play it with
+"dropped", and noted in the header. Requests still pending when it stops (on the
+simulation) are noted in the header too, for \`ioreq report --format chrome-trace\`. Read the file with \`ioreq report\`, play it with
 \`ioreq replay\`.`
 
   static override examples = [
@@ -61,14 +63,17 @@ the recorder, the lost requests are counted, reported on stderr and in --json as
     const started = Date.now()
     let cursor = first.cursor
     let dropped = 0
+    let pending: Buffer | undefined
+    let traceEnd: number | undefined
     process.stderr.write(
       `recording to ${args.file}${seconds ? ` for ${seconds}s` : '; Ctrl-C stops'}\n`,
     )
-    const read = async () => {
+    const read = async (pending = false) => {
       const reply = await client.call<Wire<ReadReply>>('trace.read', {
         cursor,
         filter: wire,
         max: 1_000_000,
+        ...(pending ? { pending: true } : {}),
       })
       cursor = reply.cursor
       dropped += reply.dropped
@@ -85,17 +90,38 @@ the recorder, the lost requests are counted, reported on stderr and in --json as
         if (reply.cursor >= reply.published)
           await pause(Math.min(50, Math.max(0, end - Date.now())), signal)
       }
-      // the recording ends at the head as of now: read up to it, however many replies
-      let last = await read()
+      // the recording ends at the head as of now: read up to it, however many replies;
+      // the last reply caught up with the daemon, so that the requests outstanding at that
+      // moment (which it also gives) are exactly those not in the file
+      let last = await read(true)
       const head = last.published
-      while (last.cursor < head && last.count > 0) last = await read()
+      for (let n = 0; last.cursor < (n < 100 ? last.published : head) && last.count > 0; n++)
+        last = await read(true)
+      if (last.pending) {
+        pending = Buffer.from(last.pending.records, 'base64')
+        traceEnd = last.pending.now
+      }
     } finally {
-      writer.updateHeader({
+      const stopped = {
         ...header,
         vms: [...vms.values()],
         stoppedAt: new Date().toISOString(),
         dropped,
-      })
+      }
+      // requests still pending, as many as the header's room holds (a few dozen)
+      let kept = pending ? pending.byteLength / RECORD_SIZE : 0
+      const withPending = (n: number) =>
+        pending && traceEnd !== undefined
+          ? {
+              ...stopped,
+              traceEnd,
+              pending: pending.subarray(0, n * RECORD_SIZE).toString('base64'),
+              ...(n < pending.byteLength / RECORD_SIZE
+                ? { pendingOmitted: pending.byteLength / RECORD_SIZE - n }
+                : {}),
+            }
+          : stopped
+      while (!writer.updateHeader(withPending(kept)) && kept > 0) kept = Math.floor(kept / 2)
       writer.close()
     }
     const result = {

@@ -26,8 +26,9 @@ first request to the last); --json gives that span as "seconds". Rows have one s
 (ui.perfetto.dev) and chrome://tracing open: a process per VM (named as the VM), a thread
 per vCPU, and a complete slice per request from PENDING to COMPLETE, its args the
 address, size, direction, value, client, type and latency. Times are microseconds on the
-daemon's trace clock. A request is recorded when it completes, so every slice has its
-end; one still pending when the recorder stopped is not in the recording. A latency over
+daemon's trace clock. Requests still pending when the recorder stopped (the simulation
+notes them in the recording's header) have slices that end at the stop, with args
+pending: true; the other formats count completed requests only. A latency over
 4.29 s saturates the record's field: that slice's dur is a lower bound and its args say
 latency_saturated. The filter flags select the requests exported.
 
@@ -120,10 +121,24 @@ or by 4 KiB page of MMIO. Notes on stderr (and "notes" in --json) say where it g
         `${args.file}: the recorder lost ${file.header.dropped} requests (the daemon's ring overran it)\n`,
       )
     const filter = filterFromFlags(flags, [], file.header.vms)
+    if (file.header.pending && !chrome) {
+      const { pendingRecords } = await import('../../core/trace/file.js')
+      const { count } = pendingRecords(file)
+      if (count)
+        process.stderr.write(
+          `${args.file}: ${count} requests were still pending when the recorder stopped (not counted here; --format chrome-trace shows them)\n`,
+        )
+    }
     if (chrome) {
       const { chromeTraceChunks } = await import('../../core/trace/chrome-trace.js')
       const { compileRecordFilter } = await import('../../core/trace/filter.js')
-      const summary: ChromeTraceSummary = { slices: 0, saturated: 0, vms: 0, vcpus: 0 }
+      const summary: ChromeTraceSummary = {
+        slices: 0,
+        pending: 0,
+        saturated: 0,
+        vms: 0,
+        vcpus: 0,
+      }
       const chunks = chromeTraceChunks(file, compileRecordFilter(filter), summary)
       if (flags.output === undefined) {
         for (const chunk of chunks) await writeStdout(chunk)

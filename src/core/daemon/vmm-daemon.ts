@@ -123,6 +123,7 @@ export async function startVmmDaemon(options: VmmDaemonOptions): Promise<VmmDaem
   const trace = new TraceHub()
   // The simulation sees every request, whoever handles it; otherwise trace our own client's.
   if (platform.traceRequests) platform.traceRequests((r) => trace.publish(r))
+  if (platform.outstandingRequests) trace.outstanding = () => platform.outstandingRequests!()
   const ownState = backendState(options.backend, env, options.log)
   const journal = new Journal(ownState, options.log ? { log: options.log } : {})
   // `daemon started` is the first event; VMs autostart recreates come after it

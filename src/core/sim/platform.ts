@@ -18,7 +18,7 @@ import type { CpuEngine } from './hypervisor/cpu/engine.js'
 import { kvmEngine } from './hypervisor/cpu/kvm.js'
 import { Hypervisor } from './hypervisor/hypervisor.js'
 import { defineInventory, type HostInventory } from './hypervisor/inventory.js'
-import type { CompletionObserver, GuestAccess } from './hypervisor/io.js'
+import { SLOT_SIZE, type CompletionObserver, type GuestAccess } from './hypervisor/io.js'
 import { HsmModule } from './hsm/hsm.js'
 import { createInspector, type SimInspector } from './inspect.js'
 import { SimKernel } from './kernel/kernel.js'
@@ -76,6 +76,12 @@ export interface SimPlatform {
    * The observer sees the slot before it goes FREE and must not change anything.
    */
   observeCompletions(observer: CompletionObserver | null): void
+  /**
+   * The requests outstanding now (a vCPU waiting for its slot to complete), each shown to
+   * `visit` as a completion observer sees one (the value is 0 for a read): the trace's
+   * requests still pending when a recorder stops.
+   */
+  outstandingRequests(visit: CompletionObserver): void
 }
 
 export function createSimPlatform(options: SimPlatformOptions = {}): SimPlatform {
@@ -92,6 +98,14 @@ export function createSimPlatform(options: SimPlatformOptions = {}): SimPlatform
     inspect: createInspector(hv),
     observeCompletions: (observer: CompletionObserver | null) => {
       hv.io.observer = observer
+    },
+    outstandingRequests: (visit: CompletionObserver) => {
+      for (const vm of hv.userVms()) {
+        const page = vm.ioreq
+        if (!page) continue
+        for (const vcpu of vm.vcpus)
+          if (vcpu.busy) visit(vm, vcpu, page.dv, vcpu.id * SLOT_SIZE, 0n)
+      }
     },
   })
 }

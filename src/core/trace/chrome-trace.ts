@@ -6,16 +6,18 @@
 // trace clock), and its latency, PENDING to COMPLETE in ns. The trace publishes a request
 // when it completes, so every record has its completion: ts = t, dur = latency. The latency
 // field saturates at 0xffffffff ns (4.29 s): such a slice is marked `latency_saturated`
-// and its dur is a lower bound. A request still pending when the recorder stopped was never
-// published, so it is not in the recording and has no slice.
+// and its dur is a lower bound. Requests still pending when the recorder stopped are in
+// the header (where the daemon could say: the simulation); their slices end at the
+// recorder's stop and are marked `pending`.
 //
 // Times are µs on the daemon's trace clock (ms since the daemon started, × 1000), to the ns.
 // Slices are written sorted by VM, vCPU and ts, so each track's ts never decreases.
 
-import type { TraceFile } from './file.js'
+import { pendingRecords, type TraceFile } from './file.js'
 import { addrText, dirText } from './format.js'
 import {
   CLIENT_NAMES,
+  RECORD_SIZE,
   RECORD_WORDS,
   TYPE_NAMES,
   flagClient,
@@ -36,6 +38,8 @@ export const vcpuTid = (vmid: number, vcpu: number) => vmPid(vmid) * 1000 + vcpu
 export interface ChromeTraceSummary {
   /** Slices written ('X' events): one per record that passed the filter. */
   slices: number
+  /** Of them, requests still pending when the recorder stopped. */
+  pending: number
   /** Slices whose latency saturated (dur is a lower bound). */
   saturated: number
   vms: number
@@ -54,14 +58,23 @@ const micros = (ns: number) => Math.round(ns) / 1000
 export function* chromeTraceChunks(
   file: TraceFile,
   keep: RecordFilter | undefined,
-  summary: ChromeTraceSummary = { slices: 0, saturated: 0, vms: 0, vcpus: 0 },
+  summary: ChromeTraceSummary = { slices: 0, pending: 0, saturated: 0, vms: 0, vcpus: 0 },
 ): Generator<string> {
-  const bytes = file.records
-  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, file.count * RECORD_WORDS)
-  const times = new Float64Array(bytes.buffer, bytes.byteOffset, (file.count * RECORD_WORDS) / 2)
-  const u64 = new BigUint64Array(bytes.buffer, bytes.byteOffset, (file.count * RECORD_WORDS) / 2)
+  // the completed requests, then those still pending when the recorder stopped
+  const pending = pendingRecords(file)
+  const total = file.count + pending.count
+  let bytes = file.records
+  if (pending.count) {
+    bytes = new Uint8Array(total * RECORD_SIZE)
+    bytes.set(file.records)
+    bytes.set(pending.records, file.records.byteLength)
+  }
+  const traceEnd = file.header.traceEnd ?? 0
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, total * RECORD_WORDS)
+  const times = new Float64Array(bytes.buffer, bytes.byteOffset, (total * RECORD_WORDS) / 2)
+  const u64 = new BigUint64Array(bytes.buffer, bytes.byteOffset, (total * RECORD_WORDS) / 2)
   const chosen: number[] = []
-  for (let i = 0; i < file.count; i++) if (!keep || keep(words, i * RECORD_WORDS)) chosen.push(i)
+  for (let i = 0; i < total; i++) if (!keep || keep(words, i * RECORD_WORDS)) chosen.push(i)
   const track = (i: number) => words[i * RECORD_WORDS + 7]! & 0xffffff // vmid | vcpu << 16
   const order = Uint32Array.from(chosen).sort((a, b) => {
     const ka = track(a)
@@ -155,7 +168,12 @@ export function* chromeTraceChunks(
       type,
       latency_ns: latency,
     }
-    if (latency === LATENCY_SATURATED) {
+    const still = i >= file.count
+    if (still) {
+      delete args.latency_ns
+      args.pending = true
+      summary.pending++
+    } else if (latency === LATENCY_SATURATED) {
       args.latency_saturated = true
       summary.saturated++
     }
@@ -164,7 +182,8 @@ export function* chromeTraceChunks(
       cat: type,
       ph: 'X',
       ts: micros(times[i * 4]! * 1e6),
-      dur: latency / 1000,
+      // a pending request's slice ends when the recorder stopped
+      dur: still ? Math.max(0, micros((traceEnd - times[i * 4]!) * 1e6)) : latency / 1000,
       pid: vmPid(vmid),
       tid: vcpuTid(vmid, vcpu),
       args,

@@ -31,6 +31,16 @@ export interface TraceFileHeader {
   stoppedAt?: string
   /** Records the recorder lost because the daemon's ring overran it. */
   dropped?: number
+  /**
+   * Requests still pending when the recorder stopped (where the daemon can say: the
+   * simulation), as base64 of 32-byte records whose latency is 0; the records above hold
+   * completed requests only. Absent from older recordings.
+   */
+  pending?: string
+  /** Pending requests the header had no room for. */
+  pendingOmitted?: number
+  /** The trace clock (ms, as records' t) when the recorder stopped: where pending ones end. */
+  traceEnd?: number
 }
 
 function headerJson(header: TraceFileHeader): Uint8Array {
@@ -158,6 +168,21 @@ export function parseTraceFile(data: Uint8Array, path: string): TraceFile {
     !(Number.isSafeInteger(raw.dropped) && (raw.dropped as number) >= 0)
   )
     bad("the header's dropped is not a count")
+  if (
+    raw.pendingOmitted !== undefined &&
+    !(Number.isSafeInteger(raw.pendingOmitted) && (raw.pendingOmitted as number) >= 0)
+  )
+    bad("the header's pendingOmitted is not a count")
+  if (raw.traceEnd !== undefined && !Number.isFinite(raw.traceEnd))
+    bad("the header's traceEnd is not a time")
+  if (
+    raw.pending !== undefined &&
+    (typeof raw.pending !== 'string' ||
+      !/^[A-Za-z0-9+/]*={0,2}$/.test(raw.pending) ||
+      Buffer.from(raw.pending, 'base64').byteLength % RECORD_SIZE !== 0 ||
+      raw.traceEnd === undefined)
+  )
+    bad("the header's pending is not a list of records")
   let filter: TraceFilter | undefined
   try {
     filter = raw.filter === undefined ? undefined : filterFromWire(raw.filter)
@@ -197,6 +222,15 @@ export function recordingSpanMs(file: TraceFile): number {
     if (t > last) last = t
   }
   return last > first ? last - first : 0
+}
+
+/** The requests still pending when the recorder stopped (none for older recordings). */
+export function pendingRecords(file: TraceFile): { records: Uint8Array; count: number } {
+  const bytes = file.header.pending ? Buffer.from(file.header.pending, 'base64') : Buffer.alloc(0)
+  // a copy, 8-byte aligned for typed-array views
+  const records = new Uint8Array(bytes.byteLength)
+  records.set(bytes)
+  return { records, count: records.byteLength / RECORD_SIZE }
 }
 
 export function readTraceFile(path: string): TraceFile {

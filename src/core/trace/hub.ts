@@ -3,7 +3,7 @@
 // record, written in place with no allocation.
 
 import { performance } from 'node:perf_hooks'
-import { RECORD_SIZE, packFlags } from './record.js'
+import { RECORD_SIZE, packFlags, writeRecord } from './record.js'
 import { TraceRing } from './ring.js'
 import { TraceStats } from './stats.js'
 
@@ -27,6 +27,8 @@ export class TraceHub {
   readonly ring: TraceRing
   readonly stats = new TraceStats()
   readonly startedAt = performance.now()
+  /** The requests outstanding now, where the platform can say (the simulation). */
+  outstanding?: () => PublishedRequest[]
   /** Records readers lost because the ring overran them (summed over `trace.read`s). */
   dropped = 0
   // views of the ring's bytes: one typed store per field instead of DataView calls (the
@@ -72,6 +74,26 @@ export class TraceHub {
    */
   forgetVm(vmid: number): void {
     this.stats.forgetVm(vmid)
+  }
+
+  /**
+   * The requests outstanding now as records (latency 0), or undefined where the platform
+   * cannot say; `now` is the trace clock when they were taken.
+   */
+  outstandingRecords(): { records: Uint8Array; now: number } | undefined {
+    if (!this.outstanding) return undefined
+    const list = this.outstanding()
+    const records = new Uint8Array(list.length * RECORD_SIZE)
+    const view = new DataView(records.buffer)
+    list.forEach((r, i) =>
+      writeRecord(view, i * RECORD_SIZE, {
+        ...r,
+        t: r.t ?? performance.now(),
+        latencyNs: 0,
+        flags: packFlags(r.type, r.write, r.client, r.size),
+      }),
+    )
+    return { records, now: performance.now() }
   }
 
   /** Raw records from a cursor (see TraceRing.read). */

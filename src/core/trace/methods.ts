@@ -36,6 +36,12 @@ export interface ReadReply {
   /** base64 of `count` 32-byte records. */
   records: string
   vms: TraceVm[]
+  /**
+   * With `pending: true`, where the daemon can say (the simulation): the requests that
+   * passed the filter and are outstanding now (base64 records, latency 0), and the trace
+   * clock (ms) when they were taken.
+   */
+  pending?: { records: string; now: number }
 }
 
 /**
@@ -95,6 +101,7 @@ export function traceMethods(hub: TraceHub, vms: () => TraceVm[]): Record<string
         max?: unknown
         filter?: unknown
         tail?: unknown
+        pending?: unknown
       }
       const cursor = p.cursor === undefined ? hub.published : Number(p.cursor)
       if (!Number.isSafeInteger(cursor) || cursor < 0)
@@ -104,6 +111,8 @@ export function traceMethods(hub: TraceHub, vms: () => TraceVm[]): Record<string
         throw new UsageError("param 'max': expected 0..1000000")
       if (p.tail !== undefined && typeof p.tail !== 'boolean')
         throw new UsageError("param 'tail': expected true or false")
+      if (p.pending !== undefined && typeof p.pending !== 'boolean')
+        throw new UsageError("param 'pending': expected true or false")
       const keep = compileRecordFilter(filterFromWire(p.filter))
       const list = current()
       const limit = Math.min(max, READ_MAX)
@@ -124,6 +133,14 @@ export function traceMethods(hub: TraceHub, vms: () => TraceVm[]): Record<string
           read.bytes.byteLength,
         ).toString('base64'),
         vms: list,
+      }
+      const outstanding = p.pending === true ? hub.outstandingRecords() : undefined
+      if (outstanding) {
+        const kept = filterRecords(outstanding.records, filterFromWire(p.filter))
+        reply.pending = {
+          records: Buffer.from(kept.buffer, kept.byteOffset, kept.byteLength).toString('base64'),
+          now: outstanding.now,
+        }
       }
       return reply
     },

@@ -84,6 +84,11 @@ export interface VmmPlatform {
    */
   traceRequests?(sink: (request: PublishedRequest) => void): void
   /**
+   * Simulation only: the requests outstanding now (a vCPU waiting for completion), their
+   * latency 0: what a recorder notes as still pending when it stops.
+   */
+  outstandingRequests?(): PublishedRequest[]
+  /**
    * Simulation only: what executes guest code (issue 10), or why nothing does. On
    * hardware the hypervisor runs the vCPUs and this is absent.
    */

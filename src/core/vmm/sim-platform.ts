@@ -26,6 +26,8 @@ import {
   TYPE_PIO,
 } from '../trace/record.js'
 import { MemType } from '../abi/constants.js'
+import type { HvVcpu, HvVm } from '../sim/hypervisor/vm.js'
+import type { PublishedRequest } from '../trace/hub.js'
 import type {
   GuestAccessRequest,
   HostInventoryView,
@@ -59,6 +61,49 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
     })),
     mmio: sim.inventory.mmio.map((m) => ({ name: m.name, base: m.base, size: m.size })),
   }
+  /** A request in its slot as the trace keeps it (`readValue`: what a read returned). */
+  const describe = (
+    vm: HvVm,
+    vcpu: HvVcpu,
+    slot: DataView,
+    base: number,
+    readValue: bigint,
+  ): PublishedRequest => {
+    const type = slot.getUint32(base + SLOT_TYPE, true) // PORTIO/MMIO/PCICFG = TYPE_PIO/MMIO/PCICFG
+    const write = slot.getUint32(base + REQ_DIRECTION, true) === 1
+    let addr: bigint
+    let client = CLIENT_DEFAULT
+    if (type === TYPE_PCICFG) {
+      addr = pciAddr(
+        slot.getUint32(base + PCI_BUS, true),
+        slot.getUint32(base + PCI_DEV, true),
+        slot.getUint32(base + PCI_FUNC, true),
+        slot.getUint32(base + PCI_REG, true),
+      )
+    } else {
+      addr = slot.getBigUint64(base + REQ_ADDRESS, true)
+      if (slot.getUint32(base + SLOT_KERNEL_HANDLED, true) !== 0) client = CLIENT_IOEVENTFD
+      // 0xCF8, and 0xCFC..0xCFF while config access is off, stay PORTIO: HSM completed them (§4.6)
+      else if (type === TYPE_PIO && (addr === 0xcf8n || (addr >= 0xcfcn && addr <= 0xcffn)))
+        client = CLIENT_KERNEL
+    }
+    const written =
+      type === TYPE_MMIO
+        ? slot.getBigUint64(base + REQ_VALUE, true)
+        : BigInt(slot.getUint32(base + REQ_VALUE, true))
+    return {
+      vmid: vm.vmid,
+      vcpu: vcpu.id,
+      type,
+      write,
+      client,
+      size: vcpu.busySize,
+      addr,
+      value: write ? written : readValue,
+      latencyNs: (performance.now() - vcpu.busySince) * 1e6,
+      t: vcpu.busySince,
+    }
+  }
   const hsmd = sim.spawn()
   return {
     backend: 'sim',
@@ -83,42 +128,16 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
       }
     },
     traceRequests(sink) {
-      sim.observeCompletions((vm, vcpu, slot, base, readValue) => {
-        const type = slot.getUint32(base + SLOT_TYPE, true) // PORTIO/MMIO/PCICFG = TYPE_PIO/MMIO/PCICFG
-        const write = slot.getUint32(base + REQ_DIRECTION, true) === 1
-        let addr: bigint
-        let client = CLIENT_DEFAULT
-        if (type === TYPE_PCICFG) {
-          addr = pciAddr(
-            slot.getUint32(base + PCI_BUS, true),
-            slot.getUint32(base + PCI_DEV, true),
-            slot.getUint32(base + PCI_FUNC, true),
-            slot.getUint32(base + PCI_REG, true),
-          )
-        } else {
-          addr = slot.getBigUint64(base + REQ_ADDRESS, true)
-          if (slot.getUint32(base + SLOT_KERNEL_HANDLED, true) !== 0) client = CLIENT_IOEVENTFD
-          // 0xCF8, and 0xCFC..0xCFF while config access is off, stay PORTIO: HSM completed them (§4.6)
-          else if (type === TYPE_PIO && (addr === 0xcf8n || (addr >= 0xcfcn && addr <= 0xcffn)))
-            client = CLIENT_KERNEL
-        }
-        const written =
-          type === TYPE_MMIO
-            ? slot.getBigUint64(base + REQ_VALUE, true)
-            : BigInt(slot.getUint32(base + REQ_VALUE, true))
-        sink({
-          vmid: vm.vmid,
-          vcpu: vcpu.id,
-          type,
-          write,
-          client,
-          size: vcpu.busySize,
-          addr,
-          value: write ? written : readValue,
-          latencyNs: (performance.now() - vcpu.busySince) * 1e6,
-          t: vcpu.busySince,
-        })
-      })
+      sim.observeCompletions((vm, vcpu, slot, base, readValue) =>
+        sink(describe(vm, vcpu, slot, base, readValue)),
+      )
+    },
+    outstandingRequests() {
+      const pending: PublishedRequest[] = []
+      sim.outstandingRequests((vm, vcpu, slot, base) =>
+        pending.push({ ...describe(vm, vcpu, slot, base, 0n), latencyNs: 0 }),
+      )
+      return pending
     },
     execution: () => sim.inspect.cpu(),
     inspectVm(vmid: number) {

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { NotFoundError, UsageError } from '../../../src/core/errors.js'
 import {
   parseTraceFile,
+  pendingRecords,
   readTraceFile,
   TraceFileWriter,
   TRACE_VERSION,
@@ -148,6 +149,22 @@ describe('trace files', () => {
     expect((error as Error).message).toContain(file)
   })
 
+  it('requests still pending at the stop: in the header, read back; none in older recordings', () => {
+    const file = path()
+    const events = [event({ t: 5, addr: 0x3f8n }), event({ t: 6, addr: 0x70n, vcpu: 1 })]
+    write(file, [], {
+      ...header,
+      traceEnd: 9.5,
+      pending: Buffer.from(pack(events)).toString('base64'),
+    })
+    const read = readTraceFile(file)
+    expect(read.header.traceEnd).toBe(9.5)
+    expect(pendingRecords(read)).toEqual({ records: pack(events), count: 2 })
+    const old = path()
+    write(old, [])
+    expect(pendingRecords(readTraceFile(old)).count).toBe(0)
+  })
+
   it('a header without a VM table is refused', () => {
     const json = new TextEncoder().encode('{"createdAt":"x"}')
     const bytes = new Uint8Array(16 + json.byteLength)
@@ -166,6 +183,10 @@ describe('trace files', () => {
     ['dropped', '-3', /the header's dropped is not a count/],
     ['stoppedAt', '7', /the header's stoppedAt is not a time/],
     ['createdAt', '[]', /the header's createdAt is not a time/],
+    ['pending', '"AAAA"', /the header's pending is not a list of records/],
+    ['pending', '7', /the header's pending is not a list of records/],
+    ['traceEnd', '"x"', /the header's traceEnd is not a time/],
+    ['pendingOmitted', '1.5', /the header's pendingOmitted is not a count/],
   ])('a header whose %s is %s is refused', (key, value, message) => {
     const json = new TextEncoder().encode(`{"createdAt":"x","vms":[],"${key}":${value}}`)
     const bytes = new Uint8Array(16 + json.byteLength)
