@@ -276,7 +276,8 @@ class ExitPoller {
     if (this.polling) return
     this.polling = true
     this.addon!.setPolling(true)
-    void this.poll()
+    // Not inside the caller (complete(), most often): its reply goes out first.
+    queueMicrotask(() => void this.poll())
   }
 
   private async poll(): Promise<void> {
@@ -295,11 +296,14 @@ class ExitPoller {
       let t = now()
       if (found & DELIVERED) this.lastActive = t
       if (found & WAITING_ON_JS) {
-        // Completed a few promise turns away, or by the event loop: give it those.
+        // Completed a few promise turns away: give it those.
         for (let hop = 0; hop < MICROTASK_HOPS; hop++) await undefined
-        if (t - this.lastActive < SPIN_WINDOW_NS && [...this.vms].some((vm) => vm.waiting())) {
-          await new Promise<void>((resolve) => setImmediate(resolve))
-          turnStarted = now()
+        // Completed later (by the event loop, by a client in another process): complete()
+        // kicks this poller again, so it sleeps meanwhile rather than spin the event loop,
+        // which would hold the CPU the answer is waiting for (the client's, on a machine
+        // with more runnable threads than CPUs). Other vCPUs' exits wake it.
+        if ([...this.vms].some((vm) => vm.waiting())) {
+          if (this.sleep(seen)) return
           continue
         }
       }
@@ -308,21 +312,28 @@ class ExitPoller {
       } else if (t - this.lastActive < SPIN_WINDOW_NS) {
         if (addon.wait(seen, WAIT_SLICE_NS)) this.lastActive = now()
         t = now()
-      } else {
-        addon.setPolling(false)
-        // A vCPU that posted before it could see that must not be missed.
-        if (Atomics.load(control, 0) === seen) {
-          this.polling = false
-          return
-        }
-        addon.setPolling(true)
-        this.lastActive = now()
+      } else if (this.sleep(seen)) {
+        return
       }
       if (t - turnStarted >= TURN_NS) {
         await new Promise<void>((resolve) => setImmediate(resolve))
         turnStarted = now()
       }
     }
+  }
+
+  /** Stop polling (vCPUs then wake this thread); false if an exit came meanwhile. */
+  private sleep(seen: number): boolean {
+    const addon = this.addon!
+    addon.setPolling(false)
+    // A vCPU that posted before it could see that must not be missed.
+    if (Atomics.load(this.control!, 0) === seen) {
+      this.polling = false
+      return true
+    }
+    addon.setPolling(true)
+    this.lastActive = now()
+    return false
   }
 }
 
