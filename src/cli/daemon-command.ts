@@ -5,6 +5,7 @@
 import { Args } from '@oclif/core'
 import type { VerbContext } from '../core/acrn-dm/owners/owner.js'
 import type { DaemonClient } from '../core/daemon/client.js'
+import type { FleetMember, HostAnswer } from '../core/daemon/ssh/fleet.js'
 import type { Backend } from '../core/daemon/paths.js'
 import { sshTarget, type SshHost } from '../core/daemon/ssh/hosts.js'
 import type { DaemonTarget } from '../core/daemon/target.js'
@@ -73,6 +74,7 @@ export abstract class DaemonCommand extends HsmCommand {
 
   private client: DaemonClient | undefined
   private hostList: SshHost[] | undefined
+  private members: FleetMember[] = []
 
   override async init(): Promise<void> {
     await super.init()
@@ -136,6 +138,22 @@ export abstract class DaemonCommand extends HsmCommand {
     return this.client
   }
 
+  /** Every host --host names, each with its own ssh session (closed when the command ends). */
+  protected async fleet(): Promise<FleetMember[]> {
+    const [hosts, { backend }] = await Promise.all([this.hosts(), this.target()])
+    const { connectSsh } = await import('../core/daemon/ssh/transport.js')
+    this.members = hosts.map((host) => ({
+      host,
+      client: connectSsh(host, { backend, onRemoteMessage: remoteMessage }),
+    }))
+    return this.members
+  }
+
+  /** Some hosts of a fleet failed: exit 8 (partial), after their rows are printed. */
+  protected partial(answers: readonly HostAnswer<unknown>[]): void {
+    if (answers.some((a) => 'error' in a)) process.exitCode = 8
+  }
+
   /** One daemon call (public so that shared command bodies can use it). */
   async call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
     return (await this.daemon()).call<T>(method, params)
@@ -170,6 +188,7 @@ export abstract class DaemonCommand extends HsmCommand {
 
   protected override async finally(error: Error | undefined): Promise<void> {
     this.client?.close()
+    for (const m of this.members.splice(0)) m.client.close()
     await super.finally(error)
   }
 }

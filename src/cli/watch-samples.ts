@@ -2,7 +2,7 @@
 // first sample is a baseline for the rates; each later one is printed (--once: one).
 import type { DaemonClient } from '../core/daemon/client.js'
 import type { StatsReply } from '../core/trace/methods.js'
-import { TopModel, type SortKey } from '../core/trace/view.js'
+import { TopModel, type SortKey, type ViewRow, type ViewTotals } from '../core/trace/view.js'
 import type { Wire } from '../core/daemon/protocol.js'
 import { renderTop, topRecord, type TopFormat, type TopRecord } from '../ui/trace.js'
 import { filterFromFlags, filterToWire, type TraceFilterFlagValues } from './trace-flags.js'
@@ -34,34 +34,68 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   })
 }
 
+/** Resolves after `ms`, or at once when the signal aborts (for the fleet's loop too). */
+export const pauseFor = pause
+
+type SampleFlags = SampleOptions['flags']
+
+/**
+ * One daemon's samples: start() takes the baseline, each next() the rows since the last
+ * (rates over that interval; counts are totals since the daemon started).
+ */
+export class Sampler {
+  private constructor(
+    private readonly client: DaemonClient,
+    private readonly flags: SampleFlags,
+    private readonly model: TopModel,
+    private readonly filter: ReturnType<typeof filterFromFlags>,
+    private readonly names: Map<number, string>,
+  ) {}
+
+  static async start(client: DaemonClient, names: string[], flags: SampleFlags): Promise<Sampler> {
+    const byVcpu = flags['by-vcpu'] === true
+    const first = await client.call<Wire<StatsReply>>('trace.stats', { byVcpu })
+    const filter = filterFromFlags(flags, names, first.vms)
+    const model = new TopModel({ filter, sort: (flags.sort ?? 'count') as SortKey })
+    const sampler = new Sampler(
+      client,
+      flags,
+      model,
+      filter,
+      new Map(first.vms.map((v) => [v.vmid, v.name])),
+    )
+    await sampler.next()
+    return sampler
+  }
+
+  async next(): Promise<{ rows: ViewRow[]; totals: ViewTotals }> {
+    // the daemon filters before it merges vCPUs, so a vCPU filter holds on merged rows too
+    const reply = await this.client.call<Wire<StatsReply>>('trace.stats', {
+      byVcpu: this.flags['by-vcpu'] === true,
+      filter: filterToWire(this.filter),
+    })
+    for (const v of reply.vms) this.names.set(v.vmid, v.name)
+    this.model.update(reply.rows, reply.t, (vmid) => this.names.get(vmid) ?? String(vmid))
+    const rows = this.model.rows({ skipZero: this.flags['skip-zero'] === true })
+    return { rows, totals: this.model.totalsOf(rows) }
+  }
+}
+
 export async function watchSamples(
   o: SampleOptions,
 ): Promise<{ samples: { time: string; rows: TopRecord[] }[] }> {
-  const byVcpu = o.flags['by-vcpu'] === true
-  const first = await o.client.call<Wire<StatsReply>>('trace.stats', { byVcpu })
-  const filter = filterFromFlags(o.flags, o.names, first.vms)
-  // the daemon filters before it merges vCPUs, so a vCPU filter holds on merged rows too
-  const stats = () =>
-    o.client.call<Wire<StatsReply>>('trace.stats', { byVcpu, filter: filterToWire(filter) })
-  const model = new TopModel({ filter, sort: (o.flags.sort ?? 'count') as SortKey })
-  const names = new Map(first.vms.map((v) => [v.vmid, v.name]))
-  const vmName = (vmid: number) => names.get(vmid) ?? String(vmid)
-  let reply = await stats()
-  model.update(reply.rows, reply.t, vmName)
+  const sampler = await Sampler.start(o.client, o.names, o.flags)
   const out: { time: string; rows: TopRecord[] }[] = []
   for (let n = 0; o.samples === undefined || n < o.samples; n++) {
     await pause(o.intervalMs, o.signal)
     if (o.signal?.aborted) break
-    reply = await stats()
-    for (const v of reply.vms) names.set(v.vmid, v.name)
-    model.update(reply.rows, reply.t, vmName)
-    const rows = model.rows({ skipZero: o.flags['skip-zero'] === true })
+    const { rows, totals } = await sampler.next()
     const time = new Date().toISOString()
     if (o.json) {
       out.push({ time, rows: rows.map(topRecord) })
       continue
     }
-    const text = renderTop(rows, model.totalsOf(rows), o.format, time, n === 0)
+    const text = renderTop(rows, totals, o.format, time, n === 0)
     // a jsonl sample with no rows prints nothing (not an empty line)
     if (text !== '') o.write(text + (o.format === 'table' ? '\n' : ''))
   }

@@ -41,6 +41,12 @@ export const EXIT_CODES = [
     meaning: 'a VM did not reach the state asked for within --timeout; it was left as it was',
   },
   {
+    code: 8,
+    name: 'partial',
+    meaning:
+      'with several --host hosts, some did not answer: each has an error row, the others’ rows are printed',
+  },
+  {
     code: 126,
     name: 'not-executable',
     meaning: '`sim exec`, `trace exec`: the program could not be executed (as sh says)',

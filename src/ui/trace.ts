@@ -76,48 +76,58 @@ export function renderTop(
     return (header ? [CSV_COLUMNS.join(','), ...lines] : lines).join('\n')
   }
   const byVcpu = rows.some((r) => r.vcpu >= 0)
-  const table = renderTable(
+  return renderTable(topColumns(byVcpu), topCells(rows, totals, byVcpu))
+}
+
+/** The top table's columns (a fleet's table puts HOST before them: ui/fleet-top.ts). */
+export function topColumns(byVcpu: boolean) {
+  return [
+    { header: 'VM' },
+    ...(byVcpu ? [{ header: 'VCPU', align: 'right' as const }] : []),
+    { header: 'REQUEST' },
+    { header: 'COUNT', align: 'right' as const },
+    { header: '%', align: 'right' as const },
+    { header: 'RATE/s', align: 'right' as const },
+    { header: 'MIN', align: 'right' as const },
+    { header: 'AVG', align: 'right' as const },
+    { header: 'P99', align: 'right' as const },
+    { header: 'MAX', align: 'right' as const },
+    { header: 'CLIENT' },
+  ]
+}
+
+/** The top table's rows and its Total row, as cells. */
+export function topCells(
+  rows: ViewRow[],
+  totals: ViewTotals,
+  byVcpu: boolean,
+): (string | number)[][] {
+  return [
+    ...rows.map((r) => [
+      r.vm,
+      ...(byVcpu ? [r.vcpu] : []),
+      r.key,
+      r.count,
+      r.pct.toFixed(1),
+      r.rate.toFixed(0),
+      latencyText(r.latMin),
+      latencyText(r.latAvg),
+      latencyText(r.latP99),
+      latencyText(r.latMax),
+      r.client,
+    ]),
     [
-      { header: 'VM' },
-      ...(byVcpu ? [{ header: 'VCPU', align: 'right' as const }] : []),
-      { header: 'REQUEST' },
-      { header: 'COUNT', align: 'right' },
-      { header: '%', align: 'right' },
-      { header: 'RATE/s', align: 'right' },
-      { header: 'MIN', align: 'right' },
-      { header: 'AVG', align: 'right' },
-      { header: 'P99', align: 'right' },
-      { header: 'MAX', align: 'right' },
-      { header: 'CLIENT' },
+      '',
+      ...(byVcpu ? [''] : []),
+      'Total',
+      totals.count,
+      totals.pct.toFixed(1),
+      totals.rate.toFixed(0),
+      '',
+      '',
+      '',
+      '',
+      '',
     ],
-    [
-      ...rows.map((r) => [
-        r.vm,
-        ...(byVcpu ? [r.vcpu] : []),
-        r.key,
-        r.count,
-        r.pct.toFixed(1),
-        r.rate.toFixed(0),
-        latencyText(r.latMin),
-        latencyText(r.latAvg),
-        latencyText(r.latP99),
-        latencyText(r.latMax),
-        r.client,
-      ]),
-      [
-        '',
-        ...(byVcpu ? [''] : []),
-        'Total',
-        totals.count,
-        totals.pct.toFixed(1),
-        totals.rate.toFixed(0),
-        '',
-        '',
-        '',
-        '',
-        '',
-      ],
-    ],
-  )
-  return table
+  ]
 }

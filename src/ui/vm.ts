@@ -37,13 +37,28 @@ type VmListRow = Omit<Wire<VmSummary>, 'state' | 'owner' | 'memory'> & {
   state: string
   owner: string
   memory: string | null
+  /** The host it is on, over a fleet (`--host a,b`). */
+  host?: string
 }
 
-export function renderVmList(vms: VmListRow[]): string {
-  if (vms.length === 0) return 'No VMs. Create one with `hsmctl vm create NAME`.'
+/** A host of a fleet that did not answer: one row of its own (core/daemon/ssh/fleet.ts). */
+export interface FailedHostRow {
+  host: string
+  error: { message: string; hint?: string }
+}
+
+const failed = (row: VmListRow | FailedHostRow): row is FailedHostRow => 'error' in row
+
+/** `vm list`'s table; over a fleet, a HOST column and a row for each host that failed. */
+export function renderVmList(rows: (VmListRow | FailedHostRow)[]): string {
+  if (rows.length === 0) return 'No VMs. Create one with `hsmctl vm create NAME`.'
   const c = out()
+  const vms = rows.filter((r): r is VmListRow => !failed(r))
+  const down = rows.filter(failed)
+  const fleet = rows.some((r) => r.host !== undefined)
   const table = renderTable(
     [
+      ...(fleet ? [{ header: 'HOST' }] : []),
       { header: 'NAME' },
       { header: 'VMID', align: 'right' },
       { header: 'STATE' },
@@ -52,16 +67,21 @@ export function renderVmList(vms: VmListRow[]): string {
       { header: 'OWNER' },
       { header: 'UPTIME', align: 'right' },
     ],
-    vms.map((vm) => [
-      vm.name,
-      vm.vmid ?? '-',
-      stateText(vm.state),
-      vm.vcpus ?? '-',
-      vm.memory === null ? '-' : size(vm.memory),
-      // an outside VM's holder when the daemon knows it (a program under `sim exec`)
-      vm.holder ?? vm.owner,
-      duration(vm.uptimeSeconds),
-    ]),
+    rows.map((vm) =>
+      failed(vm)
+        ? [vm.host, '-', '-', c.red('no answer'), '-', '-', '-', '-']
+        : [
+            ...(fleet ? [vm.host ?? ''] : []),
+            vm.name,
+            vm.vmid ?? '-',
+            stateText(vm.state),
+            vm.vcpus ?? '-',
+            vm.memory === null ? '-' : size(vm.memory),
+            // an outside VM's holder when the daemon knows it (a program under `sim exec`)
+            vm.holder ?? vm.owner,
+            duration(vm.uptimeSeconds),
+          ],
+    ),
   )
   const marked = vms.filter((vm) => vm.autostart).map((vm) => vm.name)
   const autostart = marked.length
@@ -69,8 +89,15 @@ export function renderVmList(vms: VmListRow[]): string {
     : []
   // what is wrong with a journal entry does not fit a column: one line each, under the table
   const problems = vms.filter((vm) => vm.problem !== undefined)
-  if (problems.length === 0) return [table, ...autostart].join('\n')
-  const lines = problems.map((vm) => `  ${vm.name}: ${vm.problem}`)
+  const errors = down.flatMap((r) => [
+    `  ${r.error.message.includes(r.host) ? '' : `${r.host}: `}${r.error.message}`,
+    ...(r.error.hint ? [c.dim(`    ${r.error.hint}`)] : []),
+  ])
+  if (problems.length === 0 && errors.length === 0) return [table, ...autostart].join('\n')
+  const lines = [
+    ...errors,
+    ...problems.map((vm) => `  ${fleet ? `${vm.host}: ` : ''}${vm.name}: ${vm.problem}`),
+  ]
   const fixes = problems.some((vm) => vm.state === 'corrupt')
     ? ['Fix or remove a corrupt file, or forget it: hsmctl vm forget NAME']
     : []

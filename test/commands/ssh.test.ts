@@ -2,6 +2,7 @@
 // through a real OpenSSH server (scripts/bench/_sshd.js: sshd on 127.0.0.1, a throwaway
 // host key, user key, known_hosts and config; each port a "host" with its own runtime
 // and state dirs, so its own hsmd). The remote hsmctl is this checkout's bin/run.js.
+import { writeFileSync } from 'node:fs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { sshdMissing, startSshHosts, type SshTestHosts } from '../../scripts/bench/_sshd.js'
 import { hsmctl, hsmctlAsync, RUN_JS } from '../support/cli.js'
@@ -152,6 +153,83 @@ describe.skipIf(missing !== undefined)('--host ssh:// (a real sshd)', { timeout:
     expect(bad.stderr).toMatch(
       /--host: 'tcp:\/\/127.0.0.1' uses tcp:\/\/; hsmctl reaches remote hosts over ssh:\/\/ only/,
     )
+  })
+
+  it('a fleet: vm list and ioreq watch ask every host in parallel; one down is one row, exit 8', () => {
+    // nobody listens on port 1: that host is down
+    const fleet = `${url(0)}, ${url(1)},ssh://127.0.0.1:1`
+    const list = remote(['vm', 'list', '--json', '--host', fleet])
+    expect(list.code, list.stderr).toBe(8)
+    const rows = JSON.parse(list.stdout) as VmRow[]
+    expect(rows.find((r) => r.name === 'r1')?.host).toBe(label(0))
+    expect(rows.find((r) => r.name === 'w1')?.host).toBe(label(1))
+    const down = rows.filter((r) => r.error)
+    expect(down).toHaveLength(1)
+    expect(down[0]).toMatchObject({ host: '127.0.0.1:1', error: { exitCode: 5 } })
+    expect(down[0]!.error!.message).toMatch(/ssh could not connect to 127\.0\.0\.1:1/)
+    // the table: a HOST column, the down host's row and its error under the table
+    const table = remote(['vm', 'list', '--host', fleet])
+    expect(table.code).toBe(8)
+    expect(table.stdout).toMatch(/^HOST\s+NAME\s+VMID\s+STATE/m)
+    expect(table.stdout).toMatch(
+      new RegExp(`^${label(1).replace(/\./g, '\\.')}\\s+w1\\s+\\d+\\s+running`, 'm'),
+    )
+    expect(table.stdout).toMatch(/^127\.0\.0\.1:1\s+-\s+-\s+no answer/m)
+    // all hosts up: exit 0; @FILE names them one a line
+    const file = `${ssh.dir}/fleet`
+    writeFileSync(file, `# two hosts\n${url(0)}\n${url(1)}\n`)
+    const both = remote(['vm', 'list', '--json', '--host', `@${file}`])
+    expect(both.code, both.stderr).toBe(0)
+    expect(new Set((JSON.parse(both.stdout) as VmRow[]).map((r) => r.host))).toEqual(
+      new Set([label(0), label(1)]),
+    )
+    // ioreq watch: w1's requests on host 1, with its host; the down host an error record
+    const watch = remote([
+      'ioreq',
+      'watch',
+      '--once',
+      '--interval',
+      '0.2',
+      '--format',
+      'jsonl',
+      '--host',
+      fleet,
+    ])
+    expect(watch.code, watch.stderr).toBe(8)
+    const records = watch.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            host: string
+            vm?: string
+            addr?: string
+            count?: number
+            error?: string
+          },
+      )
+    expect(records.find((r) => r.vm === 'w1' && r.addr === '0x3f8')).toMatchObject({
+      host: label(1),
+    })
+    expect(records.filter((r) => r.error)).toEqual([
+      expect.objectContaining({
+        host: '127.0.0.1:1',
+        error: expect.stringMatching(/Connection refused/),
+      }),
+    ])
+    const csv = remote([
+      'ioreq',
+      'watch',
+      '--once',
+      '--interval',
+      '0.2',
+      '--format',
+      'csv',
+      '--host',
+      fleet,
+    ])
+    expect(csv.stdout.split('\n')[0]).toMatch(/^time,host,vm,vmid,.*,client,error$/)
   })
 
   it('daemon status and stop reach the remote hsmd', () => {

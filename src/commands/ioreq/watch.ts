@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core'
 import { DaemonCommand, interactive } from '../../cli/daemon-command.js'
 import { currentAbortSignal } from '../../cli/shell/host.js'
 import { sourcedClient, traceFilterFlags, traceSourceFlag } from '../../cli/trace-flags.js'
+import type { FleetSampleOptions } from '../../cli/watch-fleet.js'
 
 export default class IoreqWatch extends DaemonCommand {
   static override summary =
@@ -21,7 +22,11 @@ Off a terminal, or with --once, --count or --format, it prints samples instead: 
 prints one (rates over --interval), --interval S prints one every S seconds (--count N of
 them), in table, csv or jsonl format. Counts are totals since the daemon started. csv and
 jsonl have a column per field: PCI config rows carry their function (bdf, 00:03.0) and
-register (reg) beside the packed addr.`
+register (reg) beside the packed addr.
+
+With several hosts (--host a,b or @FILE; --once or --interval) every host is sampled in
+parallel and a HOST column comes first (csv, jsonl and --json: a host field); a host that
+does not answer is one row with its error (csv: an error column), and the exit code is 8.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -31,6 +36,8 @@ register (reg) beside the packed addr.`
   ]
 
   static override strict = false
+
+  static override fleet = true
 
   static override args = {
     names: Args.string({ description: 'VMs to watch (default: all).', required: false }),
@@ -65,6 +72,7 @@ register (reg) beside the packed addr.`
       throw new UsageError(`'${flags.interval}' is not a number of seconds`, { flag: '--interval' })
     }
     const names = argv as string[]
+    if ((await this.hosts()).length > 1) return this.watchFleet(names, flags, interval)
     const client = sourcedClient(await this.daemon(), flags.source)
     const live =
       interactive() &&
@@ -92,5 +100,42 @@ register (reg) beside the packed addr.`
       write: (text) => process.stdout.write(text + '\n'),
       signal,
     })
+  }
+
+  /** Several hosts: samples only (the full-screen view shows one host). */
+  private async watchFleet(
+    names: string[],
+    flags: FleetSampleOptions['flags'] & {
+      source?: string
+      once?: boolean
+      count?: number | undefined
+      format?: string | undefined
+    },
+    interval: number,
+  ): Promise<unknown> {
+    const { UsageError } = await import('../../core/errors.js')
+    if (!flags.once && flags.count === undefined && flags.format === undefined && interactive())
+      throw new UsageError('the full-screen view shows one host', {
+        flag: '--host',
+        hint: 'name one host, or print samples of all of them: --once, or --interval S (--count N)',
+      })
+    const members = (await this.fleet()).map((m) => ({
+      ...m,
+      client: sourcedClient(m.client, flags.source),
+    }))
+    const { watchFleetSamples } = await import('../../cli/watch-fleet.js')
+    const result = await watchFleetSamples({
+      members,
+      names,
+      flags,
+      intervalMs: interval * 1000,
+      samples: flags.once ? 1 : flags.count,
+      format: (flags.format ?? 'table') as 'table' | 'csv' | 'jsonl',
+      json: this.jsonEnabled(),
+      write: (text) => process.stdout.write(text + '\n'),
+      signal: currentAbortSignal(),
+    })
+    if (result.failed) process.exitCode = 8
+    return { samples: result.samples }
   }
 }

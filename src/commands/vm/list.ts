@@ -2,6 +2,10 @@ import { DaemonCommand } from '../../cli/daemon-command.js'
 import type { VmListEntry } from '../../core/acrn-dm/vms.js'
 import type { VmSummary } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
+import type { HostError } from '../../core/daemon/ssh/fleet.js'
+
+/** A row over a fleet: a VM with its host, or a host that did not answer. */
+type FleetRow = (VmListEntry & { host: string }) | { host: string; error: HostError }
 
 export default class VmList extends DaemonCommand {
   static override summary = 'List VMs: name, vmid, state, vCPUs, memory, owner, uptime.'
@@ -21,6 +25,9 @@ export default class VmList extends DaemonCommand {
   script           a launch script registered with \`vm add\` or acrnctl in
                    /usr/share/acrn/conf/add (HSMCTL_ACRN_CONF_DIR), not running: "stopped"
   outside process  a VM of the HSM held by another program (pid and name when known)
+With several hosts (--host a,b or @FILE) their hsmd are asked in parallel and a HOST
+column comes first (JSON: a "host" field); a host that does not answer is one row saying
+so, its error under the table (JSON: an "error" object), and the exit code is 8.
 An acrn-dm and the HSM's VM it holds are one row (vmid, vCPUs and memory from the HSM,
 or from acrn-dm's options where the daemon cannot see the HSM's VMs).`
 
@@ -29,8 +36,11 @@ or from acrn-dm's options where the daemon cannot see the HSM's VMs).`
     '<%= config.bin %> <%= command.id %> --json',
   ]
 
-  async run(): Promise<VmListEntry[]> {
+  static override fleet = true
+
+  async run(): Promise<(VmListEntry | FleetRow)[]> {
     await this.parse(VmList)
+    if ((await this.hosts()).length > 1) return this.listFleet()
     const [{ readAcrnViews, mergeVms }, { acrnPaths }] = await Promise.all([
       import('../../core/acrn-dm/vms.js'),
       import('../../core/acrn-dm/paths.js'),
@@ -47,5 +57,30 @@ or from acrn-dm's options where the daemon cannot see the HSM's VMs).`
       this.log(renderVmList(vms))
     }
     return vms
+  }
+
+  /** Every host's hsmd in parallel; a host that fails is one row, and the exit code is 8. */
+  private async listFleet(): Promise<FleetRow[]> {
+    const [{ mergeVms }, { eachHost, hostError }] = await Promise.all([
+      import('../../core/acrn-dm/vms.js'),
+      import('../../core/daemon/ssh/fleet.js'),
+    ])
+    const answers = await eachHost(await this.fleet(), (client) =>
+      client.call<Wire<VmSummary>[]>('vm.list'),
+    )
+    const rows = answers.flatMap((a): FleetRow[] =>
+      'error' in a
+        ? [{ host: a.host.label, error: hostError(a.error) }]
+        : mergeVms({ daemon: a.value, acrnDm: [], registry: [] }).map((vm) => ({
+            host: a.host.label,
+            ...vm,
+          })),
+    )
+    if (!this.jsonEnabled()) {
+      const { renderVmList } = await import('../../ui/vm.js')
+      this.log(renderVmList(rows))
+    }
+    this.partial(answers)
+    return rows
   }
 }
