@@ -1,7 +1,7 @@
 // What changed in the journal directory since hsmd last looked (helper/hsm-watch-addon.c):
 // an inotify descriptor read without blocking. inotify queues the event before the write,
-// rename or unlink that caused it returns, so a change another process (the other
-// backend's hsmd, an editor, a planted file) finished before a request was sent is seen
+// rename or unlink that caused it returns, so a change another process (a tool, an
+// editor, a file planted by hand) finished before a request was sent is seen
 // by that request: hsmd can keep its listing and skip reading the directory and stat'ing
 // every file at each `vm list` while nothing changed. Node.js's fs.watch cannot promise
 // that (its events arrive on a later turn of the event loop, possibly after the request).

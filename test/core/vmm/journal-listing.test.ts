@@ -1,7 +1,7 @@
 // The journal's listing kept between changes (issue 15): hsmd lists the journal at every
 // `vm list`, and keeps what it read while the directory's watch (helper/hsm-watch-addon.c,
-// inotify) reports nothing. Whatever another process does there (the other backend's
-// hsmd, an editor, a file planted by hand) must show at the next list, even a rewrite of
+// inotify) reports nothing. Whatever another process does there (a tool, an editor,
+// a second hsmd on the same state directory, a file planted by hand) must show at the next list, even a rewrite of
 // the same size within the filesystem clock's tick, which leaves a file's times as they
 // were. Each case runs with the watch and without it (HSMCTL_JOURNAL_WATCH=0, or where
 // build/hsm_watch.node is not built), where the directory is read at every list.
@@ -105,7 +105,7 @@ describe.each(modes.filter(([, watch]) => watchable || !watch))(
       expect(journal.get('a')).toBeUndefined()
     })
 
-    it('a second journal on the same directory (the other backend’s hsmd)', () => {
+    it('a second journal on the same directory (another process’s)', () => {
       const other = new Journal(dir)
       try {
         other.save(spec('c', 2))
