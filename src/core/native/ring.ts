@@ -12,6 +12,7 @@
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { ringAddonPath } from './preflight.js'
+import { LearnedSpin } from './spin.js'
 
 /** An opaque handle of the addon (a Node-API external). */
 export type RingHandle = { readonly __ring: unique symbol }
@@ -64,10 +65,13 @@ export function ringStatus(): string {
     : `no shared-memory ring (${ringAddonError()}): shimmed programs use the socket alone`
 }
 
-/** How long the server polls after the last frame before it sleeps (HSMCTL_RING_SPIN_US). */
+/**
+ * The longest the server polls after the last frame before it sleeps (HSMCTL_RING_SPIN_US);
+ * within it, as long as frames have been coming (spin.ts).
+ */
 const SPIN_WINDOW_NS = (() => {
-  const us = Number(process.env.HSMCTL_RING_SPIN_US ?? 200)
-  return Number.isFinite(us) && us >= 0 ? us * 1000 : 200_000
+  const us = Number(process.env.HSMCTL_RING_SPIN_US ?? 50)
+  return Number.isFinite(us) && us >= 0 ? us * 1000 : 50_000
 })()
 
 /** The longest single spin in C; the event loop gets a turn after one that found nothing. */
@@ -222,6 +226,8 @@ class RingPoller {
   private handles: RingHandle[] = []
   private polling = false
   private lastActive = 0
+  /** How long after the last frame this thread spins for the next (spin.ts). */
+  private readonly window = new LearnedSpin(SPIN_WINDOW_NS)
   private addon: RingAddon | undefined
 
   add(link: RingLink, addon: RingAddon): void {
@@ -240,7 +246,10 @@ class RingPoller {
 
   /** Input may be waiting (a doorbell, or output backed up): poll. */
   kick(): void {
-    this.lastActive = now()
+    const t = now()
+    // Woken: how long the rings stayed quiet tells whether a longer spin would have paid.
+    if (!this.polling) this.window.learn(t - this.lastActive)
+    this.lastActive = t
     if (this.polling || this.links.size === 0) return
     this.polling = true
     for (const l of this.links) this.addon!.busy(l.handle)
@@ -271,7 +280,7 @@ class RingPoller {
       if (backlog && !moved) {
         // The process has not made room yet (its doorbell was rung): wait a slice, or a
         // millisecond once it is slow (stopped, say), rather than spin on it.
-        if (t - this.lastActive < SPIN_WINDOW_NS) this.addon!.wait(this.handles, WAIT_SLICE_NS)
+        if (t - this.lastActive < this.window.maxNs) this.addon!.wait(this.handles, WAIT_SLICE_NS)
         else await new Promise<void>((resolve) => setTimeout(resolve, 1))
         t = now()
         turnStarted = -Infinity
@@ -283,10 +292,14 @@ class RingPoller {
           for (let hop = 0; hop < MICROTASK_HOPS && asyncWork > 0; hop++) await undefined
           t = now()
         }
-      } else if (t - this.lastActive < SPIN_WINDOW_NS) {
-        const found = this.addon!.wait(this.handles, WAIT_SLICE_NS) >= 0
+      } else if (t - this.lastActive < this.window.ns) {
+        const slice = Math.min(WAIT_SLICE_NS, this.lastActive + this.window.ns - t)
+        const found = this.addon!.wait(this.handles, slice) >= 0
         t = now()
-        if (found) this.lastActive = t
+        if (found) {
+          this.window.learn(t - this.lastActive)
+          this.lastActive = t
+        }
         // Quiet rings: the event loop may have other work (the helper's replies, say).
         else turnStarted = -Infinity
       } else if (this.sleep()) {
