@@ -14,9 +14,6 @@ import { haveTmux, TmuxSession } from '../support/tmux.js'
 
 const WAIT = 60_000 // a hang guard only: slowness must not fail a test
 
-// a private acrn-dm socket dir: other programs' acrn-dm on this machine are not ours
-const mngrDir = () => mkdtempSync(join(tmpdir(), 'hsmctl-events-mngr-'))
-
 interface Stream {
   child: ChildProcessWithoutNullStreams
   lines(): string[]
@@ -86,7 +83,7 @@ async function follow(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Stream
 const brief = (e: Json) => `${e.type} ${e.action} ${e.vm ?? '-'}`
 
 describe('events under create/start/pause/reset/destroy, devices and eventfds', () => {
-  const s = hsmdSession('events', { env: { HSMCTL_ACRN_MNGR_DIR: mngrDir() } })
+  const s = hsmdSession('events')
   const ok = (...args: string[]) => {
     const r = s.run(...args)
     expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0)
@@ -262,7 +259,7 @@ describe('events under create/start/pause/reset/destroy, devices and eventfds', 
 })
 
 describe('the daemon stopping ends the stream; the next daemon replays the stop', () => {
-  const s = hsmdSession('events-stop', { env: { HSMCTL_ACRN_MNGR_DIR: mngrDir() } })
+  const s = hsmdSession('events-stop')
 
   it('followers see stopping, its VMs destroyed, stopped, and exit 0', async () => {
     expect(s.run('vm', 'create', 'st1', '--memory', '1M').code).toBe(0)
@@ -314,7 +311,7 @@ if (!haveTmux) {
 }
 
 describe.skipIf(!haveTmux)('events in the interactive shell', () => {
-  const s = hsmdSession('events-shell', { env: { HSMCTL_ACRN_MNGR_DIR: mngrDir() } })
+  const s = hsmdSession('events-shell')
   let anchor: TmuxSession | undefined
   let shell: TmuxSession | undefined
   beforeAll(() => void (anchor = new TmuxSession('sleep 3600', {})))
