@@ -6,7 +6,8 @@
  *   kvm-floor out N        the guest does N `out 0x80, al`; each is KVM_RUN -> PIO exit ->
  *                          resume. Prints {"guest":"out","count":N,"seconds":T}
  *   kvm-floor compute N    the guest counts ECX down from N (dec/jnz) and then does one
- *                          `out 0x81`. Prints {"guest":"compute","count":N,"seconds":T}
+ *                          `out 0x81`. Prints {"guest":"compute","count":N,"seconds":T,
+ *                          "cpu_seconds":C} (C: the CPU time of the thread running it)
  *   kvm-floor dump out|compute   the guest's bytes, raw, on stdout: the engine's bench
  *                          (scripts/bench/kvm.js) runs exactly these bytes
  *   kvm-floor host N       the compute guest's loop run natively on the host, for scale.
@@ -14,8 +15,9 @@
  *   kvm-floor handoff N    the out guest, with each exit handed to a second thread that
  *                          completes it, as the engine (hsm-kvm-addon.c) hands every exit
  *                          to the main thread, where the simulated hypervisor lives: the
- *                          waiting thread spins (offering the CPU every 32 rounds) for
- *                          50 µs, then sleeps on a futex; the completing thread spins for
+ *                          vCPU thread spins (offering the CPU every 32 rounds) for as long
+ *                          as its completions have been coming within (hsm-spin.h, at most
+ *                          50 µs), then sleeps on a futex; the completing thread spins for
  *                          200 µs after the last exit, then sleeps until woken. The floor of
  *                          any path whose exits a model on another thread handles: the two
  *                          crossings with nothing done between them.
@@ -43,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hsm-spin.h"
 #include "kvm-bench-guests.h"
 
 #define GUEST_RAM 0x10000
@@ -68,8 +71,8 @@ static int usage(void)
 
 /* ---- handoff: the engine's crossing of each exit to another thread and back ---- */
 
-/* The engine's constants (hsm-kvm-addon.c spin_ns and relax(); kvm.ts SPIN_WINDOW_NS and
- * WAIT_SLICE_NS): the floor crosses exactly as the engine does. */
+/* The engine's constants (hsm-kvm-addon.c spin_ns, relax() and its learned spin; kvm.ts
+ * SPIN_WINDOW_NS): the floor crosses as the engine does. */
 #define VCPU_SPIN_NS 50000ULL
 #define MAIN_WINDOW_NS 200000ULL
 
@@ -111,17 +114,18 @@ struct handoff {
 	unsigned long exits;
 };
 
-/* Wait until *word != seen: spin for `spin_ns`, then sleep on the futex (flag says so). */
-static void await_change(_Atomic uint32_t *word, uint32_t seen, uint64_t spin_ns,
+/* Wait until *word != seen: spin until `deadline`, then sleep on the futex (flag says so). */
+static void await_change(_Atomic uint32_t *word, uint32_t seen, uint64_t deadline,
 			 _Atomic int32_t *sleeps)
 {
-	uint64_t deadline = now_ns() + spin_ns;
-	for (unsigned i = 0;; i++) {
-		if (atomic_load(word) != seen)
-			return;
-		if ((i & 15) == 15 && now_ns() >= deadline)
-			break;
-		relax(i);
+	if (deadline > now_ns()) {
+		for (unsigned i = 0;; i++) {
+			if (atomic_load(word) != seen)
+				return;
+			if ((i & 15) == 15 && now_ns() >= deadline)
+				break;
+			relax(i);
+		}
 	}
 	while (atomic_load(word) == seen) {
 		atomic_store(sleeps, 1);
@@ -141,6 +145,8 @@ static void bump(_Atomic uint32_t *word, _Atomic int32_t *sleeps)
 static void *handoff_vcpu(void *arg)
 {
 	struct handoff *h = arg;
+	/* as the engine's vCPU thread: the most until it has learned (hsm-kvm-addon.c) */
+	uint64_t budget = VCPU_SPIN_NS;
 	for (;;) {
 		if (ioctl(h->vcpu, KVM_RUN, 0) < 0) {
 			if (errno == EINTR)
@@ -155,8 +161,10 @@ static void *handoff_vcpu(void *arg)
 		if (h->run->io.port == KVM_BENCH_DONE_PORT)
 			break;
 		uint32_t seen = atomic_load(&h->done);
+		uint64_t posted_at = now_ns();
 		bump(&h->posted, &h->main_sleeps);
-		await_change(&h->done, seen, VCPU_SPIN_NS, &h->vcpu_sleeps);
+		await_change(&h->done, seen, posted_at + budget, &h->vcpu_sleeps);
+		hsm_spin_learn(&budget, now_ns() - posted_at, VCPU_SPIN_NS);
 	}
 	atomic_store(&h->finished, 1);
 	bump(&h->posted, &h->main_sleeps);
@@ -168,7 +176,7 @@ static void handoff_complete(struct handoff *h)
 {
 	uint32_t seen = 0;
 	while (!atomic_load(&h->finished)) {
-		await_change(&h->posted, seen, MAIN_WINDOW_NS, &h->main_sleeps);
+		await_change(&h->posted, seen, now_ns() + MAIN_WINDOW_NS, &h->main_sleeps);
 		seen = atomic_load(&h->posted);
 		if (atomic_load(&h->finished))
 			break;
@@ -241,6 +249,8 @@ int main(int argc, char **argv)
 
 	unsigned long exits = 0;
 	double start = now();
+	struct timespec cpu0;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
 	if (handoff) {
 		struct handoff h = { .vcpu = vcpu, .run = run };
 		pthread_t thread;
@@ -267,7 +277,10 @@ int main(int argc, char **argv)
 			break;
 	}
 	double seconds = now() - start;
-	printf("{\"guest\":\"%s\",\"count\":%lu,\"exits\":%lu,\"seconds\":%.6f}\n", guest->name, count,
-	       exits, seconds);
+	struct timespec cpu1;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+	double cpu = (double)(cpu1.tv_sec - cpu0.tv_sec) + (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
+	printf("{\"guest\":\"%s\",\"count\":%lu,\"exits\":%lu,\"seconds\":%.6f,\"cpu_seconds\":%.6f}\n",
+	       guest->name, count, exits, seconds, cpu);
 	return 0;
 }
