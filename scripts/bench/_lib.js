@@ -164,17 +164,20 @@ const HEADINGS = [
   'load',
 ]
 
-const cells = (f) => [
-  f.label,
-  f.unit,
-  range(f.value),
-  range(f.floor),
-  range(f.ratio),
-  targetText(f.target),
-  f.met ? 'met' : 'MISSED',
-  String(f.value.rounds.length),
-  `${f.load.min.toFixed(1)}–${f.load.max.toFixed(1)}`,
-]
+const cells = (f) =>
+  f.unmeasurable !== undefined
+    ? [f.label, f.unit, 'not measurable', '', '', targetText(f.target), 'n/a', '0', '']
+    : [
+        f.label,
+        f.unit,
+        range(f.value),
+        range(f.floor),
+        range(f.ratio),
+        targetText(f.target),
+        f.met ? 'met' : 'MISSED',
+        String(f.value.rounds.length),
+        `${f.load.min.toFixed(1)}–${f.load.max.toFixed(1)}`,
+      ]
 
 /** Figures as a table, each with its floor's description under it; notes where they came. */
 function table(entries) {
@@ -187,8 +190,11 @@ function table(entries) {
       .trimEnd()
   const out = [line(HEADINGS)]
   for (const e of entries) {
-    if (e.kind === 'figure') out.push(line(cells(e.figure)), `    floor: ${e.figure.floor.label}`)
-    else out.push(e.text)
+    if (e.kind === 'figure') {
+      out.push(line(cells(e.figure)), `    floor: ${e.figure.floor.label}`)
+      if (e.figure.unmeasurable !== undefined)
+        out.push(`    not measurable on this machine: ${e.figure.unmeasurable}`)
+    } else out.push(e.text)
   }
   return out
 }
@@ -250,6 +256,19 @@ export class Report {
     return f
   }
 
+  /**
+   * A figure this machine cannot measure (its floor cannot run here: a peer that does not
+   * work on this host), listed with the reason instead of a number, with no verdict.
+   */
+  unmeasurable({ label, unit, floorLabel, target, why }) {
+    const f = { bench: this.bench, label, unit, floor: { label: floorLabel }, target }
+    f.unmeasurable = why
+    f.met = true
+    this.figures.push(f)
+    this.entries.push({ kind: 'figure', figure: f })
+    return f
+  }
+
   /** A correctness check beside the figures (exact counts, identical files). */
   check(label, ok, detail = '') {
     this.checks.push({ bench: this.bench, label, ok, detail })
@@ -274,8 +293,10 @@ export class Report {
     for (const line of table(entries)) this.print(line)
     const missed = this.figures.filter((f) => !f.met)
     const failed = this.checks.filter((c) => !c.ok)
+    const measured = this.figures.filter((f) => f.unmeasurable === undefined).length
     this.print(
-      `${this.figures.length - missed.length} of ${this.figures.length} targets met` +
+      `${measured - missed.length} of ${measured} targets met` +
+        `${measured < this.figures.length ? ` (${this.figures.length - measured} not measurable here)` : ''}` +
         `${missed.length ? ` (MISSED: ${missed.map((f) => `${f.bench}: ${f.label}`).join('; ')})` : ''}` +
         `, ${this.checks.length - failed.length} of ${this.checks.length} checks ok` +
         `${failed.length ? ` (FAILED: ${failed.map((c) => `${c.bench}: ${c.label}`).join('; ')})` : ''}`,

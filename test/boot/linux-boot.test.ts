@@ -33,7 +33,7 @@ import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { readTraceFile } from '../../src/core/trace/file.js'
 import { records, type TraceEvent } from '../../src/core/trace/record.js'
-import { acrnDmMachineCannot, acrnDmSession, startAcrnDm } from '../support/acrn-dm.js'
+import { acrnDmMachineCannot, acrnDmSession, endAcrnDm, startAcrnDm } from '../support/acrn-dm.js'
 import { hsmctl, RUN_JS } from '../support/cli.js'
 import { guestCodeUnavailable } from '../support/guests.js'
 import type { Json } from '../support/hsmd-session.js'
@@ -159,7 +159,7 @@ describe.skipIf(why !== undefined)(
         if (JSON.stringify(before) === JSON.stringify(after)) expect(recorded).toEqual(after)
         return { recorded, events: [...records(readTraceFile(file).records)] }
       }
-      return { dm, stopAndCompare }
+      return { dm, stopAndCompare, recorder }
     }
 
     it('the kit boots: QEMU brings the kernel and initramfs to the init marker and powers off (with KVM, or TCG where KVM cannot)', (ctx) => {
@@ -189,7 +189,7 @@ describe.skipIf(why !== undefined)(
         )
       }
       const k = kit!
-      const { dm, stopAndCompare } = await boot()
+      const { dm, stopAndCompare, recorder } = await boot()
       try {
         const deadline = Date.now() + bootBudgetS(peer!) * 1000
         while (!dm.output().includes(`${k.marker} `)) {
@@ -219,7 +219,8 @@ describe.skipIf(why !== undefined)(
         expect(list.code, list.stderr).toBe(0)
         expect(list.stdout).not.toContain(`"${NAME}"`)
       } finally {
-        if (dm.child.exitCode === null) dm.child.kill('SIGKILL')
+        await endAcrnDm(dm)
+        if (recorder.exitCode === null) recorder.kill('SIGKILL')
       }
     })
 
@@ -228,7 +229,7 @@ describe.skipIf(why !== undefined)(
       if (no) ctx.skip(no)
       if (peer!.reached)
         ctx.skip('QEMU+KVM boots the kernel here: the whole boot is tested instead')
-      const { dm, stopAndCompare } = await boot()
+      const { dm, stopAndCompare, recorder } = await boot()
       try {
         // arch/x86/boot/compressed/early_serial_console.c (early_serial_init, Linux 6.1),
         // run by extract_kernel's console_init() when the command line has
@@ -291,7 +292,8 @@ describe.skipIf(why !== undefined)(
         const list = hsmctl(['vm', 'list', '--json'], session.env)
         expect(list.stdout).not.toContain(`"${NAME}"`)
       } finally {
-        if (dm.child.exitCode === null) dm.child.kill('SIGKILL')
+        await endAcrnDm(dm)
+        if (recorder.exitCode === null) recorder.kill('SIGKILL')
       }
     })
   },

@@ -11,7 +11,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { acrnDmMachineCannot, acrnDmSession, startAcrnDm } from '../support/acrn-dm.js'
+import { acrnDmMachineCannot, acrnDmSession, endAcrnDm, startAcrnDm } from '../support/acrn-dm.js'
 import { assembleElf32 } from '../support/assemble.js'
 import { hsmctl } from '../support/cli.js'
 import { guestCodeUnavailable } from '../support/guests.js'
@@ -82,7 +82,7 @@ describe.skipIf(why !== undefined)(
         const list = JSON.parse(hsmctl(['vm', 'list', '--json'], env).stdout) as Json[]
         expect(list.map((v) => v.name)).not.toContain('dms5')
       } finally {
-        if (dm.child.exitCode === null) dm.child.kill('SIGKILL')
+        await endAcrnDm(dm)
       }
     }, 300_000)
 
@@ -103,7 +103,7 @@ describe.skipIf(why !== undefined)(
         dm.child.kill('SIGINT')
         expect(await dm.exited, dm.output()).toBe(0)
       } finally {
-        if (dm.child.exitCode === null) dm.child.kill('SIGKILL')
+        await endAcrnDm(dm)
       }
     }, 300_000)
   },

@@ -30,6 +30,7 @@ interface Lib {
   Report: new (options?: { json?: boolean }) => {
     section(name: string, title: string): void
     figure(spec: object): Figure
+    unmeasurable(spec: object): Figure
     check(label: string, ok: boolean, detail?: string): void
     note(text: string): void
     summary(): void
@@ -123,6 +124,37 @@ describe('bench report', () => {
       expect(out).toContain(
         '1 of 2 targets met (MISSED: demo: a time), 1 of 2 checks ok (FAILED: demo: file identical)',
       )
+    } finally {
+      print.mockRestore()
+    }
+  })
+
+  it('lists a figure this machine cannot measure with its reason, with no number and no verdict', () => {
+    const print = vi.spyOn(console, 'log').mockImplementation(() => {})
+    try {
+      const report = new lib.Report()
+      report.section('demo', 'a demonstration')
+      report.figure({
+        label: 'a time',
+        unit: 'ms',
+        value: series([30, 31, 29]),
+        floor: series([10, 10, 10]),
+        floorLabel: 'node -e 0',
+        target: { atMost: 2.5 },
+      })
+      report.unmeasurable({
+        label: 'a boot',
+        unit: 'ms',
+        floorLabel: 'the peer',
+        target: { atMost: 3 },
+        why: 'the peer cannot run here',
+      })
+      expect(report.failed).toBe(1)
+      report.summary()
+      const out = print.mock.calls.map((c) => String(c[0])).join('\n')
+      expect(out).toMatch(/a boot\s+ms\s+not measurable\s+<= 3\s+n\/a/)
+      expect(out).toContain('    not measurable on this machine: the peer cannot run here')
+      expect(out).toContain('0 of 1 targets met (1 not measurable here) (MISSED: demo: a time)')
     } finally {
       print.mockRestore()
     }

@@ -104,6 +104,21 @@ export function startAcrnDm(
 }
 
 /**
+ * End acrn-dm whatever state a test left it in: SIGINT (hsmctl passes it on; acrn-dm
+ * destroys its VM and exits 0), then, if it has not exited within 20 s, SIGKILL for
+ * acrn-dm itself (hsmctl's child), which a SIGKILL of hsmctl would not reach, and hsmctl.
+ */
+export async function endAcrnDm(dm: RunningAcrnDm): Promise<void> {
+  if (dm.child.exitCode !== null || dm.child.signalCode !== null) return
+  dm.child.kill('SIGINT')
+  const timeout = new Promise<false>((r) => setTimeout(() => r(false), 20_000).unref())
+  if (await Promise.race([dm.exited.then(() => true), timeout])) return
+  const kids = spawnSync('pgrep', ['-P', String(dm.child.pid)], { encoding: 'utf8' }).stdout ?? ''
+  for (const pid of kids.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL')
+  dm.child.kill('SIGKILL')
+}
+
+/**
  * A mount namespace of the test's own: a tmpfs on /run (so /run/acrn/mngr is private), an
  * overlay on /usr/share whose changes go to a temp dir, and a tmpfs on /usr/share/acrn/conf
  * (which takes chattr, for the half-delete test). Programs run in it through nsenter; the
