@@ -159,5 +159,7 @@ describe.skipIf(acrnDmMachineCannot)('acrn-dm', () => {
     expect(appeared.attributes.socket).toMatch(new RegExp(`/${NAME}\\.monitor\\.\\d+\\.socket$`))
     const created = seen.find((e) => e.action === 'created')
     expect(created.attributes.holder).toBe(`pid ${appeared.attributes.pid} (acrn-dm)`)
+    // acrn-dm's going names the VM it held, whichever look saw that first
+    expect(seen.find((e) => e.action === 'gone').vmid).toBe(created.vmid)
   })
 })

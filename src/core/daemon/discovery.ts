@@ -8,7 +8,7 @@
 
 import { watch, type FSWatcher } from 'node:fs'
 import { acrnDmProcess } from '../acrn-dm/process.js'
-import { monitorSockets } from '../acrn-dm/vms.js'
+import { holderPid, monitorSockets } from '../acrn-dm/vms.js'
 import type { HypervisorVm } from '../vmm/platform.js'
 import type { EventBus } from './events.js'
 
@@ -27,6 +27,8 @@ interface SeenDm {
   name: string
   pid: number
   path: string
+  /** The VM it holds, once the simulation has said (kept for `gone`: the VM goes first). */
+  vmid?: number
 }
 
 export class Discovery {
@@ -40,7 +42,7 @@ export class Discovery {
 
   /** Take what is there now as known (not reported), then watch. */
   start(): void {
-    this.timer = setInterval(() => this.look(true), this.o.pollMs ?? POLL_MS)
+    this.timer = setInterval(() => this.safely(), this.o.pollMs ?? POLL_MS)
     this.timer.unref()
     this.look(false)
   }
@@ -51,25 +53,37 @@ export class Discovery {
     this.watcher = undefined
   }
 
+  /** A look from the timer or the watcher: a failure waits for the next one, hsmd goes on. */
+  private safely(): void {
+    try {
+      this.look(true)
+    } catch {
+      // /proc or the simulation could not be read this time
+    }
+  }
+
   /** One look at acrn-dm's sockets and the hypervisor's VMs; `report` emits the changes. */
   look(report = true): void {
     this.watchDir()
+    const listed = this.o.hypervisorVms?.()
     const dms = new Map<string, SeenDm>()
     for (const s of monitorSockets(this.o.mngrDir)) {
       // a socket whose pid is gone, or is another program now, is a crashed acrn-dm's
       if (acrnDmProcess(s.pid, s.name)) dms.set(s.path, s)
     }
     for (const [path, dm] of this.dms) {
-      if (dms.has(path)) continue
+      if (dms.has(path)) {
+        dm.vmid ??= this.heldBy(dm.pid, listed)
+        continue
+      }
       this.dms.delete(path)
-      if (report) this.emitDm('gone', dm)
+      if (report) this.emitDm('gone', dm, listed)
     }
     for (const [path, dm] of dms) {
       if (this.dms.has(path)) continue
       this.dms.set(path, dm)
-      if (report) this.emitDm('appeared', dm)
+      if (report) this.emitDm('appeared', dm, listed)
     }
-    const listed = this.o.hypervisorVms?.()
     if (!listed) return
     const now = new Map(listed.map((vm) => [vm.vmid, vm]))
     for (const [vmid, vm] of this.outside) {
@@ -86,11 +100,18 @@ export class Discovery {
     }
   }
 
-  private emitDm(action: 'appeared' | 'gone', dm: SeenDm): void {
+  private heldBy(pid: number, listed: HypervisorVm[] | undefined): number | undefined {
+    return listed?.find((vm) => holderPid(vm.holder) === pid)?.vmid
+  }
+
+  /** The VM an acrn-dm holds, when the simulation says (acrn-dm under `sim exec`). */
+  private emitDm(action: 'appeared' | 'gone', dm: SeenDm, listed?: HypervisorVm[]): void {
+    dm.vmid ??= this.heldBy(dm.pid, listed)
     this.o.bus.emit({
       type: 'acrn-dm',
       action,
       vm: dm.name,
+      vmid: dm.vmid ?? null,
       attributes: { pid: dm.pid, socket: dm.path },
     })
   }
@@ -109,7 +130,7 @@ export class Discovery {
   private watchDir(): void {
     if (this.watcher || this.timer === undefined) return
     try {
-      this.watcher = watch(this.o.mngrDir, { persistent: false }, () => this.look(true))
+      this.watcher = watch(this.o.mngrDir, { persistent: false }, () => this.safely())
       this.watcher.on('error', () => {
         this.watcher?.close()
         this.watcher = undefined // gone: the poll looks again, and watches it when it is back

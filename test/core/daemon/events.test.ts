@@ -1,18 +1,21 @@
 // hsmd's event bus, its socket method and its daemon events, without a daemon: the ring
 // (bounded, replay from a cursor or a time), filters, the long poll, a stopping daemon
-// waiting for its followers, and the last stop kept in the state dir.
+// waiting for its followers, the last stop kept in the state dir, and what hsmd discovers.
 
+import { spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { daemonEvents, lastStopPath } from '../../../src/core/daemon/daemon-events.js'
+import { Discovery } from '../../../src/core/daemon/discovery.js'
 import { EventReaders, type EventsReply } from '../../../src/core/daemon/event-methods.js'
 import { EventBus, eventMatches, expandEventType } from '../../../src/core/daemon/events.js'
 import { UsageError } from '../../../src/core/errors.js'
 import { parseSince } from '../../../src/core/parse/since.js'
+import type { HypervisorVm } from '../../../src/core/vmm/platform.js'
 
 const vmEvent = (vm: string, action = 'created') => ({ type: 'vm' as const, action, vm, vmid: 1 })
 
@@ -213,5 +216,46 @@ describe('parseSince', () => {
     ['2027-01-01T00:00:00Z', /in the future/],
   ])('refuses %s', (text, message) => {
     expect(() => parseSince(text, { now, flag: '--since' })).toThrow(message)
+  })
+})
+
+describe('Discovery', () => {
+  it('acrn-dm: a monitor socket whose pid is that acrn-dm appears, and goes with its process', async () => {
+    const mngrDir = mkdtempSync(join(tmpdir(), 'hsmctl-events-mngr-'))
+    // a stand-in whose last argument is the VM name, as acrn-dm's is
+    const proc = spawn('sh', ['-c', 'sleep 600', 'evfake'], { stdio: 'ignore' })
+    const pid = proc.pid!
+    const bus = new EventBus()
+    const vms: HypervisorVm[] = []
+    const discovery = new Discovery({ bus, mngrDir, hypervisorVms: () => vms, pollMs: 3_600_000 })
+    try {
+      discovery.start() // what is there now is known, not reported
+      writeFileSync(join(mngrDir, `evfake.monitor.${pid}.socket`), '')
+      writeFileSync(join(mngrDir, 'other.monitor.1.socket'), '') // pid 1 is not acrn-dm
+      vms.push({
+        vmid: 3,
+        name: 'evfake',
+        state: 'running',
+        vcpus: 1,
+        memory: 0n,
+        holder: `pid ${pid} (acrn-dm)`,
+      })
+      vms.push({ vmid: 4, name: 'mine', state: 'created', vcpus: 1, memory: 0n }) // hsmd's own
+      discovery.look()
+      discovery.look() // nothing new: nothing reported twice
+      vms.splice(0)
+      proc.kill('SIGKILL')
+      await new Promise((r) => proc.once('exit', r))
+      discovery.look()
+    } finally {
+      discovery.stop()
+      proc.kill('SIGKILL')
+    }
+    expect(bus.after(0).events.map((e) => [e.type, e.action, e.vm, e.vmid])).toEqual([
+      ['acrn-dm', 'appeared', 'evfake', 3],
+      ['vm', 'created', 'evfake', 3],
+      ['acrn-dm', 'gone', 'evfake', 3],
+      ['vm', 'destroyed', 'evfake', 3],
+    ])
   })
 })
