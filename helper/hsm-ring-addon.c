@@ -10,6 +10,8 @@
  *   readInto(h, into)  copy what the shim has sent into a Uint8Array: how many bytes
  *   write(h, bytes, offset)  copy bytes[offset..] in as far as they fit: how many did
  *   peerIdle(h)        is the shim not polling (so it needs the doorbell)?
+ *   wake(h)            after frames went in: 0 the shim polls, 1 a caller asleep on the
+ *                      ring's bell was woken (a futex), 2 the socket doorbell is needed
  *   goIdle(h)          stop polling: false if input came meanwhile (still polling)
  *   busy(h)            polling again: the shim needs no doorbell
  *   wait(handles, ns)  spin until one of the rings has input, at most ns: its index, or -1
@@ -28,7 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/futex.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -236,6 +241,28 @@ static napi_value ring_peer_idle(napi_env env, napi_callback_info info)
 	return r ? boolean(env, hsm_ring_peer_idle(&r->shared->shim_idle)) : NULL;
 }
 
+static napi_value ring_wake(napi_env env, napi_callback_info info)
+{
+	napi_value argv[1], out;
+	if (!args(env, info, 1, argv))
+		return NULL;
+	struct ring *r = ring_of(env, argv[0]);
+	if (!r)
+		return NULL;
+	int32_t how = 0;
+	if (hsm_ring_peer_idle(&r->shared->shim_idle)) {
+		how = 2;
+		if (atomic_load(&r->shared->shim_sleeper)) {
+			/* Shared (not _PRIVATE): the shim's process waits on its own mapping. */
+			atomic_fetch_add(&r->shared->shim_bell, 1);
+			syscall(SYS_futex, &r->shared->shim_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+			how = 1;
+		}
+	}
+	CHECK(napi_create_int32(env, how, &out));
+	return out;
+}
+
 static napi_value ring_go_idle(napi_env env, napi_callback_info info)
 {
 	napi_value argv[1];
@@ -339,6 +366,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "open", ring_open },		{ "close", ring_close },
 		{ "readInto", ring_read_into },		{ "write", ring_write },
 		{ "peerIdle", ring_peer_idle }, { "goIdle", ring_go_idle },
+		{ "wake", ring_wake },
 		{ "busy", ring_busy },		{ "wait", ring_wait },
 		{ "createRingFile", ring_create_file },
 	};

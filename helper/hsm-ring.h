@@ -21,6 +21,12 @@
  *   256   down.head   ... consumed by the shim
  *   320   server_idle 1: the server is not polling, the shim rings the doorbell
  *   384   shim_idle   1: the shim is not polling, the server rings the doorbell
+ *   448   shim_sleeper  non-zero (a thread id): a caller of the shim sleeps on shim_bell
+ *   512   shim_bell     a futex word: a server that finds the shim idle and a sleeper
+ *                     there bumps it and wakes it (FUTEX_WAKE on the shared page) instead
+ *                     of writing its doorbell; the sleeper then drains the ring, and the
+ *                     shim's reader thread stays asleep. A server that does not know it
+ *                     rings the socket: the reader then hands the reply over on the word.
  *   4096  up bytes, then down bytes
  */
 #ifndef HSM_RING_H
@@ -57,11 +63,16 @@ struct hsm_ring_shared {
 	uint8_t pad5[60];
 	_Atomic uint32_t shim_idle;
 	uint8_t pad6[60];
+	_Atomic uint32_t shim_sleeper;
+	uint8_t pad7[60];
+	_Atomic uint32_t shim_bell;
+	uint8_t pad8[60];
 };
 
-_Static_assert(sizeof(struct hsm_ring_shared) == 448, "ring header layout");
+_Static_assert(sizeof(struct hsm_ring_shared) == 576, "ring header layout");
 _Static_assert(offsetof(struct hsm_ring_shared, up_tail) == 64, "ring header layout");
 _Static_assert(offsetof(struct hsm_ring_shared, shim_idle) == 384, "ring header layout");
+_Static_assert(offsetof(struct hsm_ring_shared, shim_bell) == 512, "ring header layout");
 
 static inline size_t hsm_ring_file_size(uint32_t size)
 {

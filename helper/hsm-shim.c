@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include <linux/acrn.h>
+#include <linux/futex.h>
 #include <linux/kcmp.h>
 
 #include "hsm-ioctls.h"
@@ -244,6 +245,8 @@ struct waiter {
 	int used;
 	uint32_t id;
 	atomic_int done;
+	/* Its caller sleeps on the ring's bell (ring_sleep), not on wake_fd. */
+	atomic_int on_bell;
 	int wake_fd;
 	int64_t result;
 	int32_t error;
@@ -925,6 +928,19 @@ static int thread_wake_fd(void)
 	return fd;
 }
 
+/*
+ * The ring's bell (hsm-ring.h): one caller at a time sleeps on its futex word, and the
+ * server wakes it there, not through the socket, so the reader thread stays asleep.
+ * Shared futex operations: the server waits and wakes on its own mapping of the page.
+ */
+static __thread pid_t bell_tid;
+
+static void ring_bell_wake(void)
+{
+	atomic_fetch_add(&ring->shim_bell, 1);
+	syscall(SYS_futex, &ring->shim_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
 static struct waiter *add_waiter(uint32_t id, uint8_t *payload, uint32_t capacity)
 {
 	int fd = thread_wake_fd();
@@ -938,6 +954,7 @@ static struct waiter *add_waiter(uint32_t id, uint8_t *payload, uint32_t capacit
 		w->used = 1;
 		w->id = id;
 		atomic_store(&w->done, 0);
+		atomic_store(&w->on_bell, 0);
 		w->wake_fd = fd;
 		w->result = -1;
 		w->error = EIO;
@@ -983,8 +1000,12 @@ static void complete_waiter(struct waiter *w, const struct hsmp_header *h, const
 	 * any waiter of this thread: a signal handler's call may complete the one its
 	 * interrupted caller sleeps on.) */
 	if (w != leading_for) {
-		uint64_t one = 1;
-		(void)!sys_write(w->wake_fd, &one, sizeof(one));
+		if (atomic_load(&w->on_bell)) {
+			ring_bell_wake();
+		} else {
+			uint64_t one = 1;
+			(void)!sys_write(w->wake_fd, &one, sizeof(one));
+		}
 	}
 }
 
@@ -1026,7 +1047,10 @@ static void send_interrupt(void)
 }
 
 static void ring_lead(struct waiter *w, uint64_t budget);
-static int ring_answer_bell(struct waiter *w);
+static int ring_sleep(struct waiter *w);
+static void ring_drain_for(struct waiter *w);
+static int bell_take(struct waiter *w);
+static void bell_release(struct waiter *w);
 
 /*
  * Send the frames in `b` whose last one is the request `id` (already registered as `w`)
@@ -1037,6 +1061,14 @@ static int ring_answer_bell(struct waiter *w);
 static int finish_call(struct builder *b, struct waiter *w, int blocking, struct reply *out,
 		       struct masked *m)
 {
+	if (ring && bell_tid) {
+		/* A signal handler's call, on a thread asleep on the ring's bell: the bell is given
+		 * up first, so that the server rings the socket (the reader hands replies over)
+		 * until that sleep resumes and takes it again. */
+		uint32_t mine = (uint32_t)bell_tid;
+		atomic_compare_exchange_strong(&ring->shim_sleeper, &mine, 0);
+		bell_tid = 0;
+	}
 	int sent = conn_state == CONN_UP ? send_locked(b) : -1;
 	pthread_mutex_unlock(&lock);
 	if (sent < 0) {
@@ -1058,28 +1090,25 @@ static int finish_call(struct builder *b, struct waiter *w, int blocking, struct
 		masked = 0;
 	}
 	int interrupted = 0;
-	/* On the ring the server's doorbell wakes this thread too, which then takes its reply
-	 * itself: one wake-up, not two (the reader's, then its hand-over on wake_fd). */
-	int bell = ring != NULL;
 	while (!atomic_load(&w->done)) {
-		struct pollfd p[2] = { { .fd = w->wake_fd, .events = POLLIN },
-				       { .fd = sock, .events = POLLIN } };
-		int r = poll(p, bell ? 2 : 1, -1);
-		if (r < 0 && errno == EINTR) {
-			if (blocking && !interrupted && !atomic_load(&w->done)) {
-				interrupted = 1;
-				send_interrupt();
+		/* On the ring the server wakes this thread itself, on the ring's bell, and it takes
+		 * its reply: one wake-up, not two (the reader's, then its hand-over on wake_fd). */
+		int r = ring ? ring_sleep(w) : 0;
+		if (r == 0) {
+			struct pollfd p = { .fd = w->wake_fd, .events = POLLIN };
+			r = poll(&p, 1, -1);
+			if (r > 0) {
+				uint64_t v;
+				(void)!sys_read(w->wake_fd, &v, sizeof(v));
 			}
-			continue;
 		}
-		if (r > 0 && (p[0].revents & POLLIN)) {
-			uint64_t v;
-			(void)!sys_read(w->wake_fd, &v, sizeof(v));
+		if (r < 0 && errno == EINTR && blocking && !interrupted && !atomic_load(&w->done)) {
+			interrupted = 1;
+			send_interrupt();
 		}
-		/* A hang-up is the reader's to see (it fails every waiter). */
-		if (r > 0 && bell && p[1].revents)
-			bell = p[1].revents == POLLIN && ring_answer_bell(w);
 	}
+	if (bell_tid)
+		bell_release(w);
 	if (ring) {
 		if (*learned > most)
 			*learned = most;
@@ -1317,6 +1346,10 @@ static void ring_lead(struct waiter *w, uint64_t budget)
 				if (atomic_load(&w->done) || !spin_more(&spin))
 					break;
 			}
+			/* Stopping without the reply: the server's next frames ring the bell this
+			 * thread will sleep on, not the reader's socket. */
+			if (!bad && !atomic_load(&w->done))
+				bell_take(w);
 			if (!bad)
 				bad = drain_until_idle() < 0;
 			leading_for = NULL;
@@ -1332,23 +1365,71 @@ static void ring_lead(struct waiter *w, uint64_t budget)
 }
 
 /*
- * A caller asleep for its reply found a doorbell on the socket: it takes the bells and
- * drains the ring itself, as the reader would (the reader, woken too, then finds no bell
- * or nothing in the ring). 0 when another thread holds the ring: that one hands the reply
- * over on wake_fd, and the caller then stops watching the socket, which would stay
- * readable until the bells are taken.
+ * Take the ring's bell for w's caller (one thread at a time sleeps on it), before the
+ * thread stops polling: from then on a server that finds the shim idle rings the bell,
+ * not the socket. The count is read now: a ring after it makes the wait return at once.
  */
-static int ring_answer_bell(struct waiter *w)
+static __thread uint32_t bell_seq;
+
+static int bell_take(struct waiter *w)
+{
+	static __thread pid_t tid;
+	if (!tid)
+		tid = (pid_t)syscall(SYS_gettid);
+	uint32_t none = 0;
+	if (!atomic_compare_exchange_strong(&ring->shim_sleeper, &none, (uint32_t)tid))
+		return 0;
+	bell_tid = tid;
+	atomic_store(&w->on_bell, 1);
+	bell_seq = atomic_load(&ring->shim_bell);
+	return 1;
+}
+
+static void bell_release(struct waiter *w)
+{
+	atomic_store(&w->on_bell, 0);
+	uint32_t mine = (uint32_t)bell_tid;
+	atomic_compare_exchange_strong(&ring->shim_sleeper, &mine, 0);
+	bell_tid = 0;
+}
+
+/*
+ * Sleep on the ring's bell until the server, or a thread that hands the reply over, rings
+ * it; then drain the ring as the reader would (its frames for other threads are handed
+ * over). 1 when woken, -1 on a signal (EINTR), 0 when another thread has the bell: this
+ * one then sleeps on its wake_fd. Signals unblocked, no lock held.
+ */
+static int ring_sleep(struct waiter *w)
+{
+	if (!bell_tid && !bell_take(w))
+		return 0;
+	int r = 1;
+	/* A server that put frames in before it could see the bell taken left them for
+	 * whoever polls next (the ring is not empty); one after rang it (the count moved, the
+	 * wait returns at once). A reply handed over before on_bell was set is done already. */
+	if (!atomic_load(&w->done) &&
+	    atomic_load(&ring->down_tail) == atomic_load(&ring->down_head) &&
+	    syscall(SYS_futex, &ring->shim_bell, FUTEX_WAIT, bell_seq, NULL, NULL, 0) < 0 &&
+	    errno == EINTR)
+		r = -1;
+	bell_release(w);
+	if (r > 0 && !atomic_load(&w->done))
+		ring_drain_for(w);
+	return r;
+}
+
+/*
+ * Drain what the server has put in the ring, for w's caller (no lock held, signals
+ * unblocked). Nothing when another thread holds the ring: that one hands the reply over.
+ */
+static void ring_drain_for(struct waiter *w)
 {
 	struct masked m;
 	mask_signals(&m);
 	if (pthread_mutex_trylock(&rdlock) != 0) {
 		unmask_signals(&m);
-		return 0;
+		return;
 	}
-	uint8_t bells[64];
-	while (recv(sock, bells, sizeof(bells), MSG_DONTWAIT) == (ssize_t)sizeof(bells))
-		;
 	atomic_store(&ring->shim_idle, 0);
 	leading_for = w;
 	int bad = drain_until_idle() < 0;
@@ -1357,7 +1438,6 @@ static int ring_answer_bell(struct waiter *w)
 	unmask_signals(&m);
 	if (bad)
 		ring_give_up();
-	return !bad;
 }
 
 /* Nobody polls the ring: the server's doorbell (a byte on the socket) wakes this thread. */

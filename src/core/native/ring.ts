@@ -23,6 +23,8 @@ export interface RingAddon {
   readInto(ring: RingHandle, into: Uint8Array): number
   write(ring: RingHandle, bytes: Uint8Array, offset: number): number
   peerIdle(ring: RingHandle): boolean
+  /** After frames went in: 0 the shim polls, 1 a caller asleep on the ring was woken, 2 ring the socket. */
+  wake(ring: RingHandle): number
   goIdle(ring: RingHandle): boolean
   busy(ring: RingHandle): void
   wait(rings: readonly RingHandle[], ns: number): number
@@ -80,6 +82,9 @@ const WAIT_SLICE_NS = 10_000
 const TURN_NS = 100_000
 /** Microtask turns given to the handlers of the frames just taken before polling again. */
 const MICROTASK_HOPS = 8
+
+/** RingAddon.wake(): the process needs its socket doorbell. */
+const WAKE_DOORBELL = 2
 
 /** Where input is copied out of the rings: reused, so the peer copies what it keeps. */
 const inbox = new Uint8Array(1 << 20)
@@ -148,9 +153,12 @@ export class RingLink {
     queueMicrotask(flushBells)
   }
 
-  /** flushBells: the doorbell, if the process sleeps. */
+  /**
+   * flushBells: wake the process if it sleeps: a caller asleep for its reply on the ring's
+   * bell word (a futex, in the addon), else its reader thread (the socket doorbell).
+   */
   ringNow(): void {
-    if (!this.closed && this.addon.peerIdle(this.handle)) this.peer.doorbell()
+    if (!this.closed && this.addon.wake(this.handle) === WAKE_DOORBELL) this.peer.doorbell()
   }
 
   get backlog(): boolean {
@@ -181,7 +189,7 @@ export class RingLink {
     }
     if (wrote) {
       moved = true
-      if (this.addon.peerIdle(this.handle)) this.peer.doorbell()
+      this.ringNow()
       if (this.pending.length === 0) this.peer.drained()
     }
     return moved
