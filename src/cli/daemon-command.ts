@@ -5,7 +5,7 @@
 import { Args } from '@oclif/core'
 import type { VerbContext } from '../core/acrn-dm/owners/owner.js'
 import type { DaemonClient } from '../core/daemon/client.js'
-import type { FleetMember, HostAnswer } from '../core/daemon/ssh/fleet.js'
+import type { FleetMember } from '../core/daemon/ssh/fleet.js'
 import type { Backend } from '../core/daemon/paths.js'
 import { sshTarget, type SshHost } from '../core/daemon/ssh/hosts.js'
 import type { DaemonTarget } from '../core/daemon/target.js'
@@ -141,17 +141,14 @@ export abstract class DaemonCommand extends HsmCommand {
   /** Every host --host names, each with its own ssh session (closed when the command ends). */
   protected async fleet(): Promise<FleetMember[]> {
     const [hosts, { backend }] = await Promise.all([this.hosts(), this.target()])
-    const { connectSsh } = await import('../core/daemon/ssh/transport.js')
-    this.members = hosts.map((host) => ({
-      host,
-      client: connectSsh(host, { backend, onRemoteMessage: remoteMessage }),
-    }))
+    const { connectRemote } = await import('../core/daemon/ssh/transport.js')
+    this.members = await Promise.all(
+      hosts.map(async (host) => ({
+        host,
+        client: await connectRemote(host, { backend, onRemoteMessage: remoteMessage }),
+      })),
+    )
     return this.members
-  }
-
-  /** Some hosts of a fleet failed: exit 8 (partial), after their rows are printed. */
-  protected partial(answers: readonly HostAnswer<unknown>[]): void {
-    if (answers.some((a) => 'error' in a)) process.exitCode = 8
   }
 
   /** One daemon call (public so that shared command bodies can use it). */

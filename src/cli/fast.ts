@@ -108,16 +108,16 @@ export async function fastPath(
   }
   if (positional.length !== query.args.length || (backend !== 'sim' && backend !== 'native'))
     return false
-  // one remote host (a fleet, or anything odd, is oclif's: it says what is wrong)
-  if (host !== '' && (host.includes(',') || host.startsWith('@'))) return false
+  if (host !== '' && (host.includes(',') || host.startsWith('@')))
+    return query === QUERIES['vm list'] && fleetList(host, backend as Backend, json, env)
   let client
   try {
     if (host !== '') {
-      const [{ parseHost }, { connectSsh }] = await Promise.all([
+      const [{ parseHost }, { connectRemote }] = await Promise.all([
         import('../core/daemon/ssh/hosts.js'),
         import('../core/daemon/ssh/transport.js'),
       ])
-      client = connectSsh(parseHost(host), {
+      client = await connectRemote(parseHost(host), {
         backend: backend as Backend,
         env,
         onRemoteMessage: (text) => process.stderr.write(text + '\n'),
@@ -170,4 +170,45 @@ async function dialFast(argv: readonly string[], env: NodeJS.ProcessEnv): Promis
     stderr: process.stderr,
   })
   return true
+}
+
+/** `vm list` over a fleet (several --host): the command's rows, without oclif. */
+async function fleetList(
+  value: string,
+  backend: Backend,
+  json: boolean,
+  env: NodeJS.ProcessEnv,
+): Promise<boolean> {
+  const [{ parseHosts }, { connectRemote }, { listFleetVms }] = await Promise.all([
+    import('../core/daemon/ssh/hosts.js'),
+    import('../core/daemon/ssh/transport.js'),
+    import('../core/daemon/ssh/fleet.js'),
+  ])
+  let hosts
+  try {
+    hosts = parseHosts(value)
+  } catch {
+    return false // oclif's path says what is wrong with --host
+  }
+  const members = await Promise.all(
+    hosts.map(async (host) => ({
+      host,
+      client: await connectRemote(host, {
+        backend,
+        env,
+        onRemoteMessage: (text) => process.stderr.write(text + '\n'),
+      }),
+    })),
+  )
+  try {
+    const { rows, failed } = await listFleetVms(members)
+    const text = json
+      ? (await import('../ui/json.js')).toJson(rows)
+      : (await import('../ui/vm.js')).renderVmList(rows)
+    process.stdout.write(text + '\n')
+    if (failed) process.exitCode = 8
+    return true
+  } finally {
+    for (const m of members) m.client.close()
+  }
 }

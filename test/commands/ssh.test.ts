@@ -2,7 +2,8 @@
 // through a real OpenSSH server (scripts/bench/_sshd.js: sshd on 127.0.0.1, a throwaway
 // host key, user key, known_hosts and config; each port a "host" with its own runtime
 // and state dirs, so its own hsmd). The remote hsmctl is this checkout's bin/run.js.
-import { writeFileSync } from 'node:fs'
+import { readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { sshdMissing, startSshHosts, type SshTestHosts } from '../../scripts/bench/_sshd.js'
 import { hsmctl, hsmctlAsync, RUN_JS } from '../support/cli.js'
@@ -59,6 +60,36 @@ describe.skipIf(missing !== undefined)('--host ssh:// (a real sshd)', { timeout:
     const nope = remote(['vm', 'show', 'nope', '--host', url(0)])
     expect(nope.code).toBe(3)
     expect(nope.stderr).toMatch(/no VM named 'nope'/)
+  })
+
+  it('later commands reach hsmd through the master’s forward; a stale one falls back to dial-stdio', async () => {
+    // the first command's dial-stdio asked the control master for a forward to hsmd
+    const dir = join(ssh.env.HSMCTL_RUNTIME_DIR!, 'ssh')
+    const forward = async () => {
+      for (let i = 0; i < 200; i++) {
+        const found = readdirSync(dir).find((f) => f.endsWith('.hsmd'))
+        if (found) return found
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      return undefined
+    }
+    expect(remote(['vm', 'list', '--host', url(0)]).code).toBe(0)
+    expect(await forward()).toBeDefined()
+    // with ssh itself broken, a query still works: it needs no new ssh session
+    const reused = remote(['vm', 'list', '--json', '--host', url(0)], {
+      HSMCTL_SSH_COMMAND: `ssh -F ${ssh.dir}/no-such-config`,
+    })
+    expect(reused.code, reused.stderr).toBe(0)
+    expect(reused.stdout).toMatch(/"r1"/)
+    // hsmd gone on the host: the forward leads nowhere, dial-stdio starts hsmd again
+    expect(onHost(0, ['daemon', 'stop']).code).toBe(0)
+    const again = remote(['vm', 'list', '--json', '--host', url(0)])
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stderr).toMatch(new RegExp(`hsmctl: ${label(0)}: started the hsmd daemon`))
+    // r1's spec was journaled when hsmd stopped
+    expect(JSON.parse(again.stdout)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'r1', owner: 'journal' })]),
+    )
   })
 
   it('ioreq watch --once and ioreq tail carry a remote VM’s requests', async () => {

@@ -2,10 +2,7 @@ import { DaemonCommand } from '../../cli/daemon-command.js'
 import type { VmListEntry } from '../../core/acrn-dm/vms.js'
 import type { VmSummary } from '../../core/vmm/manager.js'
 import type { Wire } from '../../core/daemon/protocol.js'
-import type { HostError } from '../../core/daemon/ssh/fleet.js'
-
-/** A row over a fleet: a VM with its host, or a host that did not answer. */
-type FleetRow = (VmListEntry & { host: string }) | { host: string; error: HostError }
+import type { FleetVmRow } from '../../core/daemon/ssh/fleet.js'
 
 export default class VmList extends DaemonCommand {
   static override summary = 'List VMs: name, vmid, state, vCPUs, memory, owner, uptime.'
@@ -38,7 +35,7 @@ or from acrn-dm's options where the daemon cannot see the HSM's VMs).`
 
   static override fleet = true
 
-  async run(): Promise<(VmListEntry | FleetRow)[]> {
+  async run(): Promise<(VmListEntry | FleetVmRow)[]> {
     await this.parse(VmList)
     if ((await this.hosts()).length > 1) return this.listFleet()
     const [{ readAcrnViews, mergeVms }, { acrnPaths }] = await Promise.all([
@@ -60,27 +57,14 @@ or from acrn-dm's options where the daemon cannot see the HSM's VMs).`
   }
 
   /** Every host's hsmd in parallel; a host that fails is one row, and the exit code is 8. */
-  private async listFleet(): Promise<FleetRow[]> {
-    const [{ mergeVms }, { eachHost, hostError }] = await Promise.all([
-      import('../../core/acrn-dm/vms.js'),
-      import('../../core/daemon/ssh/fleet.js'),
-    ])
-    const answers = await eachHost(await this.fleet(), (client) =>
-      client.call<Wire<VmSummary>[]>('vm.list'),
-    )
-    const rows = answers.flatMap((a): FleetRow[] =>
-      'error' in a
-        ? [{ host: a.host.label, error: hostError(a.error) }]
-        : mergeVms({ daemon: a.value, acrnDm: [], registry: [] }).map((vm) => ({
-            host: a.host.label,
-            ...vm,
-          })),
-    )
+  private async listFleet(): Promise<FleetVmRow[]> {
+    const { listFleetVms } = await import('../../core/daemon/ssh/fleet.js')
+    const { rows, failed } = await listFleetVms(await this.fleet())
     if (!this.jsonEnabled()) {
       const { renderVmList } = await import('../../ui/vm.js')
       this.log(renderVmList(rows))
     }
-    this.partial(answers)
+    if (failed) process.exitCode = 8
     return rows
   }
 }

@@ -33,8 +33,8 @@ export async function openDaemon(
       ...(options.onStart ? { onStart: options.onStart } : {}),
     })
   }
-  const { connectSsh } = await import('./ssh/transport.js')
-  return connectSsh(target.host, {
+  const { connectRemote } = await import('./ssh/transport.js')
+  return connectRemote(target.host, {
     backend: target.backend,
     ...(target.env ? { env: target.env } : {}),
     ...(options.onRemoteMessage ? { onRemoteMessage: options.onRemoteMessage } : {}),

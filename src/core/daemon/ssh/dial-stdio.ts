@@ -29,6 +29,8 @@ export interface DialNotice {
   backend: Backend
   /** This host's hsmd was started for this connection (its pid). */
   started?: number
+  /** Its socket (the client's control master may forward to it: forward.ts). */
+  socket?: string
 }
 
 const line = (value: unknown) => stringify({ jsonrpc: '2.0', id: null, ...value! }) + '\n'
@@ -67,6 +69,7 @@ export async function dialStdio(o: DialOptions): Promise<number> {
     running: socket !== undefined,
     backend: o.backend,
     ...(started !== undefined ? { started } : {}),
+    ...(socket ? { socket: socketPath(o.backend, env) } : {}),
   }
   await write(o.stdout, line({ result: notice }))
   if (!socket) return 0

@@ -17,6 +17,7 @@ import { clientOver, type DaemonClient } from '../client.js'
 import { runtimeDir, runtimePrivateDir, type Backend } from '../paths.js'
 import { ensurePrivateDir, UnsafePathError } from '../private-files.js'
 import type { DialNotice } from './dial-stdio.js'
+import { forwardPath, requestForward, throughForward } from './forward.js'
 import { sshTarget, type SshHost } from './hosts.js'
 
 export interface SshOptions {
@@ -55,11 +56,8 @@ export function sshCommand(
 
 /** ssh options for connection reuse: a control master in runtime-dir/ssh, or none. */
 function reuse(env: NodeJS.ProcessEnv): string[] {
-  const persist = env.HSMCTL_SSH_PERSIST ?? '60'
-  const none = ['-o', 'ControlMaster=no', '-o', 'ControlPath=none']
-  if (!/^\d+$/.test(persist) || Number(persist) === 0) return none
-  const dir = join(runtimeDir(env), 'ssh')
-  if (dir.length > MAX_CONTROL_DIR) return none
+  const dir = controlDir(env)
+  if (!dir) return ['-o', 'ControlMaster=no', '-o', 'ControlPath=none']
   try {
     ensurePrivateDir(runtimePrivateDir(env))
     ensurePrivateDir({ path: dir, role: 'ssh control directory', variable: 'HSMCTL_RUNTIME_DIR' })
@@ -73,8 +71,29 @@ function reuse(env: NodeJS.ProcessEnv): string[] {
     '-o',
     `ControlPath=${dir}/%C`,
     '-o',
-    `ControlPersist=${Number(persist)}`,
+    `ControlPersist=${Number(env.HSMCTL_SSH_PERSIST ?? '60')}`,
+    // a forward's socket left by an earlier master is replaced (forward.ts)
+    '-o',
+    'StreamLocalBindUnlink=yes',
   ]
+}
+
+/** Where control masters and forwards live; undefined when reuse is off. */
+function controlDir(env: NodeJS.ProcessEnv): string | undefined {
+  const persist = env.HSMCTL_SSH_PERSIST ?? '60'
+  if (!/^\d+$/.test(persist) || Number(persist) === 0) return undefined
+  const dir = join(runtimeDir(env), 'ssh')
+  return dir.length > MAX_CONTROL_DIR ? undefined : dir
+}
+
+/**
+ * A client to `host`'s hsmd: through the control master's forward when one answers
+ * (forward.ts), otherwise a new session running dial-stdio (which starts hsmd there).
+ */
+export async function connectRemote(host: SshHost, options: SshOptions): Promise<DaemonClient> {
+  const env = options.env ?? process.env
+  const forwarded = await throughForward(forwardPath(controlDir(env), host, options.backend), host)
+  return forwarded ?? connectSsh(host, options)
 }
 
 /** The remote command: this backend's daemon, started there unless `start` is false. */
@@ -114,6 +133,10 @@ export function connectSsh(host: SshHost, options: SshOptions): SshClient {
       if (notice?.dial !== 'hsmd') return
       seen.notice = true
       noticed(notice)
+      // later commands reach this hsmd through the master, with no session of their own
+      const local = forwardPath(controlDir(env), host, options.backend)
+      if (notice.running && notice.socket && local)
+        requestForward(file, args, local, notice.socket, env)
     },
   })
   void client.closed.then(() => failed(failure(host, seen, 'closed')))
@@ -136,6 +159,9 @@ export async function connectSshIfRunning(
   host: SshHost,
   options: Omit<SshOptions, 'start'>,
 ): Promise<DaemonClient | undefined> {
+  const env = options.env ?? process.env
+  const forwarded = await throughForward(forwardPath(controlDir(env), host, options.backend), host)
+  if (forwarded) return forwarded
   const client = connectSsh(host, { ...options, start: false })
   try {
     const notice = await client.ready
