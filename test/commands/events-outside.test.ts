@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { vmSamplePath } from '../../src/core/native/preflight.js'
 import { buildHelper, helperUnavailable } from '../core/native/support.js'
-import { acrnDmMachineCannot, acrnDmSession, startAcrnDm } from '../support/acrn-dm.js'
+import { acrnDmMachineCannot, acrnDmSession, endAcrnDm, startAcrnDm } from '../support/acrn-dm.js'
 import { hsmctl, RUN_JS } from '../support/cli.js'
 import { hsmdSession, type Json } from '../support/hsmd-session.js'
 
@@ -141,12 +141,7 @@ describe.skipIf(acrnDmMachineCannot)('acrn-dm', () => {
       expect(await within(dm.exited), dm.output()).toBe(0)
       expect(await within(events.exited), events.err()).toBe(0)
     } finally {
-      // a failed test must not leave acrn-dm running: it holds hugepages and its socket
-      if (dm.child.exitCode === null) {
-        const pid = parse(events.out()).find((e) => e.type === 'acrn-dm')?.attributes.pid
-        if (pid) process.kill(pid, 'SIGKILL')
-        dm.child.kill('SIGKILL')
-      }
+      await endAcrnDm(dm) // a failed test must not leave acrn-dm running
       events.child.kill('SIGKILL')
     }
     const seen = parse(events.out())
