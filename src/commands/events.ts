@@ -32,7 +32,9 @@ by its monitor socket). --type also takes device (ioreq-client, vdev, mmiodev, p
 and eventfd (ioeventfd, irqfd).
 
 hsmd looks for acrn-dm processes and shimmed programs' VMs when the monitor-socket
-directory changes and every 0.5 s: one that comes and goes faster may not be seen.
+directory changes and every 0.5 s: one that comes and goes faster may not be seen. Such
+a VM's created event says the state it was first seen in; the states it is seen in later
+are events too.
 
 --since replays the events hsmd kept (the last 4096, and the previous daemon's stop)
 from that time on, then follows. When hsmd stops, the command prints its last events

@@ -55,25 +55,37 @@ if (helperUnavailable) console.warn(`skipping events of shimmed programs: ${help
 describe.skipIf(helperUnavailable)('a shimmed program’s VM', () => {
   const s = hsmdSession('events-shim')
 
-  it('created when it appears, held by the program; destroyed when it goes', async () => {
+  it('created when it appears, held by the program; its start as seen; destroyed when it goes', async () => {
     buildHelper()
-    const events = background(
-      ['events', '--vm', 'evsample', '--type', 'vm', '--json', '--count', '2'],
-      s.env,
-    )
+    const events = background(['events', '--vm', 'evsample', '--type', 'vm', '--json'], s.env)
     await events.until('the stream', () => /following events/.test(events.err()))
     const sample = background(['sim', 'exec', '--', vmSamplePath(), '--name', 'evsample'], s.env)
-    await sample.until('its VM started', () => /Start VM! \[0\]/.test(sample.out()))
-    await events.until('the VM seen', () => events.out().includes('"created"'))
-    sample.child.kill('SIGINT')
-    expect(await sample.exited).toBe(0)
-    expect(await events.exited, events.err()).toBe(0)
-    const [created, destroyed] = parse(events.out())
-    expect([created.action, destroyed.action]).toEqual(['created', 'destroyed'])
-    expect(created).toMatchObject({ type: 'vm', vm: 'evsample', vmid: expect.any(Number) })
+    try {
+      await sample.until('its VM started', () => /Start VM! \[0\]/.test(sample.out()))
+      await events.until('the VM seen', () => events.out().includes('"created"'))
+      sample.child.kill('SIGINT')
+      expect(await within(sample.exited)).toBe(0)
+      await events.until('the VM gone', () => events.out().includes('"destroyed"'))
+    } finally {
+      sample.child.kill('SIGKILL')
+      events.child.kill('SIGINT')
+    }
+    expect(await within(events.exited), events.err()).toBe(0)
+    const seen = parse(events.out())
+    const [created] = seen
+    expect(created).toMatchObject({ type: 'vm', action: 'created', vm: 'evsample' })
     expect(created.attributes.owner).toBe('outside process')
     expect(created.attributes.holder).toMatch(/^pid \d+ \(vm-sample\)$/)
-    expect(destroyed.vmid).toBe(created.vmid)
+    expect(seen.at(-1).action).toBe('destroyed')
+    // in between, the states hsmd saw it pass through: each a change from the one before
+    let state = created.attributes.state
+    for (const e of seen.slice(1, -1)) {
+      const next = { started: 'running', paused: 'paused', reset: 'created' }[e.action as string]
+      expect(next, e.action).toBeDefined()
+      expect(next).not.toBe(state)
+      state = next
+    }
+    expect(new Set(seen.map((e) => e.vmid))).toEqual(new Set([created.vmid]))
   })
 })
 
@@ -118,7 +130,7 @@ describe.skipIf(acrnDmMachineCannot)('acrn-dm', () => {
     // fixed: this daemon (started by `events`) looks there
     const env = { ...session.env, HSMCTL_ACRN_MNGR_DIR: '/run/acrn/mngr' }
     const events = background(
-      ['events', '--vm', NAME, '--type', 'vm', '--type', 'acrn-dm', '--json', '--count', '4'],
+      ['events', '--vm', NAME, '--type', 'vm', '--type', 'acrn-dm', '--json'],
       env,
     )
     await events.until('the stream', () => /following events/.test(events.err()))
@@ -131,7 +143,9 @@ describe.skipIf(acrnDmMachineCannot)('acrn-dm', () => {
       { cwd: dir, env },
     )
     try {
-      await events.until('acrn-dm seen', () => parse(events.out()).length >= 2)
+      await events.until('acrn-dm seen', () =>
+        parse(events.out()).some((e) => e.action === 'appeared'),
+      )
       // SIGINT once it runs the guest (as sim-exec-acrn-dm.test.ts stops it)
       await dm.until('its VM running', () => {
         const list = hsmctl(['vm', 'list', '--json'], env)
@@ -139,6 +153,12 @@ describe.skipIf(acrnDmMachineCannot)('acrn-dm', () => {
       })
       dm.child.kill('SIGINT')
       expect(await within(dm.exited), dm.output()).toBe(0)
+      const kinds = () => parse(events.out()).map((e) => e.action)
+      await events.until(
+        'both gone',
+        () => kinds().includes('gone') && kinds().includes('destroyed'),
+      )
+      events.child.kill('SIGINT')
       expect(await within(events.exited), events.err()).toBe(0)
     } finally {
       await endAcrnDm(dm) // a failed test must not leave acrn-dm running
@@ -148,7 +168,14 @@ describe.skipIf(acrnDmMachineCannot)('acrn-dm', () => {
     // each kind in its order; the two kinds are found in the same look or the next
     const of = (type: string) => seen.filter((e) => e.type === type).map((e) => e.action)
     expect(of('acrn-dm')).toEqual(['appeared', 'gone'])
-    expect(of('vm')).toEqual(['created', 'destroyed'])
+    // the VM: created, the states hsmd saw it in (started once it ran), destroyed
+    expect(of('vm')[0]).toBe('created')
+    expect(of('vm').at(-1)).toBe('destroyed')
+    expect(
+      of('vm')
+        .slice(1, -1)
+        .every((a: string) => ['started', 'paused', 'reset'].includes(a)),
+    ).toBe(true)
     const appeared = seen.find((e) => e.action === 'appeared')
     expect(appeared.attributes).toMatchObject({ pid: expect.any(Number) })
     expect(appeared.attributes.socket).toMatch(new RegExp(`/${NAME}\\.monitor\\.\\d+\\.socket$`))

@@ -4,7 +4,9 @@
 // simulation names the process holding each). Nothing tells hsmd about them, so it looks:
 // at once when the monitor-socket directory changes (inotify), and every POLL_MS in any
 // case (the directory may not exist yet, a crashed acrn-dm leaves its socket behind, a
-// shimmed program's VM has no file). A VM that comes and goes between two looks is not seen.
+// shimmed program's VM has no file). An outside VM's state changes are reported as seen
+// (`created` carries the state it was first seen in); what comes and goes between two
+// looks is not seen.
 
 import { watch, type FSWatcher } from 'node:fs'
 import { acrnDmProcess } from '../acrn-dm/process.js'
@@ -13,6 +15,13 @@ import type { HypervisorVm } from '../vmm/platform.js'
 import type { EventBus } from './events.js'
 
 export const POLL_MS = 500
+
+/** An outside VM's new state, as an event's action (A.3: RESET leaves it created). */
+const STATE_ACTION: Record<HypervisorVm['state'], string> = {
+  running: 'started',
+  paused: 'paused',
+  created: 'reset',
+}
 
 export interface DiscoveryOptions {
   bus: EventBus
@@ -87,7 +96,17 @@ export class Discovery {
     if (!listed) return
     const now = new Map(listed.map((vm) => [vm.vmid, vm]))
     for (const [vmid, vm] of this.outside) {
-      if (now.has(vmid)) continue
+      const seen = now.get(vmid)
+      if (seen) {
+        // its state as the hypervisor has it now: one event for where it went, as seen
+        const now = {
+          ...seen,
+          ...((seen.holder ?? vm.holder) ? { holder: seen.holder ?? vm.holder } : {}),
+        }
+        this.outside.set(vmid, now)
+        if (seen.state !== vm.state && report) this.emitVm(STATE_ACTION[seen.state], now)
+        continue
+      }
       this.outside.delete(vmid)
       if (report) this.emitVm('destroyed', vm)
     }
@@ -95,7 +114,7 @@ export class Discovery {
       // hsmd's own VMs have no holder (the manager reports them); an orphan is reported
       // from when it was held
       if (this.outside.has(vmid) || vm.holder === undefined) continue
-      this.outside.set(vmid, vm)
+      this.outside.set(vmid, { ...vm }) // a copy: the next look compares with it
       if (report) this.emitVm('created', vm)
     }
   }
@@ -116,13 +135,17 @@ export class Discovery {
     })
   }
 
-  private emitVm(action: 'created' | 'destroyed', vm: HypervisorVm): void {
+  private emitVm(action: string, vm: HypervisorVm): void {
     this.o.bus.emit({
       type: 'vm',
       action,
       vm: vm.name === '' ? `outside-${vm.vmid}` : vm.name,
       vmid: vm.vmid,
-      attributes: { owner: 'outside process', ...(vm.holder ? { holder: vm.holder } : {}) },
+      attributes: {
+        owner: 'outside process',
+        ...(vm.holder ? { holder: vm.holder } : {}),
+        ...(action === 'created' ? { state: vm.state } : {}),
+      },
     })
   }
 

@@ -220,7 +220,7 @@ describe('parseSince', () => {
 })
 
 describe('Discovery', () => {
-  it('acrn-dm: a monitor socket whose pid is that acrn-dm appears, and goes with its process', async () => {
+  it('acrn-dm: a monitor socket whose pid is that acrn-dm appears, and goes with its process; its VM’s states as seen', async () => {
     const mngrDir = mkdtempSync(join(tmpdir(), 'hsmctl-events-mngr-'))
     // a stand-in whose last argument is the VM name, as acrn-dm's is
     const proc = spawn('sh', ['-c', 'sleep 600', 'evfake'], { stdio: 'ignore' })
@@ -243,6 +243,8 @@ describe('Discovery', () => {
       vms.push({ vmid: 4, name: 'mine', state: 'created', vcpus: 1, memory: 0n }) // hsmd's own
       discovery.look()
       discovery.look() // nothing new: nothing reported twice
+      vms[0]!.state = 'paused'
+      discovery.look()
       vms.splice(0)
       proc.kill('SIGKILL')
       await new Promise((r) => proc.once('exit', r))
@@ -254,6 +256,7 @@ describe('Discovery', () => {
     expect(bus.after(0).events.map((e) => [e.type, e.action, e.vm, e.vmid])).toEqual([
       ['acrn-dm', 'appeared', 'evfake', 3],
       ['vm', 'created', 'evfake', 3],
+      ['vm', 'paused', 'evfake', 3],
       ['acrn-dm', 'gone', 'evfake', 3],
       ['vm', 'destroyed', 'evfake', 3],
     ])
