@@ -195,7 +195,7 @@ export async function run(report) {
             .map(([k, n]) => `${k} ${n}`)
             .join(
               ', ',
-            )}), vCPU 0 ${v ? `${v.state}, exits ${JSON.stringify(v.exits)}` : 'gone'}; console: ${tail(far.console.replace(/^hsmctl: .*\n/gm, ''), 2).replace(/\n/g, ' | ') || 'nothing'}`,
+            )}), vCPU 0 ${v ? `${v.state}${v.at ? `, ${v.at.mode} mode, rip ${v.at.rip}` : ''}, exits ${JSON.stringify(v.exits)}` : 'gone'}; console: ${tail(far.console.replace(/^hsmctl: .*\n/gm, ''), 2).replace(/\n/g, ' | ') || 'nothing'}`,
         )
       }
       return

@@ -236,7 +236,12 @@ export function hypervisorSections(
 interface VcpuView {
   id: number
   requestOutstanding: boolean
-  execution?: { state: string; exits: Record<string, number>; fault?: string }
+  execution?: {
+    state: string
+    exits: Record<string, number>
+    fault?: string
+    at?: { mode: string; rip: string }
+  }
 }
 
 const REQUEST_TYPES = ['PIO', 'MMIO', 'PCICFG']
@@ -257,7 +262,9 @@ function vcpuLine(
     .filter(([, n]) => n > 0)
     .map(([k, n]) => `${k} ${n}`)
     .join(', ')
-  return `vCPU ${v.id}  ${state}${exits ? `  exits ${exits}` : ''}`
+  // where it is (the wire gives 64-bit values as hex strings)
+  const at = e.at ? `  ${e.at.mode} mode, rip ${e.at.rip}` : ''
+  return `vCPU ${v.id}  ${state}${at}${exits ? `  exits ${exits}` : ''}`
 }
 
 export type VmJson = Omit<Wire<VmDetails>, 'ptdevs' | 'vdevs'> & {

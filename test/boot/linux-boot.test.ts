@@ -267,6 +267,12 @@ describe.skipIf(why !== undefined)(
         const show = hsmctl(['vm', 'show', NAME, '--json'], session.env)
         expect(show.code, show.stderr).toBe(0)
         const vm = JSON.parse(show.stdout) as Json
+        // extract_kernel, which set up COM1, is 64-bit code: startup_32 (head_64.S) built
+        // page tables and entered long mode on our vCPU before it
+        const vcpu = vm.hypervisor.vcpus[0].execution as Json
+        expect(vcpu.state, JSON.stringify(vcpu)).toBe('executing')
+        expect(vcpu.at.mode).toBe('long')
+        expect(vm.hypervisor.executionError).toBeUndefined()
         const { recorded, events } = await stopAndCompare()
         const key = (e: TraceEvent) =>
           `${e.type.toUpperCase()} 0x${e.addr.toString(16)} ${e.dir === 'write' ? 'OUT' : 'IN'}`
@@ -282,7 +288,7 @@ describe.skipIf(why !== undefined)(
               .slice(-5)
               .map(([k, v]) => `${k}${v === undefined ? '' : ` ${v}`}`)
               .join(', ')}`,
-            `vCPUs: ${JSON.stringify((vm.hypervisor as Json | undefined)?.vcpus ?? vm.vcpus ?? null)}`,
+            `vCPU 0: ${vcpu.state}, ${vcpu.at.mode} mode, rip ${vcpu.at.rip}, cr3 ${vcpu.at.cr3}, exits ${JSON.stringify(vcpu.exits)}`,
             // acrn-dm's own log is block-buffered on a pipe; its UART writes are not
             `console: ${lastLines(dm.output().replace(/^hsmctl: .*\n/gm, ''), 5) || '(nothing yet)'}`,
           ].join('\n'),

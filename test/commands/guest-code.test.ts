@@ -4,7 +4,7 @@
 // ioeventfd client, or nobody; interrupts from the CLI reach them through the interrupt
 // controllers (§7.1, §7.2). All through bin/run.js, as a user runs it.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -83,7 +83,8 @@ describe.skipIf(why !== undefined)(
         'PIO 0x3f8 OUT': [5, 'default'],
       })
       const shown = s.run('vm', 'show', 'hello').stdout
-      expect(shown).toMatch(/vCPU 0 {2}halted {2}exits .*pio 11/)
+      // where the vCPU is: real mode, after its HLT (vm-sample's entry at GPA 0)
+      expect(shown).toMatch(/vCPU 0 {2}halted {2}real mode, rip 0x[0-9a-f]+ {2}exits .*pio 11/)
       s.run('vm', 'destroy', 'hello', '--yes')
     })
 
@@ -123,6 +124,23 @@ describe.skipIf(why !== undefined)(
       )
       expect(r.code, r.stderr).toBe(0)
       expect(await waitConsole('l64', 'L64')).toBe('L64')
+      // vm show says each vCPU's mode and where it is: in its payload, after the HLT
+      for (const [name, file, mode] of [
+        ['p32', p32, 'protected'],
+        ['l64', l64, 'long'],
+      ] as const) {
+        const v = await until(`${name}'s vCPU to halt`, () => {
+          const v = vcpu0(name)
+          return v.execution.state === 'halted' ? v : undefined
+        })
+        expect(v.execution.at.mode).toBe(mode)
+        const rip = Number(BigInt(v.execution.at.rip as string))
+        expect(rip).toBeGreaterThan(0)
+        expect(rip).toBeLessThanOrEqual(statSync(file).size)
+        expect(s.run('vm', 'show', name).stdout).toMatch(
+          new RegExp(`vCPU 0 {2}halted {2}${mode} mode, rip 0x${rip.toString(16)} `),
+        )
+      }
       s.run('vm', 'destroy', 'p32', '--yes')
       s.run('vm', 'destroy', 'l64', '--yes')
     })

@@ -22,7 +22,7 @@ import {
 import type { GsiState, MsiDelivery } from './hypervisor/irqchip.js'
 import type { PassthroughTables } from './hypervisor/passthrough.js'
 import type { HvVm, VmState } from './hypervisor/vm.js'
-import type { VcpuExecution } from './hypervisor/vm-execution.js'
+import type { VcpuExecution, VcpuPosition } from './hypervisor/vm-execution.js'
 
 export interface VcpuInfo {
   readonly id: number
@@ -107,6 +107,11 @@ export interface SimInspector {
    * of `vm()`, which only ioctls change.
    */
   vcpuExecution(vmid: number): VcpuExecution[]
+  /**
+   * Each executing vCPU's mode and RIP (the engine stops it between two instructions to
+   * read them): for `vm show`, not for views that poll.
+   */
+  vcpuPositions(vmid: number): (VcpuPosition | undefined)[]
   /** The last interrupt the engine could not deliver to the VM, and why (the model counted it). */
   executionError(vmid: number): string | undefined
   /** The engine executing guest code, or why vCPUs execute nothing (one line). */
@@ -144,6 +149,7 @@ export function createInspector(hv: Hypervisor): SimInspector {
     host: () => hv.inventory,
     freeRam: () => hv.memory.framesLeft(),
     vcpuExecution: (vmid: number) => live(hv, vmid)?.execution?.status() ?? [],
+    vcpuPositions: (vmid: number) => live(hv, vmid)?.execution?.positions() ?? [],
     executionError: (vmid: number) => live(hv, vmid)?.execution?.engineError,
     cpu: () => (hv.cpu.engine ? { engine: hv.cpu.engine.name } : { reason: hv.cpu.reason! }),
     vms: () => [...hv.userVms()].filter((vm) => vm.state !== 'powered-off').map(vmInfo),

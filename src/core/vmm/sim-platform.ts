@@ -145,11 +145,18 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
       const vm = inspect.vm(vmid)
       if (!vm) return undefined
       const execution = inspect.vcpuExecution(vmid)
+      const positions = inspect.vcpuPositions(vmid)
       const executionError = inspect.executionError(vmid)
       return {
         state: vm.state,
         pollingMode: vm.pollingMode,
-        vcpus: vm.vcpus.map((v, i) => ({ ...v, execution: execution[i] })),
+        vcpus: vm.vcpus.map((v, i) => ({
+          ...v,
+          execution: execution[i] && {
+            ...execution[i],
+            ...(positions[i] ? { at: positions[i] } : {}),
+          },
+        })),
         ...(executionError ? { executionError } : {}),
         ept: inspect.ept(vmid),
         gsi: inspect.gsi(vmid),

@@ -9,6 +9,8 @@
 // ioreq client on ACRN either).
 
 import { MemAccess } from '../../abi/constants.js'
+import { decode } from '../../abi/layout.js'
+import { acrn_regs } from '../../abi/structs.js'
 import type { CpuEngine, CpuExit, CpuVm, VcpuStatus } from './cpu/engine.js'
 import type { Hypervisor } from './hypervisor.js'
 import type { HvVm } from './vm.js'
@@ -25,6 +27,17 @@ export interface MemorySlot {
 export interface VcpuExecution extends VcpuStatus {
   /** Why the vCPU stopped for good (triple fault, failed entry), if it did. */
   readonly fault: string | undefined
+}
+
+/** Where a vCPU is: its mode and instruction pointer, and the registers that set the mode. */
+export interface VcpuPosition {
+  /** real (CR0.PE 0), protected (PE, not EFER.LMA) or long (EFER.LMA) */
+  readonly mode: 'real' | 'protected' | 'long'
+  readonly rip: bigint
+  readonly cr0: bigint
+  readonly cr3: bigint
+  readonly cr4: bigint
+  readonly efer: bigint
 }
 
 export class VmExecution {
@@ -156,6 +169,26 @@ export class VmExecution {
   status(): VcpuExecution[] {
     if (!this.cpu) return []
     return this.cpu.status().map((s, id) => ({ ...s, fault: this.faults[id] }))
+  }
+
+  /**
+   * Each vCPU's mode and RIP, read from the engine (which briefly stops an executing vCPU
+   * between two instructions to read them): for `vm show` only, not for periodic views.
+   */
+  positions(): (VcpuPosition | undefined)[] {
+    const cpu = this.cpu
+    if (!cpu) return []
+    return this.vm.vcpus.map((v) => {
+      try {
+        const r = decode(acrn_regs, cpu.getRegs(v.id))
+        const cr0 = r.cr0 as bigint
+        const efer = r.ia32_efer as bigint
+        const mode = (cr0 & 1n) === 0n ? 'real' : (efer & 0x400n) !== 0n ? 'long' : 'protected'
+        return { mode, rip: r.rip as bigint, cr0, cr3: r.cr3 as bigint, cr4: r.cr4 as bigint, efer }
+      } catch {
+        return undefined // its thread is gone (destroyed between the two calls)
+      }
+    })
   }
 
   /** A PIO or MMIO exit: the same trap as a synthetic access. */
