@@ -283,7 +283,7 @@ describe.skipIf(missing !== undefined)('--host ssh:// (a real sshd)', { timeout:
       for (const s of sessions.splice(0)) s.kill()
     })
 
-    it('the prompt shows the host, and commands run there', async () => {
+    it('the prompt shows the host, commands and the watch view run there', async () => {
       const env = Object.fromEntries(
         Object.entries(ssh.env).filter(([k]) => k.startsWith('HSMCTL_')),
       ) as Record<string, string>
@@ -294,14 +294,30 @@ describe.skipIf(missing !== undefined)('--host ssh:// (a real sshd)', { timeout:
       sessions.push(s)
       const prompt = (n: number) =>
         new RegExp(`hsmctl\\(${label(0).replace(/\./g, '\\.')}, sim, ${n} VMs?\\)>$`, 'm')
-      const first = await s.waitFor(/hsmctl\(127\.0\.0\.1:\d+, sim, \d+ VMs?\)>$/m, 120_000)
-      const before = Number(/, sim, (\d+) VMs?\)>$/m.exec(first)![1])
+      // the prompt never starts hsmd there (run alone, this test finds none yet)
+      const first = await s.waitFor(
+        /hsmctl\(127\.0\.0\.1:\d+, sim, (\d+ VMs?|no daemon)\)>$/m,
+        120_000,
+      )
+      const before = Number(/, sim, (\d+) VMs?\)>$/m.exec(first)?.[1] ?? 0)
       s.type('vm create t1 --memory 1M')
       s.keys('Enter')
       await s.waitFor(prompt(before + 1), 120_000)
+      // the full-screen watch view, remote; q brings the prompt back
+      s.type('ioreq watch t1 --interval 0.3')
+      s.keys('Enter')
+      await s.waitFor(/hsmctl ioreq watch {2}t1 \(vmid \d+\)/, 120_000)
+      s.keys('q')
+      await s.waitFor(prompt(before + 1), 120_000)
+      // it shows one host: a fleet is refused (samples of several: --once, --interval)
+      s.type(`ioreq watch --host ${url(0)},${url(1)}`)
+      s.keys('Enter')
+      await s.waitFor(/--host: the full-screen view shows one host/, 120_000)
       s.type('vm show t1')
       s.keys('Enter')
-      expect(await s.waitFor(/t1\s+vmid \d+\s+created/, 120_000)).not.toMatch(/Error/)
+      expect(await s.waitFor(/t1\s+vmid \d+\s+created/, 120_000)).not.toMatch(
+        /Error: (?!--host: the full-screen)/,
+      )
       s.type('exit')
       s.keys('Enter')
       expect(await s.waitFor(/\[exit \d+\]/, 60_000)).toMatch(/\[exit 0\]/)

@@ -262,6 +262,12 @@ export function failure(host: SshHost, seen: Seen, why: string): HsmctlError {
         )
   }
   const code = seen.exit?.code
+  if (!seen.notice && why !== 'closed' && why.includes('not JSON'))
+    // before dial-stdio's first line: the remote shell printed something of its own
+    return new DaemonUnreachableError(
+      `ssh reached ${who}, but something there printed text before hsmctl could answer`,
+      `a login script on ${who} (~/.bashrc, ~/.profile) writes to stdout in non-interactive sessions; make it quiet there (check: ssh ${sshTarget(host)} true | head)`,
+    )
   if (seen.notice || code === 0 || code === undefined) {
     // hsmd was reached: it went away, or sent something we cannot read
     return new DaemonUnreachableError(
