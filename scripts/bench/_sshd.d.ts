@@ -16,5 +16,10 @@ export interface SshTestHosts {
 }
 export function startSshHosts(
   count: number,
-  options?: { wrongKey?: number[]; noHsmctl?: number[]; env?: Record<string, string> },
+  options?: {
+    wrongKey?: number[]
+    noHsmctl?: number[]
+    noisy?: number[]
+    env?: Record<string, string>
+  },
 ): Promise<SshTestHosts>

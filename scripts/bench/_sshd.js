@@ -58,7 +58,8 @@ function keygen(path) {
 /**
  * Start `count` hosts. Options: `wrongKey` (indexes of hosts whose known_hosts entry
  * holds another key, as after a reinstall), `noHsmctl` (indexes of hosts without hsmctl
- * on their PATH), `env` (more variables for the client side).
+ * on their PATH), `noisy` (indexes of hosts whose login prints a line on stdout), `env`
+ * (more variables for the client side).
  * Returns { dir, env, hosts: [{ port, url, env }], stop() }: `env` is what a client
  * process needs (HSMCTL_SSH_COMMAND and its own runtime and state dirs), each host's
  * `env` what a local command needs to reach that host's hsmd directly.
@@ -83,6 +84,7 @@ export async function startSshHosts(count, options = {}) {
   )
   const wrong = new Set(options.wrongKey ?? [])
   const without = new Set(options.noHsmctl ?? [])
+  const noisy = new Set(options.noisy ?? [])
   const hosts = []
   const known = []
   const procs = []
@@ -147,7 +149,7 @@ export async function startSshHosts(count, options = {}) {
         .join('\n')
       writeFileSync(
         join(home, 'session.sh'),
-        `#!/bin/sh\n${exports}\n${without.has(i) ? '' : `export PATH='${join(dir, 'bin')}':"$PATH"\n`}exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n`,
+        `#!/bin/sh\n${exports}\n${noisy.has(i) ? 'echo "Welcome to host ' + i + '"\n' : ''}${without.has(i) ? '' : `export PATH='${join(dir, 'bin')}':"$PATH"\n`}exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n`,
         { mode: 0o755 },
       )
       const config = join(home, 'sshd_config')

@@ -25,9 +25,10 @@ interface VmRow {
 
 describe.skipIf(missing !== undefined)('--host ssh:// (a real sshd)', { timeout: LONG }, () => {
   let ssh: SshTestHosts
-  // host 0 and 1 work; 2's known_hosts entry is another key; 3 has no hsmctl on its PATH
+  // host 0 and 1 work; 2's known_hosts entry is another key; 3 has no hsmctl on its PATH;
+  // 4's login prints a line
   beforeAll(async () => {
-    ssh = await startSshHosts(4, { wrongKey: [2], noHsmctl: [3] })
+    ssh = await startSshHosts(5, { wrongKey: [2], noHsmctl: [3], noisy: [4] })
   }, LONG)
   afterAll(async () => ssh?.stop(), LONG)
 
@@ -175,6 +176,11 @@ describe.skipIf(missing !== undefined)('--host ssh:// (a real sshd)', { timeout:
     expect(none.code).toBe(5)
     expect(none.stderr).toMatch(
       new RegExp(`ssh reached ${label(3)}, but hsmctl is not installed there`),
+    )
+    const noisy = remote(['vm', 'list', '--host', url(4)])
+    expect(noisy.code).toBe(5)
+    expect(noisy.stderr).toMatch(
+      new RegExp(`ssh reached ${label(4)}, but something there printed text before hsmctl`),
     )
     const daemon = remote(['vm', 'list', '--backend', 'native', '--host', url(0)])
     expect(daemon.code).toBe(5)
