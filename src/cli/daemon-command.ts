@@ -63,6 +63,18 @@ export async function singleHost(
   return hosts[0]
 }
 
+/** --host's value as oclif would take it (the last one given, before `--`), or HSMCTL_HOST. */
+export function hostValue(argv: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
+  let value: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!
+    if (token === '--') break
+    if (token === '--host' && i + 1 < argv.length) value = argv[++i]
+    else if (token.startsWith('--host=')) value = token.slice('--host='.length)
+  }
+  return value ?? env.HSMCTL_HOST
+}
+
 export abstract class DaemonCommand extends HsmCommand {
   static override baseFlags = { ...HsmCommand.baseFlags, backend: backendFlag, host: hostFlag }
 
@@ -92,11 +104,13 @@ export abstract class DaemonCommand extends HsmCommand {
       )
   }
 
-  /** The hosts --host names (none: this machine). */
+  /**
+   * The hosts --host (or HSMCTL_HOST) names (none: this machine), read from the command
+   * line without parsing the rest: init() refuses before run() parses and acts.
+   */
   protected async hosts(): Promise<SshHost[]> {
     if (this.hostList) return this.hostList
-    const { flags } = await this.parse(this.constructor as typeof DaemonCommand)
-    const value = (flags as { host?: string }).host
+    const value = hostValue(this.argv, process.env)
     if (!value) return (this.hostList = [])
     const { parseHosts } = await import('../core/daemon/ssh/hosts.js')
     return (this.hostList = parseHosts(value))
