@@ -14,7 +14,7 @@
 // through its default client, against the floor of any path through the simulated
 // hypervisor: `kvm-floor handoff`, the same exits each handed to a second C thread and
 // back as the engine hands them to the main thread, where the model lives (the crossing
-// alone runs at about half the bare loop's rate on a loaded 2-CPU machine, 0.47 to 0.71:
+// alone runs at 0.56 to 0.73 of the bare loop's rate on a 2-CPU machine at load 2.5 to 18:
 // issue 10's ">= 0.5x the bare loop" for (a) measured the machine's scheduling more than
 // our code, and flipped between runs; the ratio to the bare loop is still noted); (c) to a
 // C client under the shim (vm-sample: ATTACH/NOTIFY over the ring; >= 0.1x the bare loop,
@@ -171,7 +171,7 @@ export async function run(report) {
     target: { atMost: 1 / 0.9 },
   })
   const handoff = `kvm-floor handoff: the same guest's exits, each handed to a second C thread and back (${fmt(PATH_OUTS, 0)} OUTs)`
-  // Measured at load averages of 8 to 18 on 2 CPUs (four runs): the ioeventfd path 0.70 to
+  // Measured at load averages of 2.5 to 18 on 2 CPUs (seven runs): the ioeventfd path 0.70 to
   // 0.95 of the handoff (medians), the UART path, whose main thread does 2 to 4 times more
   // per exit (the console), 0.45 to 1.36. The shim's target is issue 10's.
   for (const [name, label, floorName, floorLabel, atLeast] of [
@@ -194,7 +194,7 @@ export async function run(report) {
   }
   report.note(
     'targets to the handoff, not to the bare loop: any path through the simulated hypervisor crosses to its thread and back, ' +
-      "which alone ran at 0.47-0.80 of the bare loop (issue 10's 0.5 of the bare loop for the ioeventfd path flipped between runs)",
+      "which alone ran at 0.56-0.73 of the bare loop (medians of seven runs, load averages 2.5-18) (issue 10's 0.5 of the bare loop for the ioeventfd path flipped between runs)",
   )
   report.note(
     `of the bare loop: the crossing alone (kvm-floor handoff) ${toBare(s.floorHandoff)}, ` +
