@@ -11,15 +11,19 @@
 //                                     {kernel, initrd, marker, kernelPackage}
 //   node scripts/boot-kit.js qemu kvm|tcg KERNEL INITRD MARKER BUDGET_S
 //                                     one QEMU boot, bounded; JSON {reached, ms, serial, ...}
+//   node scripts/boot-kit.js peer KERNEL INITRD MARKER BUDGET_S KERNEL_PACKAGE
+//                                     QEMU+KVM's verdict on this machine (peerProbe: a
+//                                     failure is reused for a week under the same machine key)
 //
 // Exit status: 0 done, 1 failed, 3 it cannot be done here (no apt-get / dpkg-deb, no package
 // candidate, no QEMU): the reason on stderr.
 import { spawn, spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -271,6 +275,61 @@ export function bootQemu({ kvm, kernel, initrd, marker, budgetMs, cmdline = CMDL
   })
 }
 
+/**
+ * What decides whether QEMU+KVM can boot the kit on this machine: the kernel package, the
+ * command line, QEMU's version, the host kernel, the CPU (model and flags) and every KVM
+ * module with its parameters. A probe's result is reused only under the same key.
+ */
+export function machineKey(kernelPackage) {
+  const parts = [`kernel ${kernelPackage}`, `cmdline ${CMDLINE}`]
+  const qemu = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' })
+  parts.push(`qemu ${qemu.stdout?.split('\n')[0] ?? qemu.error?.message}`)
+  parts.push(`host ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}`)
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8').split('\n\n')[0] ?? ''
+  for (const f of ['vendor_id', 'model name', 'flags'])
+    parts.push(`${f} ${cpuinfo.match(new RegExp(`^${f}\\s*: (.*)$`, 'm'))?.[1] ?? ''}`)
+  for (const mod of readdirSync('/sys/module')
+    .filter((m) => /^kvm/.test(m))
+    .sort()) {
+    const dir = `/sys/module/${mod}/parameters`
+    const params = existsSync(dir) ? readdirSync(dir).sort() : []
+    for (const param of params) {
+      let value
+      try {
+        value = readFileSync(`${dir}/${param}`, 'utf8').trim()
+      } catch {
+        value = '?'
+      }
+      parts.push(`${mod}.${param}=${value}`)
+    }
+    parts.push(`module ${mod}`)
+  }
+  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16)
+}
+
+/** A week: then the probe runs again even if nothing in the key changed. */
+const PROBE_CACHE_MS = 7 * 24 * 3600 * 1000
+
+/**
+ * QEMU+KVM's verdict on this machine: the boot itself, or, where a probe under the same
+ * machineKey found within a week that it cannot boot the kit, that result again (`cached`:
+ * when it was probed). Only a failure is kept: a boot that works is quick to repeat and
+ * its time is wanted fresh. HSMCTL_BOOT_PROBE=fresh ignores the cache.
+ */
+export async function peerProbe({ kernel, initrd, marker, kernelPackage, budgetMs }) {
+  const file = join(cacheDir, `peer-${machineKey(kernelPackage)}.json`)
+  if (process.env.HSMCTL_BOOT_PROBE !== 'fresh' && existsSync(file)) {
+    const saved = JSON.parse(readFileSync(file, 'utf8'))
+    if (saved.budgetMs === budgetMs && Date.now() - Date.parse(saved.at) < PROBE_CACHE_MS)
+      return { ...saved.result, cached: saved.at }
+  }
+  const result = await bootQemu({ kvm: true, kernel, initrd, marker, budgetMs })
+  mkdirSync(cacheDir, { recursive: true })
+  if (result.reached) rmSync(file, { force: true })
+  else writeFileSync(file, JSON.stringify({ at: new Date().toISOString(), budgetMs, result }))
+  return result
+}
+
 /** The last `n` lines of a console, for a report of how far a boot got. */
 export function tail(text, n = 15) {
   return text.replace(/\r/g, '').trimEnd().split('\n').slice(-n).join('\n')
@@ -279,7 +338,17 @@ export function tail(text, n = 15) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [cmd, ...rest] = process.argv.slice(2)
   try {
-    if (cmd === 'qemu') {
+    if (cmd === 'peer') {
+      const [kernel, initrd, marker, budget, kernelPackage] = rest
+      const r = await peerProbe({
+        kernel,
+        initrd,
+        marker,
+        kernelPackage,
+        budgetMs: Number(budget) * 1000,
+      })
+      process.stdout.write(`${JSON.stringify(r)}\n`)
+    } else if (cmd === 'qemu') {
       const [mode, kernel, initrd, marker, budget] = rest
       const r = await bootQemu({
         kvm: mode === 'kvm',

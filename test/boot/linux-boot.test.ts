@@ -22,6 +22,11 @@
 // A kit QEMU cannot boot at all (TCG too) fails the test: then the kit is broken, not the
 // machine.
 //
+// A probe that failed is kept for a week in .cache/boot, keyed by everything that decides
+// it (the kernel package and command line, QEMU's version, the host kernel, the CPU's model
+// and flags, every KVM module and its parameters: boot-kit.js machineKey), and reused under
+// the same key; HSMCTL_BOOT_PROBE=fresh probes again. A fresh clone (CI) always probes.
+//
 // PEER_BUDGET_S = 90: QEMU's TCG, which emulates every instruction in software, boots this
 // kit to the marker in 13-21 s on these 2-core machines (19 s measured by the previous
 // session, 13.4 s and 21.2 s by this one at load 6-12); QEMU+KVM on hardware
@@ -78,12 +83,12 @@ describe.skipIf(why !== undefined)(
     beforeAll(async () => {
       if (!kit) return
       try {
-        peer = await bootQemu(kit, true, PEER_BUDGET_S)
+        peer = await bootQemu(kit, 'peer', PEER_BUDGET_S)
         if (!peer.reached) {
           console.warn(
-            `QEMU -enable-kvm did not boot ${kit.kernelPackage} to the init marker on this machine: ${peer.why}; its serial output:\n${lastLines(peer.serial) || '(nothing)'}`,
+            `QEMU -enable-kvm did not boot ${kit.kernelPackage} to the init marker on this machine: ${peer.why}${peer.cached ? ` (probed ${peer.cached} on this machine, same kernel, QEMU, CPU and KVM modules; HSMCTL_BOOT_PROBE=fresh probes again)` : ''}; its serial output:\n${lastLines(peer.serial) || '(nothing)'}`,
           )
-          tcg = await bootQemu(kit, false, TCG_BUDGET_S)
+          tcg = await bootQemu(kit, 'tcg', TCG_BUDGET_S)
         }
       } catch (e) {
         if (!(e as { unavailable?: boolean }).unavailable) throw e

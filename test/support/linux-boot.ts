@@ -43,19 +43,26 @@ export interface QemuBoot {
   exitCode: number | null
   why?: string
   args: string[]
+  /** When the probe whose failure this is ran (peerProbe's cache), if not now. */
+  cached?: string
 }
 
 /**
- * One QEMU boot of the kit (`kvm`: -enable-kvm, else TCG), killed at `budgetS`. Rejects
- * with `unavailable` set where QEMU is not installed.
+ * One QEMU boot of the kit (`kvm`: -enable-kvm, else TCG), killed at `budgetS`; `peer`:
+ * QEMU+KVM's verdict, a failure probed on this machine within a week reused (boot-kit.js,
+ * peerProbe). Rejects with `unavailable` set where QEMU is not installed.
  */
-export function bootQemu(kit: BootKit, kvm: boolean, budgetS: number): Promise<QemuBoot> {
+export function bootQemu(
+  kit: BootKit,
+  mode: 'peer' | 'tcg' | 'kvm',
+  budgetS: number,
+): Promise<QemuBoot> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [KIT, 'qemu', kvm ? 'kvm' : 'tcg', kit.kernel, kit.initrd, kit.marker, String(budgetS)],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    )
+    const args =
+      mode === 'peer'
+        ? ['peer', kit.kernel, kit.initrd, kit.marker, String(budgetS), kit.kernelPackage]
+        : ['qemu', mode, kit.kernel, kit.initrd, kit.marker, String(budgetS)]
+    const child = spawn(process.execPath, [KIT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
