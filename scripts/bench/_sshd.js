@@ -117,6 +117,12 @@ export async function startSshHosts(count, options = {}) {
         timeout: 30_000,
       })
     }
+    // and a local hsmd, had a client command started one by mistake
+    spawnSync(process.execPath, [RUN_JS, 'daemon', 'stop'], {
+      stdio: 'ignore',
+      env: clientEnv,
+      timeout: 30_000,
+    })
     for (const p of procs) {
       try {
         process.kill(-p.pid, 'SIGTERM')
