@@ -39,9 +39,9 @@ describe('journal survives SIGKILL', () => {
     const files = readdirSync(join(dir, 'state', 'sim', 'vms')).sort()
     expect(files).toEqual(['alpha.json', 'beta.json'])
     for (const name of ['alpha', 'beta'] as const) {
-      expect(JSON.parse(readFileSync(join(dir, 'state', 'sim', 'vms', `${name}.json`), 'utf8'))).toEqual(
-        before[name],
-      )
+      expect(
+        JSON.parse(readFileSync(join(dir, 'state', 'sim', 'vms', `${name}.json`), 'utf8')),
+      ).toEqual(before[name])
     }
     expect(before.alpha).toMatchObject({
       name: 'alpha',
@@ -77,7 +77,10 @@ describe('journal survives SIGKILL', () => {
 
   it('daemon stop destroys the VMs but keeps their specs', () => {
     run('daemon', 'stop')
-    expect(readdirSync(join(dir, 'state', 'sim', 'vms')).sort()).toEqual(['alpha.json', 'beta.json'])
+    expect(readdirSync(join(dir, 'state', 'sim', 'vms')).sort()).toEqual([
+      'alpha.json',
+      'beta.json',
+    ])
     const list = json('vm', 'list')
     expect(list.every((v: { state: string }) => v.state === 'journaled')).toBe(true)
   })

@@ -109,7 +109,9 @@ describe('vm create (CREATE_VM, §2.2) and vm list', () => {
       /^flagged {2}vmid \d+ {2}created {2}2 vCPUs {2}0 RAM {2}up \d+[dhms](?:\d+[hms])?$/,
     )
     expect(lines[1]).toMatch(/^ {2}cpu affinity 0x6 {3}flags hide-mtrr {3}ioreq page 0x[0-9a-f]+$/)
-    expect(lines[2]).toBe(`  console      ${join(s.dir, 'state', 'sim', 'consoles', 'flagged.log')}`)
+    expect(lines[2]).toBe(
+      `  console      ${join(s.dir, 'state', 'sim', 'consoles', 'flagged.log')}`,
+    )
     for (const section of ['Memory segments', 'Pass-through devices', 'ioeventfds', 'irqfds'])
       expect(lines.slice(lines.indexOf(section), lines.indexOf(section) + 2)).toEqual([
         section,
