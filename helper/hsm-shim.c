@@ -185,14 +185,14 @@ static size_t rx_len;
 /* Set when the connection is lost: a sender waiting for room gives up. */
 static atomic_int ring_lost;
 /*
- * The longest a caller polls for its reply before it sleeps (HSM_SHIM_SPIN_US; at most
- * BLOCKING_SPIN_NS for a blocking call, ATTACH, which mostly waits for a guest). Polling
- * saves a sleep and two wake-ups (the server's doorbell wakes the reader thread, which
- * wakes the caller) when the answer comes within microseconds; a longer poll only holds
- * a CPU the server, or the vCPU thread behind the answer, may be waiting for.
+ * The longest a caller polls for its reply before it sleeps (HSM_SHIM_SPIN_US). Polling
+ * saves a sleep and a wake-up when the answer comes within microseconds; a longer poll
+ * only holds a CPU the server may be waiting for. A blocking call (ATTACH) does not poll
+ * (BLOCKING_SPIN_NS): its answer waits for a guest's vCPU thread to run and exit, and on
+ * a machine with few CPUs the poll holds the CPU that thread needs (SHIM.md, "Cost").
  */
 static uint64_t spin_ns = 50000;
-#define BLOCKING_SPIN_NS 50000ull
+#define BLOCKING_SPIN_NS 0ull
 /* After this long, a poll also yields the CPU: the server may be waiting for it. */
 #define SPIN_YIELD_NS 50000ull
 /*
