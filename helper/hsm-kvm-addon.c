@@ -138,6 +138,9 @@ struct vcpu {
 	_Atomic int32_t main_waits; /* the main thread waits for parked */
 	_Atomic int32_t in_run;    /* the thread is in (or about to enter) KVM_RUN */
 	_Atomic int32_t hold;      /* main-thread operations that need the thread parked */
+	_Atomic int32_t looking;   /* of those, reads only (registers, mp_state): their kick
+				    * is not the guest's exit, and `vm show` must not change
+				    * the counts it shows */
 	_Atomic int32_t paused;
 	_Atomic int32_t stopped;   /* faulted: runs no more until reset or setRegs */
 	_Atomic int32_t quit;
@@ -323,7 +326,8 @@ static void run_once(struct vcpu *v)
 	if (r < 0) {
 		if (e == EINTR || e == EAGAIN) {
 			eat_kicks();
-			atomic_fetch_add(&v->counts[COUNT_KICK], 1);
+			if (!atomic_load(&v->looking))
+				atomic_fetch_add(&v->counts[COUNT_KICK], 1);
 			return;
 		}
 		if (e == EFAULT)
@@ -344,7 +348,8 @@ static void run_once(struct vcpu *v)
 		post_mmio(v);
 		break;
 	case KVM_EXIT_INTR:
-		atomic_fetch_add(&v->counts[COUNT_KICK], 1);
+		if (!atomic_load(&v->looking))
+			atomic_fetch_add(&v->counts[COUNT_KICK], 1);
 		break;
 	case KVM_EXIT_SHUTDOWN:
 		atomic_fetch_add(&v->counts[COUNT_SHUTDOWN], 1);
@@ -480,6 +485,19 @@ static void release(struct vcpu *v)
 {
 	atomic_fetch_sub(&v->hold, 1);
 	nudge(v);
+}
+
+/* A hold to read the vCPU's state: the exit it causes is not counted as a kick. */
+static void hold_to_look(struct vcpu *v)
+{
+	atomic_fetch_add(&v->looking, 1);
+	hold(v);
+}
+
+static void release_look(struct vcpu *v)
+{
+	release(v);
+	atomic_fetch_sub(&v->looking, 1);
 }
 
 static void hold_all(struct vm *vm)
@@ -1559,10 +1577,10 @@ static napi_value k_get_regs(napi_env env, napi_callback_info info)
 		return NULL;
 	struct vcpu *v = &vm->vcpus[i];
 	struct acrn_regs r;
-	hold(v);
+	hold_to_look(v);
 	int rc = get_regs(v, &r);
 	int e = errno;
-	release(v);
+	release_look(v);
 	if (rc < 0)
 		return throw_errno(env, e, "KVM_GET_REGS");
 	napi_value ab, out;
@@ -1744,9 +1762,9 @@ static bool is_halted(struct vcpu *v)
 	if (blocking >= 0)
 		return blocking != 0;
 	struct kvm_mp_state mp = { 0 };
-	hold(v);
+	hold_to_look(v);
 	int r = ioctl(v->fd, KVM_GET_MP_STATE, &mp);
-	release(v);
+	release_look(v);
 	return r == 0 && mp.mp_state != KVM_MP_STATE_RUNNABLE;
 }
 
