@@ -238,7 +238,8 @@ export function bootQemu({ kvm, kernel, initrd, marker, budgetMs, cmdline = CMDL
     const timer = setTimeout(() => child.kill('SIGKILL'), budgetMs)
     child.stdout.on('data', (d) => {
       serial += d.toString('latin1')
-      if (ms === undefined && serial.includes(`${marker} `)) {
+      // the whole marker line: a line sent before its end is echoed into it
+      if (ms === undefined && new RegExp(`${marker} [^\\n]*\\n`).test(serial)) {
         ms = performance.now() - start
         // /init waits for a line on its console before it powers off
         child.stdin.end('poweroff\n')

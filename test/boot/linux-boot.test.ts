@@ -197,7 +197,8 @@ describe.skipIf(why !== undefined)(
       const { dm, stopAndCompare, recorder } = await boot()
       try {
         const deadline = Date.now() + bootBudgetS(peer!) * 1000
-        while (!dm.output().includes(`${k.marker} `)) {
+        // the whole marker line, up to its newline
+        while (!new RegExp(`${k.marker} [^\\n]*\\n`).test(dm.output())) {
           if (dm.child.exitCode !== null || Date.now() > deadline)
             throw new Error(`no init marker; acrn-dm's output:\n${lastLines(dm.output(), 40)}`)
           await new Promise((r) => setTimeout(r, 200))
