@@ -4,13 +4,18 @@
  * and its 32-byte reply, hsm-protocol.h) and do nothing else: no simulation, no helper,
  * no shim. What a shimmed ioctl costs beyond this is the cost of our code.
  *
- *   build/frame-floor ring|socket CALLS [IN_FLIGHT]
+ *   build/frame-floor ring|ring-poll|socket CALLS [IN_FLIGHT]
  *
- * ring:   the shim's shared-memory ring (hsm-ring.h), polled as the shim and the server
- *         poll it (SHIM.md, "Polling"): the client for up to 1 ms per reply, yielding the
- *         CPU after 50 µs; the server for 200 µs after the last frame in slices of 10 µs,
- *         a look at its socket between them (its event loop's turn); a side that stops
- *         says so in its idle word and the other rings its doorbell on the socket.
+ * ring:   the shim's shared-memory ring (hsm-ring.h), waited on as the shim and the
+ *         server wait on it (SHIM.md, "The ring" and "Cost"): each side polls for a
+ *         budget learned from its own waits (hsm-spin.h, the haltpoll rule, at most
+ *         50 µs), the server in slices of 10 µs with a look at its socket between them
+ *         (its event loop's turn); then it says so in its idle word and sleeps: the
+ *         client on the ring's bell (a futex word the server rings), the server on its
+ *         socket (the client's doorbell byte).
+ * ring-poll: the ring as it was waited on before (for comparison): the client polls up
+ *         to 1 ms per reply, yielding after 50 µs, the server 200 µs after its last
+ *         frame; a side that stops is woken by a doorbell byte on the socket.
  * socket: the same frames over a unix socket, each side blocking in read(2).
  *
  * IN_FLIGHT (default 1) requests are outstanding at a time. Prints one line, as
@@ -28,6 +33,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,17 +42,27 @@
 
 #include "hsm-protocol.h"
 #include "hsm-ring.h"
+#include "hsm-spin.h"
 
 #define REQUEST_SIZE (HSMP_HEADER_SIZE + HSMP_IOCTL_FIXED_SIZE + 8u)
 #define REPLY_SIZE HSMP_HEADER_SIZE
 #define MAX_IN_FLIGHT 1024
-/* The shim's and the server's polling budgets (SHIM.md, "Polling"). */
-#define CLIENT_SPIN_NS 1000000ull
+/*
+ * The most either side polls for its input before it sleeps: the shim's and the server's
+ * defaults (HSM_SHIM_SPIN_US, HSMCTL_RING_SPIN_US), each learned down from there.
+ */
+#define SPIN_MAX_NS 50000ull
+/* The shim's poll also yields the CPU after this long. */
 #define CLIENT_YIELD_NS 50000ull
-#define SERVER_SPIN_NS 200000ull
+/* The server's spins in C between event-loop turns (ring.ts, WAIT_SLICE_NS). */
 #define SERVER_SLICE_NS 10000ull
+/* ring-poll: the budgets both sides had before they learned and slept on the bell. */
+#define OLD_CLIENT_SPIN_NS 1000000ull
+#define OLD_SERVER_SPIN_NS 200000ull
 
-static int ring_mode;
+static int ring_mode, old_poll;
+/* This side's learned poll budget (hsm-spin.h), the most to start with. */
+static uint64_t learned = SPIN_MAX_NS;
 static long calls, in_flight;
 static int sock;
 static struct hsm_ring_shared *shared;
@@ -82,9 +98,8 @@ struct spin {
 	unsigned rounds;
 };
 
-static struct spin spin_for(uint64_t budget)
+static struct spin spin_for(uint64_t start, uint64_t budget)
 {
-	uint64_t start = now_ns();
 	struct spin s = { start + budget,
 			  start + (server_side ? SERVER_SLICE_NS : CLIENT_YIELD_NS), 0 };
 	return s;
@@ -112,6 +127,20 @@ static void doorbell(void)
 {
 	uint8_t bell = 1;
 	(void)!send(sock, &bell, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* After frames went in: wake the peer if it sleeps, as the shim and the server do. */
+static void wake_peer(void)
+{
+	if (!server_side) {
+		if (hsm_ring_peer_idle(&shared->server_idle))
+			doorbell(); /* the shim's: the server's event loop wakes on its socket */
+	} else if (old_poll) {
+		if (hsm_ring_peer_idle(&shared->shim_idle))
+			doorbell();
+	} else if (hsm_ring_wake_shim(shared) == 2) {
+		doorbell(); /* nobody on the bell (not in this program: the client always is) */
+	}
 }
 
 /* Sleep until a doorbell (ring) or bytes (socket) come; 0 when the peer is gone. */
@@ -144,9 +173,8 @@ static void send_all(const uint8_t *p, size_t n)
 	}
 }
 
-/* Frames out: into the ring (doorbell if the peer sleeps), or onto the socket. */
-static void put_frames(struct hsm_ring_end *out, _Atomic uint32_t *peer_idle, const uint8_t *p,
-		       size_t n)
+/* Frames out: into the ring (waking the peer if it sleeps), or onto the socket. */
+static void put_frames(struct hsm_ring_end *out, const uint8_t *p, size_t n)
 {
 	if (!ring_mode) {
 		send_all(p, n);
@@ -161,16 +189,59 @@ static void put_frames(struct hsm_ring_end *out, _Atomic uint32_t *peer_idle, co
 		if (n > 0)
 			hsm_ring_relax();
 	}
-	if (hsm_ring_peer_idle(peer_idle))
-		doorbell();
+	wake_peer();
+}
+
+/* The peer has gone (its end of the socket closed)? */
+static int peer_gone(void)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN);
 }
 
 /*
- * Bytes in: at least one, appended to buf at *len. Over the ring, poll for `budget`,
- * then go idle and sleep until the doorbell. 0 when the peer is gone.
+ * Stop polling and sleep until the peer has put something in: the client as the shim's
+ * caller does (ring_lead, ring_sleep): it takes the bell, says it is idle, and waits on
+ * the bell's futex word unless input came meanwhile; the server as its poller does: idle,
+ * then its socket (the doorbell). 0 when the peer is gone.
  */
-static int take_bytes(struct hsm_ring_end *in, _Atomic uint32_t *idle, uint64_t budget,
-		      uint8_t *buf, size_t cap, size_t *len)
+static int sleep_for_input(struct hsm_ring_end *in)
+{
+	if (server_side || old_poll) {
+		_Atomic uint32_t *idle = server_side ? &shared->server_idle : &shared->shim_idle;
+		if (hsm_ring_go_idle(idle, in)) {
+			if (!wait_socket())
+				return 0;
+			drain_doorbells();
+			atomic_store(idle, 0);
+		}
+		return 1;
+	}
+	atomic_store(&shared->shim_sleeper, (uint32_t)syscall(SYS_gettid));
+	uint32_t seq = atomic_load(&shared->shim_bell);
+	int alive = 1;
+	if (hsm_ring_go_idle(&shared->shim_idle, in)) {
+		/* A hang guard: a server that died never rings (the shim's reader sees it). */
+		struct timespec check = { 0, 100000000 };
+		while (!hsm_ring_has_input(in) && atomic_load(&shared->shim_bell) == seq) {
+			if (syscall(SYS_futex, &shared->shim_bell, FUTEX_WAIT, seq, &check, NULL, 0) < 0 &&
+			    errno == ETIMEDOUT && peer_gone()) {
+				alive = 0;
+				break;
+			}
+		}
+		atomic_store(&shared->shim_idle, 0);
+	}
+	atomic_store(&shared->shim_sleeper, 0);
+	return alive;
+}
+
+/*
+ * Bytes in: at least one, appended to buf at *len. Over the ring, poll for the learned
+ * budget (the old fixed one for ring-poll), then sleep until woken; how long it all took
+ * teaches the budget. 0 when the peer is gone.
+ */
+static int take_bytes(struct hsm_ring_end *in, uint8_t *buf, size_t cap, size_t *len)
 {
 	if (!ring_mode) {
 		for (;;) {
@@ -183,24 +254,25 @@ static int take_bytes(struct hsm_ring_end *in, _Atomic uint32_t *idle, uint64_t 
 			return r > 0;
 		}
 	}
-	struct spin spin = spin_for(budget);
+	uint64_t started = now_ns();
+	uint64_t budget = old_poll ? (server_side ? OLD_SERVER_SPIN_NS : OLD_CLIENT_SPIN_NS) : learned;
+	struct spin spin = spin_for(started, budget);
 	for (;;) {
 		int64_t got = hsm_ring_take(in, buf + *len, (uint32_t)(cap - *len));
 		if (got < 0)
 			bad_frame("consumer");
 		if (got > 0) {
 			*len += (size_t)got;
+			if (!old_poll)
+				hsm_spin_learn(&learned, now_ns() - started, SPIN_MAX_NS);
 			return 1;
 		}
 		if (spin_more(&spin))
 			continue;
-		if (hsm_ring_go_idle(idle, in)) {
-			if (!wait_socket())
-				return 0;
-			drain_doorbells();
-			atomic_store(idle, 0);
-		}
-		spin = spin_for(budget);
+		if (!sleep_for_input(in))
+			return 0;
+		/* Woken: take what came, and sleep again at once if nothing did. */
+		spin = spin_for(now_ns(), old_poll ? budget : 0);
 	}
 }
 
@@ -277,11 +349,11 @@ static void server(void)
 	uint8_t ready = 1;
 	send_all(&ready, 1);
 	for (long served = 0; served < calls;) {
-		if (!take_bytes(&in, &shared->server_idle, SERVER_SPIN_NS, rx, sizeof(rx), &rx_len))
+		if (!take_bytes(&in, rx, sizeof(rx), &rx_len))
 			exit(1);
 		batch.len = 0;
 		served += (long)frames_in(rx, &rx_len, "server", serve_frame, &batch);
-		put_frames(&out, &shared->shim_idle, batch.out, batch.len);
+		put_frames(&out, batch.out, batch.len);
 	}
 	exit(0);
 }
@@ -309,12 +381,13 @@ static long switches(int who)
 
 int main(int argc, char **argv)
 {
-	ring_mode = argc >= 3 && strcmp(argv[1], "ring") == 0;
+	old_poll = argc >= 3 && strcmp(argv[1], "ring-poll") == 0;
+	ring_mode = argc >= 3 && (old_poll || strcmp(argv[1], "ring") == 0);
 	calls = argc >= 3 ? strtol(argv[2], NULL, 10) : 0;
 	in_flight = argc >= 4 ? strtol(argv[3], NULL, 10) : 1;
 	if (argc < 3 || argc > 4 || (!ring_mode && strcmp(argv[1], "socket") != 0) || calls < 1 ||
 	    calls > (long)INT32_MAX || in_flight < 1 || in_flight > MAX_IN_FLIGHT) {
-		fprintf(stderr, "usage: frame-floor ring|socket CALLS [IN_FLIGHT(1-%d)]\n",
+		fprintf(stderr, "usage: frame-floor ring|ring-poll|socket CALLS [IN_FLIGHT(1-%d)]\n",
 			MAX_IN_FLIGHT);
 		return 2;
 	}
@@ -372,8 +445,8 @@ int main(int argc, char **argv)
 			sent++;
 		}
 		if (n)
-			put_frames(&out, &shared->server_idle, requests, n);
-		if (!take_bytes(&in, &shared->shim_idle, CLIENT_SPIN_NS, rx, sizeof(rx), &rx_len))
+			put_frames(&out, requests, n);
+		if (!take_bytes(&in, rx, sizeof(rx), &rx_len))
 			bad_frame("client (the server left)");
 		frames_in(rx, &rx_len, "client", reply_frame, &c);
 	}

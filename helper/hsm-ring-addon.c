@@ -249,17 +249,7 @@ static napi_value ring_wake(napi_env env, napi_callback_info info)
 	struct ring *r = ring_of(env, argv[0]);
 	if (!r)
 		return NULL;
-	int32_t how = 0;
-	if (hsm_ring_peer_idle(&r->shared->shim_idle)) {
-		how = 2;
-		if (atomic_load(&r->shared->shim_sleeper)) {
-			/* Shared (not _PRIVATE): the shim's process waits on its own mapping. */
-			atomic_fetch_add(&r->shared->shim_bell, 1);
-			syscall(SYS_futex, &r->shared->shim_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-			how = 1;
-		}
-	}
-	CHECK(napi_create_int32(env, how, &out));
+	CHECK(napi_create_int32(env, hsm_ring_wake_shim(r->shared), &out));
 	return out;
 }
 

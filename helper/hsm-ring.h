@@ -32,10 +32,15 @@
 #ifndef HSM_RING_H
 #define HSM_RING_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/futex.h>
 
 #define HSM_RING_MAGIC 0x524d5348u /* "HSMR" */
 #define HSM_RING_VERSION 1u
@@ -185,6 +190,28 @@ static inline int hsm_ring_peer_idle(_Atomic uint32_t *peer_idle)
 {
 	atomic_thread_fence(memory_order_seq_cst);
 	return atomic_load_explicit(peer_idle, memory_order_relaxed) != 0;
+}
+
+/* Ring the bell: a sleeper's FUTEX_WAIT on the count it read before returns. */
+static inline void hsm_ring_ring_bell(struct hsm_ring_shared *s)
+{
+	atomic_fetch_add(&s->shim_bell, 1);
+	syscall(SYS_futex, &s->shim_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/*
+ * The server's side of the bell, after its frames went in: 0 the shim polls, 1 a caller
+ * asleep on shim_bell was woken (shared futex: the shim waits on its own mapping), 2 the
+ * shim needs its socket doorbell (its reader thread sleeps in recv).
+ */
+static inline int hsm_ring_wake_shim(struct hsm_ring_shared *s)
+{
+	if (!hsm_ring_peer_idle(&s->shim_idle))
+		return 0;
+	if (!atomic_load(&s->shim_sleeper))
+		return 2;
+	hsm_ring_ring_bell(s);
+	return 1;
 }
 
 static inline void hsm_ring_relax(void)

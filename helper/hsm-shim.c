@@ -937,8 +937,7 @@ static __thread pid_t bell_tid;
 
 static void ring_bell_wake(void)
 {
-	atomic_fetch_add(&ring->shim_bell, 1);
-	syscall(SYS_futex, &ring->shim_bell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	hsm_ring_ring_bell(ring);
 }
 
 static struct waiter *add_waiter(uint32_t id, uint8_t *payload, uint32_t capacity)

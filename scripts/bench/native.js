@@ -1,8 +1,9 @@
 // ioctl round trips per second through the native backend under the device shim, each
 // against a floor: build/frame-floor (helper/frame-floor.c), a bare C client and server
 // exchanging the very frames a shimmed NOTIFY_REQUEST_FINISH exchanges (a 64-byte request,
-// a 32-byte reply) over the same transport, polled the same way, with no simulation, no
-// helper and no shim. The ioctl is NOTIFY on a VM without a default client: a struct copy
+// a 32-byte reply) over the same transport, waited on the same way (over the ring: the
+// learned poll, then the client asleep on the ring's bell and the server on its socket),
+// with no simulation, no helper and no shim. The ioctl is NOTIFY on a VM without a default client: a struct copy
 // and HSM's lookup, nothing else (§4.7), so the figure is the cost of the path.
 //
 // - helper + shim: NativeProcess (this process) -> hsm-helper with libhsm-shim.so
@@ -20,7 +21,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { URL } from 'node:url'
 import { execa } from 'execa'
-import { derive, perSecond, rounds } from './_lib.js'
+import { derive, human, median, perSecond, rounds } from './_lib.js'
 
 export const title = 'ioctl round trips/s through hsm-helper and the device shim'
 
@@ -102,6 +103,9 @@ export async function run(report) {
       ring16: () => cRate(floor, ['ring', calls, 16]),
       load16: () => cRate(shimLoad, [16, calls / 16], shimEnv('ring')),
       socket1: () => cRate(floor, ['socket', calls / 2, 1]),
+      // Context only: the ring as both sides waited on it before they learned (a note).
+      ringPoll1: () => cRate(floor, ['ring-poll', calls / 2, 1]),
+      ringPoll16: () => cRate(floor, ['ring-poll', calls, 16]),
       socketPiped: () => perSecond(calls / 4, pipelined(overSocket)),
       socketSerial: () => perSecond(calls / 8, serial(overSocket)),
       loadSocket: () => cRate(shimLoad, [1, calls / 8], shimEnv('socket')),
@@ -153,6 +157,9 @@ export async function run(report) {
         target: { atLeast },
       })
     }
+    report.note(
+      `the floors wait on the ring as the shim and the server do (a learned poll of at most 50 µs, then a futex or a doorbell); polled as before (up to 1 ms per reply, 200 µs in the server) the bare ring gave ${human(median(s.ringPoll1))} round trips/s with 1 in flight (ring floor now ${human(median(s.ring1))}) and ${human(median(s.ringPoll16))} with 16 (now ${human(median(s.ring16))})`,
+    )
     report.note(
       'wall-clock rates: the calls cross processes, and the ring polls (CPU time would count its spinning)',
     )

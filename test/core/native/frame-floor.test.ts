@@ -1,7 +1,9 @@
 // helper/frame-floor.c, the floor of `npm run bench -- native`: a C client and server
-// exchanging a shimmed NOTIFY's frames over the shim's ring or a socket. It exits 0 only
-// when every reply came back for its request, in order, so a run that ends well proves
-// the exchange (and the ring's idle/doorbell handshake, which a lost wake-up would hang).
+// exchanging a shimmed NOTIFY's frames over the shim's ring (waited on as the shim and the
+// server wait: a learned poll, then the bell or the doorbell; or, ring-poll, polled as
+// before) or a socket. It exits 0 only when every reply came back for its request, in
+// order, so a run that ends well proves the exchange (and the ring's idle, bell and
+// doorbell handshakes, which a lost wake-up would hang).
 import { spawnSync } from 'node:child_process'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { frameFloorPath } from '../../../src/core/native/preflight.js'
@@ -16,7 +18,7 @@ function floor(...args: string[]) {
 describe.skipIf(helperUnavailable)('frame-floor (the native benchmark floor)', () => {
   beforeAll(() => buildHelper())
 
-  for (const transport of ['ring', 'socket']) {
+  for (const transport of ['ring', 'ring-poll', 'socket']) {
     for (const inFlight of ['1', '16']) {
       it(`${transport}, ${inFlight} in flight: every request answered, in order`, () => {
         const r = floor(transport, '3000', inFlight)
@@ -39,7 +41,9 @@ describe.skipIf(helperUnavailable)('frame-floor (the native benchmark floor)', (
     ]) {
       const r = floor(...args)
       expect(r.status, args.join(' ')).toBe(2)
-      expect(r.stderr).toMatch(/^usage: frame-floor ring\|socket CALLS \[IN_FLIGHT\(1-1024\)\]/)
+      expect(r.stderr).toMatch(
+        /^usage: frame-floor ring\|ring-poll\|socket CALLS \[IN_FLIGHT\(1-1024\)\]/,
+      )
       expect(r.stdout).toBe('')
     }
   })
