@@ -5,6 +5,7 @@
  * no shim. What a shimmed ioctl costs beyond this is the cost of our code.
  *
  *   build/frame-floor ring|ring-poll|socket CALLS [IN_FLIGHT]
+ *   build/frame-floor ring-threads THREADS CALLS_PER_THREAD
  *
  * ring:   the shim's shared-memory ring (hsm-ring.h), waited on as the shim and the
  *         server wait on it (SHIM.md, "The ring" and "Cost"): each side polls for a
@@ -17,6 +18,13 @@
  *         to 1 ms per reply, yielding after 50 µs, the server 200 µs after its last
  *         frame; a side that stops is woken by a doorbell byte on the socket.
  * socket: the same frames over a unix socket, each side blocking in read(2).
+ * ring-threads: the ring as a multi-threaded shimmed program uses it (shim-load with
+ *         THREADS threads): each client thread has one request out and waits for its own
+ *         reply exactly as a shim caller does (hsm-shim.c, finish_call): it polls the ring
+ *         for its learned budget, consuming it for everyone (replies for other threads are
+ *         handed over); then it takes the ring's bell if nobody has it and sleeps on it,
+ *         or else sleeps on an eventfd of its own; with nobody on the bell the server
+ *         rings the socket, and a reader thread drains the ring and hands replies over.
  *
  * IN_FLIGHT (default 1) requests are outstanding at a time. Prints one line, as
  * shim-load does: `calls C seconds S per_second R switches_per_call X`, the switches
@@ -25,11 +33,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -47,6 +57,7 @@
 #define REQUEST_SIZE (HSMP_HEADER_SIZE + HSMP_IOCTL_FIXED_SIZE + 8u)
 #define REPLY_SIZE HSMP_HEADER_SIZE
 #define MAX_IN_FLIGHT 1024
+#define MAX_THREADS 256
 /*
  * The most either side polls for its input before it sleeps: the shim's and the server's
  * defaults (HSM_SHIM_SPIN_US, HSMCTL_RING_SPIN_US), each learned down from there.
@@ -379,17 +390,337 @@ static long switches(int who)
 	return u.ru_nvcsw + u.ru_nivcsw;
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* ring-threads: the shim's waiting, in its own words (hsm-shim.c), minus what a floor    */
+/* does not need (signals, SYNC/DIFF frames, the socket transport).                       */
+
+/* A thread's request out and its reply (the shim's struct waiter). */
+struct waiter {
+	int used;
+	uint32_t id;
+	atomic_int done;
+	/* Its thread sleeps on the ring's bell, not on wake_fd. */
+	atomic_int on_bell;
+	int wake_fd;
+	int ok; /* the reply came and said 0 */
+	long replies;
+};
+static struct waiter waiters[MAX_THREADS];
+static long thread_count, per_thread;
+/* Serialises frames into the ring (the shim's `lock`). */
+static pthread_mutex_t send_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The waiter table: whoever drains the ring hands replies over under it. */
+static pthread_mutex_t wlock = PTHREAD_MUTEX_INITIALIZER;
+/* The consumer of the server's ring: a caller waiting for its reply, or the reader. */
+static pthread_mutex_t rdlock = PTHREAD_MUTEX_INITIALIZER;
+static struct hsm_ring_end t_out, t_in;
+static uint8_t t_rx[MAX_THREADS * REPLY_SIZE + REPLY_SIZE];
+static size_t t_rx_len;
+static atomic_int lost;
+static uint32_t next_id = 1;
+static pthread_barrier_t start_line;
+/* The waiter this thread polls the ring for (ring_lead): its reply needs no wake-up. */
+static __thread struct waiter *leading_for;
+static __thread pid_t bell_tid;
+static __thread uint32_t bell_seq;
+/* How long this thread has learned its replies are worth polling for (the most at first). */
+static __thread uint64_t learned_spin = UINT64_MAX;
+
+/* Finish a waiter (wlock held) and wake its thread, unless it is the one draining. */
+static void complete_waiter(struct waiter *w, int ok)
+{
+	w->ok = ok;
+	atomic_store(&w->done, 1);
+	if (w != leading_for) {
+		if (atomic_load(&w->on_bell)) {
+			hsm_ring_ring_bell(shared);
+		} else {
+			uint64_t one = 1;
+			(void)!write(w->wake_fd, &one, sizeof(one));
+		}
+	}
+}
+
+/* A reply from the ring: to the waiter of its id, which must be out (the shim's dispatch). */
+static void dispatch(const struct hsmp_header *h, const uint8_t *payload, void *ctx)
+{
+	(void)payload;
+	(void)ctx;
+	if (h->op != HSMP_OP_IOCTL || h->length || h->result || h->error)
+		bad_frame("client");
+	pthread_mutex_lock(&wlock);
+	struct waiter *found = NULL;
+	for (long i = 0; i < thread_count; i++) {
+		struct waiter *w = &waiters[i];
+		if (w->used && w->id == h->id && !atomic_load(&w->done))
+			found = w;
+	}
+	if (!found)
+		bad_frame("client (a reply for no request out)");
+	complete_waiter(found, 1);
+	pthread_mutex_unlock(&wlock);
+}
+
+/* Take what the server has put in the ring and dispatch every whole frame (rdlock held). */
+static void drain_ring(void)
+{
+	for (;;) {
+		int64_t got = hsm_ring_take(&t_in, t_rx + t_rx_len, (uint32_t)(sizeof(t_rx) - t_rx_len));
+		if (got < 0)
+			bad_frame("client");
+		t_rx_len += (size_t)got;
+		frames_in(t_rx, &t_rx_len, "client", dispatch, NULL);
+		if (got == 0)
+			return;
+	}
+}
+
+/* Consume the ring until it stays empty, then say so (rdlock held). */
+static void drain_until_idle(void)
+{
+	do
+		drain_ring();
+	while (!hsm_ring_go_idle(&shared->shim_idle, &t_in));
+}
+
+static void fail_all_waiters(void)
+{
+	pthread_mutex_lock(&wlock);
+	for (long i = 0; i < thread_count; i++)
+		if (waiters[i].used && !atomic_load(&waiters[i].done))
+			complete_waiter(&waiters[i], 0);
+	pthread_mutex_unlock(&wlock);
+}
+
+/* Take the bell (one thread at a time sleeps on it); the count is read now. */
+static int bell_take(struct waiter *w)
+{
+	static __thread pid_t tid;
+	if (!tid)
+		tid = (pid_t)syscall(SYS_gettid);
+	uint32_t none = 0;
+	if (!atomic_compare_exchange_strong(&shared->shim_sleeper, &none, (uint32_t)tid))
+		return 0;
+	bell_tid = tid;
+	atomic_store(&w->on_bell, 1);
+	bell_seq = atomic_load(&shared->shim_bell);
+	return 1;
+}
+
+static void bell_release(struct waiter *w)
+{
+	atomic_store(&w->on_bell, 0);
+	uint32_t mine = (uint32_t)bell_tid;
+	atomic_compare_exchange_strong(&shared->shim_sleeper, &mine, 0);
+	bell_tid = 0;
+}
+
+/* Poll the ring for w's reply for at most `budget`, consuming it for everyone. */
+static void ring_lead(struct waiter *w, uint64_t budget)
+{
+	struct spin spin = spin_for(now_ns(), budget);
+	while (!atomic_load(&w->done)) {
+		if (pthread_mutex_trylock(&rdlock) == 0) {
+			atomic_store(&shared->shim_idle, 0);
+			leading_for = w;
+			for (;;) {
+				drain_ring();
+				if (atomic_load(&w->done) || !spin_more(&spin))
+					break;
+			}
+			/* Stopping without the reply: the server's next frames ring the bell this
+			 * thread will sleep on, not the reader's socket. */
+			if (!atomic_load(&w->done))
+				bell_take(w);
+			drain_until_idle();
+			leading_for = NULL;
+			pthread_mutex_unlock(&rdlock);
+			return;
+		}
+		/* Another thread consumes the ring; it hands our reply over. */
+		if (!spin_more(&spin))
+			return;
+	}
+}
+
+/* Drain the ring for w's thread; nothing when another thread holds it (it hands over). */
+static void ring_drain_for(struct waiter *w)
+{
+	if (pthread_mutex_trylock(&rdlock) != 0)
+		return;
+	atomic_store(&shared->shim_idle, 0);
+	leading_for = w;
+	drain_until_idle();
+	leading_for = NULL;
+	pthread_mutex_unlock(&rdlock);
+}
+
+/* A hang guard on every sleep: a server that died never rings (the reader sees it too). */
+static const struct timespec recheck = { 0, 100000000 };
+
+static void check_alive(void)
+{
+	if (peer_gone() || atomic_load(&lost)) {
+		atomic_store(&lost, 1);
+		fail_all_waiters();
+	}
+}
+
+/*
+ * Sleep on the bell until the server, or a thread handing the reply over, rings it; then
+ * drain the ring. 1 when woken (or the guard's timeout), 0 when another thread has the
+ * bell: this one then sleeps on its wake_fd.
+ */
+static int ring_sleep(struct waiter *w)
+{
+	if (!bell_tid && !bell_take(w))
+		return 0;
+	if (!atomic_load(&w->done) &&
+	    atomic_load(&shared->down_tail) == atomic_load(&shared->down_head) &&
+	    syscall(SYS_futex, &shared->shim_bell, FUTEX_WAIT, bell_seq, &recheck, NULL, 0) < 0 &&
+	    errno == ETIMEDOUT)
+		check_alive();
+	bell_release(w);
+	if (!atomic_load(&w->done))
+		ring_drain_for(w);
+	return 1;
+}
+
+/* One request out (the shim's finish_call): send, then wait as a shim caller does. */
+static int call(struct waiter *w)
+{
+	uint8_t request[REQUEST_SIZE];
+	pthread_mutex_lock(&send_lock);
+	uint32_t id = next_id++;
+	pthread_mutex_lock(&wlock);
+	w->used = 1;
+	w->id = id;
+	w->ok = 0;
+	atomic_store(&w->done, 0);
+	atomic_store(&w->on_bell, 0);
+	pthread_mutex_unlock(&wlock);
+	encode_request(request, id);
+	put_frames(&t_out, request, REQUEST_SIZE);
+	pthread_mutex_unlock(&send_lock);
+
+	uint64_t most = SPIN_MAX_NS;
+	uint64_t started = now_ns();
+	ring_lead(w, learned_spin < most ? learned_spin : most);
+	while (!atomic_load(&w->done)) {
+		if (ring_sleep(w))
+			continue;
+		struct pollfd p = { .fd = w->wake_fd, .events = POLLIN };
+		int r = poll(&p, 1, (int)(recheck.tv_nsec / 1000000));
+		if (r > 0) {
+			uint64_t v;
+			(void)!read(w->wake_fd, &v, sizeof(v));
+		} else if (r == 0) {
+			check_alive();
+		}
+	}
+	if (bell_tid)
+		bell_release(w);
+	if (learned_spin > most)
+		learned_spin = most;
+	hsm_spin_learn(&learned_spin, now_ns() - started, most);
+	pthread_mutex_lock(&wlock);
+	w->used = 0;
+	pthread_mutex_unlock(&wlock);
+	return w->ok;
+}
+
+static void *caller_main(void *arg)
+{
+	struct waiter *w = arg;
+	pthread_barrier_wait(&start_line);
+	for (long i = 0; i < per_thread && call(w); i++)
+		w->replies++;
+	return NULL;
+}
+
+/* Nobody polls the ring: the server's doorbell (a byte on the socket) wakes this thread. */
+static void *reader_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		uint8_t bells[64];
+		ssize_t r = recv(sock, bells, sizeof(bells), 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		pthread_mutex_lock(&rdlock);
+		atomic_store(&shared->shim_idle, 0);
+		drain_until_idle(); /* also on the way out: the server's last replies */
+		pthread_mutex_unlock(&rdlock);
+		if (r <= 0)
+			break;
+	}
+	atomic_store(&lost, 1);
+	fail_all_waiters();
+	return NULL;
+}
+
+/* The client of ring-threads: the replies that came back (all, or it failed), and when. */
+static long threaded_client(uint64_t *started, uint64_t *ended)
+{
+	t_out = hsm_ring_up(shared, shared->size, 1);
+	t_in = hsm_ring_down(shared, shared->size, 0);
+	pthread_t callers[MAX_THREADS], reader;
+	if (pthread_barrier_init(&start_line, NULL, (unsigned)thread_count + 1) != 0)
+		die("pthread_barrier_init");
+	for (long i = 0; i < thread_count; i++) {
+		waiters[i].wake_fd = eventfd(0, EFD_CLOEXEC);
+		if (waiters[i].wake_fd < 0)
+			die("eventfd");
+		errno = pthread_create(&callers[i], NULL, caller_main, &waiters[i]);
+		if (errno)
+			die("pthread_create");
+	}
+	errno = pthread_create(&reader, NULL, reader_main, NULL);
+	if (errno)
+		die("pthread_create");
+	pthread_barrier_wait(&start_line);
+	*started = now_ns();
+	long replies = 0;
+	for (long i = 0; i < thread_count; i++) {
+		pthread_join(callers[i], NULL);
+		replies += waiters[i].replies;
+	}
+	*ended = now_ns();
+	if (replies != thread_count * per_thread)
+		shutdown(sock, SHUT_RDWR); /* a server still waiting for calls gives up */
+	/* The reader ends when the server, having served every call, closes its socket. */
+	pthread_join(reader, NULL);
+	return replies;
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: frame-floor ring|ring-poll|socket CALLS [IN_FLIGHT(1-%d)]\n"
+		"       frame-floor ring-threads THREADS(1-%d) CALLS_PER_THREAD\n",
+		MAX_IN_FLIGHT, MAX_THREADS);
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
-	old_poll = argc >= 3 && strcmp(argv[1], "ring-poll") == 0;
-	ring_mode = argc >= 3 && (old_poll || strcmp(argv[1], "ring") == 0);
-	calls = argc >= 3 ? strtol(argv[2], NULL, 10) : 0;
-	in_flight = argc >= 4 ? strtol(argv[3], NULL, 10) : 1;
-	if (argc < 3 || argc > 4 || (!ring_mode && strcmp(argv[1], "socket") != 0) || calls < 1 ||
-	    calls > (long)INT32_MAX || in_flight < 1 || in_flight > MAX_IN_FLIGHT) {
-		fprintf(stderr, "usage: frame-floor ring|ring-poll|socket CALLS [IN_FLIGHT(1-%d)]\n",
-			MAX_IN_FLIGHT);
-		return 2;
+	int threaded = argc >= 2 && strcmp(argv[1], "ring-threads") == 0;
+	if (threaded) {
+		thread_count = argc == 4 ? strtol(argv[2], NULL, 10) : 0;
+		per_thread = argc == 4 ? strtol(argv[3], NULL, 10) : 0;
+		if (thread_count < 1 || thread_count > MAX_THREADS || per_thread < 1 ||
+		    per_thread > (long)INT32_MAX / thread_count)
+			return usage();
+		ring_mode = 1;
+		calls = thread_count * per_thread;
+	} else {
+		old_poll = argc >= 3 && strcmp(argv[1], "ring-poll") == 0;
+		ring_mode = argc >= 3 && (old_poll || strcmp(argv[1], "ring") == 0);
+		calls = argc >= 3 ? strtol(argv[2], NULL, 10) : 0;
+		in_flight = argc >= 4 ? strtol(argv[3], NULL, 10) : 1;
+		if (argc < 3 || argc > 4 || (!ring_mode && strcmp(argv[1], "socket") != 0) ||
+		    calls < 1 || calls > (long)INT32_MAX || in_flight < 1 || in_flight > MAX_IN_FLIGHT)
+			return usage();
 	}
 	int pair[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
@@ -424,33 +755,38 @@ int main(int argc, char **argv)
 	if (read(sock, &ready, 1) != 1)
 		die("the server did not start");
 
-	struct hsm_ring_end out = {0}, in = {0};
-	if (ring_mode) {
-		out = hsm_ring_up(shared, shared->size, 1);
-		in = hsm_ring_down(shared, shared->size, 0);
-	}
-	static uint8_t requests[MAX_IN_FLIGHT * REQUEST_SIZE];
-	static uint8_t rx[MAX_IN_FLIGHT * REPLY_SIZE];
-	size_t rx_len = 0;
-	struct client_state c = { 0 };
-	long sent = 0;
 	long before = switches(RUSAGE_SELF);
-	uint64_t start = now_ns();
-	while (c.done < calls) {
-		/* Top up to IN_FLIGHT outstanding requests, then wait for at least one reply. */
-		size_t n = 0;
-		while (sent < calls && sent - c.done < in_flight) {
-			encode_request(requests + n, (uint32_t)(sent + 1));
-			n += REQUEST_SIZE;
-			sent++;
-		}
-		if (n)
-			put_frames(&out, requests, n);
-		if (!take_bytes(&in, rx, sizeof(rx), &rx_len))
+	uint64_t start = now_ns(), end = 0;
+	if (threaded) {
+		if (threaded_client(&start, &end) != calls)
 			bad_frame("client (the server left)");
-		frames_in(rx, &rx_len, "client", reply_frame, &c);
+	} else {
+		struct hsm_ring_end out = {0}, in = {0};
+		if (ring_mode) {
+			out = hsm_ring_up(shared, shared->size, 1);
+			in = hsm_ring_down(shared, shared->size, 0);
+		}
+		static uint8_t requests[MAX_IN_FLIGHT * REQUEST_SIZE];
+		static uint8_t rx[MAX_IN_FLIGHT * REPLY_SIZE];
+		size_t rx_len = 0;
+		struct client_state c = { 0 };
+		long sent = 0;
+		while (c.done < calls) {
+			/* Top up to IN_FLIGHT outstanding requests, then wait for at least one reply. */
+			size_t n = 0;
+			while (sent < calls && sent - c.done < in_flight) {
+				encode_request(requests + n, (uint32_t)(sent + 1));
+				n += REQUEST_SIZE;
+				sent++;
+			}
+			if (n)
+				put_frames(&out, requests, n);
+			if (!take_bytes(&in, rx, sizeof(rx), &rx_len))
+				bad_frame("client (the server left)");
+			frames_in(rx, &rx_len, "client", reply_frame, &c);
+		}
 	}
-	double seconds = (double)(now_ns() - start) / 1e9;
+	double seconds = (double)((end ? end : now_ns()) - start) / 1e9;
 	long own = switches(RUSAGE_SELF) - before;
 	int status;
 	if (waitpid(child, &status, 0) < 0)

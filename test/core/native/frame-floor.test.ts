@@ -3,7 +3,9 @@
 // server wait: a learned poll, then the bell or the doorbell; or, ring-poll, polled as
 // before) or a socket. It exits 0 only when every reply came back for its request, in
 // order, so a run that ends well proves the exchange (and the ring's idle, bell and
-// doorbell handshakes, which a lost wake-up would hang).
+// doorbell handshakes, which a lost wake-up would hang). ring-threads: THREADS threads each
+// with one request out, waiting as a shim caller does; it exits 0 only when every thread got
+// each of its replies (matched by id, a reply for no request out fails it).
 import { spawnSync } from 'node:child_process'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { frameFloorPath } from '../../../src/core/native/preflight.js'
@@ -31,18 +33,39 @@ describe.skipIf(helperUnavailable)('frame-floor (the native benchmark floor)', (
     }
   }
 
-  it('refuses a bad transport, count or window with its usage (exit 2)', () => {
+  // shim-load's way (16 threads, each waiting for its own reply: a poll, then the ring's
+  // bell, or its eventfd while another thread holds the bell and hands the reply over).
+  for (const [threads, each] of [
+    ['1', '3000'],
+    ['16', '200'],
+    ['64', '50'],
+  ]) {
+    it(`ring-threads, ${threads} threads x ${each}: every thread's reply handed to it`, () => {
+      const r = floor('ring-threads', threads, each)
+      expect(r.stderr).toBe('')
+      expect(r.status).toBe(0)
+      const m = LINE.exec(r.stdout)
+      expect(m?.[1]).toBe(String(Number(threads) * Number(each)))
+      expect(Number(m?.[2])).toBeGreaterThan(0)
+    })
+  }
+
+  it('refuses a bad transport, count, window or thread count with its usage (exit 2)', () => {
     for (const args of [
       ['pipe', '10'],
       ['ring', '0'],
       ['ring', '10', '0'],
       ['socket', '10', '1025'],
       ['ring'],
+      ['ring-threads', '0', '10'],
+      ['ring-threads', '257', '10'],
+      ['ring-threads', '16', '0'],
+      ['ring-threads', '16'],
     ]) {
       const r = floor(...args)
       expect(r.status, args.join(' ')).toBe(2)
       expect(r.stderr).toMatch(
-        /^usage: frame-floor ring\|ring-poll\|socket CALLS \[IN_FLIGHT\(1-1024\)\]/,
+        /^usage: frame-floor ring\|ring-poll\|socket CALLS \[IN_FLIGHT\(1-1024\)\]\n {7}frame-floor ring-threads THREADS\(1-256\) CALLS_PER_THREAD\n$/,
       )
       expect(r.stdout).toBe('')
     }
