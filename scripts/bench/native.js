@@ -134,7 +134,7 @@ export async function run(report) {
         s.load16,
         s.threads16,
         `${bare}, ring, 16 client threads each waiting for its own reply (poll, bell, hand-over)`,
-        0.05,
+        0.1,
       ],
       [
         'helper + shim, socket, pipelined',
@@ -172,7 +172,7 @@ export async function run(report) {
       `the floors wait on the ring as the shim and the server do (a learned poll of at most 50 µs, then a futex or a doorbell); polled as before (up to 1 ms per reply, 200 µs in the server) the bare ring gave ${human(median(s.ringPoll1))} round trips/s with 1 in flight (ring floor now ${human(median(s.ring1))}) and ${human(median(s.ringPoll16))} with 16 (now ${human(median(s.ring16))})`,
     )
     report.note(
-      `shim-load 16 threads against the streaming floor (one client thread, 16 in flight, no per-caller wake-up): ${human(median(s.ring16))} round trips/s, ratio ${(median(s.load16) / median(s.ring16)).toFixed(3)}; against its own (16 waiting threads): ${human(median(s.threads16))}`,
+      `shim-load 16 threads against the streaming floor (one client thread, 16 in flight, no per-caller wake-up): ${human(median(s.ring16))} round trips/s, ratio ${(median(s.load16) / median(s.ring16)).toFixed(3)}; against its own (16 waiting threads): ${human(median(s.threads16))}. Its target, 0.1: against this floor it gave 0.22 to 0.47 at load 5.5 with the test suite running (floor 75k to 130k), and the quiet value measured before (about 43k/s) against this floor alone (116k to 159k) would be 0.27 to 0.37`,
     )
     report.note(
       'wall-clock rates: the calls cross processes, and the ring polls (CPU time would count its spinning)',
