@@ -36,16 +36,16 @@ describe.skipIf(helperUnavailable)('frame-floor (the native benchmark floor)', (
   // shim-load's way (16 threads, each waiting for its own reply: a poll, then the ring's
   // bell, or its eventfd while another thread holds the bell and hands the reply over).
   for (const [threads, each] of [
-    ['1', '3000'],
-    ['16', '200'],
-    ['64', '50'],
-  ]) {
+    [1, 3000],
+    [16, 200],
+    [64, 50],
+  ] as const) {
     it(`ring-threads, ${threads} threads x ${each}: every thread's reply handed to it`, () => {
-      const r = floor('ring-threads', threads, each)
+      const r = floor('ring-threads', String(threads), String(each))
       expect(r.stderr).toBe('')
       expect(r.status).toBe(0)
       const m = LINE.exec(r.stdout)
-      expect(m?.[1]).toBe(String(Number(threads) * Number(each)))
+      expect(m?.[1]).toBe(String(threads * each))
       expect(Number(m?.[2])).toBeGreaterThan(0)
     })
   }
