@@ -3,7 +3,7 @@
 // one: stdio passed through, the signals hsmctl gets passed on, and the program's exit
 // status returned (128 + N when signal N killed it, as a shell reports it).
 
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { constants as fsConstants, existsSync } from 'node:fs'
 import { access, stat } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
@@ -137,13 +137,19 @@ export function runProgram(
   env: NodeJS.ProcessEnv,
 ): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(path, args, { argv0: program, env, stdio: 'inherit' })
+    // The handlers come first: a signal sent as soon as the program is seen running (on a
+    // loaded machine, before this thread ran on past spawn) killed hsmctl by default and
+    // left the program running, orphaned. Node runs them on a later turn, when `child` is set.
+    const running: { child?: ChildProcess } = {}
     const forward = (signal: NodeJS.Signals) => () => {
+      const child = running.child
       // it may have exited a moment ago: nothing to pass on
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      if (child && child.exitCode === null && child.signalCode === null) child.kill(signal)
     }
     const handlers = FORWARDED_SIGNALS.map((s) => [s, forward(s)] as const)
     for (const [s, h] of handlers) process.on(s, h)
+    const child = spawn(path, args, { argv0: program, env, stdio: 'inherit' })
+    running.child = child
     const done = () => {
       for (const [s, h] of handlers) process.off(s, h)
     }
