@@ -74,7 +74,10 @@ export class TapService {
         tapTrace.publish(r)
         if (!own) options.trace.publish(r)
       },
-      vmCreated: (vmid) => forget(vmid),
+      // On the simulation its own CREATE_VM (simIoctl) already started the daemon's
+      // statistics afresh, in order; the tap's report of it comes in a later batch, after
+      // the new VM's first requests, and would wipe them. The tap's own hub is in order.
+      vmCreated: (vmid) => (own ? tapTrace.forgetVm(vmid) : forget(vmid)),
       ...(options.log ? { log: options.log } : {}),
     })
     // a VM another process made may have the vmid of one destroyed since: its requests

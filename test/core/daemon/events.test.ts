@@ -245,9 +245,12 @@ describe('Discovery', () => {
       discovery.look() // nothing new: nothing reported twice
       vms[0]!.state = 'paused'
       discovery.look()
-      vms.splice(0)
+      // acrn-dm dies, then the simulation drops its VM, in that order: the look the socket
+      // files' inotify events start while this test awaits the exit must not find the VM
+      // gone before its process
       proc.kill('SIGKILL')
       await new Promise((r) => proc.once('exit', r))
+      vms.splice(0)
       discovery.look()
     } finally {
       discovery.stop()
