@@ -90,13 +90,6 @@ static void bad_frame(const char *who)
 	exit(1);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 static int server_side;
 
 /*
@@ -119,7 +112,7 @@ static struct spin spin_for(uint64_t start, uint64_t budget)
 static int spin_more(struct spin *s)
 {
 	if ((++s->rounds & 15) == 0) {
-		uint64_t t = now_ns();
+		uint64_t t = hsm_now_ns();
 		if (t >= s->deadline)
 			return 0;
 		if (t >= s->next && server_side) {
@@ -265,7 +258,7 @@ static int take_bytes(struct hsm_ring_end *in, uint8_t *buf, size_t cap, size_t 
 			return r > 0;
 		}
 	}
-	uint64_t started = now_ns();
+	uint64_t started = hsm_now_ns();
 	uint64_t budget = old_poll ? (server_side ? OLD_SERVER_SPIN_NS : OLD_CLIENT_SPIN_NS) : learned;
 	struct spin spin = spin_for(started, budget);
 	for (;;) {
@@ -275,7 +268,7 @@ static int take_bytes(struct hsm_ring_end *in, uint8_t *buf, size_t cap, size_t 
 		if (got > 0) {
 			*len += (size_t)got;
 			if (!old_poll)
-				hsm_spin_learn(&learned, now_ns() - started, SPIN_MAX_NS);
+				hsm_spin_learn(&learned, hsm_now_ns() - started, SPIN_MAX_NS);
 			return 1;
 		}
 		if (spin_more(&spin))
@@ -283,7 +276,7 @@ static int take_bytes(struct hsm_ring_end *in, uint8_t *buf, size_t cap, size_t 
 		if (!sleep_for_input(in))
 			return 0;
 		/* Woken: take what came, and sleep again at once if nothing did. */
-		spin = spin_for(now_ns(), old_poll ? budget : 0);
+		spin = spin_for(hsm_now_ns(), old_poll ? budget : 0);
 	}
 }
 
@@ -518,7 +511,7 @@ static void bell_release(struct waiter *w)
 /* Poll the ring for w's reply for at most `budget`, consuming it for everyone. */
 static void ring_lead(struct waiter *w, uint64_t budget)
 {
-	struct spin spin = spin_for(now_ns(), budget);
+	struct spin spin = spin_for(hsm_now_ns(), budget);
 	while (!atomic_load(&w->done)) {
 		if (pthread_mutex_trylock(&rdlock) == 0) {
 			atomic_store(&shared->shim_idle, 0);
@@ -604,7 +597,7 @@ static int call(struct waiter *w)
 	pthread_mutex_unlock(&send_lock);
 
 	uint64_t most = SPIN_MAX_NS;
-	uint64_t started = now_ns();
+	uint64_t started = hsm_now_ns();
 	ring_lead(w, learned_spin < most ? learned_spin : most);
 	while (!atomic_load(&w->done)) {
 		if (ring_sleep(w))
@@ -622,7 +615,7 @@ static int call(struct waiter *w)
 		bell_release(w);
 	if (learned_spin > most)
 		learned_spin = most;
-	hsm_spin_learn(&learned_spin, now_ns() - started, most);
+	hsm_spin_learn(&learned_spin, hsm_now_ns() - started, most);
 	pthread_mutex_lock(&wlock);
 	w->used = 0;
 	pthread_mutex_unlock(&wlock);
@@ -679,13 +672,13 @@ static long threaded_client(uint64_t *started, uint64_t *ended)
 	if (errno)
 		die("pthread_create");
 	pthread_barrier_wait(&start_line);
-	*started = now_ns();
+	*started = hsm_now_ns();
 	long replies = 0;
 	for (long i = 0; i < thread_count; i++) {
 		pthread_join(callers[i], NULL);
 		replies += waiters[i].replies;
 	}
-	*ended = now_ns();
+	*ended = hsm_now_ns();
 	if (replies != thread_count * per_thread)
 		shutdown(sock, SHUT_RDWR); /* a server still waiting for calls gives up */
 	/* The reader ends when the server, having served every call, closes its socket. */
@@ -756,7 +749,7 @@ int main(int argc, char **argv)
 		die("the server did not start");
 
 	long before = switches(RUSAGE_SELF);
-	uint64_t start = now_ns(), end = 0;
+	uint64_t start = hsm_now_ns(), end = 0;
 	if (threaded) {
 		if (threaded_client(&start, &end) != calls)
 			bad_frame("client (the server left)");
@@ -786,7 +779,7 @@ int main(int argc, char **argv)
 			frames_in(rx, &rx_len, "client", reply_frame, &c);
 		}
 	}
-	double seconds = (double)((end ? end : now_ns()) - start) / 1e9;
+	double seconds = (double)((end ? end : hsm_now_ns()) - start) / 1e9;
 	long own = switches(RUSAGE_SELF) - before;
 	int status;
 	if (waitpid(child, &status, 0) < 0)

@@ -199,25 +199,6 @@ static napi_async_context wake_context;
 static napi_async_cleanup_hook_handle cleanup_handle;
 static unsigned spin_ns = 50000;
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-/* One round of a spin. Now and then the CPU is offered to another thread: on a machine
- * with more runnable threads than cores, the thread we wait for may be queued behind us. */
-static inline void relax(unsigned round)
-{
-	if ((round & 31) == 31)
-		sched_yield();
-#if defined(__x86_64__) || defined(__i386__)
-	else
-		__builtin_ia32_pause();
-#endif
-}
-
 static void futex_wait(_Atomic uint32_t *word, uint32_t value)
 {
 	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
@@ -232,7 +213,7 @@ static void futex_wake(_Atomic uint32_t *word)
 
 static void post(struct vcpu *v, int32_t state)
 {
-	v->posted_at = now_ns();
+	v->posted_at = hsm_now_ns();
 	atomic_store(&v->rec->state, state);
 	atomic_fetch_add(&control->posted, 1);
 	if (!atomic_load(&control->main_polling))
@@ -397,9 +378,9 @@ static void park(struct vcpu *v, uint32_t seen, bool spin)
 		for (unsigned i = 0;; i++) {
 			if (atomic_load_explicit(&v->wake, memory_order_acquire) != seen)
 				return;
-			if ((i & 63) == 63 && now_ns() >= deadline)
+			if ((i & 63) == 63 && hsm_now_ns() >= deadline)
 				break;
-			relax(i);
+			hsm_relax(i);
 		}
 	}
 	atomic_store(&v->sleeping, 1);
@@ -426,7 +407,7 @@ static void *vcpu_main(void *arg)
 			continue;
 		}
 		if (st == REC_DONE) {
-			hsm_spin_learn(&v->spin_budget, now_ns() - v->posted_at, spin_ns);
+			hsm_spin_learn(&v->spin_budget, hsm_now_ns() - v->posted_at, spin_ns);
 			finish_access(v);
 			continue;
 		}
@@ -467,7 +448,7 @@ static void wait_parked(struct vcpu *v)
 	atomic_store(&v->main_waits, 1);
 	for (unsigned i = 0; !atomic_load(&v->parked); i++) {
 		if (i < 1000)
-			relax(i);
+			hsm_relax(i);
 		else
 			futex_wait(&v->parked, 0);
 	}
@@ -1247,16 +1228,16 @@ static napi_value k_wait(napi_env env, napi_callback_info info)
 		return NULL;
 	CHECK(napi_get_value_uint32(env, argv[0], &seen));
 	CHECK(napi_get_value_double(env, argv[1], &ns));
-	uint64_t deadline = now_ns() + (ns > 0 ? (uint64_t)ns : 0);
+	uint64_t deadline = hsm_now_ns() + (ns > 0 ? (uint64_t)ns : 0);
 	bool found = false;
 	for (unsigned i = 0;; i++) {
 		if (atomic_load(&control->posted) != seen) {
 			found = true;
 			break;
 		}
-		if ((i & 15) == 0 && now_ns() >= deadline)
+		if ((i & 15) == 0 && hsm_now_ns() >= deadline)
 			break;
-		relax(i);
+		hsm_relax(i);
 	}
 	CHECK(napi_get_boolean(env, found, &out));
 	return out;

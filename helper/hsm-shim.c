@@ -494,13 +494,6 @@ static void free_builder(struct builder *b)
 	*b = (struct builder){ 0 };
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 /* One byte on the socket: the server's event loop wakes and polls the ring again. */
 static void ring_doorbell(void)
 {
@@ -1081,7 +1074,7 @@ static int finish_call(struct builder *b, struct waiter *w, int blocking, struct
 	int masked = 1;
 	uint64_t most = blocking && spin_ns > BLOCKING_SPIN_NS ? BLOCKING_SPIN_NS : spin_ns;
 	uint64_t *learned = &learned_spin[blocking != 0];
-	uint64_t started = ring ? now_ns() : 0;
+	uint64_t started = ring ? hsm_now_ns() : 0;
 	if (ring)
 		ring_lead(w, *learned < most ? *learned : most);
 	if (!atomic_load(&w->done)) {
@@ -1111,7 +1104,7 @@ static int finish_call(struct builder *b, struct waiter *w, int blocking, struct
 	if (ring) {
 		if (*learned > most)
 			*learned = most;
-		hsm_spin_learn(learned, now_ns() - started, most);
+		hsm_spin_learn(learned, hsm_now_ns() - started, most);
 	}
 	out->result = w->result;
 	out->error = w->error;
@@ -1310,7 +1303,7 @@ struct spin {
 
 static struct spin spin_for(uint64_t budget)
 {
-	uint64_t start = now_ns();
+	uint64_t start = hsm_now_ns();
 	struct spin s = { start + budget, start + SPIN_YIELD_NS, 0 };
 	return s;
 }
@@ -1319,7 +1312,7 @@ static int spin_more(struct spin *s)
 {
 	/* The clock costs more than a look at the ring: read it every few rounds. */
 	if ((++s->rounds & 15) == 0) {
-		uint64_t t = now_ns();
+		uint64_t t = hsm_now_ns();
 		if (t >= s->deadline)
 			return 0;
 		if (t >= s->yield_after)

@@ -14,14 +14,37 @@
  * spin, or after a yield that hands the CPU to someone else for a whole time slice.
  *
  * Used by libhsm-shim.so (a call waiting for its reply) and hsm_kvm.node (a vCPU thread
- * waiting for its exit's completion). Header-only.
+ * waiting for its exit's completion), and the floors that wait as they do (frame-floor,
+ * kvm-floor). Header-only.
  */
 #ifndef HSM_SPIN_H
 #define HSM_SPIN_H
 
+#include <sched.h>
 #include <stdint.h>
+#include <time.h>
 
 #define HSM_SPIN_GROW_START_NS 10000ull
+
+/* The clock every wait here is measured on. */
+static inline uint64_t hsm_now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* One round of a spin. Now and then the CPU is offered to another thread: on a machine
+ * with more runnable threads than cores, the thread we wait for may be queued behind us. */
+static inline void hsm_relax(unsigned round)
+{
+	if ((round & 31) == 31)
+		sched_yield();
+#if defined(__x86_64__) || defined(__i386__)
+	else
+		__builtin_ia32_pause();
+#endif
+}
 
 static inline void hsm_spin_learn(uint64_t *budget, uint64_t waited, uint64_t max)
 {

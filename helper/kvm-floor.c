@@ -71,27 +71,10 @@ static int usage(void)
 
 /* ---- handoff: the engine's crossing of each exit to another thread and back ---- */
 
-/* The engine's constants (hsm-kvm-addon.c spin_ns, relax() and its learned spin; kvm.ts
+/* The engine's constants (hsm-kvm-addon.c spin_ns, hsm_relax() and its learned spin; kvm.ts
  * SPIN_WINDOW_NS): the floor crosses as the engine does. */
 #define VCPU_SPIN_NS 50000ULL
 #define MAIN_WINDOW_NS 200000ULL
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-static inline void relax(unsigned round)
-{
-	if ((round & 31) == 31)
-		sched_yield();
-#if defined(__x86_64__) || defined(__i386__)
-	else
-		__builtin_ia32_pause();
-#endif
-}
 
 static void futex_wait(_Atomic uint32_t *word, uint32_t value)
 {
@@ -118,13 +101,13 @@ struct handoff {
 static void await_change(_Atomic uint32_t *word, uint32_t seen, uint64_t deadline,
 			 _Atomic int32_t *sleeps)
 {
-	if (deadline > now_ns()) {
+	if (deadline > hsm_now_ns()) {
 		for (unsigned i = 0;; i++) {
 			if (atomic_load(word) != seen)
 				return;
-			if ((i & 15) == 15 && now_ns() >= deadline)
+			if ((i & 15) == 15 && hsm_now_ns() >= deadline)
 				break;
-			relax(i);
+			hsm_relax(i);
 		}
 	}
 	while (atomic_load(word) == seen) {
@@ -161,10 +144,10 @@ static void *handoff_vcpu(void *arg)
 		if (h->run->io.port == KVM_BENCH_DONE_PORT)
 			break;
 		uint32_t seen = atomic_load(&h->done);
-		uint64_t posted_at = now_ns();
+		uint64_t posted_at = hsm_now_ns();
 		bump(&h->posted, &h->main_sleeps);
 		await_change(&h->done, seen, posted_at + budget, &h->vcpu_sleeps);
-		hsm_spin_learn(&budget, now_ns() - posted_at, VCPU_SPIN_NS);
+		hsm_spin_learn(&budget, hsm_now_ns() - posted_at, VCPU_SPIN_NS);
 	}
 	atomic_store(&h->finished, 1);
 	bump(&h->posted, &h->main_sleeps);
@@ -176,7 +159,7 @@ static void handoff_complete(struct handoff *h)
 {
 	uint32_t seen = 0;
 	while (!atomic_load(&h->finished)) {
-		await_change(&h->posted, seen, now_ns() + MAIN_WINDOW_NS, &h->main_sleeps);
+		await_change(&h->posted, seen, hsm_now_ns() + MAIN_WINDOW_NS, &h->main_sleeps);
 		seen = atomic_load(&h->posted);
 		if (atomic_load(&h->finished))
 			break;
