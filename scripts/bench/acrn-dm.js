@@ -12,11 +12,12 @@
 // so the host's directories are never touched. Where it cannot run, it says why and skips.
 //
 //   npm run build && npm run bench -- acrn-dm
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, URL } from 'node:url'
+import { privateAcrnNamespace } from './_acrn-namespace.js'
 import { rounds, START_UP, START_UP_ROUNDS, startUpMeasures, wallNote } from './_lib.js'
 
 export const title = 'acrn-dm VMs: hsmctl vm list --json vs acrnctl list on the same 4 VMs'
@@ -35,33 +36,6 @@ function cannot() {
   if (spawnSync('unshare', ['--version'], { stdio: 'ignore' }).status !== 0)
     return 'unshare (util-linux) is missing'
   return undefined
-}
-
-/** A mount namespace with /run and /usr/share/acrn/conf of its own: its holder's pid. */
-function privateNamespace(dir) {
-  mkdirSync(join(dir, 'upper'))
-  mkdirSync(join(dir, 'work'))
-  const script = [
-    'set -e',
-    'mount -t tmpfs tmpfs /run',
-    `mount -t overlay overlay -o lowerdir=/usr/share,upperdir=${dir}/upper,workdir=${dir}/work /usr/share`,
-    'mkdir -p /usr/share/acrn/conf',
-    'mount -t tmpfs tmpfs /usr/share/acrn/conf',
-    'exec sleep 2147483647',
-  ].join('\n')
-  const holder = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
-    stdio: 'ignore',
-  })
-  holder.unref()
-  for (let i = 0; i < 600; i++) {
-    const m = spawnSync('nsenter', ['-t', String(holder.pid), '-m', 'cat', '/proc/self/mounts'], {
-      encoding: 'utf8',
-    })
-    if (/ \/usr\/share\/acrn\/conf tmpfs /.test(m.stdout ?? '')) return holder.pid
-    spawnSync('sleep', ['0.05'])
-  }
-  holder.kill('SIGKILL')
-  throw new Error('bench acrn-dm: unshare could not make a private mount namespace')
 }
 
 export async function run(report) {
@@ -99,7 +73,7 @@ export async function run(report) {
   }
   const pids = []
   try {
-    ns = privateNamespace(dir)
+    ns = privateAcrnNamespace(dir)
     // a guest that writes COM1 and halts, as acrn-dm's -E loader takes it
     const guest = join(dir, 'guest.elf')
     const src = join(dir, 'g.S')

@@ -15,10 +15,11 @@ import {
   type ChildProcessWithoutNullStreams,
   type SpawnSyncReturns,
 } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, expect } from 'vitest'
+import { privateAcrnNamespace } from '../../scripts/bench/_acrn-namespace.js'
 import { buildHelper, helperUnavailable } from '../core/native/support.js'
 import { hsmctl, ROOT, RUN_JS, type CliResult } from './cli.js'
 
@@ -135,37 +136,7 @@ export class AcrnNamespace {
 
   static open(): AcrnNamespace {
     const dir = mkdtempSync(join(tmpdir(), 'hsmctl-acrn-ns-'))
-    mkdirSync(join(dir, 'upper'))
-    mkdirSync(join(dir, 'work'))
-    const script = [
-      'set -e',
-      'mount -t tmpfs tmpfs /run',
-      `mount -t overlay overlay -o lowerdir=/usr/share,upperdir=${dir}/upper,workdir=${dir}/work /usr/share`,
-      'mkdir -p /usr/share/acrn/conf',
-      'mount -t tmpfs tmpfs /usr/share/acrn/conf',
-      'exec sleep 2147483647',
-    ].join('\n')
-    const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
-      stdio: 'ignore',
-    })
-    child.unref()
-    // ready once its mounts are made (unshare execs sh, which execs sleep: one pid)
-    const pid = child.pid!
-    const deadline = Date.now() + 30_000 // a hang guard only
-    for (;;) {
-      const mounts = spawnSync(
-        'nsenter',
-        ['-t', String(pid), '-m', '--', 'cat', '/proc/self/mounts'],
-        {
-          encoding: 'utf8',
-        },
-      )
-      if (mounts.status === 0 && / \/usr\/share\/acrn\/conf tmpfs /.test(mounts.stdout)) break
-      if (child.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`unshare could not make a private mount namespace (${child.exitCode})`)
-      }
-      spawnSync('sleep', ['0.05'])
-    }
+    const pid = privateAcrnNamespace(dir)
     return new AcrnNamespace(pid, dir)
   }
 
