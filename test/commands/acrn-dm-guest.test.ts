@@ -17,7 +17,7 @@ import {
   type RunningAcrnDm,
 } from '../support/acrn-dm.js'
 import { assembleElf32 } from '../support/assemble.js'
-import { guestCodeUnavailable } from '../support/guests.js'
+import { guestCodeUnavailable, PRINT_HEX } from '../support/guests.js'
 import { hsmctl } from '../support/cli.js'
 import type { Json } from '../support/hsmd-session.js'
 
@@ -67,24 +67,7 @@ cfg_read:
 	in (%dx), %eax
 	ret
 
-print_hex:                     # %eax as 8 hex digits and a newline on COM1
-	push %ebx
-	mov %eax, %ebx
-	mov $8, %ecx
-	mov $0x3f8, %dx
-2:	rol $4, %ebx
-	mov %ebx, %eax
-	and $0xf, %eax
-	cmp $10, %al
-	jb 3f
-	add $('a' - 10 - '0'), %al
-3:	add $'0', %al
-	out %al, (%dx)
-	loop 2b
-	mov $'\\n', %al
-	out %al, (%dx)
-	pop %ebx
-	ret
+${PRINT_HEX}
 `
 
 describe.skipIf(why !== undefined)(

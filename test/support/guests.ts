@@ -178,6 +178,26 @@ export function picInit(base: number, unmasked: readonly number[]): string {
 	out %al, $0xa1`
 }
 
+/** A 32-bit subroutine: `call print_hex` writes %eax as 8 hex digits and a newline on COM1. */
+export const PRINT_HEX = `print_hex:                     # %eax as 8 hex digits and a newline on COM1
+	push %ebx
+	mov %eax, %ebx
+	mov $8, %ecx
+	mov $0x3f8, %dx
+2:	rol $4, %ebx
+	mov %ebx, %eax
+	and $0xf, %eax
+	cmp $10, %al
+	jb 3f
+	add $('a' - 10 - '0'), %al
+3:	add $'0', %al
+	out %al, (%dx)
+	loop 2b
+	mov $'\\n', %al
+	out %al, (%dx)
+	pop %ebx
+	ret`
+
 /** Non-specific end of interrupt to the master 8259. */
 export const PIC_EOI = `	mov $0x20, %al
 	out %al, $0x20`
