@@ -10,7 +10,6 @@
 // (nor anything else that reads this format), so validity is checked against the Trace
 // Event Format's rules below.
 
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,7 +26,7 @@ import {
   type TraceEvent,
 } from '../../src/core/trace/record.js'
 import { assemble } from '../support/assemble.js'
-import { RUN_JS } from '../support/cli.js'
+import { hsmctlBackground } from '../support/cli.js'
 import { guestCodeUnavailable, hello16 } from '../support/guests.js'
 import { expectError, hsmdSession, type Json } from '../support/hsmd-session.js'
 
@@ -165,31 +164,7 @@ function checkAgainstRecording(file: string, doc: Json): Map<string, TraceEventJ
   return byTrack
 }
 
-/** An `hsmctl` started in the background (a recorder), stopped with SIGINT. */
-function background(args: string[]) {
-  const child = spawn(process.execPath, [RUN_JS, ...args], {
-    env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...s.env },
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => (stdout += d))
-  child.stderr.on('data', (d) => (stderr += d))
-  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)))
-  return {
-    started: async (pattern: RegExp) => {
-      const deadline = Date.now() + 30_000
-      while (!pattern.test(stderr)) {
-        if (Date.now() > deadline) throw new Error(`not started: ${stderr}`)
-        await new Promise((r) => setTimeout(r, 20))
-      }
-    },
-    stop: async () => {
-      child.kill('SIGINT')
-      const code = await exited
-      return { code, stdout, stderr }
-    },
-  }
-}
+const background = (args: string[]) => hsmctlBackground(args, s.env)
 
 /** `ioreq report FILE --format chrome-trace` to stdout, parsed. */
 function exportTrace(file: string, ...args: string[]): Json {

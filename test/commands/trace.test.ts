@@ -7,12 +7,12 @@
 // Requests handled in the kernel (ioeventfd hits, 0xCF8) may or may not be traced by the
 // daemon (client `ioeventfd`/`kernel`); every check here holds either way.
 
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { ROOT, RUN_JS } from '../support/cli.js'
+import { hsmctlBackground, ROOT, RUN_JS } from '../support/cli.js'
 import { expectError, hsmdSession, type Json } from '../support/hsmd-session.js'
 import { haveTmux, TmuxSession } from '../support/tmux.js'
 
@@ -313,32 +313,7 @@ describe('ioreq watch: samples', { timeout: LONG }, () => {
   })
 })
 
-/** A command left running in the background, stopped later with SIGINT (Ctrl-C). */
-function background(args: string[]) {
-  const child = spawn(process.execPath, [RUN_JS, ...args], {
-    env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...s.env },
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => (stdout += d))
-  child.stderr.on('data', (d) => (stderr += d))
-  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)))
-  return {
-    started: async (pattern: RegExp) => {
-      const deadline = Date.now() + 30_000
-      while (!pattern.test(stderr)) {
-        if (Date.now() > deadline) throw new Error(`not started: ${stderr}`)
-        await new Promise((r) => setTimeout(r, 20))
-      }
-    },
-    stop: async () => {
-      child.kill('SIGINT')
-      const code = await exited
-      return { code, stdout, stderr }
-    },
-    finished: async () => ({ code: await exited, stdout, stderr }),
-  }
-}
+const background = (args: string[]) => hsmctlBackground(args, s.env)
 
 describe('ioreq tail', { timeout: LONG }, () => {
   it('prints one line per request, filtered, and stops after --count', async () => {

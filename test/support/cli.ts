@@ -39,3 +39,32 @@ export function hsmctlAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promis
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
   })
 }
+
+/** `hsmctl ARGS...` left running in the background (a recorder, a follower), stopped later
+ * with SIGINT (Ctrl-C) or awaited. */
+export function hsmctlBackground(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [RUN_JS, ...args], {
+    env: { ...process.env, NODE_ENV: undefined, NO_COLOR: '1', ...env },
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)))
+  return {
+    /** Once `pattern` shows on its stderr (30 s, a hang guard). */
+    started: async (pattern: RegExp) => {
+      const deadline = Date.now() + 30_000
+      while (!pattern.test(stderr)) {
+        if (Date.now() > deadline) throw new Error(`not started: ${stderr}`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    },
+    stop: async (): Promise<CliResult> => {
+      child.kill('SIGINT')
+      const code = await exited
+      return { code, stdout, stderr }
+    },
+    finished: async (): Promise<CliResult> => ({ code: await exited, stdout, stderr }),
+  }
+}
