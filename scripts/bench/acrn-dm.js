@@ -17,7 +17,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, URL } from 'node:url'
-import { privateAcrnNamespace } from './_acrn-namespace.js'
+import { acrnDmBuild, privateAcrnNamespace } from './_acrn-dm.js'
 import { rounds, START_UP, START_UP_ROUNDS, startUpMeasures, wallNote } from './_lib.js'
 
 export const title = 'acrn-dm VMs: hsmctl vm list --json vs acrnctl list on the same 4 VMs'
@@ -41,13 +41,9 @@ function cannot() {
 export async function run(report) {
   const why = cannot()
   if (why) return report.note(`skipped: ${why}`)
-  const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-acrn-dm.js')], {
-    encoding: 'utf8',
-  })
-  if (build.status === 3) return report.note(`skipped: ${build.stderr.trim()}`)
-  if (build.status !== 0) throw new Error(`build-acrn-dm.js failed:\n${build.stderr}`)
-  const acrnDm = build.stdout.trim().split('\n').pop()
-  const acrnctl = join(acrnDm, '..', 'acrnctl')
+  const build = acrnDmBuild()
+  if ('unavailable' in build) return report.note(`skipped: ${build.unavailable}`)
+  const { path: acrnDm, acrnctl } = build
 
   const dir = mkdtempSync(join(tmpdir(), 'hsmctl-bench-acrn-dm-'))
   const hugepages = readFileSync(NR_HUGEPAGES, 'utf8')

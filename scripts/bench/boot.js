@@ -19,6 +19,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath, URL } from 'node:url'
 import { bootQemu, Cannot, prepare, tail } from '../boot-kit.js'
+import { acrnDmBuild } from './_acrn-dm.js'
 import { derive, human, rounds } from './_lib.js'
 
 export const title = "Linux boot: acrn-dm on the simulation vs QEMU+KVM, Debian's kernel to init"
@@ -122,12 +123,9 @@ async function bootAcrnDm(acrnDm, kit, env, cwd, budgetMs) {
 export async function run(report) {
   const why = cannot()
   if (why) return report.note(`skipped: ${why}`)
-  const build = spawnSync(process.execPath, [join(root, 'scripts', 'build-acrn-dm.js')], {
-    encoding: 'utf8',
-  })
-  if (build.status === 3) return report.note(`skipped: ${build.stderr.trim()}`)
-  if (build.status !== 0) throw new Error(`build-acrn-dm.js failed:\n${build.stderr}`)
-  const acrnDm = build.stdout.trim().split('\n').pop()
+  const build = acrnDmBuild()
+  if ('unavailable' in build) return report.note(`skipped: ${build.unavailable}`)
+  const acrnDm = build.path
 
   const dir = mkdtempSync(join(tmpdir(), 'hsmctl-bench-boot-'))
   const hugepages = readFileSync(NR_HUGEPAGES, 'utf8')

@@ -17,11 +17,11 @@ import {
 } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { afterAll, beforeAll, expect } from 'vitest'
-import { privateAcrnNamespace } from '../../scripts/bench/_acrn-namespace.js'
+import { acrnDmBuild, privateAcrnNamespace } from '../../scripts/bench/_acrn-dm.js'
 import { buildHelper, helperUnavailable } from '../core/native/support.js'
-import { hsmctl, ROOT, RUN_JS, type CliResult } from './cli.js'
+import { hsmctl, RUN_JS, type CliResult } from './cli.js'
 
 const MADT = '/sys/firmware/acpi/tables/APIC'
 const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages'
@@ -40,21 +40,15 @@ export const acrnDmMachineCannot: string | undefined =
  * built here (no apt-get, not Debian). Under HSMCTL_CI=1 that is a failure.
  */
 export function buildAcrnDm(): { path: string; acrnctl: string } | { unavailable: string } {
-  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-acrn-dm.js')], {
-    encoding: 'utf8',
-    timeout: 1_500_000,
-  })
-  if (r.status === 3) {
-    const unavailable = r.stderr.trim()
+  const built = acrnDmBuild()
+  if ('unavailable' in built) {
     // CI installs what it needs with apt-get: there a skip would hide a regression
-    if (process.env.HSMCTL_CI === '1') throw new Error(unavailable)
-    console.warn(`skipping acrn-dm tests: ${unavailable}`)
-    return { unavailable }
+    if (process.env.HSMCTL_CI === '1') throw new Error(built.unavailable)
+    console.warn(`skipping acrn-dm tests: ${built.unavailable}`)
+    return built
   }
-  expect(r.status, r.stderr).toBe(0)
   expect(spawnSync('iasl', ['-v'], { stdio: 'ignore' }).status, 'iasl (acpica-tools)').toBe(0)
-  const path = r.stdout.trim().split('\n').pop()!
-  return { path, acrnctl: join(dirname(path), 'acrnctl') }
+  return built
 }
 
 /** acrn-dm raises the host's hugepage pool itself: the returned function gives it back. */

@@ -1,11 +1,27 @@
-// A mount namespace for acrn-dm and acrnctl runs of their own (test/support/acrn-dm.ts and
-// `npm run bench -- acrn-dm`): a tmpfs on /run (so /run/acrn/mngr is private), an overlay
+// acrn-dm for the tests (test/support/acrn-dm.ts) and the benchmarks (acrn-dm, boot): its
+// build through scripts/build-acrn-dm.js, and a mount namespace for acrn-dm and acrnctl
+// runs of their own: a tmpfs on /run (so /run/acrn/mngr is private), an overlay
 // on /usr/share whose changes go to DIR/upper, and a tmpfs on /usr/share/acrn/conf (which
 // takes chattr). It lives as long as its holder process; programs enter it with nsenter.
 
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, URL } from 'node:url'
+
+const BUILD = fileURLToPath(new URL('../build-acrn-dm.js', import.meta.url))
+
+/**
+ * acrn-dm built (or taken from the cache): its path and acrnctl's, or why it cannot be
+ * built here (the build script's exit 3: no apt-get, not Debian); another failure throws.
+ */
+export function acrnDmBuild() {
+  const r = spawnSync(process.execPath, [BUILD], { encoding: 'utf8', timeout: 1_500_000 })
+  if (r.status === 3) return { unavailable: r.stderr.trim() }
+  if (r.status !== 0) throw new Error(`build-acrn-dm.js failed (${r.status}):\n${r.stderr}`)
+  const path = r.stdout.trim().split('\n').pop()
+  return { path, acrnctl: join(dirname(path), 'acrnctl') }
+}
 
 /** Make the namespace (DIR holds its overlay's dirs); resolves to its holder's pid. */
 export function privateAcrnNamespace(dir) {
