@@ -9,10 +9,13 @@
 //   npm run bench -- native trace      some of them, by name
 //   npm run bench -- --json            the summary as JSON on stdout (the rest on stderr)
 //   BENCH_ROUNDS=9 npm run bench       more rounds per figure (default 5)
+//   BENCH_STEP_TIMEOUT_S=600            the hang guard: a step (a measure's round, a set-up)
+//                                      running longer is named, its child processes killed,
+//                                      and its benchmark marked not measurable (exit 1)
 import { readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { Report } from './bench/_lib.js'
+import { Report, runGuarded } from './bench/_lib.js'
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'bench')
 const args = process.argv.slice(2)
@@ -31,10 +34,12 @@ if (unknown.length) {
 }
 
 const report = new Report({ json: options.includes('--json') })
+let allEnded = true
 for (const name of all.filter((n) => only.length === 0 || only.includes(n))) {
   const mod = await import(pathToFileURL(join(dir, `${name}.js`)).href)
-  report.section(name, mod.title ?? '')
-  await mod.run(report)
+  if (!(await runGuarded(report, name, mod.title ?? '', mod.run))) allEnded = false
 }
 report.summary()
 process.exitCode = report.failed ? 1 : 0
+// a benchmark given up on may hold a server or a timer open
+if (!allEnded) process.exit()

@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs'
 import { availableParallelism, loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { URL } from 'node:url'
+import { Worker } from 'node:worker_threads'
 
 /** Rounds per figure (BENCH_ROUNDS): each gives one value and one floor. */
 export const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5))
@@ -36,6 +37,9 @@ export async function rounds(measures, { count = ROUNDS, warmup = 1 } = {}) {
   const load = []
   for (let r = 0; r < warmup + count; r++) {
     for (const [name, measure] of Object.entries(measures)) {
+      step(
+        `measure '${name}', round ${r + 1} of ${warmup + count}${r < warmup ? ' (warm-up)' : ''}`,
+      )
       const v = await measure()
       if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) {
         throw new Error(`bench: measure '${name}' gave ${v}, not a positive number`)
@@ -44,6 +48,7 @@ export async function rounds(measures, { count = ROUNDS, warmup = 1 } = {}) {
     }
     if (r >= warmup) load.push(loadavg()[0])
   }
+  step('after its rounds')
   for (const series of Object.values(out)) Object.defineProperty(series, 'load', { value: load })
   return out
 }
@@ -166,7 +171,17 @@ const HEADINGS = [
 
 const cells = (f) =>
   f.unmeasurable !== undefined
-    ? [f.label, f.unit, 'not measurable', '', '', targetText(f.target), 'n/a', '0', '']
+    ? [
+        f.label,
+        f.unit,
+        'not measurable',
+        '',
+        '',
+        f.target ? targetText(f.target) : '',
+        'n/a',
+        '0',
+        '',
+      ]
     : [
         f.label,
         f.unit,
@@ -191,9 +206,12 @@ function table(entries) {
   const out = [line(HEADINGS)]
   for (const e of entries) {
     if (e.kind === 'figure') {
-      out.push(line(cells(e.figure)), `    floor: ${e.figure.floor.label}`)
+      out.push(line(cells(e.figure)))
+      if (e.figure.floor.label) out.push(`    floor: ${e.figure.floor.label}`)
       if (e.figure.unmeasurable !== undefined)
-        out.push(`    not measurable on this machine: ${e.figure.unmeasurable}`)
+        out.push(
+          `    ${e.figure.stopped ? 'not measured' : 'not measurable on this machine'}: ${e.figure.unmeasurable}`,
+        )
     } else out.push(e.text)
   }
   return out
@@ -305,6 +323,135 @@ export class Report {
       const out = { cpus, figures: this.figures, checks: this.checks }
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
     }
+  }
+}
+
+/** The hang guard's limit: the longest one step of a benchmark may run (BENCH_STEP_TIMEOUT_S). */
+export const STEP_TIMEOUT_S = Math.max(1, Number(process.env.BENCH_STEP_TIMEOUT_S ?? 600) || 600)
+
+/** A step of a benchmark outlasted the hang guard's limit. */
+export class StepHung extends Error {
+  constructor(step, seconds) {
+    super(
+      `${step}: still running after ${seconds} s (BENCH_STEP_TIMEOUT_S): stopped, its child processes killed`,
+    )
+    this.step = step
+  }
+}
+
+let guard // the hang guard of this run (runGuarded), if any
+
+/** What the running benchmark does now (a measure, its set-up): the hang guard's clock restarts. */
+export function step(text) {
+  guard?.step(text)
+}
+
+// The guard's clock runs in a worker thread: the main thread may be blocked (spawnSync) in
+// the very step that hangs. When a step outlasts the limit it names it on stderr (a direct
+// write: the main thread may not print), kills this process's descendants (which ends a
+// spawnSync, and a measure awaiting a child) and tells the main thread, which gives up on a
+// benchmark awaiting something else.
+const WATCHDOG = `
+const { parentPort, workerData } = require('node:worker_threads')
+const { readdirSync, readFileSync, writeSync } = require('node:fs')
+const { pid, seconds, flag } = workerData
+let step, since
+parentPort.on('message', (m) => { step = m ?? undefined; since = Date.now() })
+function descendants(of) {
+  const parent = new Map()
+  for (const d of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(d)) continue
+    try {
+      const [state, ppid] = readFileSync('/proc/' + d + '/stat', 'utf8').split(') ').pop().split(' ')
+      if (state !== 'Z') parent.set(Number(d), Number(ppid))
+    } catch {}
+  }
+  const out = []
+  for (let i = -1, p = of; i < out.length; p = out[++i])
+    for (const [child, pp] of parent) if (pp === p) out.push(child)
+  return out
+}
+setInterval(() => {
+  if (step === undefined || Date.now() - since < seconds * 1000) return
+  const kids = descendants(pid)
+  writeSync(2, 'bench: ' + step + ': still running after ' + seconds + ' s (BENCH_STEP_TIMEOUT_S); killing its child processes (' + (kids.join(' ') || 'none') + ') and going on\\n')
+  Atomics.store(flag, 0, 1)
+  for (const k of kids) try { process.kill(k, 'SIGKILL') } catch {}
+  parentPort.postMessage(step)
+  step = undefined
+}, 1000)
+`
+
+function startGuard(seconds) {
+  const flag = new Int32Array(new SharedArrayBuffer(4))
+  const worker = new Worker(WATCHDOG, {
+    eval: true,
+    execArgv: [], // CommonJS, whatever this process was started with
+    workerData: { pid: process.pid, seconds, flag },
+  })
+  worker.unref()
+  let bench = ''
+  let current = ''
+  let giveUp = () => {}
+  // the step it found hung: late (the benchmark saw the flag and ended), or this one
+  worker.on('message', (hungStep) => hungStep === current && giveUp())
+  return {
+    step(text) {
+      current = text === null ? '' : `${bench}: ${text}`
+      worker.postMessage(text === null ? null : current)
+    },
+    /** fn() (a benchmark) under the guard; StepHung when one of its steps hung. */
+    async run(name, fn) {
+      bench = name
+      Atomics.store(flag, 0, 0)
+      let hungAt = ''
+      const hung = new Promise((_, reject) => (giveUp = () => reject(new Error('hung'))))
+      hung.catch(() => {})
+      this.step('setting up')
+      const running = Promise.resolve().then(fn)
+      running.catch(() => {}) // given up on: whatever it does later is not waited for
+      try {
+        await Promise.race([running, hung])
+      } catch (e) {
+        if (!Atomics.load(flag, 0)) throw e
+      } finally {
+        hungAt = current
+        this.step(null)
+      }
+      // a measure that ended or failed because the guard killed its child: it hung
+      if (Atomics.load(flag, 0)) throw new StepHung(hungAt, seconds)
+    },
+  }
+}
+
+/**
+ * Run one benchmark (its section, then run(report)) under the hang guard. A benchmark that
+ * hangs (a step past STEP_TIMEOUT_S) or fails is not measured further: a "not measurable"
+ * row says why and a failed check counts it; the run goes on with the next. Returns
+ * whether it ran to its end.
+ */
+export async function runGuarded(report, name, title, run, { seconds = STEP_TIMEOUT_S } = {}) {
+  guard ??= startGuard(seconds)
+  report.section(name, title)
+  try {
+    await guard.run(name, () => run(report))
+    return true
+  } catch (e) {
+    if (!(e instanceof StepHung)) console.error(e)
+    const why = e instanceof StepHung ? e.message : `it failed: ${e?.message ?? e}`
+    const f = report.unmeasurable({
+      label: 'its figures from here on',
+      unit: '',
+      floorLabel: '',
+      why,
+    })
+    f.stopped = true
+    report.check(
+      `${name} ran to its end`,
+      false,
+      e instanceof StepHung ? `hung at ${e.step}` : String(e?.message ?? e),
+    )
+    return false
   }
 }
 

@@ -195,6 +195,64 @@ describe('bench report', () => {
   })
 })
 
+// The hang guard (runGuarded, as bench.js runs every benchmark): in a process of its own,
+// since it kills the process's children. Three benchmarks hang three ways (awaiting a child,
+// blocked in spawnSync, awaiting nothing that will come); the fourth must still run.
+const HANGS = `
+const { Report, runGuarded, step } = await import(process.argv[1])
+const { spawn, spawnSync } = await import('node:child_process')
+const report = new Report()
+const pids = []
+await runGuarded(report, 'awaits', '', async () => {
+  step('a child')
+  const c = spawn('sleep', ['60'])
+  pids.push(c.pid)
+  await new Promise((_, reject) => c.on('exit', (code, sig) => reject(new Error(String(sig)))))
+})
+await runGuarded(report, 'blocks', '', () => {
+  step('spawnSync')
+  spawnSync('sleep', ['60'])
+})
+await runGuarded(report, 'waits', '', () => {
+  step('a promise')
+  return new Promise(() => {})
+})
+await runGuarded(report, 'fine', '', async (r) => r.check('the next benchmark ran', true))
+report.summary()
+console.log(JSON.stringify({ pids, failed: report.failed }))
+process.exit()
+`
+
+describe('the hang guard (BENCH_STEP_TIMEOUT_S)', () => {
+  it('names the step that hangs, kills its child processes, marks its benchmark not measured and goes on', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', HANGS, join(ROOT, 'scripts', 'bench', '_lib.js')],
+      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, BENCH_STEP_TIMEOUT_S: '1' } },
+    )
+    expect(r.status).toBe(0)
+    for (const step of ['awaits: a child', 'blocks: spawnSync', 'waits: a promise']) {
+      expect(r.stderr).toContain(
+        `bench: ${step}: still running after 1 s (BENCH_STEP_TIMEOUT_S); killing its child processes`,
+      )
+      expect(r.stdout).toContain(
+        `    not measured: ${step}: still running after 1 s (BENCH_STEP_TIMEOUT_S): stopped, its child processes killed`,
+      )
+    }
+    expect(r.stdout).toContain('check: the next benchmark ran: ok')
+    expect(r.stdout).toContain(
+      '1 of 4 checks ok (FAILED: awaits: awaits ran to its end; blocks: blocks ran to its end; waits: waits ran to its end)',
+    )
+    const { pids, failed } = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+      pids: number[]
+      failed: number
+    }
+    expect(failed).toBe(3)
+    // the sleep the first benchmark awaited was killed (it would outlive its parent)
+    expect(() => process.kill(pids[0]!, 0)).toThrow(/ESRCH/)
+  })
+})
+
 describe('npm run bench', () => {
   it('refuses a benchmark it does not have, naming those it has (exit 2)', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'bench.js'), 'nosuch', '--fast'], {
