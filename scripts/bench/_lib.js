@@ -389,12 +389,12 @@ function startGuard(seconds) {
     execArgv: [], // CommonJS, whatever this process was started with
     workerData: { pid: process.pid, seconds, flag },
   })
-  worker.unref()
   let bench = ''
   let current = ''
   let giveUp = () => {}
   // the step it found hung: late (the benchmark saw the flag and ended), or this one
   worker.on('message', (hungStep) => hungStep === current && giveUp())
+  worker.unref() // while no benchmark runs (after on('message'), which refs it)
   return {
     step(text) {
       current = text === null ? '' : `${bench}: ${text}`
@@ -404,6 +404,7 @@ function startGuard(seconds) {
     async run(name, fn) {
       bench = name
       Atomics.store(flag, 0, 0)
+      worker.ref() // a benchmark awaiting what never comes is not a finished run
       let hungAt = ''
       const hung = new Promise((_, reject) => (giveUp = () => reject(new Error('hung'))))
       hung.catch(() => {})
@@ -417,6 +418,7 @@ function startGuard(seconds) {
       } finally {
         hungAt = current
         this.step(null)
+        worker.unref()
       }
       // a measure that ended or failed because the guard killed its child: it hung
       if (Atomics.load(flag, 0)) throw new StepHung(hungAt, seconds)
