@@ -4,7 +4,7 @@
  * and its 32-byte reply, hsm-protocol.h) and do nothing else: no simulation, no helper,
  * no shim. What a shimmed ioctl costs beyond this is the cost of our code.
  *
- *   build/frame-floor ring|ring-poll|socket CALLS [IN_FLIGHT]
+ *   build/frame-floor ring|ring-poll|ring-piped|socket CALLS [IN_FLIGHT]
  *   build/frame-floor ring-threads THREADS CALLS_PER_THREAD
  *
  * ring:   the shim's shared-memory ring (hsm-ring.h), waited on as the shim and the
@@ -17,6 +17,18 @@
  * ring-poll: the ring as it was waited on before (for comparison): the client polls up
  *         to 1 ms per reply, yielding after 50 µs, the server 200 µs after its last
  *         frame; a side that stops is woken by a doorbell byte on the socket.
+ * ring-piped: the ring as `npm run bench -- native` pipelines calls through hsm-helper:
+ *         the server's one thread also drives the client, as the bench's thread (the
+ *         JavaScript server, hsmd --serve-sim's) drives hsm-helper: it writes IN_FLIGHT
+ *         requests into the client's pipe, reads the replies from another, and sends the
+ *         next IN_FLIGHT when all are in (Promise.all). It waits as RingPoller (ring.ts)
+ *         does: slices of 10 µs within a window learned from how long the ring stays quiet
+ *         (at most 50 µs), its event loop (the pipes) turned after a slice that found
+ *         nothing and at least every 100 µs, past the window idle and asleep until its
+ *         doorbell. The client, as hsm-helper under the shim, reads what came (asleep in
+ *         read(2) when nothing has), makes each call over the ring one at a time, waiting
+ *         as the `ring` client does, and writes the replies of what it read at once. Here
+ *         the server process prints the line.
  * socket: the same frames over a unix socket, each side blocking in read(2).
  * ring-threads: the ring as a multi-threaded shimmed program uses it (shim-load with
  *         THREADS threads): each client thread has one request out and waits for its own
@@ -32,6 +44,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -71,7 +84,7 @@
 #define OLD_CLIENT_SPIN_NS 1000000ull
 #define OLD_SERVER_SPIN_NS 200000ull
 
-static int ring_mode, old_poll;
+static int ring_mode, old_poll, piped;
 /* This side's learned poll budget (hsm-spin.h), the most to start with. */
 static uint64_t learned = SPIN_MAX_NS;
 static long calls, in_flight;
@@ -384,6 +397,217 @@ static long switches(int who)
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* ring-piped: the pipelined figure's path without our code. The server's one thread also */
+/* drives the client, as the bench's thread drives hsm-helper over its pipes.             */
+
+/* The server's event loop gets a turn at least this often while frames come (ring.ts). */
+#define TURN_NS 100000ull
+
+static int req_fd = -1, rep_fd = -1; /* the driver's requests to the client, its replies */
+
+static void write_fully(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			die("write");
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/*
+ * The client, as hsm-helper under the shim runs a pipeline of calls: it reads what the
+ * driver has sent (sleeping in read(2) when there is nothing), makes each request's call
+ * over the ring, one at a time, waiting as the shim waits (take_bytes), and writes the
+ * replies of what it read in one write, then reads again (hsm-helper's serve()).
+ */
+static void piped_client(void)
+{
+	server_side = 0;
+	struct hsm_ring_end out = hsm_ring_up(shared, shared->size, 1);
+	struct hsm_ring_end in = hsm_ring_down(shared, shared->size, 0);
+	static uint8_t inbuf[MAX_IN_FLIGHT * REQUEST_SIZE], outbuf[MAX_IN_FLIGHT * REPLY_SIZE];
+	uint8_t rx[4 * REPLY_SIZE], request[REQUEST_SIZE];
+	size_t have = 0, rx_len = 0;
+	struct client_state ring_calls = { 0 };
+	for (;;) {
+		ssize_t r = read(req_fd, inbuf + have, sizeof(inbuf) - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("read");
+		if (r == 0)
+			exit(0); /* every call made */
+		have += (size_t)r;
+		size_t at = 0, replies = 0;
+		while (have - at >= REQUEST_SIZE) {
+			struct hsmp_header h;
+			if (hsmp_decode_header(inbuf + at, &h) != HSMP_HEADER_OK ||
+			    handle_request(inbuf + at + HSMP_HEADER_SIZE, h.length, &h,
+					   outbuf + replies * REPLY_SIZE) < 0)
+				bad_frame("client (from the driver)");
+			encode_request(request, (uint32_t)(ring_calls.done + 1));
+			put_frames(&out, request, REQUEST_SIZE);
+			long want = ring_calls.done + 1;
+			while (ring_calls.done < want) {
+				if (!take_bytes(&in, rx, sizeof(rx), &rx_len))
+					bad_frame("client (the server left)");
+				frames_in(rx, &rx_len, "client", reply_frame, &ring_calls);
+			}
+			at += REQUEST_SIZE;
+			replies++;
+		}
+		memmove(inbuf, inbuf + at, have - at);
+		have -= at;
+		write_fully(rep_fd, outbuf, replies * REPLY_SIZE);
+	}
+}
+
+/* The driver's side: batches of in_flight requests, each sent when the last is answered. */
+struct driver {
+	uint8_t batch[MAX_IN_FLIGHT * REQUEST_SIZE];
+	size_t batch_len, batch_at;
+	uint8_t rx[MAX_IN_FLIGHT * REPLY_SIZE];
+	size_t rx_len;
+	long issued;
+	struct client_state answered;
+};
+
+/*
+ * The event loop's turn (the bench's thread between ring polls): what fits of the batch
+ * goes into the client's pipe, its replies are read, and when all are in (Promise.all)
+ * the next batch is made. Never blocks.
+ */
+static void event_turn(struct driver *d)
+{
+	for (;;) {
+		ssize_t r = read(rep_fd, d->rx + d->rx_len, sizeof(d->rx) - d->rx_len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno != EAGAIN)
+			die("read");
+		if (r == 0)
+			bad_frame("driver (the client left)");
+		if (r < 0)
+			break;
+		d->rx_len += (size_t)r;
+		frames_in(d->rx, &d->rx_len, "driver", reply_frame, &d->answered);
+	}
+	if (d->answered.done == d->issued && d->issued < calls) {
+		long n = calls - d->issued < in_flight ? calls - d->issued : in_flight;
+		for (long i = 0; i < n; i++)
+			encode_request(d->batch + i * REQUEST_SIZE, (uint32_t)(d->issued + i + 1));
+		d->issued += n;
+		d->batch_len = (size_t)n * REQUEST_SIZE;
+		d->batch_at = 0;
+	}
+	while (d->batch_at < d->batch_len) {
+		ssize_t w = write(req_fd, d->batch + d->batch_at, d->batch_len - d->batch_at);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN)
+			die("write");
+		if (w < 0)
+			break;
+		d->batch_at += (size_t)w;
+	}
+}
+
+/* Requests in, replies out, over the ring: whether any came. */
+static int serve_ring(struct hsm_ring_end *in, struct hsm_ring_end *out)
+{
+	static uint8_t rx[MAX_IN_FLIGHT * REQUEST_SIZE];
+	static size_t rx_len;
+	static struct server_batch replies;
+	int64_t got = hsm_ring_take(in, rx + rx_len, (uint32_t)(sizeof(rx) - rx_len));
+	if (got < 0)
+		bad_frame("server");
+	if (got == 0)
+		return 0;
+	rx_len += (size_t)got;
+	replies.len = 0;
+	frames_in(rx, &rx_len, "server", serve_frame, &replies);
+	if (replies.len)
+		put_frames(out, replies.out, replies.len);
+	return 1;
+}
+
+/*
+ * The server and driver, one thread, waiting as RingPoller (ring.ts) does: while frames
+ * come it polls the ring, spinning in slices of 10 µs within a window learned from how
+ * long the ring stays quiet (at most 50 µs), and gives the event loop a turn after a
+ * slice that found nothing and at least every 100 µs; past the window it says the server
+ * is idle and sleeps until its doorbell, its event loop (the pipes) running meanwhile.
+ */
+static void piped_server(void)
+{
+	server_side = 1;
+	struct hsm_ring_end in = hsm_ring_up(shared, shared->size, 0);
+	struct hsm_ring_end out = hsm_ring_down(shared, shared->size, 1);
+	static struct driver d;
+	uint64_t window = SPIN_MAX_NS, last_active = hsm_now_ns(), turn_started = 0;
+	int polling = 0;
+	atomic_store(&shared->server_idle, 1);
+	while (d.answered.done < calls) {
+		uint64_t t = hsm_now_ns();
+		if (polling && serve_ring(&in, &out)) {
+			last_active = t = hsm_now_ns();
+		} else if (polling && t - last_active < window) {
+			uint64_t slice = last_active + window - t;
+			uint64_t until = t + (slice < SERVER_SLICE_NS ? slice : SERVER_SLICE_NS);
+			int found = 0;
+			for (unsigned spins = 0; !(found = hsm_ring_has_input(&in)); spins++) {
+				if ((spins & 15) == 0 && hsm_now_ns() >= until)
+					break;
+				hsm_ring_relax();
+			}
+			t = hsm_now_ns();
+			if (found) {
+				hsm_spin_learn(&window, t - last_active, SPIN_MAX_NS);
+				last_active = t;
+			} else {
+				turn_started = 0; /* quiet: the event loop may have work */
+			}
+		} else if (polling && !hsm_ring_go_idle(&shared->server_idle, &in)) {
+			last_active = hsm_now_ns();
+			continue;
+		} else if (polling) {
+			polling = 0;
+		} else {
+			/* Asleep: the event loop waits on the doorbell and the pipes. */
+			event_turn(&d);
+			if (d.answered.done == calls)
+				break;
+			struct pollfd p[3] = { { .fd = sock, .events = POLLIN },
+					       { .fd = rep_fd, .events = POLLIN },
+					       { .fd = req_fd, .events = d.batch_at < d.batch_len ? POLLOUT : 0 } };
+			while (poll(p, 3, -1) < 0)
+				if (errno != EINTR)
+					die("poll");
+			if (p[0].revents & POLLIN) {
+				drain_doorbells();
+				atomic_store(&shared->server_idle, 0);
+				t = hsm_now_ns();
+				hsm_spin_learn(&window, t - last_active, SPIN_MAX_NS); /* kick() */
+				last_active = t;
+				polling = 1;
+			} else if (p[0].revents & (POLLHUP | POLLERR)) {
+				bad_frame("server (the client left)");
+			}
+			turn_started = 0;
+		}
+		if (polling && t - turn_started >= TURN_NS) {
+			event_turn(&d);
+			turn_started = hsm_now_ns();
+		}
+	}
+	close(req_fd); /* the client's read ends: it exits */
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* ring-threads: the shim's waiting, in its own words (hsm-shim.c), minus what a floor    */
 /* does not need (signals, SYNC/DIFF frames, the socket transport).                       */
 
@@ -574,8 +798,9 @@ static int ring_sleep(struct waiter *w)
 	    errno == ETIMEDOUT)
 		check_alive();
 	bell_release(w);
-	if (!atomic_load(&w->done))
-		ring_drain_for(w);
+	/* Even with its own reply handed over: the server may have rung the bell (it saw this
+	 * thread on it) for replies of other threads, which nobody else will drain. */
+	ring_drain_for(w);
 	return 1;
 }
 
@@ -689,7 +914,7 @@ static long threaded_client(uint64_t *started, uint64_t *ended)
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: frame-floor ring|ring-poll|socket CALLS [IN_FLIGHT(1-%d)]\n"
+		"usage: frame-floor ring|ring-poll|ring-piped|socket CALLS [IN_FLIGHT(1-%d)]\n"
 		"       frame-floor ring-threads THREADS(1-%d) CALLS_PER_THREAD\n",
 		MAX_IN_FLIGHT, MAX_THREADS);
 	return 2;
@@ -708,7 +933,8 @@ int main(int argc, char **argv)
 		calls = thread_count * per_thread;
 	} else {
 		old_poll = argc >= 3 && strcmp(argv[1], "ring-poll") == 0;
-		ring_mode = argc >= 3 && (old_poll || strcmp(argv[1], "ring") == 0);
+		piped = argc >= 3 && strcmp(argv[1], "ring-piped") == 0;
+		ring_mode = argc >= 3 && (old_poll || piped || strcmp(argv[1], "ring") == 0);
 		calls = argc >= 3 ? strtol(argv[2], NULL, 10) : 0;
 		in_flight = argc >= 4 ? strtol(argv[3], NULL, 10) : 1;
 		if (argc < 3 || argc > 4 || (!ring_mode && strcmp(argv[1], "socket") != 0) ||
@@ -734,23 +960,44 @@ int main(int argc, char **argv)
 		shared->version = HSM_RING_VERSION;
 		shared->size = HSM_RING_DEFAULT_SIZE;
 	}
+	int req[2], rep[2];
+	if (piped && (pipe2(req, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0))
+		die("pipe");
 	pid_t child = fork();
 	if (child < 0)
 		die("fork");
 	if (child == 0) {
 		close(pair[0]);
 		sock = pair[1];
-		server();
+		if (!piped)
+			server();
+		close(req[1]);
+		close(rep[0]);
+		req_fd = req[0];
+		rep_fd = rep[1];
+		send_all((const uint8_t *)"", 1);
+		piped_client();
 	}
 	close(pair[1]);
 	sock = pair[0];
+	if (piped) {
+		/* ring-piped: this process is the server, and drives the client (hsm-helper's role). */
+		close(req[0]);
+		close(rep[1]);
+		req_fd = req[1];
+		rep_fd = rep[0];
+		if (fcntl(req_fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(rep_fd, F_SETFL, O_NONBLOCK) < 0)
+			die("fcntl");
+	}
 	uint8_t ready;
 	if (read(sock, &ready, 1) != 1)
 		die("the server did not start");
 
 	long before = switches(RUSAGE_SELF);
 	uint64_t start = hsm_now_ns(), end = 0;
-	if (threaded) {
+	if (piped) {
+		piped_server();
+	} else if (threaded) {
 		if (threaded_client(&start, &end) != calls)
 			bad_frame("client (the server left)");
 	} else {

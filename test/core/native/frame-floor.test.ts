@@ -20,8 +20,11 @@ function floor(...args: string[]) {
 describe.skipIf(helperUnavailable)('frame-floor (the native benchmark floor)', () => {
   beforeAll(() => buildHelper())
 
-  for (const transport of ['ring', 'ring-poll', 'socket']) {
-    for (const inFlight of ['1', '16']) {
+  // ring-piped: the server also drives the client through pipes, IN_FLIGHT calls at a time
+  // (the pipelined native figure's floor); it exits 0 only when every call of every batch
+  // came back through the ring and the pipe, for its request, in order.
+  for (const transport of ['ring', 'ring-poll', 'ring-piped', 'socket']) {
+    for (const inFlight of ['1', '16', ...(transport === 'ring-piped' ? ['1000'] : [])]) {
       it(`${transport}, ${inFlight} in flight: every request answered, in order`, () => {
         const r = floor(transport, '3000', inFlight)
         expect(r.stderr).toBe('')
@@ -57,6 +60,7 @@ describe.skipIf(helperUnavailable)('frame-floor (the native benchmark floor)', (
       ['ring', '10', '0'],
       ['socket', '10', '1025'],
       ['ring'],
+      ['ring-piped', '10', '1025'],
       ['ring-threads', '0', '10'],
       ['ring-threads', '257', '10'],
       ['ring-threads', '16', '0'],
@@ -65,7 +69,7 @@ describe.skipIf(helperUnavailable)('frame-floor (the native benchmark floor)', (
       const r = floor(...args)
       expect(r.status, args.join(' ')).toBe(2)
       expect(r.stderr).toMatch(
-        /^usage: frame-floor ring\|ring-poll\|socket CALLS \[IN_FLIGHT\(1-1024\)\]\n {7}frame-floor ring-threads THREADS\(1-256\) CALLS_PER_THREAD\n$/,
+        /^usage: frame-floor ring\|ring-poll\|ring-piped\|socket CALLS \[IN_FLIGHT\(1-1024\)\]\n {7}frame-floor ring-threads THREADS\(1-256\) CALLS_PER_THREAD\n$/,
       )
       expect(r.stdout).toBe('')
     }
