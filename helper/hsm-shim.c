@@ -1861,6 +1861,8 @@ static int close_tracked(int fd, int really)
  * server). A range that cannot be shared is not declared: the server then hands the
  * simulation an address it has not mapped, and the pin fails where the kernel's would.
  */
+static void share_range(uint32_t role, uint64_t address, uint64_t length);
+
 static void share_ram(unsigned long arg)
 {
 	struct acrn_vm_memmap m;
@@ -1869,12 +1871,48 @@ static void share_ram(unsigned long arg)
 	uint64_t address = PAGE_FLOOR(m.vma_base), pages = m.len >> 12;
 	if (pages == 0 || pages >= (1ull << 40) || !writable_range(address, pages * PAGE))
 		return;
-	uint64_t length = pages * PAGE;
+	share_range(HSM_SHIM_ROLE_RAM, address, pages * PAGE);
+}
+
+/*
+ * The page CREATE_VM's ioreq_buf or VM_INTR_MONITOR's value names (§2.2, §7.3), shared as
+ * RAM is: the kernel pins it, so the process, the kernel and the hypervisor write the same
+ * bytes, and no call has to exchange them. Done before the ioctl, outside the lock. A page
+ * that cannot be shared (quietly: the server may be an older one) is mirrored instead
+ * (declare_region).
+ */
+static void share_page(uint32_t role, unsigned long arg)
+{
+	uint64_t address;
+	if (role == HSM_SHIM_ROLE_IOREQ) {
+		struct acrn_vm_creation c;
+		if (mem_read(arg, &c, sizeof(c)) < sizeof(c))
+			return;
+		address = PAGE_FLOOR(c.ioreq_buf);
+	} else {
+		address = PAGE_FLOOR(arg);
+	}
+	if (address == 0 || !writable_range(address, PAGE))
+		return;
+	share_range(role, address, PAGE);
+}
+
+/*
+ * Share [address, address + length) (page-aligned, mapped writable) for `role`: the range
+ * is made a MAP_SHARED mapping of a file (hsm-shim-ram.c) and the server maps that file
+ * (SHARE). It may wait for the server. A range that cannot be shared is not declared as
+ * shared: RAM is then not declared at all (the server hands the simulation an address it
+ * has not mapped, and the pin fails where the kernel's would); an ioreq or monitor page is
+ * mirrored instead.
+ */
+static void share_range(uint32_t role, uint64_t address, uint64_t length)
+{
 	struct ram_file f;
 	int e = ram_share_file(address, length, PRIVATE_FD_MIN, &f);
 	if (e < 0) {
-		warn("hsm-shim: cannot share RAM at 0x%" PRIx64 " (%" PRIu64 " bytes): %s", address,
-		     length, strerror(-e));
+		if (role == HSM_SHIM_ROLE_RAM)
+			warn("hsm-shim: cannot share RAM at 0x%" PRIx64 " (%" PRIu64 " bytes): %s",
+			     address, length, strerror(-e));
 		return;
 	}
 	struct masked mk;
@@ -1882,16 +1920,24 @@ static void share_ram(unsigned long arg)
 	struct region *r = NULL;
 	for (uint32_t i = 0; i < region_count; i++) {
 		struct region *x = &regions[i];
-		if (x->role == HSM_SHIM_ROLE_RAM && x->address == address && x->length == length &&
-		    x->dev == f.dev && x->ino == f.ino && x->file_offset == f.offset) {
+		if (x->role == role && x->address == address && x->length == length &&
+		    x->dev == f.dev && x->ino == f.ino && x->file_offset == f.offset && !x->shadow) {
 			unlock_all(&mk); /* the server maps this file here already */
 			ram_file_release(&f);
 			return;
 		}
 	}
+	/* A page mirrored before (by an older declaration) is shared from now on. */
+	for (uint32_t i = 0; i < region_count; i++) {
+		struct region *x = &regions[i];
+		if (x->role == role && x->address == address && x->shadow) {
+			x->role = 0;
+			x->gone = 1;
+		}
+	}
 	if (region_count < MAX_REGIONS) {
 		r = &regions[region_count++];
-		*r = (struct region){ .id = next_region++, .role = HSM_SHIM_ROLE_RAM,
+		*r = (struct region){ .id = next_region++, .role = role,
 				      .address = address, .length = length, .dev = f.dev,
 				      .ino = f.ino, .file_offset = f.offset,
 				      .fd = f.owned ? f.fd : -1 };
@@ -1906,7 +1952,7 @@ static void share_ram(unsigned long arg)
 	int n = snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)self_pid, f.fd);
 	uint8_t p[HSM_SHIM_SHARE_FIXED_SIZE + 64] = { 0 };
 	hsmp_put32(p, id);
-	hsmp_put32(p + 4, HSM_SHIM_ROLE_RAM);
+	hsmp_put32(p + 4, role);
 	hsmp_put64(p + 8, address);
 	hsmp_put64(p + 16, length);
 	hsmp_put64(p + 24, f.offset);
@@ -1917,7 +1963,7 @@ static void share_ram(unsigned long arg)
 	/* The server has the file mapped (or gave up) once it answered: our fd may go. */
 	ram_file_release(&f);
 	if (sent < 0 || rep.result < 0) {
-		if (sent == 0)
+		if (sent == 0 && role == HSM_SHIM_ROLE_RAM)
 			warn("hsm-shim: the server could not map RAM at 0x%" PRIx64 ": %s", address,
 			     strerror(rep.error));
 		lock_all(&mk);
@@ -1930,6 +1976,10 @@ static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
 {
 	if (request == ACRN_IOCTL_SET_MEMSEG)
 		share_ram(arg);
+	else if (request == ACRN_IOCTL_CREATE_VM)
+		share_page(HSM_SHIM_ROLE_IOREQ, arg);
+	else if (request == ACRN_IOCTL_VM_INTR_MONITOR)
+		share_page(HSM_SHIM_ROLE_MONITOR, arg);
 
 	const struct hsm_ioctl_info *info = hsm_ioctl_lookup(request);
 	uint16_t kind = HSMP_ARG_NONE;

@@ -825,8 +825,11 @@ class Session {
    */
   private async share(frame: Frame): Promise<void> {
     const s = decodeShare(frame.payload)
-    if (s.role !== ShimRole.RAM)
-      throw new FrameError(Errno.EINVAL, `share: role ${s.role} is not RAM`)
+    // RAM (§3.4 B), and the ioreq and monitor pages (§2.2, §7.3): all pinned by the kernel.
+    if (s.role < ShimRole.IOREQ || s.role > ShimRole.MONITOR)
+      throw new FrameError(Errno.EINVAL, `share: unknown role ${s.role}`)
+    if (s.role !== ShimRole.RAM && s.length > BigInt(MAX_REGION))
+      throw new FrameError(Errno.EINVAL, `share: ${s.length} bytes is too large for a page`)
     const ps = BigInt(s.pageSize)
     if (
       (s.address & PAGE_MASK) !== 0n ||
@@ -856,7 +859,7 @@ class Session {
     if (base === undefined) return
     this.regions.set(s.region, {
       id: s.region,
-      role: ShimRole.RAM,
+      role: s.role,
       address: s.address,
       length: Number(s.length),
       simAddress: base + (s.offset - from),
@@ -906,11 +909,13 @@ class Session {
   /** A process address in an argument, as the SimProcess's address of the same bytes. */
   private translate(role: number, address: bigint, length: bigint): bigint {
     const page = address & ~PAGE_MASK
+    // The latest declaration wins: a page mirrored once may be shared since (its file new).
+    let found: Region | undefined
     for (const r of this.regions.values()) {
-      if (r.role === role && page >= r.address && page + length <= r.address + BigInt(r.length)) {
-        return r.simAddress + (address - r.address)
-      }
+      if (r.role === role && page >= r.address && page + length <= r.address + BigInt(r.length))
+        found = r
     }
+    if (found) return found.simAddress + (address - found.address)
     // Not declared (the shim found it unmapped): an address the simulation has not mapped
     // either, so its pin fails where the kernel's would.
     return address & PAGE_MASK
@@ -1010,11 +1015,10 @@ class Session {
 
   /** The SimProcess address of `address` of the shimmed process (mirrored or shared), if any. */
   mirrorOf(address: bigint): bigint | undefined {
-    for (const r of this.regions.values()) {
-      if (address >= r.address && address < r.address + BigInt(r.length))
-        return r.simAddress + (address - r.address)
-    }
-    return undefined
+    let found: Region | undefined
+    for (const r of this.regions.values())
+      if (address >= r.address && address < r.address + BigInt(r.length)) found = r
+    return found && found.simAddress + (address - found.address)
   }
 }
 

@@ -130,6 +130,8 @@ int main(int argc, char **argv) {
     unsigned long lo, hi; char perms[8];
     if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && lo <= (unsigned long)ram && (unsigned long)ram < hi)
       printf("mapping %s %s", perms, strchr(line, '/') ? strchr(line, '/') : "anonymous\n");
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && lo <= (unsigned long)&page && (unsigned long)&page < hi)
+      printf("ioreq page %s %s", perms, strchr(line, '/') ? strchr(line, '/') : "anonymous\n");
   }
   fclose(maps);
   printf("vmid %u ready %d\n", c.vmid, ram[0x1000] == 0x11 && ram[0x1001] == 0x22 && ram[len - 1] == 0x33);
@@ -139,6 +141,7 @@ int main(int argc, char **argv) {
     unsigned long off, val;
     if (sscanf(cmd, "w %lx %lx", &off, &val) == 2) { ram[off] = (uint8_t)val; printf("wrote %lx\n", off); }
     else if (sscanf(cmd, "r %lx", &off) == 1) printf("byte %lx %x\n", off, ram[off]);
+    else if (cmd[0] == 's') printf("slot type %u address %llx\n", page.req_slot[0].type, (unsigned long long)page.req_slot[0].reqs.pio_request.address);
     else break;
     fflush(stdout);
   }
@@ -304,7 +307,7 @@ describe.skipIf(helperUnavailable)('libhsm-shim.so', () => {
     // private memory, turned into a shared mapping in place (same address, same bytes)
     ['memalign', /^mapping rw-s \/memfd:hsm-shim-ram \(deleted\)$/m],
   ] as const) {
-    it(`shares RAM with the guest, no copy: a ${mode} buffer (§3.4 B)`, async () => {
+    it(`shares RAM and the ioreq page, no copy: a ${mode} buffer (§3.4 B, §2.2)`, async () => {
       const platform = createSimPlatform()
       const server = await SimServer.listen(join(dir, `ram-${mode}.sock`), { platform })
       try {
@@ -347,6 +350,23 @@ describe.skipIf(helperUnavailable)('libhsm-shim.so', () => {
         p.child.stdin.write('r 3456\nr 3459\n')
         await p.waitFor(/byte 3459 a5\n/)
         expect(p.out).toContain('byte 3456 d8\n')
+        // The ioreq page the kernel pins is shared the same way (§2.2): the request the
+        // hypervisor puts in vCPU 0's slot is there at once, the program making no call.
+        expect(p.out).toMatch(/^ioreq page rw-s \/memfd:hsm-shim-ram \(deleted\)$/m)
+        // (no client: it stays PENDING, §4.4, and ends with the VM)
+        void platform
+          .guestAccess({
+            vmid,
+            vcpu: 0,
+            type: 'pio',
+            dir: 'read',
+            addr: 0x1234n,
+            size: 1,
+            value: 0n,
+          })
+          .catch(() => {})
+        p.child.stdin.write('s\n')
+        await p.waitFor(/slot type (\d+) address 1234\n/)
         p.child.stdin.end()
         expect(await p.exited).toBe(0)
       } finally {

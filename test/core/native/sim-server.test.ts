@@ -580,10 +580,20 @@ describe('SimServer with raw frames', () => {
         /page size 12288/,
       ],
       [
-        'a share of another role',
-        () => ({ op: ShimOp.SHARE, id: 995, payload: share({ role: ShimRole.IOREQ }) }),
+        'a share of an unknown role',
+        () => ({ op: ShimOp.SHARE, id: 995, payload: share({ role: 4 }) }),
         'EINVAL',
-        /role 1 is not RAM/,
+        /unknown role 4/,
+      ],
+      [
+        'a share of an ioreq page of 2 GiB',
+        () => ({
+          op: ShimOp.SHARE,
+          id: 995,
+          payload: share({ role: ShimRole.IOREQ, length: 2n << 30n }),
+        }),
+        'EINVAL',
+        /too large for a page/,
       ],
       [
         'a diff whose range runs past the frame',
