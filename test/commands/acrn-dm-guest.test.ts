@@ -15,6 +15,7 @@ import {
   acrnDmSession,
   startAcrnDm,
   type RunningAcrnDm,
+  endAcrnDm,
 } from '../support/acrn-dm.js'
 import { assembleElf32 } from '../support/assemble.js'
 import { guestCodeUnavailable, PRINT_HEX } from '../support/guests.js'
@@ -132,7 +133,7 @@ describe.skipIf(why !== undefined)(
         expect(await dm.exited, dm.output()).toBe(0)
         expect(JSON.parse(hsmctl(['vm', 'list', '--json'], env).stdout)).toEqual([])
       } finally {
-        if (dm.child.exitCode === null) dm.child.kill('SIGKILL')
+        await endAcrnDm(dm) // acrn-dm too, whatever failed above
       }
     }, 300_000)
 

@@ -18,7 +18,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { acrnDmMachineCannot, acrnDmSession, startAcrnDm } from '../support/acrn-dm.js'
+import { acrnDmMachineCannot, acrnDmSession, startAcrnDm, endAcrnDm } from '../support/acrn-dm.js'
 import { assembleElf32 } from '../support/assemble.js'
 import { hsmctl } from '../support/cli.js'
 import {
@@ -338,7 +338,7 @@ describe.skipIf(why !== undefined)(
         dm.child.kill('SIGINT')
         expect(await dm.exited, dm.output()).toBe(0)
       } finally {
-        if (dm.child.exitCode === null) dm.child.kill('SIGKILL')
+        await endAcrnDm(dm) // acrn-dm too, whatever failed above
       }
     }, 300_000)
 
@@ -359,7 +359,7 @@ describe.skipIf(why !== undefined)(
         dm.child.kill('SIGINT')
         expect(await dm.exited, dm.output()).toBe(0)
       } finally {
-        if (dm.child.exitCode === null) dm.child.kill('SIGKILL')
+        await endAcrnDm(dm) // acrn-dm too, whatever failed above
       }
     }, 300_000)
   },

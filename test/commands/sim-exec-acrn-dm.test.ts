@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { acrnDmMachineCannot, acrnDmSession, startAcrnDm } from '../support/acrn-dm.js'
+import { acrnDmMachineCannot, acrnDmSession, startAcrnDm, endAcrnDm } from '../support/acrn-dm.js'
 import { hsmctl } from '../support/cli.js'
 
 const NAME = 'dmvm'
@@ -130,7 +130,7 @@ describe.skipIf(acrnDmMachineCannot)('acrn-dm under hsmctl sim exec', () => {
       const after = hsmctl(['vm', 'list', '--json'], env)
       expect(JSON.parse(after.stdout)).toEqual([])
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL')
+      await endAcrnDm(dm) // acrn-dm too, whatever failed above
     }
   }, 300_000)
 })
