@@ -373,7 +373,7 @@ static void park(struct vcpu *v, uint32_t seen, bool spin)
 		futex_wake(&v->parked);
 	if (v->spin_budget > spin_ns)
 		v->spin_budget = spin_ns;
-	if (spin && v->spin_budget) {
+	if (spin && v->spin_budget && hsm_spin_allowed()) {
 		uint64_t deadline = v->posted_at + v->spin_budget;
 		for (unsigned i = 0;; i++) {
 			if (atomic_load_explicit(&v->wake, memory_order_acquire) != seen)

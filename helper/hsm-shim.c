@@ -1076,7 +1076,7 @@ static int finish_call(struct builder *b, struct waiter *w, int blocking, struct
 	uint64_t *learned = &learned_spin[blocking != 0];
 	uint64_t started = ring ? hsm_now_ns() : 0;
 	if (ring)
-		ring_lead(w, *learned < most ? *learned : most);
+		ring_lead(w, !hsm_spin_allowed() ? 0 : *learned < most ? *learned : most);
 	if (!atomic_load(&w->done)) {
 		unmask_signals(m);
 		masked = 0;

@@ -12,7 +12,7 @@
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { ringAddonPath } from './preflight.js'
-import { LearnedSpin } from './spin.js'
+import { LearnedSpin, spinAllowed } from './spin.js'
 
 /** An opaque handle of the addon (a Node-API external). */
 export type RingHandle = { readonly __ring: unique symbol }
@@ -300,7 +300,7 @@ class RingPoller {
           for (let hop = 0; hop < MICROTASK_HOPS && asyncWork > 0; hop++) await undefined
           t = now()
         }
-      } else if (t - this.lastActive < this.window.ns) {
+      } else if (t - this.lastActive < this.window.ns && spinAllowed(t)) {
         const slice = Math.min(WAIT_SLICE_NS, this.lastActive + this.window.ns - t)
         const found = this.addon!.wait(this.handles, slice) >= 0
         t = now()

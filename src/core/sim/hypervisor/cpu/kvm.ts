@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { HELPER_DIR } from '../../../native/preflight.js'
+import { spinAllowed } from '../../../native/spin.js'
 import type { CpuEngine, CpuExit, CpuVm, CpuVmOptions, MemoryRegion, VcpuStatus } from './engine.js'
 
 /** The exit object of a vCPU, filled again for each of its exits. */
@@ -309,7 +310,7 @@ class ExitPoller {
       }
       if (found & DELIVERED) {
         // More may have come meanwhile: look again at once.
-      } else if (t - this.lastActive < SPIN_WINDOW_NS) {
+      } else if (t - this.lastActive < SPIN_WINDOW_NS && spinAllowed(t)) {
         if (addon.wait(seen, WAIT_SLICE_NS)) this.lastActive = now()
         t = now()
       } else if (this.sleep(seen)) {
