@@ -18,7 +18,9 @@
  *                          vCPU thread spins (offering the CPU every 32 rounds) for as long
  *                          as its completions have been coming within (hsm-spin.h, at most
  *                          50 µs), then sleeps on a futex; the completing thread spins for
- *                          200 µs after the last exit, then sleeps until woken. The floor of
+ *                          200 µs after the last exit, then sleeps until woken; both spin
+ *                          only while the machine has a CPU to spare (hsm_spin_allowed),
+ *                          as the engine's do. The floor of
  *                          any path whose exits a model on another thread handles: the two
  *                          crossings with nothing done between them.
  *                          Prints {"guest":"handoff","count":N,"exits":E,"seconds":T}
@@ -101,7 +103,8 @@ struct handoff {
 static void await_change(_Atomic uint32_t *word, uint32_t seen, uint64_t deadline,
 			 _Atomic int32_t *sleeps)
 {
-	if (deadline > hsm_now_ns()) {
+	/* as the engine's pollers: only with a CPU to spare (hsm_spin_allowed) */
+	if (deadline > hsm_now_ns() && hsm_spin_allowed()) {
 		for (unsigned i = 0;; i++) {
 			if (atomic_load(word) != seen)
 				return;
