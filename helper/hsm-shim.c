@@ -1405,23 +1405,25 @@ static int ring_sleep(struct waiter *w)
 	    errno == EINTR)
 		r = -1;
 	bell_release(w);
-	if (r > 0 && !atomic_load(&w->done))
+	/* Drain after every wake-up on the bell, this caller's reply handed over or not: the
+	 * server rang the bell (not the reader's socket) for whatever it put in the ring, and
+	 * with this thread off the bell nobody else would take it. */
+	if (r > 0)
 		ring_drain_for(w);
 	return r;
 }
 
 /*
  * Drain what the server has put in the ring, for w's caller (no lock held, signals
- * unblocked). Nothing when another thread holds the ring: that one hands the reply over.
+ * unblocked), after whichever thread holds the ring now has let go of it.
  */
 static void ring_drain_for(struct waiter *w)
 {
 	struct masked m;
 	mask_signals(&m);
-	if (pthread_mutex_trylock(&rdlock) != 0) {
-		unmask_signals(&m);
-		return;
-	}
+	/* Wait for a thread that holds the ring: it may be past its last look (go_idle), and
+	 * what the bell was rung for would then stay in the ring. It holds it only to drain. */
+	pthread_mutex_lock(&rdlock);
 	atomic_store(&ring->shim_idle, 0);
 	leading_for = w;
 	int bad = drain_until_idle() < 0;
