@@ -67,6 +67,20 @@
 #include "hsm-napi.h"
 #include "hsm-spin.h"
 
+/*
+ * Every ioctl but KVM_RUN is made again when a signal interrupted it: KVM_CREATE_VM fails
+ * with EINTR whenever one is pending (a profiler's SIGPROF, a child's SIGCHLD in hsmd), and
+ * a VM would then be left without vCPUs. Only KVM_RUN's EINTR means something: a kick.
+ */
+#define kvm_ioctl(fd, request, arg)                                                       \
+	({                                                                                \
+		int r_;                                                                   \
+		do                                                                        \
+			r_ = ioctl((fd), (request), (arg));                               \
+		while (r_ < 0 && errno == EINTR);                                         \
+		r_;                                                                       \
+	})
+
 #define MAX_VCPUS 64
 #define MAX_REGIONS 512
 #define PAGE 4096ULL
@@ -559,7 +573,7 @@ static int set_regs(struct vcpu *v, const struct acrn_regs *r, const char **fail
 {
 	struct kvm_sregs s;
 	*failed = "KVM_GET_SREGS";
-	if (ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+	if (kvm_ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return -1;
 	/* set_vcpu_regs(): every segment but CS gets base 0 and the mode's limit and
 	 * attributes; CS is taken whole; LDTR and TR are fixed. */
@@ -602,17 +616,17 @@ static int set_regs(struct vcpu *v, const struct acrn_regs *r, const char **fail
 	 * Bit 1 is forced on too: VM entry fails without it on ACRN's hardware as well. */
 	g.rflags = r->rflags == 0 ? 0x2 : ((r->rflags & ~0x8d5ULL) | 0x2);
 	*failed = "KVM_SET_SREGS";
-	if (ioctl(v->fd, KVM_SET_SREGS, &s) < 0)
+	if (kvm_ioctl(v->fd, KVM_SET_SREGS, &s) < 0)
 		return -1;
 	*failed = "KVM_SET_REGS";
-	return ioctl(v->fd, KVM_SET_REGS, &g);
+	return kvm_ioctl(v->fd, KVM_SET_REGS, &g);
 }
 
 static int get_regs(struct vcpu *v, struct acrn_regs *r)
 {
 	struct kvm_sregs s;
 	struct kvm_regs g;
-	if (ioctl(v->fd, KVM_GET_REGS, &g) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+	if (kvm_ioctl(v->fd, KVM_GET_REGS, &g) < 0 || kvm_ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
 		return -1;
 	memset(r, 0, sizeof(*r));
 	r->gprs.rax = g.rax;
@@ -710,7 +724,7 @@ static int set_cpuid(struct vcpu *v)
 	if (!c)
 		return -1;
 	uint32_t tsc_khz = 0;
-	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+	int khz = kvm_ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
 	if (khz > 0)
 		tsc_khz = (uint32_t)khz;
 	uint32_t k = 0;
@@ -769,7 +783,7 @@ static int set_cpuid(struct vcpu *v)
 	/* 0x40000010: TSC frequency in kHz. */
 	c->entries[k++] = (struct kvm_cpuid_entry2){ .function = 0x40000010U, .eax = tsc_khz };
 	c->nent = k;
-	int r = ioctl(v->fd, KVM_SET_CPUID2, c);
+	int r = kvm_ioctl(v->fd, KVM_SET_CPUID2, c);
 	free(c);
 	return r;
 }
@@ -778,7 +792,7 @@ static void find_stats(struct vcpu *v)
 {
 	for (int i = 0; i < N_STATS; i++)
 		v->stat_offset[i] = -1;
-	v->stats_fd = ioctl(v->fd, KVM_GET_STATS_FD, 0);
+	v->stats_fd = kvm_ioctl(v->fd, KVM_GET_STATS_FD, 0);
 	if (v->stats_fd < 0)
 		return;
 	struct kvm_stats_header h;
@@ -823,7 +837,7 @@ static int set_slot(struct vm *vm, uint32_t slot, const struct region *r)
 		.memory_size = r ? r->size : 0,
 		.userspace_addr = r ? r->host : 0,
 	};
-	return ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &m);
+	return kvm_ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &m);
 }
 
 static void close_kvm_vm(struct vm *vm)
@@ -876,7 +890,7 @@ static int set_acrn_gsi_routing(struct vm *vm)
 		e->u.irqchip.pin = pin % 8;
 	}
 	r->nr = n;
-	int ret = ioctl(vm->fd, KVM_SET_GSI_ROUTING, r);
+	int ret = kvm_ioctl(vm->fd, KVM_SET_GSI_ROUTING, r);
 	int saved = errno;
 	free(r);
 	errno = saved;
@@ -887,16 +901,16 @@ static int set_acrn_gsi_routing(struct vm *vm)
 static int open_kvm_vm(struct vm *vm, char *why, size_t whylen)
 {
 	const char *step = "KVM_CREATE_VM";
-	vm->fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	vm->fd = kvm_ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->fd < 0)
 		goto fail;
 	fcntl(vm->fd, F_SETFD, FD_CLOEXEC);
 	uint64_t identity = IDENTITY_MAP_ADDR;
 	/* Only Intel without unrestricted guest uses them; elsewhere they cost nothing. */
-	ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
-	ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)TSS_ADDR);
+	kvm_ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
+	kvm_ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)TSS_ADDR);
 	step = "KVM_CREATE_IRQCHIP";
-	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
+	if (kvm_ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		goto fail;
 	step = "KVM_SET_GSI_ROUTING";
 	if (set_acrn_gsi_routing(vm) < 0)
@@ -909,7 +923,7 @@ static int open_kvm_vm(struct vm *vm, char *why, size_t whylen)
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		step = "KVM_CREATE_VCPU";
-		v->fd = ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)i);
+		v->fd = kvm_ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)i);
 		if (v->fd < 0)
 			goto fail;
 		fcntl(v->fd, F_SETFD, FD_CLOEXEC);
@@ -931,7 +945,7 @@ static int open_kvm_vm(struct vm *vm, char *why, size_t whylen)
 		sigfillset(&set);
 		sigdelset(&set, kick_signal);
 		memcpy(mask.set, &set, 8);
-		if (ioctl(v->fd, KVM_SET_SIGNAL_MASK, &mask) < 0)
+		if (kvm_ioctl(v->fd, KVM_SET_SIGNAL_MASK, &mask) < 0)
 			goto fail;
 		find_stats(v);
 		struct acrn_regs regs;
@@ -1129,7 +1143,7 @@ static const char *open_kvm(void)
 			 errno == ENOENT ? "does not exist" : "cannot be opened", strerror(errno));
 		return kvm_error;
 	}
-	int api = ioctl(fd, KVM_GET_API_VERSION, 0);
+	int api = kvm_ioctl(fd, KVM_GET_API_VERSION, 0);
 	if (api != KVM_API_VERSION) {
 		snprintf(kvm_error, sizeof(kvm_error), "/dev/kvm has KVM API version %d, not %d", api,
 			 KVM_API_VERSION);
@@ -1147,19 +1161,19 @@ static const char *open_kvm(void)
 		{ KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE" },
 	};
 	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
-		if (ioctl(fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
+		if (kvm_ioctl(fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
 			snprintf(kvm_error, sizeof(kvm_error), "/dev/kvm lacks %s", needed[i].name);
 			close(fd);
 			return kvm_error;
 		}
-	has_readonly_mem = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
-	run_size = ioctl(fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	has_readonly_mem = kvm_ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
+	run_size = kvm_ioctl(fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	for (uint32_t n = 128; !supported_cpuid && n <= 4096; n *= 2) {
 		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
 		if (!c)
 			break;
 		c->nent = n;
-		if (ioctl(fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+		if (kvm_ioctl(fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
 			supported_cpuid = c;
 		else
 			free(c);
@@ -1532,7 +1546,7 @@ static napi_value k_set_regs(napi_env env, napi_callback_info info)
 	if (rc == 0 && i == 0) {
 		struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
 		failed = "KVM_SET_MP_STATE";
-		rc = ioctl(v->fd, KVM_SET_MP_STATE, &mp);
+		rc = kvm_ioctl(v->fd, KVM_SET_MP_STATE, &mp);
 	}
 	int e = errno;
 	if (rc == 0)
@@ -1707,7 +1721,7 @@ static napi_value k_inject_msi(napi_env env, napi_callback_info info)
 		return NULL;
 	}
 	struct kvm_msi msi = { .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data };
-	int r = ioctl(vm->fd, KVM_SIGNAL_MSI, &msi);
+	int r = kvm_ioctl(vm->fd, KVM_SIGNAL_MSI, &msi);
 	if (r < 0)
 		return throw_errno(env, errno, "KVM_SIGNAL_MSI");
 	CHECK(napi_create_int32(env, r, &out));
@@ -1727,7 +1741,7 @@ static napi_value k_set_irq_line(napi_env env, napi_callback_info info)
 	    napi_get_value_uint32(env, argv[2], &level) != napi_ok || level > 1)
 		return throw_range(env, "hsm_kvm.setIrqLine(vm, gsi, level: 0 | 1)");
 	struct kvm_irq_level l = { .irq = gsi, .level = level };
-	if (ioctl(vm->fd, KVM_IRQ_LINE, &l) < 0) {
+	if (kvm_ioctl(vm->fd, KVM_IRQ_LINE, &l) < 0) {
 		char m[64];
 		snprintf(m, sizeof(m), "KVM_IRQ_LINE (GSI %u)", gsi);
 		return throw_errno(env, errno, m);
@@ -1744,7 +1758,7 @@ static bool is_halted(struct vcpu *v)
 		return blocking != 0;
 	struct kvm_mp_state mp = { 0 };
 	hold_to_look(v);
-	int r = ioctl(v->fd, KVM_GET_MP_STATE, &mp);
+	int r = kvm_ioctl(v->fd, KVM_GET_MP_STATE, &mp);
 	release_look(v);
 	return r == 0 && mp.mp_state != KVM_MP_STATE_RUNNABLE;
 }
