@@ -272,7 +272,9 @@ static int take_bytes(struct hsm_ring_end *in, uint8_t *buf, size_t cap, size_t 
 		}
 	}
 	uint64_t started = hsm_now_ns();
-	uint64_t budget = old_poll ? (server_side ? OLD_SERVER_SPIN_NS : OLD_CLIENT_SPIN_NS) : learned;
+	/* learned, and only with a CPU to spare, as the shim and hsmd now wait */
+	uint64_t budget = old_poll ? (server_side ? OLD_SERVER_SPIN_NS : OLD_CLIENT_SPIN_NS)
+				   : hsm_spin_allowed() ? learned : 0;
 	struct spin spin = spin_for(started, budget);
 	for (;;) {
 		int64_t got = hsm_ring_take(in, buf + *len, (uint32_t)(cap - *len));
@@ -555,7 +557,7 @@ static void piped_server(void)
 		uint64_t t = hsm_now_ns();
 		if (polling && serve_ring(&in, &out)) {
 			last_active = t = hsm_now_ns();
-		} else if (polling && t - last_active < window) {
+		} else if (polling && t - last_active < window && hsm_spin_allowed()) {
 			uint64_t slice = last_active + window - t;
 			uint64_t until = t + (slice < SERVER_SLICE_NS ? slice : SERVER_SLICE_NS);
 			int found = 0;
@@ -823,7 +825,7 @@ static int call(struct waiter *w)
 
 	uint64_t most = SPIN_MAX_NS;
 	uint64_t started = hsm_now_ns();
-	ring_lead(w, learned_spin < most ? learned_spin : most);
+	ring_lead(w, !hsm_spin_allowed() ? 0 : learned_spin < most ? learned_spin : most);
 	while (!atomic_load(&w->done)) {
 		if (ring_sleep(w))
 			continue;
