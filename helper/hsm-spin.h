@@ -70,22 +70,17 @@ static inline void hsm_relax(unsigned round)
  * calls: the shim intercepts open and read. Spinning stays allowed where /proc cannot be
  * read.
  */
-static inline int hsm_spin_allowed(void)
+/* Runnable threads beyond the CPUs and one more (0 to 64), or -1 if /proc says nothing. */
+static inline long hsm_runnable_excess(void)
 {
-	static __thread uint64_t looked_at;
-	static __thread int excess_x8; /* the average of runnable - CPUs (at least 0), times 8 */
-	uint64_t now = hsm_now_ns();
-	if (now - looked_at < HSM_SPIN_LOOK_NS)
-		return excess_x8 < 8;
-	looked_at = now;
 	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/loadavg", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return excess_x8 < 8;
+		return -1;
 	char b[128];
 	long n = syscall(SYS_read, fd, b, sizeof(b) - 1);
 	syscall(SYS_close, fd);
 	if (n <= 0)
-		return excess_x8 < 8;
+		return -1;
 	b[n] = 0;
 	/* "0.52 0.58 0.59 3/188 4242": the runnable count follows the third space */
 	const char *p = b;
@@ -95,15 +90,26 @@ static inline int hsm_spin_allowed(void)
 	while (*p >= '0' && *p <= '9')
 		runnable = runnable * 10 + (*p++ - '0');
 	if (*p != '/')
-		return excess_x8 < 8;
+		return -1;
 	cpu_set_t set;
 	long cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
 	/* One beyond the CPUs is ours: the spinner, the peer at work and a third just woken. */
 	long excess = runnable > cpus + 1 ? runnable - cpus - 1 : 0;
-	if (excess > 64)
-		excess = 64;
-	/* avg += (excess - avg) / 8, in eighths */
-	excess_x8 += (int)excess - (excess_x8 + 4) / 8;
+	return excess > 64 ? 64 : excess;
+}
+
+static inline int hsm_spin_allowed(void)
+{
+	static __thread uint64_t looked_at;
+	static __thread int excess_x8; /* the average of hsm_runnable_excess(), times 8 */
+	uint64_t now = hsm_now_ns();
+	if (now - looked_at >= HSM_SPIN_LOOK_NS) {
+		looked_at = now;
+		long excess = hsm_runnable_excess();
+		/* avg += (excess - avg) / 8, in eighths */
+		if (excess >= 0)
+			excess_x8 += (int)excess - (excess_x8 + 4) / 8;
+	}
 	return excess_x8 < 8;
 }
 
