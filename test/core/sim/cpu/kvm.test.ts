@@ -859,17 +859,19 @@ d('the KVM CPU engine (issue 10)', () => {
       `,
     )
 
-    function end(how: string): Promise<{ code: number | null; out: string }> {
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', script, how, Buffer.from(realMode(0)).toString('hex')],
-        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-      )
+    /** Node with `args` (tsx loaded), in the checkout: its exit code and all it printed. */
+    function node(args: string[]): Promise<{ code: number | null; out: string }> {
+      const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
       let out = ''
       child.stdout.on('data', (b: Buffer) => (out += b.toString()))
       child.stderr.on('data', (b: Buffer) => (out += b.toString()))
       return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })))
     }
+
+    const end = (how: string) => node([script, how, Buffer.from(realMode(0)).toString('hex')])
 
     it.each([
       ['process.exit()', 'exit', 7],
@@ -902,24 +904,14 @@ d('the KVM CPU engine (issue 10)', () => {
         console.log(JSON.stringify(failures.slice(0, 3)), failures.length)
         `,
       )
-      const child = spawn(
-        process.execPath,
-        [
-          '--cpu-prof',
-          '--cpu-prof-interval',
-          '50',
-          '--cpu-prof-dir',
-          dir,
-          '--import',
-          'tsx',
-          storm,
-        ],
-        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-      )
-      let out = ''
-      child.stdout.on('data', (b: Buffer) => (out += b.toString()))
-      child.stderr.on('data', (b: Buffer) => (out += b.toString()))
-      const code = await new Promise((resolve) => child.on('exit', resolve))
+      const { code, out } = await node([
+        '--cpu-prof',
+        '--cpu-prof-interval',
+        '50',
+        '--cpu-prof-dir',
+        dir,
+        storm,
+      ])
       expect(out.trim()).toBe('[] 0')
       expect(code).toBe(0)
     }, 120_000)
