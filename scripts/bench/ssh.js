@@ -52,16 +52,18 @@ export async function run(report) {
         { env },
       )
 
+    // the floor of both: a new ssh connection that runs `true`
+    const sshTrue = wall('ssh', [
+      '-F',
+      join(ssh.dir, 'ssh_config'),
+      '-p',
+      String(one.port),
+      '127.0.0.1',
+      'true',
+    ])
     const single = await rounds(
       {
-        floor: wall('ssh', [
-          '-F',
-          join(ssh.dir, 'ssh_config'),
-          '-p',
-          String(one.port),
-          '127.0.0.1',
-          'true',
-        ]),
+        floor: sshTrue,
         value: wall(process.execPath, [runJs, '--host', one.url, 'vm', 'list', '--json']),
       },
       { count: START_UP_ROUNDS, warmup: 2 },
@@ -71,14 +73,7 @@ export async function run(report) {
     // without reuse: a handshake, a login and a remote hsmctl (dial-stdio) every time
     const fresh = await rounds(
       {
-        floor: wall('ssh', [
-          '-F',
-          join(ssh.dir, 'ssh_config'),
-          '-p',
-          String(one.port),
-          '127.0.0.1',
-          'true',
-        ]),
+        floor: sshTrue,
         value: () =>
           runCommand(process.execPath, [runJs, '--host', one.url, 'vm', 'list', '--json'], {
             env: { ...env, HSMCTL_SSH_PERSIST: '0' },
