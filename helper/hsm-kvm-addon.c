@@ -64,6 +64,7 @@
 #include <uv.h>
 
 #define HSM_ADDON "hsm_kvm"
+#include "hsm-lane.h"
 #include "hsm-napi.h"
 #include "hsm-spin.h"
 
@@ -91,7 +92,9 @@
 #define TSS_ADDR 0xfeffd000ULL
 
 /* ---- the exit record (kvm.ts reads it through typed arrays: keep the offsets) ---- */
-enum { REC_NONE = 0, REC_POSTED = 1, REC_TAKEN = 2, REC_DONE = 3, REC_FAULT = 4 };
+/* REC_LANE: the exit went out through the lane (hsm-lane.h) and waits for its completion
+ * there; JavaScript never sees it as an exit. */
+enum { REC_NONE = 0, REC_POSTED = 1, REC_TAKEN = 2, REC_DONE = 3, REC_FAULT = 4, REC_LANE = 5 };
 enum { KIND_PIO = 0, KIND_MMIO = 1 };
 
 struct exit_record {
@@ -109,7 +112,9 @@ struct control {
 	_Atomic uint32_t posted;       /* 0 */
 	uint32_t pad0[3];
 	_Atomic uint32_t main_polling; /* 16 */
-	uint32_t pad1[11];
+	uint32_t pad1[3];
+	_Atomic uint32_t log_ready;    /* 32: a lane log has completions to drain */
+	uint32_t pad2[7];
 };
 
 /* ---- counts of exits by reason (status()) ---- */
@@ -194,6 +199,34 @@ struct vm {
 	unsigned nregions, nslots;
 	bool destroyed;
 	struct vm *next;
+
+	/* The lane (hsm-lane.h), once JavaScript attached one: its page, the VM's ioreq page
+	 * (both kept alive by references), whether dispatch may take it (not while CLEAR_VM_IOREQ
+	 * runs), the ports some kernel client or HSM itself handles (1 bit each: those go to
+	 * JavaScript), and the log of completions JavaScript drains for its observers. */
+	struct hsm_lane *_Atomic lane;
+	uint8_t *ioreq;
+	napi_ref lane_ref, ioreq_ref;
+	_Atomic int32_t lane_dispatch;
+	_Atomic uint8_t routes[65536 / 8];
+	struct records *log;
+};
+
+/* The lane's completion log: per slot a ring of LOG_ENTRIES entries, written by the slot's
+ * vCPU thread and read by JavaScript (kvm.ts). Header i at i * 64: u32 head (written by
+ * the vCPU thread), u32 tail (by JavaScript), u32 lost, u32 armed (JavaScript stopped
+ * draining on a timer: the next entry wakes it). Entry: u64 posted ns, u64 done ns
+ * (CLOCK_MONOTONIC), u64 value, 8 bytes free, then the slot's first LOG_SLOT_BYTES. */
+#define LOG_ENTRIES 256u
+#define LOG_SLOT_BYTES 144u
+#define LOG_ENTRY_SIZE (32u + LOG_SLOT_BYTES)
+#define LOG_HEADERS (HSM_LANE_SLOTS * 64u)
+struct log_header {
+	_Atomic uint32_t head;
+	_Atomic uint32_t tail;
+	_Atomic uint32_t lost;
+	_Atomic uint32_t armed;
+	uint32_t pad[12];
 };
 
 /* ---- module state (one Node.js environment: the main thread's) ---- */
@@ -279,6 +312,16 @@ static void post_mmio(struct vcpu *v)
 	post(v, REC_POSTED);
 }
 
+static bool lane_take(struct vcpu *v);
+
+/* The current element of a PIO exit: through the lane if it may go that way, else to
+ * JavaScript. */
+static void deliver_io(struct vcpu *v)
+{
+	if (!lane_take(v))
+		post_io(v);
+}
+
 /* complete() came: the value goes where KVM wants it, then the next element, if any. */
 static void finish_access(struct vcpu *v)
 {
@@ -290,7 +333,7 @@ static void finish_access(struct vcpu *v)
 			memcpy((uint8_t *)run + run->io.data_offset + (size_t)v->io_index * run->io.size,
 			       &value, run->io.size);
 		if (++v->io_index < run->io.count)
-			post_io(v);
+			deliver_io(v);
 		else
 			v->in_io = false;
 	} else if (v->in_mmio) {
@@ -336,7 +379,7 @@ static void run_once(struct vcpu *v)
 	case KVM_EXIT_IO:
 		v->in_io = true;
 		v->io_index = 0;
-		post_io(v);
+		deliver_io(v);
 		break;
 	case KVM_EXIT_MMIO:
 		v->in_mmio = true;
@@ -379,6 +422,164 @@ static void run_once(struct vcpu *v)
 	}
 }
 
+/* ======================= the lane (hsm-lane.h) ======================= */
+
+static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+static _Atomic uint32_t *slot_processed(struct vm *vm, unsigned i)
+{
+	return (_Atomic uint32_t *)(vm->ioreq + (size_t)i * HSM_SLOT_SIZE + HSM_SLOT_PROCESSED);
+}
+
+/*
+ * The current element of a PIO exit through the lane, as the hypervisor's trap and HSM's
+ * dispatch would send it (§4.1, §4.3): the slot filled as io.ts fills it, PENDING, then
+ * the default client's (kernel_handled 0, PROCESSING, its pending bit, its waiters woken).
+ * Only where dispatch would choose the default client: no kernel client's range and no
+ * PCI configuration port (§4.6) holds the port (`routes`, kept by JavaScript). False:
+ * JavaScript takes it (post_io), as it takes every exit of a held or paused vCPU.
+ */
+static bool lane_take(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	struct hsm_lane *lane = atomic_load(&vm->lane);
+	if (!lane || v->index >= HSM_LANE_SLOTS || !atomic_load(&vm->lane_dispatch) ||
+	    atomic_load(&lane->state) != HSM_LANE_ON || atomic_load(&v->hold) ||
+	    atomic_load(&v->paused))
+		return false;
+	struct kvm_run *run = v->run;
+	uint32_t port = run->io.port, size = run->io.size;
+	for (uint32_t p = port; p < port + size && p < 65536; p++)
+		if (atomic_load_explicit(&vm->routes[p >> 3], memory_order_relaxed) & (1u << (p & 7)))
+			return false;
+	uint8_t *slot = vm->ioreq + (size_t)v->index * HSM_SLOT_SIZE;
+	bool write = run->io.direction == KVM_EXIT_IO_OUT;
+	memset(slot + HSM_SLOT_REQS, 0, 64);
+	put32(slot + HSM_SLOT_TYPE, ACRN_IOREQ_TYPE_PORTIO);
+	put32(slot + HSM_SLOT_POLLING, 0);
+	put32(slot + HSM_SLOT_DIRECTION, write ? ACRN_IOREQ_DIR_WRITE : ACRN_IOREQ_DIR_READ);
+	put64(slot + HSM_SLOT_ADDRESS, port);
+	put64(slot + HSM_SLOT_LENGTH, size);
+	if (write) {
+		uint32_t value = 0;
+		memcpy(&value, (uint8_t *)run + run->io.data_offset + (size_t)v->io_index * size,
+		       size > 4 ? 4 : size);
+		put32(slot + HSM_SLOT_VALUE, value);
+	}
+	put32(slot + HSM_SLOT_KERNEL_HANDLED, 0);
+	atomic_store(&lane->owner[v->index], 1);
+	atomic_store(&v->rec->state, REC_LANE);
+	v->posted_at = hsm_now_ns();
+	atomic_fetch_add(&v->counts[COUNT_PIO], 1);
+	_Atomic uint32_t *processed = slot_processed(vm, v->index);
+	atomic_store(processed, ACRN_IOREQ_STATE_PENDING);
+	atomic_store(processed, ACRN_IOREQ_STATE_PROCESSING);
+	atomic_fetch_or(&lane->pending, 1u << v->index);
+	hsm_lane_ring_bell(lane);
+	return true;
+}
+
+/* A completion for JavaScript's observers (the trace): the slot as the client left it. */
+static void lane_log(struct vcpu *v, const uint8_t *slot, uint64_t value, uint64_t now)
+{
+	struct vm *vm = v->vm;
+	struct records *log = vm->log;
+	if (!log)
+		return;
+	struct log_header *h = (struct log_header *)((uint8_t *)log->mem + (size_t)v->index * 64);
+	uint32_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	uint32_t used = head - atomic_load_explicit(&h->tail, memory_order_acquire);
+	if (used >= LOG_ENTRIES) {
+		atomic_fetch_add(&h->lost, 1);
+	} else {
+		uint8_t *e = (uint8_t *)log->mem + LOG_HEADERS +
+			     ((size_t)v->index * LOG_ENTRIES + head % LOG_ENTRIES) * LOG_ENTRY_SIZE;
+		put64(e, v->posted_at);
+		put64(e + 8, now);
+		put64(e + 16, value);
+		memcpy(e + 32, slot, LOG_SLOT_BYTES);
+		atomic_store_explicit(&h->head, head + 1, memory_order_release);
+		used++;
+	}
+	/* While entries keep coming JavaScript drains on a timer; otherwise it armed the log. */
+	if (atomic_exchange(&h->armed, 0) || used == LOG_ENTRIES / 2) {
+		atomic_store(&control->log_ready, 1);
+		uv_async_send(&wake_async);
+	}
+}
+
+/* The lane's request completed: emulate_io_post (a read's value to the guest, the slot
+ * FREE), then the exit's next element, or the guest runs on. */
+static void lane_finish(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	struct hsm_lane *lane = atomic_load(&vm->lane);
+	unsigned i = v->index;
+	uint8_t *slot = vm->ioreq + (size_t)i * HSM_SLOT_SIZE;
+	struct kvm_run *run = v->run;
+	uint64_t value = 0;
+	if (run->io.direction == KVM_EXIT_IO_IN) {
+		uint32_t x;
+		memcpy(&x, slot + HSM_SLOT_VALUE, 4);
+		value = run->io.size >= 4 ? x : x & ((1u << (8 * run->io.size)) - 1);
+	}
+	uint64_t now = hsm_now_ns();
+	lane_log(v, slot, value, now);
+	atomic_store(slot_processed(vm, i), ACRN_IOREQ_STATE_FREE);
+	atomic_store(&lane->owner[i], 0);
+	hsm_spin_learn(&v->spin_budget, now - v->posted_at, spin_ns);
+	v->rec->value = value;
+	finish_access(v);
+}
+
+static void park(struct vcpu *v, uint32_t seen, bool spin);
+
+/*
+ * Waiting for the lane's request: finished once COMPLETE, else the program's NOTIFY
+ * (after a spin while completions have been coming quickly) wakes it through done[i].
+ * Parked meanwhile, so that the main thread's holds need not wait for the program; and a
+ * held vCPU's state is the main thread's: the request is finished only when no hold is
+ * taken.
+ */
+static void lane_wait(struct vcpu *v, uint32_t seen)
+{
+	struct vm *vm = v->vm;
+	struct hsm_lane *lane = atomic_load(&vm->lane);
+	unsigned i = v->index;
+	_Atomic uint32_t *processed = slot_processed(vm, i);
+	if (atomic_load(&v->hold)) {
+		park(v, seen, false);
+		return;
+	}
+	uint32_t done = atomic_load(&lane->done[i]);
+	if (atomic_load_explicit(processed, memory_order_acquire) == ACRN_IOREQ_STATE_COMPLETE) {
+		lane_finish(v);
+		return;
+	}
+	atomic_store(&v->parked, 1);
+	if (atomic_load(&v->main_waits))
+		futex_wake(&v->parked);
+	if (v->spin_budget > spin_ns)
+		v->spin_budget = spin_ns;
+	if (v->spin_budget && hsm_spin_allowed()) {
+		uint64_t deadline = v->posted_at + v->spin_budget;
+		for (unsigned k = 0;; k++) {
+			if (atomic_load_explicit(processed, memory_order_acquire) == ACRN_IOREQ_STATE_COMPLETE ||
+			    atomic_load(&v->wake) != seen || atomic_load(&lane->done[i]) != done)
+				return;
+			if ((k & 63) == 63 && hsm_now_ns() >= deadline)
+				break;
+			hsm_relax(k);
+		}
+	}
+	atomic_store(&lane->waiting[i], 1);
+	if (atomic_load_explicit(processed, memory_order_acquire) != ACRN_IOREQ_STATE_COMPLETE &&
+	    atomic_load(&v->wake) == seen)
+		hsm_lane_futex_wait(&lane->done[i], done);
+	atomic_store(&lane->waiting[i], 0);
+}
+
 /* Keep off the vCPU until the main thread has news; spin first when an exit waits. */
 static void park(struct vcpu *v, uint32_t seen, bool spin)
 {
@@ -414,6 +615,10 @@ static void *vcpu_main(void *arg)
 		if (atomic_load(&v->quit))
 			break;
 		int32_t st = atomic_load(&v->rec->state);
+		if (st == REC_LANE) {
+			lane_wait(v, seen);
+			continue;
+		}
 		bool waiting = st == REC_POSTED || st == REC_TAKEN;
 		if (atomic_load(&v->hold) || atomic_load(&v->paused) || atomic_load(&v->stopped) ||
 		    waiting || st == REC_FAULT) {
@@ -446,6 +651,10 @@ static void nudge(struct vcpu *v)
 	atomic_fetch_add(&v->wake, 1);
 	if (atomic_load(&v->sleeping))
 		futex_wake(&v->wake);
+	/* A thread waiting for the lane sleeps on done[i], not on wake. */
+	struct hsm_lane *lane = atomic_load(&v->vm->lane);
+	if (lane && v->index < HSM_LANE_SLOTS && atomic_load(&lane->waiting[v->index]))
+		hsm_lane_signal_done(lane, v->index);
 }
 
 static void kick(struct vcpu *v)
@@ -1079,13 +1288,25 @@ static void drop_records(struct records *r)
 	}
 }
 
+/* The lane's pages stay alive while the VM's threads may use them. */
+static void lane_unref(struct vm *vm)
+{
+	if (vm->lane_ref)
+		napi_delete_reference(main_env, vm->lane_ref);
+	if (vm->ioreq_ref)
+		napi_delete_reference(main_env, vm->ioreq_ref);
+	vm->lane_ref = vm->ioreq_ref = NULL;
+}
+
 static void vm_finalize(napi_env env, void *data, void *hint)
 {
 	(void)env;
 	(void)hint;
 	struct vm *vm = data;
 	destroy_vm(vm);
+	lane_unref(vm);
 	drop_records(vm->records);
+	drop_records(vm->log);
 	free(vm);
 }
 
@@ -1298,7 +1519,9 @@ static void update_ref(void)
 static void free_vm(struct vm *vm)
 {
 	destroy_vm(vm);
+	lane_unref(vm);
 	drop_records(vm->records);
+	drop_records(vm->log);
 	free(vm);
 }
 
@@ -1492,13 +1715,23 @@ static napi_value k_set_memory(napi_env env, napi_callback_info info)
 	return undefined(env);
 }
 
+/* The vCPU's lane request, if any, is dropped with its exit (the slot is the model's). */
+static void lane_drop(struct vcpu *v)
+{
+	struct hsm_lane *lane = atomic_load(&v->vm->lane);
+	if (lane && v->index < HSM_LANE_SLOTS && atomic_load(&v->rec->state) == REC_LANE)
+		atomic_store(&lane->owner[v->index], 0);
+}
+
 /* An outstanding exit is dropped: KVM finishes the access (a read gets 0) without
  * running the guest (immediate_exit), so that new registers are not overwritten. */
 static void discard_exit(struct vcpu *v)
 {
 	int32_t st = atomic_load(&v->rec->state);
-	if (!(v->in_io || v->in_mmio) && st != REC_POSTED && st != REC_TAKEN && st != REC_DONE)
+	if (!(v->in_io || v->in_mmio) && st != REC_POSTED && st != REC_TAKEN && st != REC_DONE &&
+	    st != REC_LANE)
 		return;
+	lane_drop(v);
 	atomic_store(&v->rec->state, REC_NONE);
 	for (unsigned round = 0; round < 1u << 16 && (v->in_io || v->in_mmio); round++) {
 		if (v->in_io && v->run->io.direction == KVM_EXIT_IO_IN)
@@ -1641,6 +1874,7 @@ static napi_value k_reset(napi_env env, napi_callback_info info)
 	for (unsigned k = 0; k < vm->nvcpus; k++) {
 		struct vcpu *v = &vm->vcpus[k];
 		v->in_io = v->in_mmio = false;
+		lane_drop(v);
 		atomic_store(&v->rec->state, REC_NONE);
 		atomic_store(&v->paused, 1);
 		if (rc == 0)
@@ -1776,7 +2010,7 @@ static napi_value k_status(napi_env env, napi_callback_info info)
 		struct vcpu *v = &vm->vcpus[k];
 		int32_t st = atomic_load(&v->rec->state);
 		const char *state = atomic_load(&v->stopped)		   ? "stopped"
-				    : st == REC_POSTED || st == REC_TAKEN ? "waiting"
+				    : st == REC_POSTED || st == REC_TAKEN || st == REC_LANE ? "waiting"
 				    : atomic_load(&v->paused)		   ? "paused"
 				    : is_halted(v)			   ? "halted"
 									   : "executing";
@@ -1817,9 +2051,141 @@ static napi_value k_destroy(napi_env env, napi_callback_info info)
 	void *data = NULL;
 	if (!get_args(env, info, 1, argv))
 		return NULL;
-	if (napi_get_value_external(env, argv[0], &data) == napi_ok && data)
+	if (napi_get_value_external(env, argv[0], &data) == napi_ok && data) {
 		destroy_vm(data);
+		lane_unref(data);
+	}
 	update_ref();
+	return undefined(env);
+}
+
+/* A Uint8Array's bytes, and a reference that keeps them alive. */
+static uint8_t *pinned_bytes(napi_env env, napi_value a, size_t at_least, napi_ref *ref)
+{
+	napi_typedarray_type type;
+	size_t length, offset;
+	void *data;
+	napi_value ab;
+	if (napi_get_typedarray_info(env, a, &type, &length, &data, &ab, &offset) != napi_ok ||
+	    type != napi_uint8_array || length < at_least)
+		return NULL;
+	if (ref && napi_create_reference(env, a, 1, ref) != napi_ok)
+		return NULL;
+	return data;
+}
+
+/*
+ * setLane(vm, lane, ioreq): the VM's lane page and its ioreq page (Uint8Arrays over
+ * shared memory, kept alive here); returns the completion log (an ArrayBuffer). Dispatch
+ * through it waits for setLaneDispatch(vm, true).
+ */
+static napi_value k_set_lane(napi_env env, napi_callback_info info)
+{
+	napi_value argv[3];
+	if (!get_args(env, info, 3, argv))
+		return NULL;
+	struct vm *vm = vm_of(env, argv[0]);
+	if (!vm)
+		return NULL;
+	if (atomic_load(&vm->lane))
+		return throw_errno(env, EEXIST, "hsm_kvm.setLane: the VM has a lane");
+	napi_ref lane_ref = NULL, ioreq_ref = NULL;
+	uint8_t *lane = pinned_bytes(env, argv[1], HSM_LANE_SIZE, &lane_ref);
+	uint8_t *ioreq = lane ? pinned_bytes(env, argv[2], PAGE, &ioreq_ref) : NULL;
+	if (!lane || !ioreq || ((uintptr_t)lane & 63) || ((uintptr_t)ioreq & 255)) {
+		if (lane_ref)
+			napi_delete_reference(env, lane_ref);
+		if (ioreq_ref)
+			napi_delete_reference(env, ioreq_ref);
+		return throw_range(env, "hsm_kvm.setLane(vm, lane, ioreq): a lane page and an ioreq page (aligned Uint8Arrays)");
+	}
+	struct records *log = calloc(1, sizeof(*log));
+	if (log) {
+		log->length = (LOG_HEADERS + (size_t)HSM_LANE_SLOTS * LOG_ENTRIES * LOG_ENTRY_SIZE + PAGE - 1) &
+			      ~(PAGE - 1);
+		log->mem = mmap(NULL, log->length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				-1, 0);
+		if (log->mem == MAP_FAILED) {
+			free(log);
+			log = NULL;
+		}
+	}
+	if (!log) {
+		napi_delete_reference(env, lane_ref);
+		napi_delete_reference(env, ioreq_ref);
+		return throw_errno(env, ENOMEM, "hsm_kvm: lane log");
+	}
+	log->refs = 2; /* the VM's and JavaScript's */
+	for (unsigned i = 0; i < HSM_LANE_SLOTS; i++) /* nothing to drain yet: the first entry wakes */
+		atomic_store(&((struct log_header *)((uint8_t *)log->mem + (size_t)i * 64))->armed, 1);
+	napi_value buffer;
+	if (napi_create_external_arraybuffer(env, log->mem, log->length, records_finalize, log, &buffer) !=
+	    napi_ok) {
+		munmap(log->mem, log->length);
+		free(log);
+		napi_delete_reference(env, lane_ref);
+		napi_delete_reference(env, ioreq_ref);
+		napi_throw_error(env, NULL, "hsm_kvm: napi_create_external_arraybuffer failed");
+		return NULL;
+	}
+	hold_all(vm);
+	vm->log = log;
+	vm->ioreq = ioreq;
+	vm->lane_ref = lane_ref;
+	vm->ioreq_ref = ioreq_ref;
+	atomic_store(&vm->lane, (struct hsm_lane *)lane);
+	release_all(vm);
+	return buffer;
+}
+
+/* setLaneDispatch(vm, on): whether exits may go out through the lane. */
+static napi_value k_set_lane_dispatch(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	bool on;
+	if (!get_args(env, info, 2, argv))
+		return NULL;
+	struct vm *vm = vm_of(env, argv[0]);
+	if (!vm)
+		return NULL;
+	CHECK(napi_get_value_bool(env, argv[1], &on));
+	atomic_store(&vm->lane_dispatch, on ? 1 : 0);
+	return undefined(env);
+}
+
+/* setLaneRoutes(vm, bits): 8192 bytes, bit p set when port p is not the default client's. */
+static napi_value k_set_lane_routes(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	if (!get_args(env, info, 2, argv))
+		return NULL;
+	struct vm *vm = vm_of(env, argv[0]);
+	if (!vm)
+		return NULL;
+	uint8_t *bits = pinned_bytes(env, argv[1], sizeof(vm->routes), NULL);
+	if (!bits)
+		return throw_range(env, "hsm_kvm.setLaneRoutes(vm, bits): a Uint8Array of 8192 bytes");
+	for (size_t k = 0; k < sizeof(vm->routes); k++)
+		atomic_store_explicit(&vm->routes[k], bits[k], memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	return undefined(env);
+}
+
+/* laneSignal(lane, slot): slot -1 rings the bell (ATTACH sleepers), else done[slot]. */
+static napi_value k_lane_signal(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	int32_t slot;
+	if (!get_args(env, info, 2, argv))
+		return NULL;
+	struct hsm_lane *lane = (struct hsm_lane *)pinned_bytes(env, argv[0], HSM_LANE_SIZE, NULL);
+	if (!lane || napi_get_value_int32(env, argv[1], &slot) != napi_ok || slot < -1 ||
+	    slot >= (int32_t)HSM_LANE_SLOTS)
+		return throw_range(env, "hsm_kvm.laneSignal(lane, slot): a lane page and -1 to 15");
+	if (slot < 0)
+		hsm_lane_ring_bell(lane);
+	else
+		hsm_lane_signal_done(lane, (unsigned)slot);
 	return undefined(env);
 }
 
@@ -1837,7 +2203,10 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "reset", k_reset },		  { "complete", k_complete },
 		{ "fault", k_fault },		  { "injectMsi", k_inject_msi },
 		{ "setIrqLine", k_set_irq_line }, { "status", k_status },
-		{ "destroy", k_destroy },
+		{ "destroy", k_destroy },	  { "setLane", k_set_lane },
+		{ "setLaneDispatch", k_set_lane_dispatch },
+		{ "setLaneRoutes", k_set_lane_routes },
+		{ "laneSignal", k_lane_signal },
 	};
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
 		napi_value f;

@@ -56,6 +56,7 @@
 #include <linux/kcmp.h>
 
 #include "hsm-ioctls.h"
+#include "hsm-lane.h"
 #include "hsm-protocol.h"
 #include "hsm-ring.h"
 #include "hsm-shim.h"
@@ -1807,10 +1808,13 @@ static int32_t forget_fd(struct builder *b, int fd)
 }
 
 /* Close a server fd and wait: its release (§1.5) is done when close returns. */
+static void lane_forget(int32_t sim_fd);
+
 static void close_sim_fd(int32_t sim_fd)
 {
 	if (sim_fd < 0)
 		return;
+	lane_forget(sim_fd);
 	uint8_t c[HSMP_CLOSE_SIZE] = { 0 };
 	hsmp_put32(c, (uint32_t)sim_fd);
 	struct reply rep;
@@ -1974,7 +1978,187 @@ static void share_range(uint32_t role, uint64_t address, uint64_t length)
 	}
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* The lane (hsm-lane.h): ATTACH and NOTIFY of a VM's default client from a shared page.  */
+
+#define MAX_LANES 16
+struct lane_entry {
+	int32_t sim_fd;          /* -1: free */
+	struct hsm_lane *lane;
+	uint8_t *ioreq;          /* the VM's ioreq page (shared with hsmd) */
+};
+static struct lane_entry lanes[MAX_LANES] = { [0 ... MAX_LANES - 1] = { .sim_fd = -1 } };
+/* The ioreq page CREATE_VM named, per server fd, while it is shared (not mirrored). */
+static struct {
+	int32_t sim_fd;
+	uint64_t page;
+} vm_pages[MAX_LANES] = { [0 ... MAX_LANES - 1] = { .sim_fd = -1 } };
+static int lanes_wanted = 1;
+
+static struct lane_entry *lane_of(int32_t sim_fd)
+{
+	for (int i = 0; i < MAX_LANES; i++)
+		if (lanes[i].sim_fd == sim_fd && sim_fd >= 0)
+			return &lanes[i];
+	return NULL;
+}
+
+/* The server fd is closed (or the VM made anew): its lane and page are no longer its. */
+static void lane_forget(int32_t sim_fd)
+{
+	for (int i = 0; i < MAX_LANES; i++) {
+		if (lanes[i].sim_fd == sim_fd) {
+			lanes[i].sim_fd = -1;
+			munmap(lanes[i].lane, HSM_LANE_SIZE);
+			lanes[i].lane = NULL;
+		}
+		if (vm_pages[i].sim_fd == sim_fd)
+			vm_pages[i].sim_fd = -1;
+	}
+}
+
+/* CREATE_VM succeeded: remember its ioreq page if it is shared with the server. */
+static void lane_note_vm(int32_t sim_fd, uint64_t ioreq_buf)
+{
+	uint64_t page = PAGE_FLOOR(ioreq_buf);
+	int shared = 0;
+	struct masked m;
+	lock_all(&m);
+	for (uint32_t i = 0; i < region_count; i++)
+		if (regions[i].role == HSM_SHIM_ROLE_IOREQ && regions[i].address == page &&
+		    !regions[i].shadow)
+			shared = 1;
+	unlock_all(&m);
+	if (!shared)
+		return;
+	for (int i = 0; i < MAX_LANES; i++)
+		if (vm_pages[i].sim_fd < 0) {
+			vm_pages[i].sim_fd = sim_fd;
+			vm_pages[i].page = page;
+			return;
+		}
+}
+
+/* CREATE_IOREQ_CLIENT succeeded: offer the server a lane for that VM. Quietly nothing
+ * when it cannot be had (no shared ioreq page, an older server, no KVM there). */
+static void lane_offer(int32_t sim_fd)
+{
+	uint64_t page = 0;
+	for (int i = 0; i < MAX_LANES; i++)
+		if (vm_pages[i].sim_fd == sim_fd)
+			page = vm_pages[i].page;
+	int slot = -1;
+	for (int i = 0; i < MAX_LANES && slot < 0; i++)
+		if (lanes[i].sim_fd < 0)
+			slot = i;
+	if (!page || slot < 0 || lane_of(sim_fd))
+		return;
+	int fd = memfd_create("hsm-shim-lane", MFD_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct hsm_lane *lane = MAP_FAILED;
+	if (ftruncate(fd, HSM_LANE_SIZE) == 0)
+		lane = mmap(NULL, HSM_LANE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (lane == MAP_FAILED) {
+		sys_close(fd);
+		return;
+	}
+	lane->magic = HSM_LANE_MAGIC;
+	lane->version = HSM_LANE_VERSION;
+	char path[64];
+	int n = snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)self_pid, fd);
+	uint8_t p[8 + 64] = { 0 };
+	hsmp_put32(p, (uint32_t)sim_fd);
+	memcpy(p + 8, path, (size_t)n);
+	struct reply rep;
+	int sent = call(HSM_SHIM_OP_LANE, p, 8 + (uint32_t)n, &rep);
+	sys_close(fd);
+	if (sent < 0 || rep.result < 0 || atomic_load(&lane->state) != HSM_LANE_ON) {
+		munmap(lane, HSM_LANE_SIZE);
+		return;
+	}
+	lanes[slot].lane = lane;
+	lanes[slot].ioreq = (uint8_t *)(uintptr_t)page;
+	lanes[slot].sim_fd = sim_fd;
+}
+
+/*
+ * ATTACH_IOREQ_CLIENT through the lane: returns when the default client has a request
+ * pending (§4.7), or at a signal (the kernel's wait ends with 0 too). 0: the lane is off
+ * (the client is going): the ring has the answer.
+ */
+static int lane_attach(struct hsm_lane *l)
+{
+	for (;;) {
+		if (atomic_load(&l->state) != HSM_LANE_ON)
+			return 0;
+		if (atomic_load(&l->pending))
+			return 1;
+		uint32_t bell = atomic_load(&l->bell);
+		atomic_fetch_add(&l->sleepers, 1);
+		if (atomic_load(&l->pending) || atomic_load(&l->state) != HSM_LANE_ON) {
+			atomic_fetch_sub(&l->sleepers, 1);
+			continue;
+		}
+		long r = hsm_lane_futex_wait(&l->bell, bell);
+		int e = errno;
+		atomic_fetch_sub(&l->sleepers, 1);
+		if (r < 0 && e == EINTR)
+			return 1;
+	}
+}
+
+/*
+ * NOTIFY_REQUEST_FINISH through the lane, for a request the lane sent (§4.7, §4.4): the
+ * client's bit cleared, the slot COMPLETE, its vCPU thread woken to finish it (as ACRN's
+ * notify hypercall signals the vCPU: the slot goes FREE on that thread, not in this
+ * call). 0: anything else (a bad argument, a request the model sent, the lane off) goes
+ * over the ring, where the model answers it.
+ */
+static int lane_notify(struct lane_entry *e, unsigned long arg)
+{
+	struct acrn_ioreq_notify n;
+	if (mem_read(arg, &n, sizeof(n)) < sizeof(n) || n.reserved)
+		return 0;
+	struct hsm_lane *l = e->lane;
+	uint32_t vcpu = n.vcpu & 0xffff;
+	if (atomic_load(&l->state) != HSM_LANE_ON || vcpu >= l->vcpu_num ||
+	    vcpu >= HSM_LANE_SLOTS || !atomic_load(&l->owner[vcpu]))
+		return 0;
+	atomic_fetch_and(&l->pending, ~(1u << vcpu));
+	_Atomic uint32_t *processed =
+		(_Atomic uint32_t *)(e->ioreq + (size_t)vcpu * HSM_SLOT_SIZE + HSM_SLOT_PROCESSED);
+	atomic_store_explicit(processed, ACRN_IOREQ_STATE_COMPLETE, memory_order_release);
+	hsm_lane_signal_done(l, vcpu);
+	return 1;
+}
+
+static int shim_ioctl_ring(int fd, uint32_t request, unsigned long arg);
+
 static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
+{
+	if (request == ACRN_IOCTL_ATTACH_IOREQ_CLIENT || request == ACRN_IOCTL_NOTIFY_REQUEST_FINISH) {
+		struct lane_entry *e = lane_of(fd_target[fd]);
+		if (e && (request == ACRN_IOCTL_ATTACH_IOREQ_CLIENT ? lane_attach(e->lane)
+								     : lane_notify(e, arg)))
+			return 0;
+	}
+	int32_t sim_fd = fd_target[fd];
+	int r = shim_ioctl_ring(fd, request, arg);
+	if (r >= 0 && lanes_wanted) {
+		if (request == ACRN_IOCTL_CREATE_VM) {
+			struct acrn_vm_creation c;
+			lane_forget(sim_fd);
+			if (mem_read(arg, &c, sizeof(c)) == sizeof(c))
+				lane_note_vm(sim_fd, c.ioreq_buf);
+		} else if (request == ACRN_IOCTL_CREATE_IOREQ_CLIENT) {
+			lane_offer(sim_fd);
+		}
+	}
+	return r;
+}
+
+static int shim_ioctl_ring(int fd, uint32_t request, unsigned long arg)
 {
 	if (request == ACRN_IOCTL_SET_MEMSEG)
 		share_ram(arg);
@@ -2145,6 +2329,14 @@ static void child_after_fork(void)
 	region_count = 0;
 	memset(waiters, 0, sizeof(waiters));
 	wake_fd = -1;
+	/* The parent's lanes are its VMs' (the child's HSM fds are placeholders). */
+	for (int i = 0; i < MAX_LANES; i++) {
+		if (lanes[i].lane)
+			munmap(lanes[i].lane, HSM_LANE_SIZE);
+		lanes[i].lane = NULL;
+		lanes[i].sim_fd = -1;
+		vm_pages[i].sim_fd = -1;
+	}
 }
 
 __attribute__((constructor)) static void shim_init(void)
@@ -2174,6 +2366,11 @@ __attribute__((constructor)) static void shim_init(void)
 		else
 			spin_ns = us * 1000ull;
 	}
+	const char *lane = getenv("HSM_SHIM_LANE");
+	if (lane && strcmp(lane, "0") == 0)
+		lanes_wanted = 0;
+	else if (lane && *lane && strcmp(lane, "1") != 0)
+		warn("hsm-shim: HSM_SHIM_LANE=%s: expected 0 or 1; using 1", lane);
 	pthread_atfork(NULL, NULL, child_after_fork);
 }
 

@@ -46,6 +46,9 @@ enum hsm_shim_op {
 	 * MAP_SHARED from that file: the server maps the same file, so both share the bytes.
 	 */
 	HSM_SHIM_OP_SHARE = 0x10b,
+	/* shim -> server, reply: i32 HSM fd (the server's), u32 0, the path of a lane page's
+	 * file (hsm-lane.h). Result 0: the fd's VM is served through the lane. */
+	HSM_SHIM_OP_LANE = 0x10c,
 };
 
 /* Memory the kernel pins (SHIM.md, "Memory the kernel pins"). */

@@ -185,4 +185,5 @@ export const Errno = {
   ENOSPC: 28,
   ERANGE: 34,
   ENOSYS: 38,
+  EOPNOTSUPP: 95,
 } as const

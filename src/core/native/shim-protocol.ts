@@ -36,6 +36,13 @@ export const ShimOp = {
    * then the file's path (/proc/PID/fd/N). The server maps the same file: no copy.
    */
   SHARE: 0x10b,
+  /**
+   * shim -> server, reply result 0 or -1 with an errno: i32 HSM fd (the server's), u32 0,
+   * then the path (/proc/PID/fd/N) of a 4096-byte file holding a lane page
+   * (helper/hsm-lane.h). The server maps it and serves the fd's VM through it (src/core/
+   * sim/lane.ts); refused, the shim keeps every call on the ring.
+   */
+  LANE: 0x10c,
 } as const
 
 export const ShimRole = { IOREQ: 1, RAM: 2, MONITOR: 3 } as const
@@ -57,6 +64,7 @@ export const ShimSize = {
   SYNC: 8,
   RING_FIXED: 8,
   SHARE_FIXED: 40,
+  LANE_FIXED: 8,
   MAX_PROGRAM: 255,
 } as const
 
@@ -294,6 +302,29 @@ export function decodeShare(payload: Uint8Array): Share {
     pageSize: v.getUint32(32, true),
     path,
   }
+}
+
+export interface LaneOffer {
+  readonly fd: number
+  readonly path: string
+}
+
+export function decodeLane(payload: Uint8Array): LaneOffer {
+  if (payload.byteLength <= ShimSize.LANE_FIXED || payload.byteLength > ShimSize.LANE_FIXED + 4095)
+    throw new FrameError(EINVAL, `lane payload of ${payload.byteLength} bytes`)
+  const v = view(payload)
+  if (v.getUint32(4, true) !== 0) throw new FrameError(EINVAL, 'lane: reserved bytes')
+  const path = decoder.decode(payload.subarray(ShimSize.LANE_FIXED))
+  if (path.includes('\0')) throw new FrameError(EINVAL, 'lane: a NUL in the path')
+  return { fd: v.getInt32(0, true), path }
+}
+
+export function encodeLane(l: LaneOffer): Uint8Array {
+  const path = new TextEncoder().encode(l.path)
+  const out = new Uint8Array(ShimSize.LANE_FIXED + path.byteLength)
+  view(out).setInt32(0, l.fd, true)
+  out.set(path, ShimSize.LANE_FIXED)
+  return out
 }
 
 export function encodeShare(s: Share): Uint8Array {

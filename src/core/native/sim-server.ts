@@ -22,6 +22,8 @@ import { HSM_DEVICE } from '../sim/hsm/hsm.js'
 import { EPOLLIN, type EventfdCtx, type EventfdWaiter } from '../sim/kernel/eventfd.js'
 import { EventfdFile } from '../sim/kernel/file.js'
 import type { SimProcess } from '../sim/kernel/process.js'
+import { mapSharedFile } from '../sim/kernel/shared-memory.js'
+import { LANE_SIZE } from '../sim/lane.js'
 import type { SimPlatform } from '../sim/platform.js'
 import {
   ArgKind,
@@ -55,6 +57,7 @@ import {
   decodeIdValue,
   decodeMirror,
   decodeRingOffer,
+  decodeLane,
   decodeShare,
   decodeShimHello,
   type DiffRange,
@@ -727,6 +730,9 @@ class Session {
       case ShimOp.SHARE:
         await this.share(frame)
         return
+      case ShimOp.LANE:
+        this.lane(frame)
+        return
       case ShimOp.DIFF: {
         const { region, ranges } = decodeDiff(p)
         const r = this.regions.get(region)?.mirror
@@ -865,6 +871,28 @@ class Session {
       simAddress: base + (s.offset - from),
     })
     this.reply(frame, 0n)
+  }
+
+  /**
+   * A lane page the process offers for the VM of one of its HSM fds (src/core/sim/lane.ts):
+   * mapped here, and its VM's port I/O goes to the process through it. Refused with the
+   * errno of why not; the process then keeps every call on the ring.
+   */
+  private lane(frame: Frame): void {
+    const l = decodeLane(frame.payload)
+    if (!new RegExp(`^/proc/${this.pid}/fd/\\d+$`).test(l.path))
+      throw new FrameError(Errno.EINVAL, `lane: ${l.path} is not a file of pid ${this.pid}`)
+    if (!this.hsmFds.has(l.fd)) throw new FrameError(Errno.EBADF, `lane: ${l.fd} is not an HSM fd`)
+    let bytes: Uint8Array
+    try {
+      bytes = new Uint8Array(mapSharedFile(l.path, 0, LANE_SIZE, true).buffer)
+    } catch (e) {
+      const errno = (e as { errno?: number }).errno
+      throw new FrameError(errno ?? Errno.EINVAL, `lane: ${(e as Error).message}`)
+    }
+    const ret = this.proc.attachLane(l.fd, bytes)
+    if (ret < 0) this.reply(frame, -1n, -ret)
+    else this.reply(frame, 0n)
   }
 
   private async declareFd(d: FdDeclaration): Promise<void> {

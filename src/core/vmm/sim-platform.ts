@@ -6,12 +6,14 @@ import { createSimPlatform, type SimPlatform, type SimPlatformOptions } from '..
 import { performance } from 'node:perf_hooks'
 import {
   GuestAccessError,
+  type LaneTiming,
   PCI_BUS,
   PCI_DEV,
   PCI_FUNC,
   PCI_REG,
   REQ_ADDRESS,
   REQ_DIRECTION,
+  REQ_SIZE,
   REQ_VALUE,
   SLOT_KERNEL_HANDLED,
   SLOT_TYPE,
@@ -68,6 +70,7 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
     slot: DataView,
     base: number,
     readValue: bigint,
+    lane?: LaneTiming,
   ): PublishedRequest => {
     const type = slot.getUint32(base + SLOT_TYPE, true) // PORTIO/MMIO/PCICFG = TYPE_PIO/MMIO/PCICFG
     const write = slot.getUint32(base + REQ_DIRECTION, true) === 1
@@ -97,11 +100,12 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
       type,
       write,
       client,
-      size: vcpu.busySize,
+      // A lane request's size is its slot's (the model never held it).
+      size: lane ? slot.getUint32(base + REQ_SIZE, true) : vcpu.busySize,
       addr,
       value: write ? written : readValue,
-      latencyNs: (performance.now() - vcpu.busySince) * 1e6,
-      t: vcpu.busySince,
+      latencyNs: lane ? (lane.done - lane.since) * 1e6 : (performance.now() - vcpu.busySince) * 1e6,
+      t: lane ? lane.since : vcpu.busySince,
     }
   }
   const hsmd = sim.spawn()
@@ -128,8 +132,8 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
       }
     },
     traceRequests(sink) {
-      sim.observeCompletions((vm, vcpu, slot, base, readValue) =>
-        sink(describe(vm, vcpu, slot, base, readValue)),
+      sim.observeCompletions((vm, vcpu, slot, base, readValue, lane) =>
+        sink(describe(vm, vcpu, slot, base, readValue, lane)),
       )
     },
     outstandingRequests() {

@@ -40,6 +40,7 @@ import {
   createIoreqClient,
   destroyIoreqClient,
   ioreqDispatch,
+  ioreqLaneAttach,
   notifyRequestFinish,
 } from './ioreq.js'
 import { irqfdIoctl } from './irqfd.js'
@@ -199,6 +200,11 @@ export class HsmFile extends OpenFile {
         // Matched on all 32 bits: a known number with another size is unknown too.
         return -Errno.ENOTTY
     }
+  }
+
+  /** A shimmed program's lane for this VM's default client (ioreqLaneAttach). */
+  attachLane(bytes: Uint8Array): number {
+    return ioreqLaneAttach(this.vm, bytes)
   }
 
   /** Last close (§1.5). */

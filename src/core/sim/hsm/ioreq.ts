@@ -13,6 +13,7 @@
 // never registers, are kept in a list). The first matching client still wins.
 
 import {
+  ACRN_INVALID_VMID,
   ACRN_IO_REQUEST_MAX,
   IoreqDir,
   IoreqState,
@@ -38,6 +39,7 @@ import {
   SLOT_TYPE,
 } from '../hypervisor/io.js'
 import type { SimProcess, Sleeper } from '../kernel/process.js'
+import { IoreqLane } from '../lane.js'
 import { peekUser } from '../kernel/uaccess.js'
 import type { HsmModule } from './hsm.js'
 import type { AcrnVm } from './vm.js'
@@ -91,6 +93,24 @@ export class RangeSet {
   private long: LongRange[] = []
   size = 0
 
+  /** onChange: told after every add, del and clear (a lane's routes follow them). */
+  constructor(private readonly onChange?: () => void) {}
+
+  /** Every port some range of this set holds, as bits (port p: bit p % 8 of byte p / 8). */
+  markPorts(bits: Uint8Array): void {
+    const mark = (from: bigint, to: bigint) => {
+      const last = to > 0xffffn ? 0xffff : Number(to)
+      for (let p = Number(from); p <= last; p++) bits[p >> 3]! |= 1 << (p & 7)
+    }
+    for (const [key, r] of this.short[IoreqType.PORTIO]) {
+      const len = 32 - Math.clz32(r.mask)
+      const start = BigInt(key)
+      if (start <= 0xffffn) mark(start, start + BigInt(len) - 1n)
+    }
+    for (const r of this.long)
+      if (r.type === IoreqType.PORTIO && r.start <= 0xffffn) mark(r.start, r.end)
+  }
+
   /** acrn_ioreq_range_add: EINVAL if end < start. */
   add(type: number, start: bigint, end: bigint): number {
     if (end < start) return -Errno.EINVAL
@@ -110,6 +130,7 @@ export class RangeSet {
       this.long.unshift({ type, start, end })
     }
     this.size++
+    this.onChange?.()
     return 0
   }
 
@@ -130,12 +151,14 @@ export class RangeSet {
       if (r.counts[i] === 0) r.mask &= ~(1 << i)
       if (r.mask === 0) map.delete(key)
       this.size--
+      this.onChange?.()
       return
     }
     const i = this.long.findIndex((r) => r.type === type && r.start === start && r.end === end)
     if (i >= 0) {
       this.long.splice(i, 1)
       this.size--
+      this.onChange?.()
     }
   }
 
@@ -144,6 +167,7 @@ export class RangeSet {
     this.short[1].clear()
     this.long = []
     this.size = 0
+    this.onChange?.()
   }
 
   /** Some range of this type holds [address, address + size - 1] entirely (§4.3 table). */
@@ -193,24 +217,45 @@ interface AttachWaiter extends Sleeper {
 }
 
 export class IoreqClient {
-  /** ioreqs_map: bit i set while vCPU i's request is dispatched to this client. */
-  pending = 0
+  private bits = 0
   destroying = false
-  readonly ranges = new RangeSet()
+  readonly ranges: RangeSet
   /** Userspace threads blocked in ATTACH (default client only). */
   waiters: AttachWaiter[] = []
+  /** The default client's lane (lane.ts), while a shimmed program is served through one. */
+  lane: IoreqLane | null = null
 
   constructor(
     readonly vm: AcrnVm,
     readonly name: string,
     readonly isDefault: boolean,
     readonly handler: IoreqHandler | null,
-  ) {}
+  ) {
+    // A kernel client's ranges decide which ports a lane must leave to dispatch.
+    this.ranges = new RangeSet(isDefault ? undefined : () => laneRoutesChanged(vm))
+  }
+
+  /** ioreqs_map: bit i set while vCPU i's request is dispatched to this client. */
+  get pending(): number {
+    return this.lane ? this.lane.pending : this.bits
+  }
+
+  setPending(vcpu: number): void {
+    if (this.lane) this.lane.setPending(vcpu)
+    else this.bits |= 1 << vcpu
+  }
+
+  clearPending(vcpu: number): void {
+    if (this.lane) this.lane.clearPending(vcpu)
+    else this.bits &= ~(1 << vcpu)
+  }
 
   /** wake_up on the client's wait queue. */
   wake(): void {
-    if (this.isDefault) this.wakeWaiters(0)
-    else runKernelClient(this)
+    if (this.isDefault) {
+      this.lane?.ring()
+      this.wakeWaiters(0)
+    } else runKernelClient(this)
   }
 
   wakeWaiters(ret: number): void {
@@ -222,6 +267,23 @@ export class IoreqClient {
       w.resolve(ret)
     }
   }
+}
+
+/**
+ * The ports a lane must leave to dispatch: HSM's PCI configuration ports (§4.6) and every
+ * port some kernel client's range holds (the first matching client wins, §4.3).
+ */
+export function laneRoutes(vm: AcrnVm): Uint8Array {
+  const bits = new Uint8Array(65536 / 8)
+  bits[PCI_CONF_ADDR_PORT >> 3]! |= 1 << (PCI_CONF_ADDR_PORT & 7)
+  for (let p = PCI_CONF_DATA_PORT; p < PCI_CONF_DATA_PORT + 4; p++) bits[p >> 3]! |= 1 << (p & 7)
+  for (const client of vm.clients) client.ranges.markPorts(bits)
+  return bits
+}
+
+function laneRoutesChanged(vm: AcrnVm): void {
+  const lane = vm.defaultClient?.lane
+  if (lane) lane.setRoutes(laneRoutes(vm))
 }
 
 /** A kernel client's thread loop (§4.5): lowest pending vCPU first, until none is left. */
@@ -262,6 +324,7 @@ export function ioreqClientDestroy(client: IoreqClient): void {
   const module = vm.module
   module.pauseDispatch()
   client.destroying = true
+  client.lane?.turnOff()
   client.wakeWaiters(-Errno.ENODEV)
   if (client.isDefault) {
     if (vm.defaultClient === client) vm.defaultClient = null
@@ -291,7 +354,7 @@ export function ioreqComplete(vm: AcrnVm, vcpu: number): number {
 /** Complete through a client: vcpu < vcpu_num (else EINVAL), clear its bit, then §4.4. */
 export function ioreqCompleteThroughClient(client: IoreqClient, vcpu: number): number {
   if (vcpu >= client.vm.vcpuNum) return -Errno.EINVAL
-  client.pending &= ~(1 << vcpu)
+  client.clearPending(vcpu)
   return ioreqComplete(client.vm, vcpu)
 }
 
@@ -385,7 +448,7 @@ export function ioreqDispatch(module: HsmModule): void {
       if (!client) break
       dv.setUint32(base + SLOT_KERNEL_HANDLED, client.isDefault ? 0 : 1, true)
       Atomics.store(i32, processedIndex(vcpu), IoreqState.PROCESSING)
-      client.pending |= 1 << vcpu
+      client.setPending(vcpu)
       client.wake()
     }
   }
@@ -437,6 +500,31 @@ export function notifyRequestFinish(vm: AcrnVm, proc: SimProcess, arg: IoctlArg)
   return ioreqCompleteThroughClient(client, vcpu)
 }
 
+/**
+ * A shimmed program offers the VM's default client a lane (lane.ts; not a kernel ioctl:
+ * the shim's own op). 0 when its vCPUs' port I/O reaches the client through it from now
+ * on; else -errno and nothing changes: ENODEV (no VM or no default client), EEXIST (it has
+ * one), EOPNOTSUPP (the VM polls for completion, or its vCPUs do not execute on an engine
+ * that serves lanes), EINVAL (not a lane page).
+ */
+export function ioreqLaneAttach(vm: AcrnVm, bytes: Uint8Array): number {
+  const client = vm.defaultClient
+  if (vm.vmid === ACRN_INVALID_VMID || !client || client.destroying) return -Errno.ENODEV
+  if (client.lane) return -Errno.EEXIST
+  const hv = vm.module.hv
+  const hvVm = hv.userVm(vm.vmid)
+  const engine = hv.cpu.engine
+  if (!hvVm || hvVm.polling || !engine?.lanes) return -Errno.EOPNOTSUPP
+  if (IoreqLane.invalid(bytes)) return -Errno.EINVAL
+  const lane = new IoreqLane(bytes, engine.lanes)
+  lane.setRoutes(laneRoutes(vm))
+  lane.turnOn(vm.vcpuNum, client.pending)
+  client.lane = lane
+  hvVm.lane = lane
+  hvVm.execution?.attachLane(lane)
+  return 0
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 const kernelClientsBusy = (vm: AcrnVm) => vm.clients.some((c) => c.pending !== 0)
@@ -444,6 +532,8 @@ const kernelClientsBusy = (vm: AcrnVm) => vm.clients.some((c) => c.pending !== 0
 /** CLEAR_VM_IOREQ (§4.7): always 0. */
 export function clearVmIoreq(vm: AcrnVm): number | Promise<number> {
   vm.flags |= CLEARING
+  const lane = vm.defaultClient?.lane
+  lane?.setClearing(true)
   const finish = () => {
     const client = vm.defaultClient
     if (client) {
@@ -453,6 +543,7 @@ export function clearVmIoreq(vm: AcrnVm): number | Promise<number> {
       }
     }
     vm.flags &= ~CLEARING
+    lane?.setClearing(false)
     return 0
   }
   if (!kernelClientsBusy(vm)) return finish()

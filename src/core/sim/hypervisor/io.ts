@@ -94,7 +94,10 @@ function maskValue(value: bigint | number, size: number): bigint | number {
 /**
  * Told of every request as it completes, before its slot goes FREE: the slot bytes still
  * hold what the client saw (type, possibly rewritten to PCICFG, kernel_handled, value).
- * For tracing; it must not change state, and it is called with no allocation.
+ * For tracing; it must not change state, and it is called with no allocation. A request
+ * the lane completed (lane.ts) comes a few ms later, from the engine's log: `lane` then
+ * says when it went PENDING and completed (performance.now() times), and `slot` is the
+ * log's copy of the slot.
  */
 export type CompletionObserver = (
   vm: HvVm,
@@ -102,7 +105,14 @@ export type CompletionObserver = (
   slot: DataView,
   base: number,
   value: bigint,
+  lane?: LaneTiming,
 ) => void
+
+/** When a lane request went PENDING and completed (performance.now() times). */
+export interface LaneTiming {
+  since: number
+  done: number
+}
 
 export class IoreqEmulator {
   /** At most one: the daemon's trace (a read-only tap, not part of the model). */
@@ -164,14 +174,9 @@ export class IoreqEmulator {
         new GuestAccessError('no-vcpu', `VM ${req.vmid} has no vCPU ${req.vcpu}`),
       )
     }
-    if (vcpu.busy) {
-      return Promise.reject(
-        new GuestAccessError(
-          'busy',
-          `vCPU ${req.vcpu} of VM ${req.vmid} already has a request outstanding`,
-        ),
-      )
-    }
+    const busy = () =>
+      new GuestAccessError('busy', `vCPU ${req.vcpu} of VM ${req.vmid} already has a request outstanding`)
+    if (vcpu.busy || vm.lane?.owns(vcpu.id)) return Promise.reject(busy())
     const mmio = req.type === 'mmio'
     const invalid = invalidAccess(req, mmio)
     if (invalid) return Promise.reject(new GuestAccessError('invalid', invalid))
@@ -180,6 +185,11 @@ export class IoreqEmulator {
     // An executing vCPU stops between two instructions first.
     const execution = vm.execution
     const held = execution?.hold(vcpu.id) ?? false
+    // Held, the vCPU cannot send a request through the lane: one sent before is still out.
+    if (held && vm.lane?.owns(vcpu.id)) {
+      execution!.release(vcpu.id)
+      return Promise.reject(busy())
+    }
     const done = new Promise<bigint>((resolve, reject) => {
       this.trap(vm, vcpu, mmio, write, req.addr, req.size, value, resolve, reject)
     })
@@ -245,7 +255,11 @@ export class IoreqEmulator {
    */
   complete(vm: HvVm, vcpu: HvVcpu): void {
     const page = vm.ioreq
-    if (!vcpu.busy || !page) return
+    if (!vcpu.busy || !page) {
+      // A request the lane sent: its vCPU thread does the rest.
+      vm.lane?.finish(vcpu.id)
+      return
+    }
     const index = processedIndex(vcpu.id)
     if (Atomics.load(page.i32, index) !== IoreqState.COMPLETE) return
     let value = ZERO

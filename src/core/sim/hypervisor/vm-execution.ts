@@ -11,8 +11,10 @@
 import { MemAccess } from '../../abi/constants.js'
 import { decode } from '../../abi/layout.js'
 import { acrn_regs } from '../../abi/structs.js'
+import type { IoreqLane } from '../lane.js'
 import type { CpuEngine, CpuExit, CpuVm, VcpuStatus } from './cpu/engine.js'
 import type { Hypervisor } from './hypervisor.js'
+import type { LaneTiming } from './io.js'
 import type { HvVm } from './vm.js'
 
 /** A guest memory slot for the engine: guest-physical range -> hsmd's address of its bytes. */
@@ -49,6 +51,8 @@ export class VmExecution {
   private readonly faults: (string | undefined)[] = []
   private readonly done: ((value: bigint) => void)[] = []
   private readonly ignore = (): void => {}
+  private lane: IoreqLane | null = null
+  private readonly laneTiming: LaneTiming = { since: 0, done: 0 }
 
   constructor(
     private readonly hv: Hypervisor,
@@ -70,7 +74,16 @@ export class VmExecution {
         onFault: (vcpu, reason) => {
           this.faults[vcpu] = reason
         },
+        onLaneDone: (vcpu, slot, base, value, since, done) => {
+          const v = vm.vcpus[vcpu]
+          const observer = this.hv.io.observer
+          if (!v || !observer) return
+          this.laneTiming.since = since
+          this.laneTiming.done = done
+          observer(vm, v, slot, base, value, this.laneTiming)
+        },
       })
+      if (this.lane) this.bindLane(this.lane)
       for (let id = 0; id < vm.vcpuNum; id++) {
         const cpu = this.cpu
         this.done[id] = (value) => cpu.complete(id, value)
@@ -80,6 +93,27 @@ export class VmExecution {
     for (const vcpu of vm.vcpus) this.cpu.setRegs(vcpu.id, vcpu.regs)
     this.faults.length = 0
     this.cpu.run()
+  }
+
+  /**
+   * The default client's program is served through a lane (lane.ts): the engine's vCPU
+   * threads send it their port I/O, if the engine can. False when it cannot.
+   */
+  attachLane(lane: IoreqLane): boolean {
+    if (!this.engine.lanes) return false
+    if (this.lane === lane) return true
+    // The vCPU threads keep the first lane's page: a later one (a client made again) is
+    // served by the model's dispatch, through the same page, with the program's side alike.
+    if (this.lane && this.cpu) return false
+    this.lane = lane
+    if (this.cpu) this.bindLane(lane)
+    return true
+  }
+
+  private bindLane(lane: IoreqLane): void {
+    const page = this.vm.ioreq
+    if (!page || !this.cpu?.attachLane) return
+    this.cpu.attachLane(lane, page.u8)
   }
 
   /** HC_PAUSE_VM: every vCPU stops between two instructions (one waiting for a request keeps waiting). */

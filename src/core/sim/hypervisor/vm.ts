@@ -9,6 +9,7 @@ import { Ept } from './ept.js'
 import type { Hypervisor } from './hypervisor.js'
 import { IrqChip } from './irqchip.js'
 import { VmExecution } from './vm-execution.js'
+import type { IoreqLane } from '../lane.js'
 import type { AssignedMmioDev, AssignedPciDev, IntxRemap, VirtualDevice } from './passthrough.js'
 
 export type VmState = 'powered-off' | 'created' | 'running' | 'paused'
@@ -62,6 +63,8 @@ export class HvVm {
   intrDelayMs = 0n
   /** Its vCPUs executing guest code, from START_VM (null without a CPU engine). */
   execution: VmExecution | null = null
+  /** The lane of its default client's program (lane.ts), if one is served through one. */
+  lane: IoreqLane | null = null
 
   constructor(
     readonly vmid: number,
@@ -174,7 +177,11 @@ export function hcallStartVm(hv: Hypervisor, vm: HvVm): number {
   if (vm.state !== 'created' || !vm.ioreq) return -1
   vm.state = 'running'
   const engine = hv.cpu.engine
-  if (engine) (vm.execution ??= new VmExecution(hv, vm, engine)).start()
+  if (engine) {
+    vm.execution ??= new VmExecution(hv, vm, engine)
+    if (vm.lane) vm.execution.attachLane(vm.lane)
+    vm.execution.start()
+  }
   return 0
 }
 

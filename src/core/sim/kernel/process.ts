@@ -289,6 +289,12 @@ export class SimProcess implements HsmProcess {
     this.sleepers.delete(sleeper)
   }
 
+  /** A shimmed program's lane for the VM of HSM fd `fd` (hsm/ioreq.ts, ioreqLaneAttach). */
+  attachLane(fd: number, bytes: Uint8Array): number {
+    const file = this.fds.get(fd) as { kind?: string; attachLane?(b: Uint8Array): number } | undefined
+    return file?.kind === 'hsm' && file.attachLane ? file.attachLane(bytes) : -Errno.EBADF
+  }
+
   /** HSM's per-fd state behind an HSM fd, read-only (undefined for other fds). Sim only. */
   hsmState(fd: number): HsmFileState | undefined {
     const file = this.fds.get(fd)

@@ -3,6 +3,8 @@
 // than KVM (a JIT such as libunicorn, for hosts without hardware virtualization) can be
 // added beside kvm.ts.
 
+import type { IoreqLane, LaneEngine } from '../../lane.js'
+
 /** A PIO or MMIO access the guest made that the engine cannot complete itself. */
 export interface CpuExit {
   readonly kind: 'pio' | 'mmio'
@@ -44,6 +46,19 @@ export interface CpuVmOptions {
   readonly onExit: (vcpu: number, exit: CpuExit) => void
   /** The vCPU stopped for good (triple fault, failed entry, internal error). */
   readonly onFault?: (vcpu: number, reason: string) => void
+  /**
+   * A request the lane completed (lane.ts), a few ms after: the slot as the client left
+   * it (a copy), the value a read got, and when it went PENDING and completed
+   * (performance.now() times).
+   */
+  readonly onLaneDone?: (
+    vcpu: number,
+    slot: DataView,
+    base: number,
+    value: bigint,
+    since: number,
+    done: number,
+  ) => void
 }
 
 export interface CpuEngine {
@@ -55,6 +70,8 @@ export interface CpuEngine {
   readonly ioapicPins: number
   /** A VM whose vCPUs are at the power-on state (ACRN's realmode_init_vregs), paused. */
   createVm(options: CpuVmOptions): CpuVm
+  /** Present when its vCPU threads can serve a lane (lane.ts): the futex wakes it needs. */
+  readonly lanes?: LaneEngine
 }
 
 export interface CpuVm {
@@ -80,4 +97,6 @@ export interface CpuVm {
   status(): VcpuStatus[]
   /** Ends the threads and frees everything; every later call but destroy throws. */
   destroy(): void
+  /** Port I/O goes out through the lane from now on, where the lane allows (lanes only). */
+  attachLane?(lane: IoreqLane, ioreq: Uint8Array): void
 }

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { HELPER_DIR } from '../../../native/preflight.js'
 import { spinAllowed } from '../../../native/spin.js'
+import { LANE_SLOTS, type IoreqLane } from '../../lane.js'
 import type { CpuEngine, CpuExit, CpuVm, CpuVmOptions, MemoryRegion, VcpuStatus } from './engine.js'
 
 /** The exit object of a vCPU, filled again for each of its exits. */
@@ -39,6 +40,12 @@ interface KvmAddon {
   setIrqLine(vm: VmHandle, gsi: number, level: number): void
   status(vm: VmHandle): VcpuStatus[]
   destroy(vm: VmHandle): void
+  /** The lane's page and the ioreq page; returns the completion log. */
+  setLane(vm: VmHandle, lane: Uint8Array, ioreq: Uint8Array): ArrayBuffer
+  setLaneDispatch(vm: VmHandle, on: boolean): void
+  setLaneRoutes(vm: VmHandle, bits: Uint8Array): void
+  /** slot -1: the lane's bell; else done[slot]. */
+  laneSignal(lane: Uint8Array, slot: number): void
 }
 
 export const kvmAddonPath = () => join(HELPER_DIR, 'build', 'hsm_kvm.node')
@@ -56,6 +63,20 @@ const AT_WRITE = 2
 const AT_SIZE = 3
 const AT_ADDR = 4
 const AT_VALUE64 = 3 // in 64-bit words
+
+// The lane's completion log (hsm-kvm-addon.c): per slot a header of 64 bytes (u32 head,
+// u32 tail, u32 lost, u32 armed), then per slot LOG_ENTRIES entries of LOG_ENTRY bytes:
+// u64 posted ns, u64 done ns, u64 value, 8 free, the slot's first bytes.
+const LOG_ENTRIES = 256
+const LOG_ENTRY = 32 + 144
+const LOG_HEADERS = LANE_SLOTS * 64
+const LOG_SLOT_AT = 32
+/** Control word (u32 index): a lane log has completions. */
+const CONTROL_LOG_READY = 8
+/** How soon after a drain that found completions the logs are drained again. */
+const LOG_REDRAIN_MS = 3
+/** CLOCK_MONOTONIC ns (the addon's clock) minus performance.now() in ns. */
+const MONOTONIC_OFFSET_NS = Number(process.hrtime.bigint()) - performance.now() * 1e6
 
 let loaded: { addon: KvmAddon } | { reason: string } | undefined
 
@@ -92,6 +113,7 @@ export function kvmEngine(): { engine: CpuEngine } | { reason: string } {
       name: 'kvm',
       ioapicPins: KVM_IOAPIC_NUM_PINS,
       createVm: (options) => new KvmVm(addon, options),
+      lanes: { signal: (lane, slot) => addon.laneSignal(lane, slot) },
     },
   }
 }
@@ -105,7 +127,10 @@ class KvmVm implements CpuVm {
   private readonly vcpus: number
   private readonly onExit: CpuVmOptions['onExit']
   private readonly onFault: CpuVmOptions['onFault']
+  private readonly onLaneDone: CpuVmOptions['onLaneDone']
   private destroyed = false
+  /** The lane's completion log, once a lane is attached. */
+  private log: { u32: Uint32Array; dv: DataView } | null = null
 
   constructor(
     private readonly addon: KvmAddon,
@@ -120,6 +145,7 @@ class KvmVm implements CpuVm {
     this.vcpus = options.vcpus
     this.onExit = options.onExit
     this.onFault = options.onFault
+    this.onLaneDone = options.onLaneDone
     this.exits = Array.from({ length: options.vcpus }, (): ExitRecord => ({
       kind: 'pio',
       write: false,
@@ -165,6 +191,50 @@ class KvmVm implements CpuVm {
       }
     }
     return found
+  }
+
+  attachLane(lane: IoreqLane, ioreq: Uint8Array): void {
+    const handle = this.vm
+    const log = this.addon.setLane(handle, lane.bytes, ioreq)
+    this.log = { u32: new Uint32Array(log), dv: new DataView(log) }
+    lane.bind({
+      setDispatch: (on) => {
+        if (!this.destroyed) this.addon.setLaneDispatch(handle, on)
+      },
+      setRoutes: (bits) => {
+        if (!this.destroyed) this.addon.setLaneRoutes(handle, bits)
+      },
+    })
+    poller.watchLog(this)
+  }
+
+  /**
+   * Hand the lane's logged completions to onLaneDone; how many there were. `arm`: first
+   * ask the vCPU threads to wake this thread at their next entry.
+   */
+  drainLog(arm = false): number {
+    const log = this.log
+    if (!log || this.destroyed) return 0
+    let n = 0
+    for (let v = 0; v < Math.min(this.vcpus, LANE_SLOTS); v++) {
+      const h = v * 16
+      if (arm) Atomics.store(log.u32, h + 3, 1)
+      const head = Atomics.load(log.u32, h)
+      let tail = log.u32[h + 1]!
+      for (; tail !== head; tail = (tail + 1) >>> 0) {
+        const at = LOG_HEADERS + (v * LOG_ENTRIES + (tail % LOG_ENTRIES)) * LOG_ENTRY
+        const since = (Number(log.dv.getBigUint64(at, true)) - MONOTONIC_OFFSET_NS) / 1e6
+        const done = (Number(log.dv.getBigUint64(at + 8, true)) - MONOTONIC_OFFSET_NS) / 1e6
+        try {
+          this.onLaneDone?.(v, log.dv, at + LOG_SLOT_AT, log.dv.getBigUint64(at + 16, true), since, done)
+        } catch (e) {
+          rethrow(e)
+        }
+        n++
+      }
+      Atomics.store(log.u32, h + 1, tail)
+    }
+    return n
   }
 
   /** Does an exit wait for complete()? */
@@ -223,6 +293,7 @@ class KvmVm implements CpuVm {
 
   destroy(): void {
     if (this.destroyed) return
+    this.drainLog()
     this.addon.destroy(this.handle)
     this.destroyed = true
     poller.remove(this)
@@ -258,18 +329,53 @@ class ExitPoller {
   private control: Uint32Array | undefined
   private polling = false
   private lastActive = 0
+  /** VMs with a lane, whose completion logs are drained. */
+  private readonly logs = new Set<KvmVm>()
+  private redrain: NodeJS.Timeout | undefined
+  /** control.posted when the poller last went to sleep. */
+  private sleptAt = -1
 
   add(vm: KvmVm, addon: KvmAddon): void {
     if (!this.addon) {
       this.addon = addon
       this.control = new Uint32Array(addon.control)
-      addon.setWake(() => this.kick())
+      addon.setWake(() => this.woken())
     }
     this.vms.add(vm)
   }
 
   remove(vm: KvmVm): void {
     this.vms.delete(vm)
+    this.logs.delete(vm)
+  }
+
+  watchLog(vm: KvmVm): void {
+    this.logs.add(vm)
+  }
+
+  /** A vCPU woke this thread: an exit was posted, or a lane log wants draining. */
+  private woken(): void {
+    const control = this.control!
+    if (Atomics.exchange(control, CONTROL_LOG_READY, 0) !== 0) this.drainLogs()
+    if (this.polling || Atomics.load(control, 0) !== this.sleptAt) this.kick()
+  }
+
+  /**
+   * Lane completions to the observers: again on a timer while they keep coming (one
+   * wake-up per LOG_REDRAIN_MS, not per request), else the logs are armed: the next
+   * entry wakes this thread. Entries logged while arming are drained by the second pass.
+   */
+  private drainLogs(): void {
+    let n = 0
+    for (const vm of this.logs) n += vm.drainLog()
+    if (n === 0) for (const vm of this.logs) n += vm.drainLog(true)
+    if (n > 0 && !this.redrain) {
+      this.redrain = setTimeout(() => {
+        this.redrain = undefined
+        this.drainLogs()
+      }, LOG_REDRAIN_MS)
+      this.redrain.unref()
+    }
   }
 
   kick(): void {
@@ -330,6 +436,7 @@ class ExitPoller {
     // A vCPU that posted before it could see that must not be missed.
     if (Atomics.load(this.control!, 0) === seen) {
       this.polling = false
+      this.sleptAt = seen
       return true
     }
     addon.setPolling(true)
