@@ -474,9 +474,13 @@ static bool lane_take(struct vcpu *v)
 	atomic_fetch_add(&v->counts[COUNT_PIO], 1);
 	_Atomic uint32_t *processed = slot_processed(vm, v->index);
 	atomic_store(processed, ACRN_IOREQ_STATE_PENDING);
-	atomic_store(processed, ACRN_IOREQ_STATE_PROCESSING);
-	atomic_fetch_or(&lane->pending, 1u << v->index);
-	hsm_lane_ring_bell(lane);
+	/* The model's dispatch may have seen it PENDING meanwhile and taken it (or completed
+	 * it, during CLEAR_VM_IOREQ): then it did the rest, and its completion wakes us. */
+	uint32_t pending = ACRN_IOREQ_STATE_PENDING;
+	if (atomic_compare_exchange_strong(processed, &pending, ACRN_IOREQ_STATE_PROCESSING)) {
+		atomic_fetch_or(&lane->pending, 1u << v->index);
+		hsm_lane_ring_bell(lane);
+	}
 	return true;
 }
 

@@ -2084,14 +2084,15 @@ static void lane_offer(int32_t sim_fd)
 
 /*
  * ATTACH_IOREQ_CLIENT through the lane: returns when the default client has a request
- * pending (§4.7), or at a signal (the kernel's wait ends with 0 too). 0: the lane is off
- * (the client is going): the ring has the answer.
+ * pending (§4.7), or at a signal (the kernel's wait ends with 0 too): 1. A wait the
+ * client's destruction ends is ENODEV, as in the kernel: 2. The lane off before any
+ * wait: 0, the ring has the answer (the model knows why: no client, no VM).
  */
 static int lane_attach(struct hsm_lane *l)
 {
-	for (;;) {
+	for (int slept = 0;; slept = 1) {
 		if (atomic_load(&l->state) != HSM_LANE_ON)
-			return 0;
+			return slept ? 2 : 0;
 		if (atomic_load(&l->pending))
 			return 1;
 		uint32_t bell = atomic_load(&l->bell);
@@ -2104,7 +2105,7 @@ static int lane_attach(struct hsm_lane *l)
 		int e = errno;
 		atomic_fetch_sub(&l->sleepers, 1);
 		if (r < 0 && e == EINTR)
-			return 1;
+			return atomic_load(&l->state) == HSM_LANE_ON ? 1 : 2;
 	}
 }
 
@@ -2137,11 +2138,20 @@ static int shim_ioctl_ring(int fd, uint32_t request, unsigned long arg);
 
 static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
 {
-	if (request == ACRN_IOCTL_ATTACH_IOREQ_CLIENT || request == ACRN_IOCTL_NOTIFY_REQUEST_FINISH) {
-		struct lane_entry *e = lane_of(fd_target[fd]);
-		if (e && (request == ACRN_IOCTL_ATTACH_IOREQ_CLIENT ? lane_attach(e->lane)
-								     : lane_notify(e, arg)))
+	struct lane_entry *e = request == ACRN_IOCTL_ATTACH_IOREQ_CLIENT ||
+					       request == ACRN_IOCTL_NOTIFY_REQUEST_FINISH
+				       ? lane_of(fd_target[fd])
+				       : NULL;
+	if (e && request == ACRN_IOCTL_ATTACH_IOREQ_CLIENT) {
+		int r = lane_attach(e->lane);
+		if (r == 2) {
+			errno = ENODEV;
+			return -1;
+		}
+		if (r == 1)
 			return 0;
+	} else if (e && lane_notify(e, arg)) {
+		return 0;
 	}
 	int32_t sim_fd = fd_target[fd];
 	int r = shim_ioctl_ring(fd, request, arg);

@@ -104,8 +104,7 @@ export function createSimPlatform(options: SimPlatformOptions = {}): SimPlatform
         const page = vm.ioreq
         if (!page) continue
         for (const vcpu of vm.vcpus)
-          if (vcpu.busy || vm.lane?.owns(vcpu.id))
-            visit(vm, vcpu, page.dv, vcpu.id * SLOT_SIZE, 0n)
+          if (vcpu.busy || vm.lane?.owns(vcpu.id)) visit(vm, vcpu, page.dv, vcpu.id * SLOT_SIZE, 0n)
       }
     },
   })

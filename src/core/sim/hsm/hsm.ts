@@ -102,7 +102,8 @@ export interface HsmFileState {
   readonly dispatched: boolean
   readonly ioreqBuffer: bigint | null
   readonly pciConfAddr: number
-  readonly defaultClient: { readonly pending: number } | null
+  /** lane: served through a shimmed program's lane (sim/lane.ts). */
+  readonly defaultClient: { readonly pending: number; readonly lane: boolean } | null
   readonly kernelClients: ReadonlyArray<{
     readonly name: string
     readonly pending: number
@@ -222,7 +223,9 @@ export class HsmFile extends OpenFile {
       dispatched: vm.module.vmList.includes(vm),
       ioreqBuffer: vm.ioreqPage ? BigInt(vm.ioreqPage.pa) : null,
       pciConfAddr: vm.pciConfAddr >>> 0,
-      defaultClient: vm.defaultClient ? { pending: vm.defaultClient.pending } : null,
+      defaultClient: vm.defaultClient
+        ? { pending: vm.defaultClient.pending, lane: vm.defaultClient.lane?.on ?? false }
+        : null,
       kernelClients: vm.clients.map((c) => ({
         name: c.name,
         pending: c.pending,

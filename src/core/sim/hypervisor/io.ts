@@ -175,7 +175,10 @@ export class IoreqEmulator {
       )
     }
     const busy = () =>
-      new GuestAccessError('busy', `vCPU ${req.vcpu} of VM ${req.vmid} already has a request outstanding`)
+      new GuestAccessError(
+        'busy',
+        `vCPU ${req.vcpu} of VM ${req.vmid} already has a request outstanding`,
+      )
     if (vcpu.busy || vm.lane?.owns(vcpu.id)) return Promise.reject(busy())
     const mmio = req.type === 'mmio'
     const invalid = invalidAccess(req, mmio)

@@ -291,7 +291,8 @@ export class SimProcess implements HsmProcess {
 
   /** A shimmed program's lane for the VM of HSM fd `fd` (hsm/ioreq.ts, ioreqLaneAttach). */
   attachLane(fd: number, bytes: Uint8Array): number {
-    const file = this.fds.get(fd) as { kind?: string; attachLane?(b: Uint8Array): number } | undefined
+    const file = this.fds.get(fd) as
+      { kind?: string; attachLane?(b: Uint8Array): number } | undefined
     return file?.kind === 'hsm' && file.attachLane ? file.attachLane(bytes) : -Errno.EBADF
   }
 

@@ -226,7 +226,14 @@ class KvmVm implements CpuVm {
         const since = (Number(log.dv.getBigUint64(at, true)) - MONOTONIC_OFFSET_NS) / 1e6
         const done = (Number(log.dv.getBigUint64(at + 8, true)) - MONOTONIC_OFFSET_NS) / 1e6
         try {
-          this.onLaneDone?.(v, log.dv, at + LOG_SLOT_AT, log.dv.getBigUint64(at + 16, true), since, done)
+          this.onLaneDone?.(
+            v,
+            log.dv,
+            at + LOG_SLOT_AT,
+            log.dv.getBigUint64(at + 16, true),
+            since,
+            done,
+          )
         } catch (e) {
           rethrow(e)
         }
