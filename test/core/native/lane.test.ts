@@ -7,7 +7,7 @@
 // DESTROY_IOREQ_CLIENT ends an ATTACH asleep on the lane with ENODEV (§4.7). The same
 // program with HSM_SHIM_LANE=0 must see the very same, over the ring.
 
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,7 +18,7 @@ import { REQ_ADDRESS, REQ_DIRECTION, REQ_VALUE } from '../../../src/core/sim/hyp
 import { createSimPlatform } from '../../../src/index.js'
 import { assemble } from '../../support/assemble.js'
 import { guestCodeUnavailable } from '../../support/guests.js'
-import { buildHelper, helperUnavailable } from './support.js'
+import { buildHelper, helperUnavailable, Probe } from './support.js'
 
 const SERVED = 300
 
@@ -126,34 +126,6 @@ const dir = mkdtempSync(join(tmpdir(), 'hsmctl-lane-'))
 const probe = join(dir, 'lane-probe')
 const payload = join(dir, 'guest.bin')
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-class Probe {
-  out = ''
-  done = false
-  readonly exited: Promise<number | null>
-  constructor(readonly child: ChildProcessWithoutNullStreams) {
-    child.stdout.on('data', (d: Buffer) => (this.out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (this.out += d.toString()))
-    this.exited = new Promise((resolve) =>
-      child.on('exit', (code) => {
-        this.done = true
-        resolve(code)
-      }),
-    )
-  }
-  async waitFor(line: RegExp, ms = 30_000): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + ms
-    for (;;) {
-      const m = this.out.match(line)
-      if (m) return m
-      if (Date.now() > deadline || this.done) throw new Error(`no ${line}; output:\n${this.out}`)
-      await new Promise((r) => setTimeout(r, 20))
-    }
-  }
-  say(line: string): void {
-    this.child.stdin.write(`${line}\n`)
-  }
-}
 
 const unavailable = helperUnavailable ?? guestCodeUnavailable('the lane tests')
 

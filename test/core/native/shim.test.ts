@@ -3,7 +3,7 @@
 // irqfd and ioeventfd) and a signal during ATTACH (helper/SHIM.md). The conformance suite
 // covers the ioctls themselves, through hsm-helper.
 
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { shimLoadPath, shimPath } from '../../../src/core/native/preflight.js'
 import { SimServer } from '../../../src/core/native/sim-server.js'
 import { createSimPlatform } from '../../../src/index.js'
-import { buildHelper, helperUnavailable } from './support.js'
+import { buildHelper, helperUnavailable, Probe } from './support.js'
 
 const PROBE = String.raw`
 #define _GNU_SOURCE
@@ -156,28 +156,6 @@ const ramProbe = join(dir, 'ram-probe')
 // The conformance project runs this file a second time over the socket alone.
 const TRANSPORT = process.env.HSMCTL_TEST_SHIM_TRANSPORT === 'socket' ? 'socket' : 'auto'
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-class Probe {
-  out = ''
-  readonly exited: Promise<number | null>
-  constructor(readonly child: ChildProcessWithoutNullStreams) {
-    child.stdout.on('data', (d: Buffer) => (this.out += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (this.out += d.toString()))
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)))
-  }
-  async waitFor(line: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + ms
-    for (;;) {
-      const m = this.out.match(line)
-      if (m) return m
-      if (Date.now() > deadline) throw new Error(`no ${line}; output:\n${this.out}`)
-      await new Promise((r) => setTimeout(r, 20))
-    }
-  }
-  go(): void {
-    this.child.stdin.write('go\n')
-  }
-}
 
 describe.skipIf(helperUnavailable)('libhsm-shim.so', () => {
   beforeAll(() => {

@@ -142,3 +142,42 @@ export class RawHelper {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
   }
 }
+
+/**
+ * A C program of a test (under the shim) that prints a line per step and reads lines on
+ * stdin: waitFor a line of its output, say a line to it.
+ */
+export class Probe {
+  out = ''
+  done = false
+  readonly exited: Promise<number | null>
+  constructor(readonly child: ChildProcessWithoutNullStreams) {
+    child.stdout.on('data', (d: Buffer) => (this.out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (this.out += d.toString()))
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code) => {
+        this.done = true
+        resolve(code)
+      }),
+    )
+  }
+
+  /** The first match of `line` in the output, once there; throws if the program ends first. */
+  async waitFor(line: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const m = this.out.match(line)
+      if (m) return m
+      if (Date.now() > deadline || this.done) throw new Error(`no ${line}; output:\n${this.out}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+
+  say(line: string): void {
+    this.child.stdin.write(`${line}\n`)
+  }
+
+  go(): void {
+    this.say('go')
+  }
+}
