@@ -205,6 +205,9 @@ struct vm {
 	 * runs), the ports some kernel client or HSM itself handles (1 bit each: those go to
 	 * JavaScript), and the log of completions JavaScript drains for its observers. */
 	struct hsm_lane *_Atomic lane;
+	/* The model has ATTACH waiters of its own (a call that came over the ring): a request
+	 * the lane dispatches wakes the main thread too. */
+	_Atomic int32_t lane_js_waiters;
 	uint8_t *ioreq;
 	napi_ref lane_ref, ioreq_ref;
 	_Atomic int32_t lane_dispatch;
@@ -480,6 +483,10 @@ static bool lane_take(struct vcpu *v)
 	if (atomic_compare_exchange_strong(processed, &pending, ACRN_IOREQ_STATE_PROCESSING)) {
 		atomic_fetch_or(&lane->pending, 1u << v->index);
 		hsm_lane_ring_bell(lane);
+		if (atomic_load(&vm->lane_js_waiters)) {
+			atomic_store(&control->log_ready, 1);
+			uv_async_send(&wake_async);
+		}
 	}
 	return true;
 }
@@ -2157,6 +2164,21 @@ static napi_value k_set_lane_dispatch(napi_env env, napi_callback_info info)
 	return undefined(env);
 }
 
+/* setLaneJsWaiters(vm, on): the model has ATTACH waiters to wake when the lane dispatches. */
+static napi_value k_set_lane_js_waiters(napi_env env, napi_callback_info info)
+{
+	napi_value argv[2];
+	bool on;
+	if (!get_args(env, info, 2, argv))
+		return NULL;
+	struct vm *vm = vm_of(env, argv[0]);
+	if (!vm)
+		return NULL;
+	CHECK(napi_get_value_bool(env, argv[1], &on));
+	atomic_store(&vm->lane_js_waiters, on ? 1 : 0);
+	return undefined(env);
+}
+
 /* setLaneRoutes(vm, bits): 8192 bytes, bit p set when port p is not the default client's. */
 static napi_value k_set_lane_routes(napi_env env, napi_callback_info info)
 {
@@ -2210,6 +2232,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "destroy", k_destroy },	  { "setLane", k_set_lane },
 		{ "setLaneDispatch", k_set_lane_dispatch },
 		{ "setLaneRoutes", k_set_lane_routes },
+		{ "setLaneJsWaiters", k_set_lane_js_waiters },
 		{ "laneSignal", k_lane_signal },
 	};
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {

@@ -28,10 +28,12 @@
 #define HSM_LANE_VERSION 1u
 /* The ioreq page's slots (ACRN_IO_REQUEST_MAX): vCPUs beyond them have no slot. */
 #define HSM_LANE_SLOTS 16u
-#define HSM_LANE_SIZE 4096u
+#define HSM_LANE_SIZE 65536u
 
-/* state: anything but ON sends every call over the ring again. */
-enum { HSM_LANE_OFF = 0, HSM_LANE_ON = 1 };
+/* state: anything but ON sends every call over the ring again. OFF: the client was
+ * destroyed (an ATTACH asleep on the lane returns ENODEV); GONE: the server ended the
+ * program's session (it returns EIO, as every call does from then on). */
+enum { HSM_LANE_OFF = 0, HSM_LANE_ON = 1, HSM_LANE_GONE = 2 };
 
 struct hsm_lane {
 	uint32_t magic;             /* 0: written by the shim */
@@ -48,8 +50,32 @@ struct hsm_lane {
 	_Atomic uint32_t done[HSM_LANE_SLOTS];    /* 96 */
 	/* slot i's vCPU thread is asleep on done[i] */
 	_Atomic uint32_t waiting[HSM_LANE_SLOTS]; /* 160 */
+	/* The calls the shim answered, for the server's ioctl log (`hsmctl ioctl log`): a ring
+	 * of HSM_LANE_CALLS records the shim writes (head) and the server reads (tail), only
+	 * while the server wants them (calls_wanted). While the ring is full the shim sends its
+	 * calls over the ring, where the server logs them itself: none is lost. */
+	_Atomic uint32_t calls_head;   /* 224 */
+	_Atomic uint32_t calls_tail;   /* 228 */
+	_Atomic uint32_t calls_lost;   /* 232 */
+	_Atomic uint32_t calls_wanted; /* 236 */
 };
-_Static_assert(sizeof(struct hsm_lane) == 224, "lane layout (src/core/sim/lane.ts)");
+_Static_assert(sizeof(struct hsm_lane) == 240, "lane layout (src/core/sim/lane.ts)");
+
+#define HSM_LANE_CALLS_AT 1024u
+#define HSM_LANE_CALLS 1024u
+struct hsm_lane_call {
+	uint32_t request;
+	int32_t result;
+	uint32_t error;
+	uint32_t reserved;
+	uint8_t arg[8];       /* NOTIFY's struct acrn_ioreq_notify as the program passed it */
+	uint64_t started_ns;  /* CLOCK_MONOTONIC */
+	uint64_t duration_ns;
+	uint64_t reserved2;
+};
+_Static_assert(sizeof(struct hsm_lane_call) == 48, "lane call layout (src/core/sim/lane.ts)");
+_Static_assert(HSM_LANE_CALLS_AT + HSM_LANE_CALLS * sizeof(struct hsm_lane_call) <= HSM_LANE_SIZE,
+	       "the calls fit the page");
 
 /* The slot offsets of struct acrn_io_request (§4.1) the lane reads and writes. */
 #define HSM_SLOT_SIZE 256u

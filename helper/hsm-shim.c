@@ -1994,6 +1994,8 @@ static struct {
 	uint64_t page;
 } vm_pages[MAX_LANES] = { [0 ... MAX_LANES - 1] = { .sim_fd = -1 } };
 static int lanes_wanted = 1;
+static void lane_log_call(struct hsm_lane *l, uint32_t request, const void *arg, int result,
+			  int error, uint64_t started);
 
 static struct lane_entry *lane_of(int32_t sim_fd)
 {
@@ -2067,11 +2069,11 @@ static void lane_offer(int32_t sim_fd)
 	lane->version = HSM_LANE_VERSION;
 	char path[64];
 	int n = snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)self_pid, fd);
-	uint8_t p[8 + 64] = { 0 };
+	uint8_t p[HSM_SHIM_LANE_FIXED_SIZE + 64] = { 0 };
 	hsmp_put32(p, (uint32_t)sim_fd);
-	memcpy(p + 8, path, (size_t)n);
+	memcpy(p + HSM_SHIM_LANE_FIXED_SIZE, path, (size_t)n);
 	struct reply rep;
-	int sent = call(HSM_SHIM_OP_LANE, p, 8 + (uint32_t)n, &rep);
+	int sent = call(HSM_SHIM_OP_LANE, p, HSM_SHIM_LANE_FIXED_SIZE + (uint32_t)n, &rep);
 	sys_close(fd);
 	if (sent < 0 || rep.result < 0 || atomic_load(&lane->state) != HSM_LANE_ON) {
 		munmap(lane, HSM_LANE_SIZE);
@@ -2085,14 +2087,16 @@ static void lane_offer(int32_t sim_fd)
 /*
  * ATTACH_IOREQ_CLIENT through the lane: returns when the default client has a request
  * pending (§4.7), or at a signal (the kernel's wait ends with 0 too): 1. A wait the
- * client's destruction ends is ENODEV, as in the kernel: 2. The lane off before any
- * wait: 0, the ring has the answer (the model knows why: no client, no VM).
+ * client's destruction ends is ENODEV, as in the kernel: 2; one the server's end ends is
+ * EIO, as every call after it: 3. The lane off before any wait: 0, the ring has the
+ * answer (the model knows why: no client, no VM).
  */
 static int lane_attach(struct hsm_lane *l)
 {
 	for (int slept = 0;; slept = 1) {
-		if (atomic_load(&l->state) != HSM_LANE_ON)
-			return slept ? 2 : 0;
+		uint32_t state = atomic_load(&l->state);
+		if (state != HSM_LANE_ON)
+			return !slept ? 0 : state == HSM_LANE_GONE ? 3 : 2;
 		if (atomic_load(&l->pending))
 			return 1;
 		uint32_t bell = atomic_load(&l->bell);
@@ -2104,8 +2108,10 @@ static int lane_attach(struct hsm_lane *l)
 		long r = hsm_lane_futex_wait(&l->bell, bell);
 		int e = errno;
 		atomic_fetch_sub(&l->sleepers, 1);
-		if (r < 0 && e == EINTR)
-			return atomic_load(&l->state) == HSM_LANE_ON ? 1 : 2;
+		if (r < 0 && e == EINTR) {
+			uint32_t now = atomic_load(&l->state);
+			return now == HSM_LANE_ON ? 1 : now == HSM_LANE_GONE ? 3 : 2;
+		}
 	}
 }
 
@@ -2119,6 +2125,7 @@ static int lane_attach(struct hsm_lane *l)
 static int lane_notify(struct lane_entry *e, unsigned long arg)
 {
 	struct acrn_ioreq_notify n;
+	uint64_t started = hsm_now_ns();
 	if (mem_read(arg, &n, sizeof(n)) < sizeof(n) || n.reserved)
 		return 0;
 	struct hsm_lane *l = e->lane;
@@ -2131,7 +2138,39 @@ static int lane_notify(struct lane_entry *e, unsigned long arg)
 		(_Atomic uint32_t *)(e->ioreq + (size_t)vcpu * HSM_SLOT_SIZE + HSM_SLOT_PROCESSED);
 	atomic_store_explicit(processed, ACRN_IOREQ_STATE_COMPLETE, memory_order_release);
 	hsm_lane_signal_done(l, vcpu);
+	lane_log_call(l, ACRN_IOCTL_NOTIFY_REQUEST_FINISH, &n, 0, 0, started);
 	return 1;
+}
+
+/* The server keeps an ioctl log and has not read the lane's: the call goes over the ring. */
+static int lane_calls_full(struct hsm_lane *l)
+{
+	return atomic_load(&l->calls_wanted) &&
+	       atomic_load(&l->calls_head) - atomic_load(&l->calls_tail) >= HSM_LANE_CALLS - 16;
+}
+
+/* A call the lane answered goes to the server's ioctl log, if it keeps one. */
+static pthread_mutex_t lane_calls_lock = PTHREAD_MUTEX_INITIALIZER;
+static void lane_log_call(struct hsm_lane *l, uint32_t request, const void *arg, int result,
+			  int error, uint64_t started)
+{
+	if (!atomic_load(&l->calls_wanted))
+		return;
+	uint64_t now = hsm_now_ns();
+	pthread_mutex_lock(&lane_calls_lock);
+	uint32_t head = atomic_load_explicit(&l->calls_head, memory_order_relaxed);
+	if (head - atomic_load_explicit(&l->calls_tail, memory_order_acquire) >= HSM_LANE_CALLS) {
+		atomic_fetch_add(&l->calls_lost, 1);
+	} else {
+		struct hsm_lane_call *c =
+			(struct hsm_lane_call *)((uint8_t *)l + HSM_LANE_CALLS_AT) + head % HSM_LANE_CALLS;
+		*c = (struct hsm_lane_call){ .request = request, .result = result, .error = (uint32_t)error,
+					     .started_ns = started, .duration_ns = now - started };
+		if (arg)
+			memcpy(c->arg, arg, sizeof(c->arg));
+		atomic_store_explicit(&l->calls_head, head + 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&lane_calls_lock);
 }
 
 static int shim_ioctl_ring(int fd, uint32_t request, unsigned long arg);
@@ -2142,14 +2181,24 @@ static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
 					       request == ACRN_IOCTL_NOTIFY_REQUEST_FINISH
 				       ? lane_of(fd_target[fd])
 				       : NULL;
+	if (e && lane_calls_full(e->lane))
+		e = NULL;
 	if (e && request == ACRN_IOCTL_ATTACH_IOREQ_CLIENT) {
+		uint64_t started = hsm_now_ns();
 		int r = lane_attach(e->lane);
+		if (r == 3) {
+			errno = EIO;
+			return -1;
+		}
 		if (r == 2) {
+			lane_log_call(e->lane, request, NULL, -1, ENODEV, started);
 			errno = ENODEV;
 			return -1;
 		}
-		if (r == 1)
+		if (r == 1) {
+			lane_log_call(e->lane, request, NULL, 0, 0, started);
 			return 0;
+		}
 	} else if (e && lane_notify(e, arg)) {
 		return 0;
 	}

@@ -81,6 +81,7 @@ enum hsm_shim_fd_kind {
 #define HSM_SHIM_SYNC_SIZE 8u
 #define HSM_SHIM_RING_FIXED_SIZE 8u
 #define HSM_SHIM_SHARE_FIXED_SIZE 40u
+#define HSM_SHIM_LANE_FIXED_SIZE 8u
 #define HSM_SHIM_MAX_PROGRAM 255u
 
 #endif /* HSM_SHIM_H */

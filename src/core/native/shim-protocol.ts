@@ -38,7 +38,7 @@ export const ShimOp = {
   SHARE: 0x10b,
   /**
    * shim -> server, reply result 0 or -1 with an errno: i32 HSM fd (the server's), u32 0,
-   * then the path (/proc/PID/fd/N) of a 4096-byte file holding a lane page
+   * then the path (/proc/PID/fd/N) of a 64 KiB file holding a lane page
    * (helper/hsm-lane.h). The server maps it and serves the fd's VM through it (src/core/
    * sim/lane.ts); refused, the shim keeps every call on the ring.
    */

@@ -23,7 +23,7 @@ import { EPOLLIN, type EventfdCtx, type EventfdWaiter } from '../sim/kernel/even
 import { EventfdFile } from '../sim/kernel/file.js'
 import type { SimProcess } from '../sim/kernel/process.js'
 import { mapSharedFile } from '../sim/kernel/shared-memory.js'
-import { LANE_SIZE } from '../sim/lane.js'
+import { type IoreqLane, LANE_SIZE, LaneCallLog } from '../sim/lane.js'
 import type { SimPlatform } from '../sim/platform.js'
 import {
   ArgKind,
@@ -84,6 +84,8 @@ const PAGE = 4096n
 const PAGE_MASK = 0xfffn
 /** A mirrored region (an ioreq or monitor page) may be at most this large. */
 const MAX_REGION = 1 << 30
+/** How often the call logs of lanes are read for the ioctl log while calls keep coming. */
+const LANE_CALLS_MS = 5
 /** How long sync() waits for a shimmed process that does not answer (stopped, say). */
 const SYNC_TIMEOUT_MS = 5000
 
@@ -262,6 +264,11 @@ class Session {
   private link: RingLink | undefined
   /** Past HELLO (and the ring offer): a SYNC may go out from now on. */
   private settled = false
+  /** Its lanes: told when the session ends. */
+  private readonly lanes: IoreqLane[] = []
+  /** The call logs of its lanes (for onIoctl), and the timer that reads them meanwhile. */
+  private readonly laneCalls: { fd: number; log: LaneCallLog }[] = []
+  private laneTimer: NodeJS.Timeout | undefined
 
   constructor(
     private readonly server: SimServer,
@@ -379,6 +386,9 @@ class Session {
   /** The process is gone: its fds close, which releases its VMs (§1.5). */
   private end(): void {
     if (this.closed) return
+    this.readLaneCalls()
+    clearInterval(this.laneTimer)
+    for (const lane of this.lanes) lane.disconnect()
     this.closed = true
     this.link?.close()
     for (const e of this.eventfds.values()) e.ctx.removeWaiter(e.waiter)
@@ -890,9 +900,42 @@ class Session {
       const errno = (e as { errno?: number }).errno
       throw new FrameError(errno ?? Errno.EINVAL, `lane: ${(e as Error).message}`)
     }
-    const ret = this.proc.attachLane(l.fd, bytes)
-    if (ret < 0) this.reply(frame, -1n, -ret)
-    else this.reply(frame, 0n)
+    const lane = this.proc.attachLane(l.fd, bytes)
+    if (typeof lane === 'number') {
+      this.reply(frame, -1n, -lane)
+      return
+    }
+    this.lanes.push(lane)
+    // The ioctl log sees the calls the lane answers too: read before each ioctl of the
+    // process (so they come in order) and every LANE_CALLS_MS meanwhile.
+    if (this.server.onIoctl) {
+      this.laneCalls.push({ fd: l.fd, log: new LaneCallLog(bytes) })
+      this.laneTimer ??= setInterval(() => this.readLaneCalls(), LANE_CALLS_MS).unref()
+    }
+    this.reply(frame, 0n)
+  }
+
+  /** The calls the lanes answered since the last read, to onIoctl. */
+  private readLaneCalls(): void {
+    const observe = this.server.onIoctl
+    if (!observe) return
+    for (const { fd, log } of this.laneCalls) {
+      log.read((call) =>
+        observe({
+          pid: this.pid,
+          fd,
+          request: call.request,
+          kind: call.request === Ioctl.NOTIFY_REQUEST_FINISH ? ArgKind.BUFFER : ArgKind.NONE,
+          value: 0n,
+          before: call.request === Ioctl.NOTIFY_REQUEST_FINISH ? call.arg : undefined,
+          after: undefined,
+          result: call.result,
+          errno: call.errno,
+          t: call.t,
+          durationNs: call.durationNs,
+        }),
+      )
+    }
   }
 
   private async declareFd(d: FdDeclaration): Promise<void> {
@@ -950,6 +993,7 @@ class Session {
   }
 
   private ioctl(frame: Frame): void {
+    if (this.laneCalls.length) this.readLaneCalls()
     const req = decodeIoctl(frame.payload)
     const request = req.request >>> 0
     const observe = this.shim ? this.server.onIoctl : undefined

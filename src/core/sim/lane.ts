@@ -21,11 +21,81 @@ const OWNER = 8
 
 export const LANE_MAGIC = 0x454e414c
 export const LANE_VERSION = 1
-export const LANE_SIZE = 4096
+export const LANE_SIZE = 65536
 /** Slots the lane covers: the ioreq page's 16. */
 export const LANE_SLOTS = 16
 const ON = 1
 const OFF = 0
+const GONE = 2
+
+const CALLS_HEAD = 56
+const CALLS_TAIL = 57
+const CALLS_LOST = 58
+const CALLS_WANTED = 59
+const CALLS_AT = 1024
+const CALLS = 1024
+const CALL_SIZE = 48
+
+/** CLOCK_MONOTONIC ns (the C side's clock) minus performance.now() in ns: both are uv_hrtime's clock. */
+const MONOTONIC_OFFSET_NS = Number(process.hrtime.bigint()) - performance.now() * 1e6
+
+/** A CLOCK_MONOTONIC time in ns as a performance.now() time. */
+export function monotonicToPerf(ns: number): number {
+  return (ns - MONOTONIC_OFFSET_NS) / 1e6
+}
+
+/** A call the shim answered through the lane (hsm-lane.h, struct hsm_lane_call). */
+export interface LaneCall {
+  readonly request: number
+  readonly result: number
+  readonly errno: number
+  /** NOTIFY's argument as the program passed it. */
+  readonly arg: Uint8Array
+  /** performance.now() time. */
+  readonly t: number
+  readonly durationNs: number
+}
+
+/**
+ * The server's side of a lane's call log (`hsmctl ioctl log`): it asks the shim for the
+ * records, and reads them as they come.
+ */
+export class LaneCallLog {
+  private readonly i32: Int32Array
+  private readonly dv: DataView
+
+  constructor(private readonly bytes: Uint8Array) {
+    this.i32 = new Int32Array(bytes.buffer, bytes.byteOffset, LANE_SIZE / 4)
+    this.dv = new DataView(bytes.buffer, bytes.byteOffset, LANE_SIZE)
+    Atomics.store(this.i32, CALLS_WANTED, 1)
+  }
+
+  /** Calls dropped because the log was full (the server did not read it in time). */
+  get lost(): number {
+    return Atomics.load(this.i32, CALLS_LOST)
+  }
+
+  /** Each call logged since the last read, oldest first. */
+  read(visit: (call: LaneCall) => void): void {
+    const head = Atomics.load(this.i32, CALLS_HEAD) >>> 0
+    let tail = Atomics.load(this.i32, CALLS_TAIL) >>> 0
+    // The program owns the page: never more than a ring's worth, whatever head says.
+    if ((head - tail) >>> 0 > CALLS) tail = (head - CALLS) >>> 0
+    for (; tail !== head; tail = (tail + 1) >>> 0) {
+      const at = CALLS_AT + (tail % CALLS) * CALL_SIZE
+      const dv = this.dv
+      visit({
+        request: dv.getUint32(at, true),
+        result: dv.getInt32(at + 4, true),
+        errno: dv.getUint32(at + 8, true),
+        arg: this.bytes.slice(at + 16, at + 24),
+        t: monotonicToPerf(Number(dv.getBigUint64(at + 24, true))),
+        durationNs: Number(dv.getBigUint64(at + 32, true)),
+      })
+    }
+    Atomics.store(this.i32, CALLS_TAIL, tail | 0)
+  }
+}
 
 /** What the engine does for the lane: futex wakes, and the vCPU threads' side. */
 export interface LaneEngine {
@@ -37,6 +107,8 @@ export interface LaneEngine {
 export interface LaneBinding {
   setDispatch(on: boolean): void
   setRoutes(bits: Uint8Array): void
+  /** Whether a request the lane dispatches must also wake this thread (rang()). */
+  setWatched(on: boolean): void
 }
 
 export class IoreqLane {
@@ -44,6 +116,9 @@ export class IoreqLane {
   private binding: LaneBinding | null = null
   private clearing = false
   private routes: Uint8Array
+  private watched = false
+  /** Told (on the main thread) when the lane dispatched while watched. */
+  onRang: (() => void) | null = null
 
   constructor(
     readonly bytes: Uint8Array,
@@ -78,7 +153,14 @@ export class IoreqLane {
 
   /** The client is gone: the program's calls go over the ring again, sleepers woken to see it. */
   turnOff(): void {
-    Atomics.store(this.i32, STATE, OFF)
+    Atomics.compareExchange(this.i32, STATE, ON, OFF)
+    this.binding?.setDispatch(false)
+    this.ring()
+  }
+
+  /** The program's session ends (the server closes): sleepers see EIO, not a client gone. */
+  disconnect(): void {
+    Atomics.store(this.i32, STATE, GONE)
     this.binding?.setDispatch(false)
     this.ring()
   }
@@ -116,7 +198,23 @@ export class IoreqLane {
   bind(binding: LaneBinding): void {
     this.binding = binding
     binding.setRoutes(this.routes)
+    binding.setWatched(this.watched)
     this.applyDispatch()
+  }
+
+  /**
+   * The model has ATTACH waiters of its own (a call that came over the ring, before the
+   * program's side of the lane was ready): requests the lane dispatches must wake them.
+   */
+  watch(on: boolean): void {
+    if (this.watched === on) return
+    this.watched = on
+    this.binding?.setWatched(on)
+  }
+
+  /** The lane dispatched while watched (from the engine, on the main thread). */
+  rang(): void {
+    if (this.watched) this.onRang?.()
   }
 
   /** CLEAR_VM_IOREQ runs: every request goes through the model's dispatch meanwhile. */

@@ -14,8 +14,20 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { shimPath } from '../../../src/core/native/preflight.js'
 import { SimServer } from '../../../src/core/native/sim-server.js'
-import { REQ_ADDRESS, REQ_DIRECTION, REQ_VALUE } from '../../../src/core/sim/hypervisor/io.js'
+import { IoreqState } from '../../../src/core/abi/constants.js'
+import { Ioctl } from '../../../src/core/abi/ioctls.js'
+import { offsetOf } from '../../../src/core/abi/layout.js'
+import { acrn_vcpu_regs } from '../../../src/core/abi/structs.js'
+import {
+  processedIndex,
+  REQ_ADDRESS,
+  REQ_DIRECTION,
+  REQ_VALUE,
+} from '../../../src/core/sim/hypervisor/io.js'
+import { allocateBacking } from '../../../src/core/sim/kernel/shared-memory.js'
+import { LANE_MAGIC, LANE_SIZE, LANE_VERSION } from '../../../src/core/sim/lane.js'
 import { createSimPlatform } from '../../../src/index.js'
+import { vmCreation } from '../sim/conformance/helpers.js'
 import { assemble } from '../../support/assemble.js'
 import { guestCodeUnavailable } from '../../support/guests.js'
 import { buildHelper, helperUnavailable, Probe } from './support.js'
@@ -230,4 +242,76 @@ describe.skipIf(unavailable)('the lane', () => {
       }
     }, 90_000)
   }
+
+  // No shim: the model's own calls, and a lane page made here. An ATTACH that came over the
+  // ring before the lane was on sleeps in the model: a request the vCPU thread dispatches
+  // through the lane must wake it, and the model's NOTIFY of that request must let the
+  // vCPU thread finish it.
+  it("wakes the model's own ATTACH waiters, and the model's NOTIFY finishes a lane request", async () => {
+    const platform = createSimPlatform()
+    const proc = platform.spawn()
+    const fd = await proc.open('/dev/acrn_hsm')
+    const page = await proc.mmap(4096)
+    const creation = vmCreation({ cpu_affinity: 0b10n, ioreq_buf: page })
+    await proc.ioctl(fd, Ioctl.CREATE_VM, creation)
+    const vmid = new DataView(creation.buffer).getUint16(0, true)
+    // 1 MiB of RAM at GPA 0 holding the guest, entered in real mode at 0.
+    const ram = await proc.mmap(1 << 20)
+    await proc.write(ram, assemble(GUEST))
+    const memmap = new Uint8Array(32)
+    const mm = new DataView(memmap.buffer)
+    mm.setUint32(4, 7, true) // RWX
+    mm.setBigUint64(16, ram, true)
+    mm.setBigUint64(24, 1n << 20n, true)
+    await proc.ioctl(fd, Ioctl.SET_MEMSEG, memmap)
+    const regs = new Uint8Array(acrn_vcpu_regs.size)
+    const r = new DataView(regs.buffer)
+    r.setBigUint64(offsetOf(acrn_vcpu_regs, 'vcpu_regs.cr0'), 0x30n, true)
+    r.setUint16(offsetOf(acrn_vcpu_regs, 'vcpu_regs.cs_ar'), 0x9f, true)
+    r.setUint16(offsetOf(acrn_vcpu_regs, 'vcpu_regs.cs_sel'), 0xf000, true)
+    r.setUint32(offsetOf(acrn_vcpu_regs, 'vcpu_regs.cs_limit'), 0xffff, true)
+    await proc.ioctl(fd, Ioctl.SET_VCPU_REGS, regs)
+    await proc.ioctl(fd, Ioctl.CREATE_IOREQ_CLIENT)
+    let attached: number | undefined
+    const attach = proc.ioctl(fd, Ioctl.ATTACH_IOREQ_CLIENT).then((ret) => (attached = ret))
+    await platform.settle()
+    expect(attached).toBeUndefined()
+    const backing = allocateBacking(LANE_SIZE)
+    const bytes = new Uint8Array(backing.buffer)
+    new DataView(bytes.buffer).setUint32(0, LANE_MAGIC, true)
+    new DataView(bytes.buffer).setUint32(4, LANE_VERSION, true)
+    const lane = proc.attachLane(fd, bytes)
+    expect(typeof lane).toBe('object')
+    expect(proc.hsmState(fd)?.defaultClient).toEqual({ pending: 0, lane: true })
+    await proc.ioctl(fd, Ioctl.START_VM)
+    // The guest's IN from 0x70 went out through the lane, and woke the model's waiter.
+    await expect(attach).resolves.toBe(0)
+    const slots = new Int32Array(
+      proc.view(page, 4096).buffer,
+      proc.view(page, 4096).byteOffset,
+      1024,
+    )
+    expect(Atomics.load(slots, processedIndex(0))).toBe(IoreqState.PROCESSING)
+    expect(proc.hsmState(fd)?.defaultClient?.pending).toBe(1)
+    expect(platform.inspect.vcpuExecution(vmid)[0]?.state).toBe('waiting')
+    // Answer 0x55 and NOTIFY through the model: the vCPU thread finishes it, the guest
+    // echoes 0x55 to port 0x71 next, through the lane again.
+    new DataView(proc.view(page, 4096).buffer, proc.view(page, 4096).byteOffset).setUint32(
+      REQ_VALUE,
+      0x55,
+      true,
+    )
+    const notify = new Uint8Array(8)
+    new DataView(notify.buffer).setUint16(0, vmid, true)
+    expect(await proc.ioctl(fd, Ioctl.NOTIFY_REQUEST_FINISH, notify)).toBe(0)
+    const view = () => new DataView(proc.view(page, 4096).buffer, proc.view(page, 4096).byteOffset)
+    for (let i = 0; i < 200 && view().getUint32(REQ_ADDRESS, true) !== 0x71; i++)
+      await new Promise((r) => setTimeout(r, 10))
+    expect(view().getUint32(REQ_ADDRESS, true)).toBe(0x71)
+    expect(view().getUint32(REQ_VALUE, true)).toBe(0x55)
+    expect(await proc.ioctl(fd, Ioctl.ATTACH_IOREQ_CLIENT)).toBe(0)
+    await proc.ioctl(fd, Ioctl.PAUSE_VM)
+    await proc.ioctl(fd, Ioctl.DESTROY_VM)
+    await proc.exit()
+  }, 60_000)
 })

@@ -32,6 +32,7 @@ import type { SimKernel } from '../kernel/kernel.js'
 import type { SimProcess } from '../kernel/process.js'
 import { copyFromUser, copyToUser } from '../kernel/uaccess.js'
 import { Work, WorkQueue } from '../kernel/workqueue.js'
+import type { IoreqLane } from '../lane.js'
 import { Hypercalls } from './hypercall.js'
 import { ioeventfdIoctl } from './ioeventfd.js'
 import {
@@ -204,7 +205,7 @@ export class HsmFile extends OpenFile {
   }
 
   /** A shimmed program's lane for this VM's default client (ioreqLaneAttach). */
-  attachLane(bytes: Uint8Array): number {
+  attachLane(bytes: Uint8Array): IoreqLane | number {
     return ioreqLaneAttach(this.vm, bytes)
   }
 

@@ -262,6 +262,7 @@ export class IoreqClient {
     if (this.waiters.length === 0) return
     const waiters = this.waiters
     this.waiters = []
+    this.lane?.watch(false)
     for (const w of waiters) {
       w.proc.wake(w)
       w.resolve(ret)
@@ -477,11 +478,18 @@ export function attachIoreqClient(vm: AcrnVm, proc: SimProcess): number | Promis
       interrupt: () => {
         const i = client.waiters.indexOf(waiter)
         if (i >= 0) client.waiters.splice(i, 1)
+        if (client.waiters.length === 0) client.lane?.watch(false)
         resolve(0)
       },
     }
     client.waiters.push(waiter)
     proc.sleep(waiter)
+    // A request the lane dispatches wakes this waiter too; one dispatched before it
+    // watched is seen here (the vCPU thread sets the bit, then reads the watch).
+    if (client.lane) {
+      client.lane.watch(true)
+      if (client.pending !== 0) client.wakeWaiters(0)
+    }
   })
 }
 
@@ -502,12 +510,12 @@ export function notifyRequestFinish(vm: AcrnVm, proc: SimProcess, arg: IoctlArg)
 
 /**
  * A shimmed program offers the VM's default client a lane (lane.ts; not a kernel ioctl:
- * the shim's own op). 0 when its vCPUs' port I/O reaches the client through it from now
- * on; else -errno and nothing changes: ENODEV (no VM or no default client), EEXIST (it has
+ * the shim's own op). The lane when its vCPUs' port I/O reaches the client through it
+ * from now on; else -errno and nothing changes: ENODEV (no VM or no default client), EEXIST (it has
  * one), EOPNOTSUPP (the VM polls for completion, or its vCPUs do not execute on an engine
  * that serves lanes), EINVAL (not a lane page).
  */
-export function ioreqLaneAttach(vm: AcrnVm, bytes: Uint8Array): number {
+export function ioreqLaneAttach(vm: AcrnVm, bytes: Uint8Array): IoreqLane | number {
   const client = vm.defaultClient
   if (vm.vmid === ACRN_INVALID_VMID || !client || client.destroying) return -Errno.ENODEV
   if (client.lane) return -Errno.EEXIST
@@ -518,11 +526,16 @@ export function ioreqLaneAttach(vm: AcrnVm, bytes: Uint8Array): number {
   if (IoreqLane.invalid(bytes)) return -Errno.EINVAL
   const lane = new IoreqLane(bytes, engine.lanes)
   lane.setRoutes(laneRoutes(vm))
+  lane.onRang = () => {
+    if (client.pending !== 0) client.wakeWaiters(0)
+  }
   lane.turnOn(vm.vcpuNum, client.pending)
   client.lane = lane
+  // ATTACH calls that came over the ring before the lane was on wait for its requests too.
+  lane.watch(client.waiters.length > 0)
   hvVm.lane = lane
   hvVm.execution?.attachLane(lane)
-  return 0
+  return lane
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

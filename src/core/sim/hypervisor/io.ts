@@ -273,7 +273,11 @@ export class IoreqEmulator {
           ? BigInt.asUintN(vcpu.busySize * 8, page.dv.getBigUint64(at, true))
           : BigInt((page.dv.getUint32(at, true) & SIZE_MASK32[vcpu.busySize as 1 | 2 | 4]) >>> 0)
     }
-    this.observer?.(vm, vcpu, page.dv, vcpu.id * SLOT_SIZE, value)
+    if (this.observer) {
+      // The lane's completions logged before this one are told first: the trace keeps order.
+      if (vm.lane) vm.execution?.drainLaneLog()
+      this.observer(vm, vcpu, page.dv, vcpu.id * SLOT_SIZE, value)
+    }
     Atomics.store(page.i32, index, IoreqState.FREE)
     const resolve = vcpu.resolve!
     vcpu.busy = false

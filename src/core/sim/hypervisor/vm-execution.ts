@@ -110,6 +110,11 @@ export class VmExecution {
     return true
   }
 
+  /** The lane's completions logged so far, to the observer now. */
+  drainLaneLog(): void {
+    this.cpu?.drainLaneLog?.()
+  }
+
   private bindLane(lane: IoreqLane): void {
     const page = this.vm.ioreq
     if (!page || !this.cpu?.attachLane) return

@@ -3,6 +3,7 @@
 // A failed call rejects with HsmError (errno, code, the ioctl name or syscall).
 
 import { Errno } from '../../abi/errno.js'
+import type { IoreqLane } from '../lane.js'
 import { formatRequest, ioctlByRequest } from '../../abi/ioctls.js'
 import { PAGE_SIZE } from '../../abi/constants.js'
 import { HsmError } from '../../errors.js'
@@ -290,9 +291,9 @@ export class SimProcess implements HsmProcess {
   }
 
   /** A shimmed program's lane for the VM of HSM fd `fd` (hsm/ioreq.ts, ioreqLaneAttach). */
-  attachLane(fd: number, bytes: Uint8Array): number {
+  attachLane(fd: number, bytes: Uint8Array): IoreqLane | number {
     const file = this.fds.get(fd) as
-      { kind?: string; attachLane?(b: Uint8Array): number } | undefined
+      { kind?: string; attachLane?(b: Uint8Array): IoreqLane | number } | undefined
     return file?.kind === 'hsm' && file.attachLane ? file.attachLane(bytes) : -Errno.EBADF
   }
 

@@ -99,4 +99,6 @@ export interface CpuVm {
   destroy(): void
   /** Port I/O goes out through the lane from now on, where the lane allows (lanes only). */
   attachLane?(lane: IoreqLane, ioreq: Uint8Array): void
+  /** The lane's completions logged so far, to onLaneDone now (lanes only). */
+  drainLaneLog?(): void
 }

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { HELPER_DIR } from '../../../native/preflight.js'
 import { spinAllowed } from '../../../native/spin.js'
-import { LANE_SLOTS, type IoreqLane } from '../../lane.js'
+import { LANE_SLOTS, monotonicToPerf, type IoreqLane } from '../../lane.js'
 import type { CpuEngine, CpuExit, CpuVm, CpuVmOptions, MemoryRegion, VcpuStatus } from './engine.js'
 
 /** The exit object of a vCPU, filled again for each of its exits. */
@@ -44,6 +44,7 @@ interface KvmAddon {
   setLane(vm: VmHandle, lane: Uint8Array, ioreq: Uint8Array): ArrayBuffer
   setLaneDispatch(vm: VmHandle, on: boolean): void
   setLaneRoutes(vm: VmHandle, bits: Uint8Array): void
+  setLaneJsWaiters(vm: VmHandle, on: boolean): void
   /** slot -1: the lane's bell; else done[slot]. */
   laneSignal(lane: Uint8Array, slot: number): void
 }
@@ -75,8 +76,6 @@ const LOG_SLOT_AT = 32
 const CONTROL_LOG_READY = 8
 /** How soon after a drain that found completions the logs are drained again. */
 const LOG_REDRAIN_MS = 3
-/** CLOCK_MONOTONIC ns (the addon's clock) minus performance.now() in ns. */
-const MONOTONIC_OFFSET_NS = Number(process.hrtime.bigint()) - performance.now() * 1e6
 
 let loaded: { addon: KvmAddon } | { reason: string } | undefined
 
@@ -131,6 +130,7 @@ class KvmVm implements CpuVm {
   private destroyed = false
   /** The lane's completion log, once a lane is attached. */
   private log: { u32: Uint32Array; dv: DataView } | null = null
+  private lane: IoreqLane | null = null
 
   constructor(
     private readonly addon: KvmAddon,
@@ -204,7 +204,11 @@ class KvmVm implements CpuVm {
       setRoutes: (bits) => {
         if (!this.destroyed) this.addon.setLaneRoutes(handle, bits)
       },
+      setWatched: (on) => {
+        if (!this.destroyed) this.addon.setLaneJsWaiters(handle, on)
+      },
     })
+    this.lane = lane
     poller.watchLog(this)
   }
 
@@ -223,8 +227,8 @@ class KvmVm implements CpuVm {
       let tail = log.u32[h + 1]!
       for (; tail !== head; tail = (tail + 1) >>> 0) {
         const at = LOG_HEADERS + (v * LOG_ENTRIES + (tail % LOG_ENTRIES)) * LOG_ENTRY
-        const since = (Number(log.dv.getBigUint64(at, true)) - MONOTONIC_OFFSET_NS) / 1e6
-        const done = (Number(log.dv.getBigUint64(at + 8, true)) - MONOTONIC_OFFSET_NS) / 1e6
+        const since = monotonicToPerf(Number(log.dv.getBigUint64(at, true)))
+        const done = monotonicToPerf(Number(log.dv.getBigUint64(at + 8, true)))
         try {
           this.onLaneDone?.(
             v,
@@ -242,6 +246,15 @@ class KvmVm implements CpuVm {
       Atomics.store(log.u32, h + 1, tail)
     }
     return n
+  }
+
+  drainLaneLog(): void {
+    this.drainLog()
+  }
+
+  /** The lane may have dispatched: the model's own ATTACH waiters look. */
+  laneRang(): void {
+    this.lane?.rang()
   }
 
   /** Does an exit wait for complete()? */
@@ -374,7 +387,10 @@ class ExitPoller {
    */
   private drainLogs(): void {
     let n = 0
-    for (const vm of this.logs) n += vm.drainLog()
+    for (const vm of this.logs) {
+      vm.laneRang()
+      n += vm.drainLog()
+    }
     if (n === 0) for (const vm of this.logs) n += vm.drainLog(true)
     if (n > 0 && !this.redrain) {
       this.redrain = setTimeout(() => {
