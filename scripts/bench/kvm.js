@@ -177,7 +177,13 @@ export async function run(report) {
   for (const [name, label, floorName, floorLabel, atLeast] of [
     ['ioeventfd', 'guest OUTs to an ioeventfd (no client)', 'floorHandoff', handoff, 0.6],
     ['uart', "guest OUTs to hsmd's UART (its default client)", 'floorHandoff', handoff, 0.35],
-    ['shim', 'guest OUTs to vm-sample under the shim (ATTACH/NOTIFY, the lane)', 'floorOut', out, 0.1],
+    [
+      'shim',
+      'guest OUTs to vm-sample under the shim (ATTACH/NOTIFY, the lane)',
+      'floorOut',
+      out,
+      0.1,
+    ],
   ]) {
     report.figure({
       label: label,
