@@ -51,7 +51,9 @@ describe.skipIf(cannot)('acrn-dm’s VMs, beside acrnctl', () => {
   const list = (): Json[] => json('vm', 'list')
   const vmRow = (name: string): Json | undefined => list().find((v: Json) => v.name === name)
   const sockets = () => ns.sh(`ls -U ${MNGR} 2>/dev/null`).stdout.split('\n').filter(Boolean)
-  const pidAlive = (pid: number) => ns.sh(`kill -0 ${pid}`).code === 0
+  /** Running: there, and not a zombie (an exited acrn-dm its parent has not reaped yet). */
+  const pidAlive = (pid: number) =>
+    ns.sh(`kill -0 ${pid} && ! grep -q '^[0-9]* (.*) Z ' /proc/${pid}/stat`).code === 0
   /** acrnctl list as {name: state}. */
   const acrnctlList = (): Record<string, string> =>
     Object.fromEntries(
