@@ -193,6 +193,7 @@ export function hypervisorSections(
         msi?: { vcpu: number; vector: number; count: number }[]
         vcpus?: VcpuView[]
         executionError?: string
+        lane?: boolean
         slots?: { vcpu: number; state: string; type: number; direction: number; address: string }[]
       }
     | undefined
@@ -200,7 +201,7 @@ export function hypervisorSections(
   if (execution?.reason) section('vCPUs', [`do not execute guest code: ${execution.reason}`])
   else if (execution?.engine && hv?.vcpus?.length)
     section(
-      `vCPUs (${execution.engine})`,
+      `vCPUs (${execution.engine}${hv.lane ? '; port I/O to its client through the lane' : ''})`,
       hv.vcpus.map((v) =>
         vcpuLine(
           v,

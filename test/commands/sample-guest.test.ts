@@ -71,6 +71,11 @@ describe.skipIf(why !== undefined)(
         'Guest VM read PIO[0x3fd] with size[0x1]',
         'Guest VM write PIO[0x3f8] with size[0x1] value[0x69]',
       ])
+      // Its port I/O reaches it through the lane (helper/SHIM.md), and vm show says so.
+      const vmid = Number(sample.out.text.match(/vmid (\d+)/)![1])
+      const show = hsmctl(['vm', 'show', `outside-${vmid}`], env)
+      expect(show.code, show.stderr).toBe(0)
+      expect(show.stdout).toMatch(/vCPUs \(kvm; port I\/O to its client through the lane\)/)
       s.kill('SIGINT')
       expect(await sample.exited).toBe(0)
       expect(sample.out.text).toMatch(/Destroy VM! \[0\]/)

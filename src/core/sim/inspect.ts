@@ -114,6 +114,8 @@ export interface SimInspector {
   vcpuPositions(vmid: number): (VcpuPosition | undefined)[]
   /** The last interrupt the engine could not deliver to the VM, and why (the model counted it). */
   executionError(vmid: number): string | undefined
+  /** Whether its default client's program is served through a lane (lane.ts). */
+  lane(vmid: number): boolean
   /** The engine executing guest code, or why vCPUs execute nothing (one line). */
   cpu(): { readonly engine: string } | { readonly reason: string }
   /** How many times each hypercall was issued since the platform started, by §8 name. */
@@ -139,7 +141,13 @@ function vmInfo(vm: HvVm): VmInfo {
     pollingMode: vm.polling,
     ioreqBuffer: vm.ioreq ? BigInt(vm.ioreq.pa) : null,
     vcpus: Object.freeze(
-      vm.vcpus.map((v) => Object.freeze({ id: v.id, pcpu: v.pcpu, requestOutstanding: v.busy })),
+      vm.vcpus.map((v) =>
+        Object.freeze({
+          id: v.id,
+          pcpu: v.pcpu,
+          requestOutstanding: v.busy || (vm.lane?.owns(v.id) ?? false),
+        }),
+      ),
     ),
   })
 }
@@ -151,6 +159,7 @@ export function createInspector(hv: Hypervisor): SimInspector {
     vcpuExecution: (vmid: number) => live(hv, vmid)?.execution?.status() ?? [],
     vcpuPositions: (vmid: number) => live(hv, vmid)?.execution?.positions() ?? [],
     executionError: (vmid: number) => live(hv, vmid)?.execution?.engineError,
+    lane: (vmid: number) => live(hv, vmid)?.lane?.on ?? false,
     cpu: () => (hv.cpu.engine ? { engine: hv.cpu.engine.name } : { reason: hv.cpu.reason! }),
     vms: () => [...hv.userVms()].filter((vm) => vm.state !== 'powered-off').map(vmInfo),
     vm: (vmid: number) => {

@@ -162,6 +162,7 @@ export function simVmmPlatform(options: SimPlatformOptions = {}): SimVmmPlatform
           },
         })),
         ...(executionError ? { executionError } : {}),
+        ...(inspect.lane(vmid) ? { lane: true } : {}),
         ept: inspect.ept(vmid),
         gsi: inspect.gsi(vmid),
         msi: inspect.msi(vmid),

@@ -36,6 +36,7 @@ import { diffRanges, MAX_UNSENT, SimServer } from '../../../src/core/native/sim-
 import {
   encodeDiff,
   encodeMirror,
+  encodeLane,
   encodeShare,
   encodeShimHello,
   type Share,
@@ -634,6 +635,42 @@ describe('SimServer with raw frames', () => {
         () => ({ op: ShimOp.INTERRUPT, id: 0, payload: new Uint8Array(2) }),
         'EINVAL',
         /must be empty/,
+      ],
+      [
+        'a lane in a file another process holds',
+        () => ({ op: ShimOp.LANE, id: 996, payload: encodeLane({ fd: 3, path: '/proc/1/fd/3' }) }),
+        'EINVAL',
+        /lane: \/proc\/1\/fd\/3 is not a file of pid 4242/,
+      ],
+      [
+        'a lane in a path outside /proc',
+        () => ({ op: ShimOp.LANE, id: 997, payload: encodeLane({ fd: 3, path: '/etc/passwd' }) }),
+        'EINVAL',
+        /not a file of pid/,
+      ],
+      [
+        'a lane for an fd that is not the device',
+        () => ({
+          op: ShimOp.LANE,
+          id: 998,
+          payload: encodeLane({ fd: 77, path: '/proc/4242/fd/9' }),
+        }),
+        'EBADF',
+        /lane: 77 is not an HSM fd/,
+      ],
+      [
+        'a lane offer with reserved bytes set',
+        () => ({
+          op: ShimOp.LANE,
+          id: 999,
+          payload: (() => {
+            const p = encodeLane({ fd: 3, path: '/proc/4242/fd/9' })
+            p[4] = 1
+            return p
+          })(),
+        }),
+        'EINVAL',
+        /lane: reserved bytes/,
       ],
     ]
 
