@@ -2149,8 +2149,9 @@ static napi_value k_set_lane(napi_env env, napi_callback_info info)
 	return buffer;
 }
 
-/* setLaneDispatch(vm, on): whether exits may go out through the lane. */
-static napi_value k_set_lane_dispatch(napi_env env, napi_callback_info info)
+/* (vm, on): one of the VM's lane switches, `which` of it. */
+static napi_value set_lane_switch(napi_env env, napi_callback_info info,
+				  _Atomic int32_t *(*which)(struct vm *))
 {
 	napi_value argv[2];
 	bool on;
@@ -2160,23 +2161,23 @@ static napi_value k_set_lane_dispatch(napi_env env, napi_callback_info info)
 	if (!vm)
 		return NULL;
 	CHECK(napi_get_value_bool(env, argv[1], &on));
-	atomic_store(&vm->lane_dispatch, on ? 1 : 0);
+	atomic_store(which(vm), on ? 1 : 0);
 	return undefined(env);
+}
+
+static _Atomic int32_t *lane_dispatch_of(struct vm *vm) { return &vm->lane_dispatch; }
+static _Atomic int32_t *lane_js_waiters_of(struct vm *vm) { return &vm->lane_js_waiters; }
+
+/* setLaneDispatch(vm, on): whether exits may go out through the lane. */
+static napi_value k_set_lane_dispatch(napi_env env, napi_callback_info info)
+{
+	return set_lane_switch(env, info, lane_dispatch_of);
 }
 
 /* setLaneJsWaiters(vm, on): the model has ATTACH waiters to wake when the lane dispatches. */
 static napi_value k_set_lane_js_waiters(napi_env env, napi_callback_info info)
 {
-	napi_value argv[2];
-	bool on;
-	if (!get_args(env, info, 2, argv))
-		return NULL;
-	struct vm *vm = vm_of(env, argv[0]);
-	if (!vm)
-		return NULL;
-	CHECK(napi_get_value_bool(env, argv[1], &on));
-	atomic_store(&vm->lane_js_waiters, on ? 1 : 0);
-	return undefined(env);
+	return set_lane_switch(env, info, lane_js_waiters_of);
 }
 
 /* setLaneRoutes(vm, bits): 8192 bytes, bit p set when port p is not the default client's. */

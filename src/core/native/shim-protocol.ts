@@ -260,12 +260,17 @@ export function decodeRingOffer(payload: Uint8Array): RingOffer {
   return { size: v.getUint32(0, true), path }
 }
 
-export function encodeRingOffer(offer: RingOffer): Uint8Array {
-  const path = new TextEncoder().encode(offer.path)
-  const out = new Uint8Array(ShimSize.RING_FIXED + path.byteLength)
-  view(out).setUint32(0, offer.size, true)
-  out.set(path, ShimSize.RING_FIXED)
+/** `fixed` bytes (zero but for the u32 `first` at 0), then `path`. */
+function pathPayload(fixed: number, first: number, path: string): Uint8Array {
+  const bytes = new TextEncoder().encode(path)
+  const out = new Uint8Array(fixed + bytes.byteLength)
+  view(out).setUint32(0, first >>> 0, true)
+  out.set(bytes, fixed)
   return out
+}
+
+export function encodeRingOffer(offer: RingOffer): Uint8Array {
+  return pathPayload(ShimSize.RING_FIXED, offer.size, offer.path)
 }
 
 /** A RAM range the shimmed process maps MAP_SHARED from a file it names (SHARE). */
@@ -282,17 +287,27 @@ export interface Share {
   readonly path: string
 }
 
-export function decodeShare(payload: Uint8Array): Share {
-  if (
-    payload.byteLength <= ShimSize.SHARE_FIXED ||
-    payload.byteLength > ShimSize.SHARE_FIXED + 4095
-  ) {
-    throw new FrameError(EINVAL, `share payload of ${payload.byteLength} bytes`)
-  }
+/**
+ * A payload of `fixed` bytes, whose u32 at `reserved` must be 0, then a path (/proc/PID/fd/N)
+ * of at most 4095 bytes: its view and the path.
+ */
+function withPath(
+  what: string,
+  payload: Uint8Array,
+  fixed: number,
+  reserved: number,
+): { v: DataView; path: string } {
+  if (payload.byteLength <= fixed || payload.byteLength > fixed + 4095)
+    throw new FrameError(EINVAL, `${what} payload of ${payload.byteLength} bytes`)
   const v = view(payload)
-  if (v.getUint32(36, true) !== 0) throw new FrameError(EINVAL, 'share: reserved bytes')
-  const path = decoder.decode(payload.subarray(ShimSize.SHARE_FIXED))
-  if (path.includes('\0')) throw new FrameError(EINVAL, 'share: a NUL in the path')
+  if (v.getUint32(reserved, true) !== 0) throw new FrameError(EINVAL, `${what}: reserved bytes`)
+  const path = decoder.decode(payload.subarray(fixed))
+  if (path.includes('\0')) throw new FrameError(EINVAL, `${what}: a NUL in the path`)
+  return { v, path }
+}
+
+export function decodeShare(payload: Uint8Array): Share {
+  const { v, path } = withPath('share', payload, ShimSize.SHARE_FIXED, 36)
   return {
     region: v.getUint32(0, true),
     role: v.getUint32(4, true),
@@ -310,21 +325,12 @@ export interface LaneOffer {
 }
 
 export function decodeLane(payload: Uint8Array): LaneOffer {
-  if (payload.byteLength <= ShimSize.LANE_FIXED || payload.byteLength > ShimSize.LANE_FIXED + 4095)
-    throw new FrameError(EINVAL, `lane payload of ${payload.byteLength} bytes`)
-  const v = view(payload)
-  if (v.getUint32(4, true) !== 0) throw new FrameError(EINVAL, 'lane: reserved bytes')
-  const path = decoder.decode(payload.subarray(ShimSize.LANE_FIXED))
-  if (path.includes('\0')) throw new FrameError(EINVAL, 'lane: a NUL in the path')
+  const { v, path } = withPath('lane', payload, ShimSize.LANE_FIXED, 4)
   return { fd: v.getInt32(0, true), path }
 }
 
 export function encodeLane(l: LaneOffer): Uint8Array {
-  const path = new TextEncoder().encode(l.path)
-  const out = new Uint8Array(ShimSize.LANE_FIXED + path.byteLength)
-  view(out).setInt32(0, l.fd, true)
-  out.set(path, ShimSize.LANE_FIXED)
-  return out
+  return pathPayload(ShimSize.LANE_FIXED, l.fd, l.path)
 }
 
 export function encodeShare(s: Share): Uint8Array {
