@@ -105,6 +105,21 @@ int main(int argc, char **argv) {
   say("start", ioctl(fd, ACRN_IOCTL_START_VM, 0));
   while (served < want) { if (ioctl(fd, ACRN_IOCTL_ATTACH_IOREQ_CLIENT, 0)) { perror("attach"); return 5; } serve(); }
   printf("served %u bad %u first\n", served, bad); fflush(stdout);
+  if (argc > 3 && strcmp(argv[3], "scribble") == 0) {
+    /* a hostile program: every byte of its lane page set, then calls as usual */
+    FILE *m = fopen("/proc/self/maps", "r"); unsigned long lo = 0, hi = 0;
+    while (fgets(line, sizeof line, m)) if (strstr(line, "hsm-shim-lane")) sscanf(line, "%lx-%lx", &lo, &hi);
+    fclose(m);
+    if (lo) { memset((void *)lo, 0xff, hi - lo); ((unsigned *)lo)[56] = 0x12345678; /* calls_head */ }
+    say("attach-scribbled", ioctl(fd, ACRN_IOCTL_ATTACH_IOREQ_CLIENT, 0));
+    serve();
+    struct acrn_ioreq_notify n = { .vmid = (uint16_t)vmid, .vcpu = 9 };
+    say("notify-scribbled", ioctl(fd, ACRN_IOCTL_NOTIFY_REQUEST_FINISH, &n));
+    say("clear-scribbled", ioctl(fd, ACRN_IOCTL_CLEAR_VM_IOREQ, 0));
+    say("pause", ioctl(fd, ACRN_IOCTL_PAUSE_VM, 0));
+    say("destroy", ioctl(fd, ACRN_IOCTL_DESTROY_VM, 0));
+    return 0;
+  }
   /* the guest's next request is out, unanswered */
   wait_line("go");
   pthread_t t; pthread_create(&t, NULL, stdin_main, NULL);
@@ -319,5 +334,47 @@ describe.skipIf(unavailable)('the lane', () => {
     await proc.ioctl(fd, Ioctl.PAUSE_VM)
     await proc.ioctl(fd, Ioctl.DESTROY_VM)
     await proc.exit()
+  }, 60_000)
+
+  // The page is the program's: one that sets every byte of it confuses its own VM only.
+  // hsmd keeps to its own words, bounds what it reads back, and serves the next program.
+  it('survives a program that scribbles on its lane page', async () => {
+    const platform = createSimPlatform()
+    const calls: number[] = []
+    const server = await SimServer.listen(join(dir, 'lane-scribble.sock'), {
+      platform,
+      onIoctl: (call) => calls.push(call.request),
+    })
+    try {
+      const spawnProbe = (...args: string[]) =>
+        new Probe(
+          spawn(probe, [payload, String(SERVED), ...args], {
+            env: { ...process.env, LD_PRELOAD: shimPath(), HSM_SHIM_SOCKET: server.path },
+          }),
+        )
+      const hostile = spawnProbe('scribble')
+      await hostile.waitFor(/lane 1/)
+      await hostile.waitFor(/destroy -?\d+/)
+      expect(await hostile.exited).toBe(0)
+      // Its calls went over the ring (the lane no longer says ON) and were answered.
+      expect(hostile.out).toContain('attach-scribbled 0 OK')
+      expect(hostile.out).toContain('notify-scribbled -1 EINVAL')
+      expect(hostile.out).toContain('destroy 0 OK')
+      expect(platform.inspect.vms()).toEqual([])
+      // The log of calls the lane answered is read within its bounds (1024 records at most),
+      // whatever its head says: garbage requests, which the ioctl log shows as unknown.
+      const garbage = calls.filter((request) => request === 0xffffffff).length
+      expect(garbage).toBeGreaterThan(0)
+      expect(garbage).toBeLessThanOrEqual(1024)
+      // The next program is served through a lane of its own, as if nothing happened.
+      const next = spawnProbe()
+      await next.waitFor(/served (\d+) bad (\d+) first/)
+      expect(next.out).toContain(`lane 1`)
+      expect(next.out).toContain(`served ${SERVED} bad 0 first`)
+      next.child.kill('SIGKILL')
+      await next.exited
+    } finally {
+      await server.close()
+    }
   }, 60_000)
 })
