@@ -128,22 +128,24 @@ static napi_value memfd(napi_env env, napi_callback_info info)
 
 static napi_value map_file(napi_env env, napi_callback_info info)
 {
-	size_t argc = 4;
-	napi_value argv[4];
+	size_t argc = 5;
+	napi_value argv[5];
 	CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
 	char path[4096];
 	size_t n, offset, length;
-	bool writable = true;
+	bool writable = true, sealed = false;
 	if (argc < 3 ||
 	    napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &n) != napi_ok ||
 	    n == 0 || n >= sizeof(path) - 1 || get_size(env, argv[1], &offset) ||
 	    get_size(env, argv[2], &length) || length == 0 || offset % 4096) {
 		napi_throw_type_error(env, NULL,
-				      "hsm_memory.mapFile(path, offset, length, writable): bad arguments");
+				      "hsm_memory.mapFile(path, offset, length, writable, sealed): bad arguments");
 		return NULL;
 	}
 	if (argc > 3)
 		napi_get_value_bool(env, argv[3], &writable);
+	if (argc > 4)
+		napi_get_value_bool(env, argv[4], &sealed);
 	/* /proc/PID/fd/N is a magic link that must be followed; any other link is refused. */
 	int follow = strncmp(path, "/proc/", 6) == 0;
 	int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK |
@@ -158,6 +160,12 @@ static napi_value map_file(napi_env env, napi_callback_info info)
 	if ((uint64_t)st.st_size < (uint64_t)offset + length) {
 		close(fd);
 		return throw_errno(env, EINVAL, "the file is shorter than the range to map");
+	}
+	/* `sealed`: the other process could shrink it under our mapping (SIGBUS here). */
+	int seals = sealed ? fcntl(fd, F_GET_SEALS) : F_SEAL_SHRINK;
+	if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+		close(fd);
+		return throw_errno(env, EPERM, "the file is not sealed against shrinking (F_SEAL_SHRINK)");
 	}
 	void *base = mmap(NULL, length, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd,
 			  (off_t)offset);

@@ -2055,11 +2055,19 @@ static void lane_offer(int32_t sim_fd)
 			slot = i;
 	if (!page || slot < 0 || lane_of(sim_fd))
 		return;
-	int fd = memfd_create("hsm-shim-lane", MFD_CLOEXEC);
+	int fd = memfd_create("hsm-shim-lane", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd >= 0) {
+		/* Out of the program's way, as the ring's: its next open gets the number it expects. */
+		int high = sys_dupfd(fd, PRIVATE_FD_MIN);
+		sys_close(fd);
+		fd = high;
+	}
 	if (fd < 0)
 		return;
 	struct hsm_lane *lane = MAP_FAILED;
-	if (ftruncate(fd, HSM_LANE_SIZE) == 0)
+	/* Sealed, as the ring is: hsmd maps it, and a shrunk file would kill it with SIGBUS. */
+	if (ftruncate(fd, HSM_LANE_SIZE) == 0 &&
+	    syscall(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
 		lane = mmap(NULL, HSM_LANE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (lane == MAP_FAILED) {
 		sys_close(fd);

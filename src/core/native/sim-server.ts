@@ -895,7 +895,7 @@ class Session {
     if (!this.hsmFds.has(l.fd)) throw new FrameError(Errno.EBADF, `lane: ${l.fd} is not an HSM fd`)
     let bytes: Uint8Array
     try {
-      bytes = new Uint8Array(mapSharedFile(l.path, 0, LANE_SIZE, true).buffer)
+      bytes = new Uint8Array(mapSharedFile(l.path, 0, LANE_SIZE, true, { sealed: true }).buffer)
     } catch (e) {
       const errno = (e as { errno?: number }).errno
       throw new FrameError(errno ?? Errno.EINVAL, `lane: ${(e as Error).message}`)

@@ -19,6 +19,7 @@ interface MemoryAddon {
     offset: number,
     length: number,
     writable: boolean,
+    sealed?: boolean,
   ): { buffer: ArrayBuffer; address: bigint }
   discard(buffer: ArrayBuffer, offset: number, length: number): void
 }
@@ -77,16 +78,19 @@ export function allocateBacking(size: number): Backing {
 /**
  * A shared file (a shimmed program's memfd, by its /proc/PID/fd/N) mapped into hsmd:
  * its bytes are the program's bytes. Throws with `errno` when it cannot be mapped.
+ * `sealed`: only a file sealed against shrinking (F_SEAL_SHRINK), which the program cannot
+ * cut under hsmd's mapping (EPERM otherwise).
  */
 export function mapSharedFile(
   path: string,
   offset: number,
   length: number,
   writable: boolean,
+  options: { sealed?: boolean } = {},
 ): Backing {
   const a = memoryAddon()
   if (!a) throw Object.assign(new Error(`shared RAM unavailable: ${addonError}`), { errno: 38 })
-  const m = a.mapFile(path, offset, length, writable)
+  const m = a.mapFile(path, offset, length, writable, options.sealed ?? false)
   return { buffer: m.buffer, address: m.address, fd: undefined }
 }
 
