@@ -224,6 +224,8 @@ struct vm {
 #define LOG_SLOT_BYTES 144u
 #define LOG_ENTRY_SIZE (32u + LOG_SLOT_BYTES)
 #define LOG_HEADERS (HSM_LANE_SLOTS * 64u)
+_Static_assert(LOG_SLOT_BYTES >= offsetof(struct acrn_io_request, processed) + 4,
+	       "the log keeps the slot up to `processed`");
 struct log_header {
 	_Atomic uint32_t head;
 	_Atomic uint32_t tail;
@@ -425,15 +427,36 @@ static void run_once(struct vcpu *v)
 	}
 }
 
+/*
+ * Parked (the main thread's holds need not wait for us), then, with `spin`, a spin while
+ * answers have been coming quickly (hsm-spin.h: the learned budget, and only with a CPU
+ * to spare) until the main thread has news or `word` moves from `word_seen`: whether
+ * either did.
+ */
+static bool park_and_spin(struct vcpu *v, uint32_t seen, bool spin, _Atomic uint32_t *word,
+			  uint32_t word_seen)
+{
+	atomic_store(&v->parked, 1);
+	if (atomic_load(&v->main_waits))
+		futex_wake(&v->parked);
+	if (v->spin_budget > spin_ns)
+		v->spin_budget = spin_ns;
+	if (!spin || !v->spin_budget || !hsm_spin_allowed())
+		return false;
+	uint64_t deadline = v->posted_at + v->spin_budget;
+	for (unsigned i = 0;; i++) {
+		if (atomic_load_explicit(&v->wake, memory_order_acquire) != seen ||
+		    atomic_load_explicit(word, memory_order_acquire) != word_seen)
+			return true;
+		if ((i & 63) == 63 && hsm_now_ns() >= deadline)
+			return false;
+		hsm_relax(i);
+	}
+}
+
 /* ======================= the lane (hsm-lane.h) ======================= */
 
-static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-
-static _Atomic uint32_t *slot_processed(struct vm *vm, unsigned i)
-{
-	return (_Atomic uint32_t *)(vm->ioreq + (size_t)i * HSM_SLOT_SIZE + HSM_SLOT_PROCESSED);
-}
 
 /*
  * The current element of a PIO exit through the lane, as the hypervisor's trap and HSM's
@@ -456,26 +479,27 @@ static bool lane_take(struct vcpu *v)
 	for (uint32_t p = port; p < port + size && p < 65536; p++)
 		if (atomic_load_explicit(&vm->routes[p >> 3], memory_order_relaxed) & (1u << (p & 7)))
 			return false;
-	uint8_t *slot = vm->ioreq + (size_t)v->index * HSM_SLOT_SIZE;
+	struct acrn_io_request *req = hsm_lane_slot(vm->ioreq, v->index);
+	struct acrn_pio_request *pio = &req->reqs.pio_request;
 	bool write = run->io.direction == KVM_EXIT_IO_OUT;
-	memset(slot + HSM_SLOT_REQS, 0, 64);
-	put32(slot + HSM_SLOT_TYPE, ACRN_IOREQ_TYPE_PORTIO);
-	put32(slot + HSM_SLOT_POLLING, 0);
-	put32(slot + HSM_SLOT_DIRECTION, write ? ACRN_IOREQ_DIR_WRITE : ACRN_IOREQ_DIR_READ);
-	put64(slot + HSM_SLOT_ADDRESS, port);
-	put64(slot + HSM_SLOT_LENGTH, size);
+	memset(&req->reqs, 0, sizeof(req->reqs));
+	req->type = ACRN_IOREQ_TYPE_PORTIO;
+	req->completion_polling = 0;
+	pio->direction = write ? ACRN_IOREQ_DIR_WRITE : ACRN_IOREQ_DIR_READ;
+	pio->address = port;
+	pio->size = size;
 	if (write) {
 		uint32_t value = 0;
 		memcpy(&value, (uint8_t *)run + run->io.data_offset + (size_t)v->io_index * size,
 		       size > 4 ? 4 : size);
-		put32(slot + HSM_SLOT_VALUE, value);
+		pio->value = value;
 	}
-	put32(slot + HSM_SLOT_KERNEL_HANDLED, 0);
+	req->kernel_handled = 0;
 	atomic_store(&lane->owner[v->index], 1);
 	atomic_store(&v->rec->state, REC_LANE);
 	v->posted_at = hsm_now_ns();
 	atomic_fetch_add(&v->counts[COUNT_PIO], 1);
-	_Atomic uint32_t *processed = slot_processed(vm, v->index);
+	_Atomic uint32_t *processed = hsm_lane_processed(vm->ioreq, v->index);
 	atomic_store(processed, ACRN_IOREQ_STATE_PENDING);
 	/* The model's dispatch may have seen it PENDING meanwhile and taken it (or completed
 	 * it, during CLEAR_VM_IOREQ): then it did the rest, and its completion wakes us. */
@@ -492,7 +516,8 @@ static bool lane_take(struct vcpu *v)
 }
 
 /* A completion for JavaScript's observers (the trace): the slot as the client left it. */
-static void lane_log(struct vcpu *v, const uint8_t *slot, uint64_t value, uint64_t now)
+static void lane_log(struct vcpu *v, const struct acrn_io_request *slot, uint64_t value,
+		     uint64_t now)
 {
 	struct vm *vm = v->vm;
 	struct records *log = vm->log;
@@ -527,17 +552,16 @@ static void lane_finish(struct vcpu *v)
 	struct vm *vm = v->vm;
 	struct hsm_lane *lane = atomic_load(&vm->lane);
 	unsigned i = v->index;
-	uint8_t *slot = vm->ioreq + (size_t)i * HSM_SLOT_SIZE;
+	struct acrn_io_request *slot = hsm_lane_slot(vm->ioreq, i);
 	struct kvm_run *run = v->run;
 	uint64_t value = 0;
 	if (run->io.direction == KVM_EXIT_IO_IN) {
-		uint32_t x;
-		memcpy(&x, slot + HSM_SLOT_VALUE, 4);
+		uint32_t x = slot->reqs.pio_request.value;
 		value = run->io.size >= 4 ? x : x & ((1u << (8 * run->io.size)) - 1);
 	}
 	uint64_t now = hsm_now_ns();
 	lane_log(v, slot, value, now);
-	atomic_store(slot_processed(vm, i), ACRN_IOREQ_STATE_FREE);
+	atomic_store(hsm_lane_processed(vm->ioreq, i), ACRN_IOREQ_STATE_FREE);
 	atomic_store(&lane->owner[i], 0);
 	hsm_spin_learn(&v->spin_budget, now - v->posted_at, spin_ns);
 	v->rec->value = value;
@@ -558,7 +582,7 @@ static void lane_wait(struct vcpu *v, uint32_t seen)
 	struct vm *vm = v->vm;
 	struct hsm_lane *lane = atomic_load(&vm->lane);
 	unsigned i = v->index;
-	_Atomic uint32_t *processed = slot_processed(vm, i);
+	_Atomic uint32_t *processed = hsm_lane_processed(vm->ioreq, i);
 	if (atomic_load(&v->hold)) {
 		park(v, seen, false);
 		return;
@@ -568,22 +592,9 @@ static void lane_wait(struct vcpu *v, uint32_t seen)
 		lane_finish(v);
 		return;
 	}
-	atomic_store(&v->parked, 1);
-	if (atomic_load(&v->main_waits))
-		futex_wake(&v->parked);
-	if (v->spin_budget > spin_ns)
-		v->spin_budget = spin_ns;
-	if (v->spin_budget && hsm_spin_allowed()) {
-		uint64_t deadline = v->posted_at + v->spin_budget;
-		for (unsigned k = 0;; k++) {
-			if (atomic_load_explicit(processed, memory_order_acquire) == ACRN_IOREQ_STATE_COMPLETE ||
-			    atomic_load(&v->wake) != seen || atomic_load(&lane->done[i]) != done)
-				return;
-			if ((k & 63) == 63 && hsm_now_ns() >= deadline)
-				break;
-			hsm_relax(k);
-		}
-	}
+	/* Every completion (the shim's NOTIFY, the model's) bumps done[i] after COMPLETE. */
+	if (park_and_spin(v, seen, true, &lane->done[i], done))
+		return;
 	atomic_store(&lane->waiting[i], 1);
 	if (atomic_load_explicit(processed, memory_order_acquire) != ACRN_IOREQ_STATE_COMPLETE &&
 	    atomic_load(&v->wake) == seen)
@@ -594,21 +605,8 @@ static void lane_wait(struct vcpu *v, uint32_t seen)
 /* Keep off the vCPU until the main thread has news; spin first when an exit waits. */
 static void park(struct vcpu *v, uint32_t seen, bool spin)
 {
-	atomic_store(&v->parked, 1);
-	if (atomic_load(&v->main_waits))
-		futex_wake(&v->parked);
-	if (v->spin_budget > spin_ns)
-		v->spin_budget = spin_ns;
-	if (spin && v->spin_budget && hsm_spin_allowed()) {
-		uint64_t deadline = v->posted_at + v->spin_budget;
-		for (unsigned i = 0;; i++) {
-			if (atomic_load_explicit(&v->wake, memory_order_acquire) != seen)
-				return;
-			if ((i & 63) == 63 && hsm_now_ns() >= deadline)
-				break;
-			hsm_relax(i);
-		}
-	}
+	if (park_and_spin(v, seen, spin, &v->wake, seen))
+		return;
 	atomic_store(&v->sleeping, 1);
 	futex_wait(&v->wake, seen);
 	atomic_store(&v->sleeping, 0);
@@ -1291,6 +1289,22 @@ static void destroy_vm(struct vm *vm)
 		}
 }
 
+/* Zeroed shared-with-JavaScript memory of `bytes` (pages), one reference; NULL if none. */
+static struct records *new_records(size_t bytes)
+{
+	struct records *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->length = (bytes + PAGE - 1) & ~(PAGE - 1);
+	r->mem = mmap(NULL, r->length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r->mem == MAP_FAILED) {
+		free(r);
+		return NULL;
+	}
+	r->refs = 1;
+	return r;
+}
+
 static void drop_records(struct records *r)
 {
 	if (r && --r->refs == 0) {
@@ -1553,20 +1567,11 @@ static napi_value k_create_vm(napi_env env, napi_callback_info info)
 	if (!ensure_wake(env))
 		return NULL;
 	struct vm *vm = calloc(1, sizeof(*vm));
-	struct records *records = calloc(1, sizeof(*records));
-	if (!vm || !records) {
+	struct records *records = vm ? new_records(n * sizeof(struct exit_record)) : NULL;
+	if (!records) {
 		free(vm);
-		free(records);
-		return throw_errno(env, ENOMEM, "hsm_kvm: VM");
+		return throw_errno(env, ENOMEM, "hsm_kvm: VM and its exit records");
 	}
-	records->length = (n * sizeof(struct exit_record) + PAGE - 1) & ~(PAGE - 1);
-	records->mem = mmap(NULL, records->length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (records->mem == MAP_FAILED) {
-		free(vm);
-		free(records);
-		return throw_errno(env, ENOMEM, "hsm_kvm: exit records");
-	}
-	records->refs = 1;
 	vm->records = records;
 	vm->fd = -1;
 	vm->nvcpus = n;
@@ -1771,12 +1776,9 @@ static napi_value k_set_regs(napi_env env, napi_callback_info info)
 	struct vm *vm = vm_of(env, argv[0]);
 	if (!vm || !vcpu_arg(env, vm, argv[1], false, &i))
 		return NULL;
-	napi_typedarray_type type;
-	size_t length, offset;
-	void *data;
-	napi_value ab;
-	if (napi_get_typedarray_info(env, argv[2], &type, &length, &data, &ab, &offset) != napi_ok ||
-	    type != napi_uint8_array || length != sizeof(struct acrn_regs))
+	size_t length;
+	uint8_t *data = hsm_uint8_array(env, argv[2], &length);
+	if (!data || length != sizeof(struct acrn_regs))
 		return throw_range(env, "hsm_kvm.setRegs: the registers are a Uint8Array of struct acrn_regs (288 bytes)");
 	struct acrn_regs r;
 	memcpy(&r, data, sizeof(r));
@@ -2073,12 +2075,9 @@ static napi_value k_destroy(napi_env env, napi_callback_info info)
 /* A Uint8Array's bytes, and a reference that keeps them alive. */
 static uint8_t *pinned_bytes(napi_env env, napi_value a, size_t at_least, napi_ref *ref)
 {
-	napi_typedarray_type type;
-	size_t length, offset;
-	void *data;
-	napi_value ab;
-	if (napi_get_typedarray_info(env, a, &type, &length, &data, &ab, &offset) != napi_ok ||
-	    type != napi_uint8_array || length < at_least)
+	size_t length;
+	uint8_t *data = hsm_uint8_array(env, a, &length);
+	if (!data || length < at_least)
 		return NULL;
 	if (ref && napi_create_reference(env, a, 1, ref) != napi_ok)
 		return NULL;
@@ -2101,44 +2100,27 @@ static napi_value k_set_lane(napi_env env, napi_callback_info info)
 	if (atomic_load(&vm->lane))
 		return throw_errno(env, EEXIST, "hsm_kvm.setLane: the VM has a lane");
 	napi_ref lane_ref = NULL, ioreq_ref = NULL;
+	struct records *log = NULL;
+	napi_value buffer;
 	uint8_t *lane = pinned_bytes(env, argv[1], HSM_LANE_SIZE, &lane_ref);
 	uint8_t *ioreq = lane ? pinned_bytes(env, argv[2], PAGE, &ioreq_ref) : NULL;
 	if (!lane || !ioreq || ((uintptr_t)lane & 63) || ((uintptr_t)ioreq & 255)) {
-		if (lane_ref)
-			napi_delete_reference(env, lane_ref);
-		if (ioreq_ref)
-			napi_delete_reference(env, ioreq_ref);
-		return throw_range(env, "hsm_kvm.setLane(vm, lane, ioreq): a lane page and an ioreq page (aligned Uint8Arrays)");
+		throw_range(env, "hsm_kvm.setLane(vm, lane, ioreq): a lane page and an ioreq page (aligned Uint8Arrays)");
+		goto fail;
 	}
-	struct records *log = calloc(1, sizeof(*log));
-	if (log) {
-		log->length = (LOG_HEADERS + (size_t)HSM_LANE_SLOTS * LOG_ENTRIES * LOG_ENTRY_SIZE + PAGE - 1) &
-			      ~(PAGE - 1);
-		log->mem = mmap(NULL, log->length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				-1, 0);
-		if (log->mem == MAP_FAILED) {
-			free(log);
-			log = NULL;
-		}
-	}
+	log = new_records(LOG_HEADERS + (size_t)HSM_LANE_SLOTS * LOG_ENTRIES * LOG_ENTRY_SIZE);
 	if (!log) {
-		napi_delete_reference(env, lane_ref);
-		napi_delete_reference(env, ioreq_ref);
-		return throw_errno(env, ENOMEM, "hsm_kvm: lane log");
+		throw_errno(env, ENOMEM, "hsm_kvm: lane log");
+		goto fail;
 	}
-	log->refs = 2; /* the VM's and JavaScript's */
 	for (unsigned i = 0; i < HSM_LANE_SLOTS; i++) /* nothing to drain yet: the first entry wakes */
 		atomic_store(&((struct log_header *)((uint8_t *)log->mem + (size_t)i * 64))->armed, 1);
-	napi_value buffer;
 	if (napi_create_external_arraybuffer(env, log->mem, log->length, records_finalize, log, &buffer) !=
 	    napi_ok) {
-		munmap(log->mem, log->length);
-		free(log);
-		napi_delete_reference(env, lane_ref);
-		napi_delete_reference(env, ioreq_ref);
 		napi_throw_error(env, NULL, "hsm_kvm: napi_create_external_arraybuffer failed");
-		return NULL;
+		goto fail;
 	}
+	log->refs++; /* the VM's and JavaScript's */
 	hold_all(vm);
 	vm->log = log;
 	vm->ioreq = ioreq;
@@ -2147,6 +2129,13 @@ static napi_value k_set_lane(napi_env env, napi_callback_info info)
 	atomic_store(&vm->lane, (struct hsm_lane *)lane);
 	release_all(vm);
 	return buffer;
+fail:
+	drop_records(log);
+	if (lane_ref)
+		napi_delete_reference(env, lane_ref);
+	if (ioreq_ref)
+		napi_delete_reference(env, ioreq_ref);
+	return NULL;
 }
 
 /* (vm, on): one of the VM's lane switches, `which` of it. */

@@ -17,6 +17,7 @@
 #define HSM_LANE_H
 
 #include <limits.h>
+#include <linux/acrn.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -77,17 +78,16 @@ _Static_assert(sizeof(struct hsm_lane_call) == 48, "lane call layout (src/core/s
 _Static_assert(HSM_LANE_CALLS_AT + HSM_LANE_CALLS * sizeof(struct hsm_lane_call) <= HSM_LANE_SIZE,
 	       "the calls fit the page");
 
-/* The slot offsets of struct acrn_io_request (§4.1) the lane reads and writes. */
-#define HSM_SLOT_SIZE 256u
-#define HSM_SLOT_TYPE 0u
-#define HSM_SLOT_POLLING 4u
-#define HSM_SLOT_REQS 64u
-#define HSM_SLOT_DIRECTION 64u
-#define HSM_SLOT_ADDRESS 72u
-#define HSM_SLOT_LENGTH 80u
-#define HSM_SLOT_VALUE 88u
-#define HSM_SLOT_KERNEL_HANDLED 132u
-#define HSM_SLOT_PROCESSED 136u
+/* Slot i of the ioreq page at `page` (§4.1), and its `processed` word, changed atomically. */
+static inline struct acrn_io_request *hsm_lane_slot(void *page, unsigned i)
+{
+	return &((struct acrn_io_request_buffer *)page)->req_slot[i];
+}
+
+static inline _Atomic uint32_t *hsm_lane_processed(void *page, unsigned i)
+{
+	return (_Atomic uint32_t *)&hsm_lane_slot(page, i)->processed;
+}
 
 static inline long hsm_lane_futex_wait(_Atomic uint32_t *word, uint32_t value)
 {

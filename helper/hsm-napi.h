@@ -7,6 +7,7 @@
 #define HSM_NAPI_H
 
 #include <node_api.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +32,19 @@ static inline napi_value throw_errno(napi_env env, int e, const char *what)
 	napi_set_named_property(env, error, "errno", code);
 	napi_throw(env, error);
 	return NULL;
+}
+
+/* The bytes a Uint8Array argument covers, and how many (NULL for anything else). */
+static inline uint8_t *hsm_uint8_array(napi_env env, napi_value v, size_t *length)
+{
+	napi_typedarray_type type;
+	size_t offset;
+	void *data;
+	napi_value buffer;
+	if (napi_get_typedarray_info(env, v, &type, length, &data, &buffer, &offset) != napi_ok ||
+	    type != napi_uint8_array)
+		return NULL;
+	return data;
 }
 
 #endif

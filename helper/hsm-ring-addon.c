@@ -172,19 +172,6 @@ static napi_value ring_close(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
-/* The bytes a typed array argument covers (a Uint8Array only). */
-static uint8_t *bytes_of(napi_env env, napi_value v, size_t *length)
-{
-	napi_typedarray_type type;
-	size_t offset;
-	void *data;
-	napi_value buffer;
-	if (napi_get_typedarray_info(env, v, &type, length, &data, &buffer, &offset) != napi_ok ||
-	    type != napi_uint8_array)
-		return NULL;
-	return data;
-}
-
 static napi_value ring_read_into(napi_env env, napi_callback_info info)
 {
 	napi_value argv[2], out;
@@ -194,7 +181,7 @@ static napi_value ring_read_into(napi_env env, napi_callback_info info)
 	if (!r)
 		return NULL;
 	size_t length;
-	uint8_t *into = bytes_of(env, argv[1], &length);
+	uint8_t *into = hsm_uint8_array(env, argv[1], &length);
 	if (!into && length != 0) {
 		napi_throw_type_error(env, NULL, "hsm_ring.readInto(ring, into: Uint8Array)");
 		return NULL;
@@ -218,7 +205,7 @@ static napi_value ring_write(napi_env env, napi_callback_info info)
 		return NULL;
 	size_t length;
 	uint32_t from;
-	const uint8_t *data = bytes_of(env, argv[1], &length);
+	const uint8_t *data = hsm_uint8_array(env, argv[1], &length);
 	if ((!data && length != 0) || napi_get_value_uint32(env, argv[2], &from) != napi_ok ||
 	    from > length) {
 		napi_throw_type_error(env, NULL, "hsm_ring.write(ring, bytes: Uint8Array, offset)");

@@ -2142,9 +2142,8 @@ static int lane_notify(struct lane_entry *e, unsigned long arg)
 	    vcpu >= HSM_LANE_SLOTS || !atomic_load(&l->owner[vcpu]))
 		return 0;
 	atomic_fetch_and(&l->pending, ~(1u << vcpu));
-	_Atomic uint32_t *processed =
-		(_Atomic uint32_t *)(e->ioreq + (size_t)vcpu * HSM_SLOT_SIZE + HSM_SLOT_PROCESSED);
-	atomic_store_explicit(processed, ACRN_IOREQ_STATE_COMPLETE, memory_order_release);
+	atomic_store_explicit(hsm_lane_processed(e->ioreq, vcpu), ACRN_IOREQ_STATE_COMPLETE,
+			      memory_order_release);
 	hsm_lane_signal_done(l, vcpu);
 	lane_log_call(l, ACRN_IOCTL_NOTIFY_REQUEST_FINISH, &n, 0, 0, started);
 	return 1;
