@@ -1981,42 +1981,54 @@ static void share_range(uint32_t role, uint64_t address, uint64_t length)
 /* ------------------------------------------------------------------------------------ */
 /* The lane (hsm-lane.h): ATTACH and NOTIFY of a VM's default client from a shared page.  */
 
+/* Per server fd of a VM whose ioreq page is shared (not mirrored): the page CREATE_VM
+ * named and, once the server took one, the lane. */
 #define MAX_LANES 16
 struct lane_entry {
 	int32_t sim_fd;          /* -1: free */
-	struct hsm_lane *lane;
-	uint8_t *ioreq;          /* the VM's ioreq page (shared with hsmd) */
+	uint8_t *ioreq;
+	struct hsm_lane *lane;   /* NULL until the server takes the offer */
 };
 static struct lane_entry lanes[MAX_LANES] = { [0 ... MAX_LANES - 1] = { .sim_fd = -1 } };
-/* The ioreq page CREATE_VM named, per server fd, while it is shared (not mirrored). */
-static struct {
-	int32_t sim_fd;
-	uint64_t page;
-} vm_pages[MAX_LANES] = { [0 ... MAX_LANES - 1] = { .sim_fd = -1 } };
 static int lanes_wanted = 1;
 static void lane_log_call(struct hsm_lane *l, uint32_t request, const void *arg, int result,
 			  int error, uint64_t started);
 
-static struct lane_entry *lane_of(int32_t sim_fd)
+/* The entry whose server fd is `sim_fd` (-1: a free entry), or NULL. */
+static struct lane_entry *find_entry(int32_t sim_fd)
 {
 	for (int i = 0; i < MAX_LANES; i++)
-		if (lanes[i].sim_fd == sim_fd && sim_fd >= 0)
+		if (lanes[i].sim_fd == sim_fd)
 			return &lanes[i];
 	return NULL;
+}
+
+/* The entry of a server fd, or NULL. */
+static struct lane_entry *entry_of(int32_t sim_fd)
+{
+	return sim_fd >= 0 ? find_entry(sim_fd) : NULL;
+}
+
+/* The lane a server fd's VM is served through, or NULL. */
+static struct lane_entry *lane_of(int32_t sim_fd)
+{
+	struct lane_entry *e = entry_of(sim_fd);
+	return e && e->lane ? e : NULL;
+}
+
+static void lane_clear(struct lane_entry *e)
+{
+	if (e->lane)
+		munmap(e->lane, HSM_LANE_SIZE);
+	*e = (struct lane_entry){ .sim_fd = -1 };
 }
 
 /* The server fd is closed (or the VM made anew): its lane and page are no longer its. */
 static void lane_forget(int32_t sim_fd)
 {
-	for (int i = 0; i < MAX_LANES; i++) {
-		if (lanes[i].sim_fd == sim_fd) {
-			lanes[i].sim_fd = -1;
-			munmap(lanes[i].lane, HSM_LANE_SIZE);
-			lanes[i].lane = NULL;
-		}
-		if (vm_pages[i].sim_fd == sim_fd)
-			vm_pages[i].sim_fd = -1;
-	}
+	struct lane_entry *e = entry_of(sim_fd);
+	if (e)
+		lane_clear(e);
 }
 
 /* CREATE_VM succeeded: remember its ioreq page if it is shared with the server. */
@@ -2031,29 +2043,17 @@ static void lane_note_vm(int32_t sim_fd, uint64_t ioreq_buf)
 		    !regions[i].shadow)
 			shared = 1;
 	unlock_all(&m);
-	if (!shared)
-		return;
-	for (int i = 0; i < MAX_LANES; i++)
-		if (vm_pages[i].sim_fd < 0) {
-			vm_pages[i].sim_fd = sim_fd;
-			vm_pages[i].page = page;
-			return;
-		}
+	struct lane_entry *e = shared ? find_entry(-1) : NULL;
+	if (e)
+		*e = (struct lane_entry){ .sim_fd = sim_fd, .ioreq = (uint8_t *)(uintptr_t)page };
 }
 
 /* CREATE_IOREQ_CLIENT succeeded: offer the server a lane for that VM. Quietly nothing
  * when it cannot be had (no shared ioreq page, an older server, no KVM there). */
 static void lane_offer(int32_t sim_fd)
 {
-	uint64_t page = 0;
-	for (int i = 0; i < MAX_LANES; i++)
-		if (vm_pages[i].sim_fd == sim_fd)
-			page = vm_pages[i].page;
-	int slot = -1;
-	for (int i = 0; i < MAX_LANES && slot < 0; i++)
-		if (lanes[i].sim_fd < 0)
-			slot = i;
-	if (!page || slot < 0 || lane_of(sim_fd))
+	struct lane_entry *e = entry_of(sim_fd);
+	if (!e || e->lane)
 		return;
 	int fd = memfd_create("hsm-shim-lane", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd >= 0) {
@@ -2087,26 +2087,30 @@ static void lane_offer(int32_t sim_fd)
 		munmap(lane, HSM_LANE_SIZE);
 		return;
 	}
-	lanes[slot].lane = lane;
-	lanes[slot].ioreq = (uint8_t *)(uintptr_t)page;
-	lanes[slot].sim_fd = sim_fd;
+	e->lane = lane;
+}
+
+/* Why a wait on the lane ended with the lane off: the server's end (EIO, as every call
+ * after it), or the client's destruction (ENODEV, as in the kernel, §4.7). */
+static int lane_off_errno(uint32_t state)
+{
+	return state == HSM_LANE_GONE ? EIO : ENODEV;
 }
 
 /*
- * ATTACH_IOREQ_CLIENT through the lane: returns when the default client has a request
- * pending (§4.7), or at a signal (the kernel's wait ends with 0 too): 1. A wait the
- * client's destruction ends is ENODEV, as in the kernel: 2; one the server's end ends is
- * EIO, as every call after it: 3. The lane off before any wait: 0, the ring has the
- * answer (the model knows why: no client, no VM).
+ * ATTACH_IOREQ_CLIENT through the lane: 0 when the default client has a request pending
+ * (§4.7), or at a signal (the kernel's wait ends with 0 too); the errno of a wait the
+ * lane's end ended (lane_off_errno); -1 when the lane was off before any wait: the ring
+ * has the answer (the model knows why: no client, no VM).
  */
 static int lane_attach(struct hsm_lane *l)
 {
 	for (int slept = 0;; slept = 1) {
 		uint32_t state = atomic_load(&l->state);
 		if (state != HSM_LANE_ON)
-			return !slept ? 0 : state == HSM_LANE_GONE ? 3 : 2;
+			return slept ? lane_off_errno(state) : -1;
 		if (atomic_load(&l->pending))
-			return 1;
+			return 0;
 		uint32_t bell = atomic_load(&l->bell);
 		atomic_fetch_add(&l->sleepers, 1);
 		if (atomic_load(&l->pending) || atomic_load(&l->state) != HSM_LANE_ON) {
@@ -2118,7 +2122,7 @@ static int lane_attach(struct hsm_lane *l)
 		atomic_fetch_sub(&l->sleepers, 1);
 		if (r < 0 && e == EINTR) {
 			uint32_t now = atomic_load(&l->state);
-			return now == HSM_LANE_ON ? 1 : now == HSM_LANE_GONE ? 3 : 2;
+			return now == HSM_LANE_ON ? 0 : lane_off_errno(now);
 		}
 	}
 }
@@ -2193,18 +2197,13 @@ static int shim_ioctl(int fd, uint32_t request, unsigned long arg)
 	if (e && request == ACRN_IOCTL_ATTACH_IOREQ_CLIENT) {
 		uint64_t started = hsm_now_ns();
 		int r = lane_attach(e->lane);
-		if (r == 3) {
-			errno = EIO;
+		if (r >= 0) {
+			if (r != EIO) /* the server is gone: nobody to log to */
+				lane_log_call(e->lane, request, NULL, r ? -1 : 0, r, started);
+			if (!r)
+				return 0;
+			errno = r;
 			return -1;
-		}
-		if (r == 2) {
-			lane_log_call(e->lane, request, NULL, -1, ENODEV, started);
-			errno = ENODEV;
-			return -1;
-		}
-		if (r == 1) {
-			lane_log_call(e->lane, request, NULL, 0, 0, started);
-			return 0;
 		}
 	} else if (e && lane_notify(e, arg)) {
 		return 0;
@@ -2396,13 +2395,8 @@ static void child_after_fork(void)
 	memset(waiters, 0, sizeof(waiters));
 	wake_fd = -1;
 	/* The parent's lanes are its VMs' (the child's HSM fds are placeholders). */
-	for (int i = 0; i < MAX_LANES; i++) {
-		if (lanes[i].lane)
-			munmap(lanes[i].lane, HSM_LANE_SIZE);
-		lanes[i].lane = NULL;
-		lanes[i].sim_fd = -1;
-		vm_pages[i].sim_fd = -1;
-	}
+	for (int i = 0; i < MAX_LANES; i++)
+		lane_clear(&lanes[i]);
 }
 
 __attribute__((constructor)) static void shim_init(void)
