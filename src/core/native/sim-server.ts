@@ -23,7 +23,7 @@ import { EPOLLIN, type EventfdCtx, type EventfdWaiter } from '../sim/kernel/even
 import { EventfdFile } from '../sim/kernel/file.js'
 import type { SimProcess } from '../sim/kernel/process.js'
 import { mapSharedFile } from '../sim/kernel/shared-memory.js'
-import { type IoreqLane, LANE_SIZE, LaneCallLog } from '../sim/lane.js'
+import { type IoreqLane, LANE_SIZE } from '../sim/lane.js'
 import type { SimPlatform } from '../sim/platform.js'
 import {
   ArgKind,
@@ -264,10 +264,9 @@ class Session {
   private link: RingLink | undefined
   /** Past HELLO (and the ring offer): a SYNC may go out from now on. */
   private settled = false
-  /** Its lanes: told when the session ends. */
-  private readonly lanes: IoreqLane[] = []
-  /** The call logs of its lanes (for onIoctl), and the timer that reads them meanwhile. */
-  private readonly laneCalls: { fd: number; log: LaneCallLog }[] = []
+  /** Its lanes, by the fd they serve: told when the session ends, their calls read for onIoctl. */
+  private readonly lanes: { fd: number; lane: IoreqLane }[] = []
+  /** Reads the lanes' calls for onIoctl while calls keep coming. */
   private laneTimer: NodeJS.Timeout | undefined
 
   constructor(
@@ -388,7 +387,7 @@ class Session {
     if (this.closed) return
     this.readLaneCalls()
     clearInterval(this.laneTimer)
-    for (const lane of this.lanes) lane.disconnect()
+    for (const { lane } of this.lanes) lane.disconnect()
     this.closed = true
     this.link?.close()
     for (const e of this.eventfds.values()) e.ctx.removeWaiter(e.waiter)
@@ -861,9 +860,7 @@ class Session {
     }
     if (s.pageSize < Number(PAGE) || s.pageSize > 1 << 30 || (ps & (ps - 1n)) !== 0n)
       throw new FrameError(Errno.EINVAL, `share: page size ${s.pageSize} is not a power of two`)
-    // Only a file the process itself holds: it may not have hsmd map any other.
-    if (!new RegExp(`^/proc/${this.pid}/fd/\\d+$`).test(s.path))
-      throw new FrameError(Errno.EINVAL, `share: ${s.path} is not a file of pid ${this.pid}`)
+    this.ownFile('share', s.path)
     if (this.regions.has(s.region))
       throw new FrameError(Errno.EINVAL, `share: region ${s.region} exists`)
     // A hugetlbfs file maps in whole huge pages: map those around the range.
@@ -883,6 +880,12 @@ class Session {
     this.reply(frame, 0n)
   }
 
+  /** Only a file the process itself holds (/proc/PID/fd/N): it may not have hsmd map any other. */
+  private ownFile(what: string, path: string): void {
+    if (!new RegExp(`^/proc/${this.pid}/fd/\\d+$`).test(path))
+      throw new FrameError(Errno.EINVAL, `${what}: ${path} is not a file of pid ${this.pid}`)
+  }
+
   /**
    * A lane page the process offers for the VM of one of its HSM fds (src/core/sim/lane.ts):
    * mapped here, and its VM's port I/O goes to the process through it. Refused with the
@@ -890,8 +893,7 @@ class Session {
    */
   private lane(frame: Frame): void {
     const l = decodeLane(frame.payload)
-    if (!new RegExp(`^/proc/${this.pid}/fd/\\d+$`).test(l.path))
-      throw new FrameError(Errno.EINVAL, `lane: ${l.path} is not a file of pid ${this.pid}`)
+    this.ownFile('lane', l.path)
     if (!this.hsmFds.has(l.fd)) throw new FrameError(Errno.EBADF, `lane: ${l.fd} is not an HSM fd`)
     let bytes: Uint8Array
     try {
@@ -905,11 +907,11 @@ class Session {
       this.reply(frame, -1n, -lane)
       return
     }
-    this.lanes.push(lane)
+    this.lanes.push({ fd: l.fd, lane })
     // The ioctl log sees the calls the lane answers too: read before each ioctl of the
     // process (so they come in order) and every LANE_CALLS_MS meanwhile.
     if (this.server.onIoctl) {
-      this.laneCalls.push({ fd: l.fd, log: new LaneCallLog(bytes) })
+      lane.logCalls()
       this.laneTimer ??= setInterval(() => this.readLaneCalls(), LANE_CALLS_MS).unref()
     }
     this.reply(frame, 0n)
@@ -919,8 +921,8 @@ class Session {
   private readLaneCalls(): void {
     const observe = this.server.onIoctl
     if (!observe) return
-    for (const { fd, log } of this.laneCalls) {
-      log.read((call) =>
+    for (const { fd, lane } of this.lanes) {
+      lane.readCalls((call) =>
         observe({
           pid: this.pid,
           fd,
@@ -993,7 +995,7 @@ class Session {
   }
 
   private ioctl(frame: Frame): void {
-    if (this.laneCalls.length) this.readLaneCalls()
+    if (this.lanes.length) this.readLaneCalls()
     const req = decodeIoctl(frame.payload)
     const request = req.request >>> 0
     const observe = this.shim ? this.server.onIoctl : undefined

@@ -30,7 +30,6 @@ const GONE = 2
 
 const CALLS_HEAD = 56
 const CALLS_TAIL = 57
-const CALLS_LOST = 58
 const CALLS_WANTED = 59
 const CALLS_AT = 1024
 const CALLS = 1024
@@ -56,47 +55,6 @@ export interface LaneCall {
   readonly durationNs: number
 }
 
-/**
- * The server's side of a lane's call log (`hsmctl ioctl log`): it asks the shim for the
- * records, and reads them as they come.
- */
-export class LaneCallLog {
-  private readonly i32: Int32Array
-  private readonly dv: DataView
-
-  constructor(private readonly bytes: Uint8Array) {
-    this.i32 = new Int32Array(bytes.buffer, bytes.byteOffset, LANE_SIZE / 4)
-    this.dv = new DataView(bytes.buffer, bytes.byteOffset, LANE_SIZE)
-    Atomics.store(this.i32, CALLS_WANTED, 1)
-  }
-
-  /** Calls dropped because the log was full (the server did not read it in time). */
-  get lost(): number {
-    return Atomics.load(this.i32, CALLS_LOST)
-  }
-
-  /** Each call logged since the last read, oldest first. */
-  read(visit: (call: LaneCall) => void): void {
-    const head = Atomics.load(this.i32, CALLS_HEAD) >>> 0
-    let tail = Atomics.load(this.i32, CALLS_TAIL) >>> 0
-    // The program owns the page: never more than a ring's worth, whatever head says.
-    if ((head - tail) >>> 0 > CALLS) tail = (head - CALLS) >>> 0
-    for (; tail !== head; tail = (tail + 1) >>> 0) {
-      const at = CALLS_AT + (tail % CALLS) * CALL_SIZE
-      const dv = this.dv
-      visit({
-        request: dv.getUint32(at, true),
-        result: dv.getInt32(at + 4, true),
-        errno: dv.getUint32(at + 8, true),
-        arg: this.bytes.slice(at + 16, at + 24),
-        t: monotonicToPerf(Number(dv.getBigUint64(at + 24, true))),
-        durationNs: Number(dv.getBigUint64(at + 32, true)),
-      })
-    }
-    Atomics.store(this.i32, CALLS_TAIL, tail | 0)
-  }
-}
-
 /** What the engine does for the lane: futex wakes, and the vCPU threads' side. */
 export interface LaneEngine {
   /** Wake the program's ATTACH sleepers (slot -1), or slot's vCPU thread. */
@@ -113,6 +71,7 @@ export interface LaneBinding {
 
 export class IoreqLane {
   private readonly i32: Int32Array
+  private readonly dv: DataView
   private binding: LaneBinding | null = null
   private clearing = false
   private routes: Uint8Array
@@ -125,6 +84,7 @@ export class IoreqLane {
     private readonly engine: LaneEngine,
   ) {
     this.i32 = new Int32Array(bytes.buffer, bytes.byteOffset, LANE_SIZE / 4)
+    this.dv = new DataView(bytes.buffer, bytes.byteOffset, LANE_SIZE)
     this.routes = new Uint8Array(65536 / 8)
   }
 
@@ -227,6 +187,32 @@ export class IoreqLane {
   setRoutes(bits: Uint8Array): void {
     this.routes = bits
     this.binding?.setRoutes(bits)
+  }
+
+  /** The server keeps an ioctl log (`hsmctl ioctl log`): the shim logs the calls it answers. */
+  logCalls(): void {
+    Atomics.store(this.i32, CALLS_WANTED, 1)
+  }
+
+  /** Each call the shim logged since the last read, oldest first. */
+  readCalls(visit: (call: LaneCall) => void): void {
+    const head = Atomics.load(this.i32, CALLS_HEAD) >>> 0
+    let tail = Atomics.load(this.i32, CALLS_TAIL) >>> 0
+    // The program owns the page: never more than a ring's worth, whatever head says.
+    if ((head - tail) >>> 0 > CALLS) tail = (head - CALLS) >>> 0
+    const dv = this.dv
+    for (; tail !== head; tail = (tail + 1) >>> 0) {
+      const at = CALLS_AT + (tail % CALLS) * CALL_SIZE
+      visit({
+        request: dv.getUint32(at, true),
+        result: dv.getInt32(at + 4, true),
+        errno: dv.getUint32(at + 8, true),
+        arg: this.bytes.slice(at + 16, at + 24),
+        t: monotonicToPerf(Number(dv.getBigUint64(at + 24, true))),
+        durationNs: Number(dv.getBigUint64(at + 32, true)),
+      })
+    }
+    Atomics.store(this.i32, CALLS_TAIL, tail | 0)
   }
 
   private applyDispatch(): void {

@@ -534,7 +534,7 @@ export function ioreqLaneAttach(vm: AcrnVm, bytes: Uint8Array): IoreqLane | numb
   // ATTACH calls that came over the ring before the lane was on wait for its requests too.
   lane.watch(client.waiters.length > 0)
   hvVm.lane = lane
-  hvVm.execution?.attachLane(lane)
+  hvVm.execution?.laneAttached()
   return lane
 }
 

@@ -51,7 +51,8 @@ export class VmExecution {
   private readonly faults: (string | undefined)[] = []
   private readonly done: ((value: bigint) => void)[] = []
   private readonly ignore = (): void => {}
-  private lane: IoreqLane | null = null
+  /** The lane the engine's vCPU threads took up (the VM's first while they ran). */
+  private boundLane: IoreqLane | null = null
   private readonly laneTiming: LaneTiming = { since: 0, done: 0 }
 
   constructor(
@@ -83,7 +84,7 @@ export class VmExecution {
           observer(vm, v, slot, base, value, this.laneTiming)
         },
       })
-      if (this.lane) this.bindLane(this.lane)
+      this.bindLane()
       for (let id = 0; id < vm.vcpuNum; id++) {
         const cpu = this.cpu
         this.done[id] = (value) => cpu.complete(id, value)
@@ -96,18 +97,11 @@ export class VmExecution {
   }
 
   /**
-   * The default client's program is served through a lane (lane.ts): the engine's vCPU
-   * threads send it their port I/O, if the engine can. False when it cannot.
+   * The default client's program is now served through the VM's lane (lane.ts): the
+   * engine's vCPU threads send it their port I/O, if the engine can.
    */
-  attachLane(lane: IoreqLane): boolean {
-    if (!this.engine.lanes) return false
-    if (this.lane === lane) return true
-    // The vCPU threads keep the first lane's page: a later one (a client made again) is
-    // served by the model's dispatch, through the same page, with the program's side alike.
-    if (this.lane && this.cpu) return false
-    this.lane = lane
-    if (this.cpu) this.bindLane(lane)
-    return true
+  laneAttached(): void {
+    this.bindLane()
   }
 
   /** The lane's completions logged so far, to the observer now. */
@@ -115,10 +109,16 @@ export class VmExecution {
     this.cpu?.drainLaneLog?.()
   }
 
-  private bindLane(lane: IoreqLane): void {
+  /**
+   * The vCPU threads keep the first lane's page: a later one (a client made again) is
+   * served by the model's dispatch, through the same page, with the program's side alike.
+   */
+  private bindLane(): void {
+    const lane = this.vm.lane
     const page = this.vm.ioreq
-    if (!page || !this.cpu?.attachLane) return
+    if (!lane || this.boundLane || !page || !this.cpu?.attachLane) return
     this.cpu.attachLane(lane, page.u8)
+    this.boundLane = lane
   }
 
   /** HC_PAUSE_VM: every vCPU stops between two instructions (one waiting for a request keeps waiting). */
@@ -137,6 +137,7 @@ export class VmExecution {
   destroy(): void {
     this.cpu?.destroy()
     this.cpu = null
+    this.boundLane = null
     this.queued.length = 0
   }
 

@@ -177,11 +177,7 @@ export function hcallStartVm(hv: Hypervisor, vm: HvVm): number {
   if (vm.state !== 'created' || !vm.ioreq) return -1
   vm.state = 'running'
   const engine = hv.cpu.engine
-  if (engine) {
-    vm.execution ??= new VmExecution(hv, vm, engine)
-    if (vm.lane) vm.execution.attachLane(vm.lane)
-    vm.execution.start()
-  }
+  if (engine) (vm.execution ??= new VmExecution(hv, vm, engine)).start()
   return 0
 }
 

@@ -836,13 +836,15 @@ d('the KVM CPU engine (issue 10)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hsmctl-kvm-exit-'))
     afterAll(() => rmSync(dir, { recursive: true, force: true }))
     // Two vCPUs: the BSP spins (jmp .) inside KVM_RUN, the AP waits for INIT/SIPI.
+    // Each script's start: the KVM engine, or the reason it is not there.
+    const engine = `import { kvmEngine } from '${root}/src/core/sim/hypervisor/cpu/kvm.ts'
+      const found = kvmEngine()
+      if ('reason' in found) throw new Error(found.reason)
+      `
     const script = join(dir, 'vm.mts')
     writeFileSync(
       script,
-      `import { kvmEngine } from '${root}/src/core/sim/hypervisor/cpu/kvm.ts'
-      import { allocateBacking } from '${root}/src/core/sim/kernel/shared-memory.ts'
-      const found = kvmEngine()
-      if ('reason' in found) throw new Error(found.reason)
+      `${engine}import { allocateBacking } from '${root}/src/core/sim/kernel/shared-memory.ts'
       const ram = allocateBacking(0x10000)
       new Uint8Array(ram.buffer).set([0xeb, 0xfe], 0)
       const vm = found.engine.createVm({ vcpus: 2, onExit: () => {} })
@@ -890,10 +892,7 @@ d('the KVM CPU engine (issue 10)', () => {
       const storm = join(dir, 'storm.mts')
       writeFileSync(
         storm,
-        `import { kvmEngine } from '${root}/src/core/sim/hypervisor/cpu/kvm.ts'
-        const found = kvmEngine()
-        if ('reason' in found) throw new Error(found.reason)
-        const failures = []
+        `${engine}const failures = []
         for (let i = 0; i < 200; i++) {
           try {
             found.engine.createVm({ vcpus: 2, onExit: () => {} }).destroy()

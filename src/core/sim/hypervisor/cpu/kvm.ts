@@ -216,7 +216,7 @@ class KvmVm implements CpuVm {
    * Hand the lane's logged completions to onLaneDone; how many there were. `arm`: first
    * ask the vCPU threads to wake this thread at their next entry.
    */
-  drainLog(arm = false): number {
+  drainLaneLog(arm = false): number {
     const log = this.log
     if (!log || this.destroyed) return 0
     let n = 0
@@ -246,10 +246,6 @@ class KvmVm implements CpuVm {
       Atomics.store(log.u32, h + 1, tail)
     }
     return n
-  }
-
-  drainLaneLog(): void {
-    this.drainLog()
   }
 
   /** The lane may have dispatched: the model's own ATTACH waiters look. */
@@ -313,7 +309,7 @@ class KvmVm implements CpuVm {
 
   destroy(): void {
     if (this.destroyed) return
-    this.drainLog()
+    this.drainLaneLog()
     this.addon.destroy(this.handle)
     this.destroyed = true
     poller.remove(this)
@@ -389,9 +385,9 @@ class ExitPoller {
     let n = 0
     for (const vm of this.logs) {
       vm.laneRang()
-      n += vm.drainLog()
+      n += vm.drainLaneLog()
     }
-    if (n === 0) for (const vm of this.logs) n += vm.drainLog(true)
+    if (n === 0) for (const vm of this.logs) n += vm.drainLaneLog(true)
     if (n > 0 && !this.redrain) {
       this.redrain = setTimeout(() => {
         this.redrain = undefined
